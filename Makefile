@@ -1,0 +1,47 @@
+# signal-uploader: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_TZ := America/Los_Angeles
+
+.PHONY: install test test-all demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## test: the default suite (long fault-injection runs are marked slow and left out)
+test: install
+	$(BIN)/python -m pytest -m "not slow"
+
+## test-all: everything, slow runs included
+test-all: install
+	$(BIN)/python -m pytest
+
+## demo: start the emulator, upload the sample CSV and XLSX, print summaries, stop it
+demo: install
+	@rm -rf .demo && mkdir -p .demo
+	@set -u; \
+	$(BIN)/signal-uploader emulator --port 0 --ready-file .demo/url > .demo/emulator.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do [ -s .demo/url ] && break; sleep 0.1; done; \
+	[ -s .demo/url ] || { echo "the emulator did not start:"; cat .demo/emulator.log; exit 1; }; \
+	url=$$(cat .demo/url); echo "emulator listening on $$url"; \
+	for file in sample_files/signals.csv sample_files/signals.xlsx; do \
+	  echo; echo "\$$ signal-uploader upload $$file --timezone $(DEMO_TZ) --base-url $$url"; \
+	  INVOCA_API_TOKEN=demo-token $(BIN)/signal-uploader upload $$file --timezone $(DEMO_TZ) \
+	    --base-url $$url --no-progress; \
+	  code=$$?; echo "(exit code $$code: 0 = all rows sent, 1 = some rows invalid or failed, as in these samples)"; \
+	  [ $$code -le 1 ] || exit $$code; \
+	done
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

@@ -1,0 +1,136 @@
+"""Shared test helpers: files written the way analysts' tools write them, the
+real CLI in a subprocess, and the emulator on loopback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from uploader.emulator import EmulatorConfig, start_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_files"
+TOKEN = "test-token-5f2c9a"
+
+
+def write_csv(path: Path, rows: list[list], *, delimiter: str = ",", encoding: str = "utf-8",
+              bom: bool = False) -> Path:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    data = buffer.getvalue().encode(encoding)
+    if bom:
+        data = b"\xef\xbb\xbf" + data
+    path.write_bytes(data)
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", formats: dict[str, str] | None = None,
+               extra_sheets: dict[str, list[list]] | None = None) -> Path:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    worksheet = workbook.active
+    worksheet.title = sheet
+    for row in rows:
+        worksheet.append(row)
+    for column, number_format in (formats or {}).items():
+        for cell in worksheet[column][1:]:
+            cell.number_format = number_format
+    for name, extra in (extra_sheets or {}).items():
+        other = workbook.create_sheet(name)
+        for row in extra:
+            other.append(row)
+    workbook.save(path)
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args, env: dict | None = None, token: str | None = TOKEN, cwd: Path | None = None) -> CliResult:
+    """Run the real command line in a subprocess, as a user would."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
+    if token is not None:
+        environment["INVOCA_API_TOKEN"] = token
+    environment.update(env or {})
+    process = subprocess.run(
+        [sys.executable, "-m", "uploader", *[str(a) for a in args]],
+        capture_output=True, text=True, env=environment, cwd=cwd or ROOT, timeout=300,
+    )
+    return CliResult(process.returncode, process.stdout, process.stderr)
+
+
+def assert_no_traceback(result: CliResult) -> None:
+    assert "Traceback" not in result.output, result.output
+
+
+class Emulator:
+    """The project's emulator on a free loopback port, with state inspection."""
+
+    def __init__(self, **config):
+        config.setdefault("token", TOKEN)
+        config.setdefault("calls_file", SAMPLES / "calls.csv")
+        self.running = start_in_thread(EmulatorConfig(**config))
+        self.base_url = self.running.base_url
+
+    def signals(self) -> list[dict]:
+        return self._get()["signals"]
+
+    @property
+    def requests(self) -> int:
+        return self._get()["requests"]
+
+    def _get(self) -> dict:
+        root = self.base_url.split("/api/")[0]
+        with urllib.request.urlopen(f"{root}/_emulator/signals", timeout=10) as answer:
+            return json.load(answer)
+
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{self.base_url}/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
+@pytest.fixture
+def emulator():
+    server = Emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_emulator():
+    started = []
+
+    def start(**config) -> Emulator:
+        server = Emulator(**config)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

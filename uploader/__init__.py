@@ -1,0 +1,10 @@
+"""signal-uploader: report call conversions from CSV/XLSX files to the Signal API.
+
+The pipeline, one module per stage, data flowing one way::
+
+    read -> timestamps / validate -> matcher -> sender -> report
+
+The command line (:mod:`uploader.cli`) is a thin layer over :mod:`uploader.jobs`.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,214 @@
+"""The command line: parse options, call one library function, print the result.
+
+Every command turns the package's root error into a one-line message with a
+hint and the error's exit code (2 for file-level and usage errors, and for a
+rejected token); anything else is a bug and says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import resolve
+from .errors import UploaderError
+
+EXIT_USAGE = 2
+
+_API_CHOICE = click.Choice(["signals", "call_outcomes"])
+
+
+def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE):
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func):
+    """Turn UploaderError into 'error: ...' + 'hint: ...' and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        verbose = kwargs.get("verbose", 0)
+        try:
+            return func(*args, **kwargs)
+        except UploaderError as exc:
+            result = getattr(exc, "result", None)
+            if result is not None:
+                _print_summary(result)
+            _fail(exc.message, exc.hint, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
+        except Exception as exc:  # a bug, not a user mistake
+            if verbose:
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {exc})",
+                  "this is a bug in signal-uploader; run again with -v for the details and report it", 3)
+
+    return wrapper
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# Options shared by the commands that read a file, so every command spells them the same.
+def file_options(func):
+    options = [
+        click.argument("file", type=click.Path(path_type=Path)),
+        click.option("--api", type=_API_CHOICE, default=None,
+                     help="Signal API (default) or the older Call Outcomes API."),
+        click.option("--timezone", "-z", metavar="TZ", default=None,
+                     help="IANA timezone of wall-clock times (Excel-compatible text and Excel date cells), "
+                          "e.g. America/New_York. Required when the file has such times."),
+        click.option("--phone-region", metavar="CC", default=None,
+                     help="Country of phone numbers written without +country code (default US)."),
+        click.option("--sheet", metavar="NAME", default=None, help="Worksheet of an .xlsx file (default: the first)."),
+        click.option("--report", type=click.Path(path_type=Path), default=None,
+                     help="Where to write the per-row report (.csv or .xlsx)."),
+        click.option("--summary-json", type=click.Path(path_type=Path), default=None,
+                     help="Also write the summary as JSON, for scripts."),
+        click.option("--no-progress", is_flag=True, help="No progress bar (there is none unless stderr is a terminal)."),
+        click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="signal-uploader")
+def main():
+    """Report call conversions (signals) from a CSV or Excel file to the Signal API.
+
+    \b
+    signal-uploader validate FILE --timezone America/Los_Angeles
+    signal-uploader upload FILE --base-url https://invoca.net/api/2020-10-01
+    signal-uploader emulator            # a local API to try it against
+
+    Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
+    (or a rejected token).
+    """
+
+
+@main.command()
+@file_options
+@handle_errors
+def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, verbose):
+    """Check every row of FILE without sending anything.
+
+    Prints how many rows are valid and the most common problems; --report
+    writes one line per row with its status, errors and warnings.
+    """
+    from .jobs import validate_file
+
+    _setup_logging(verbose)
+    settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, report=report,
+                            summary_json=summary_json, progress=not no_progress, verbose=verbose))
+    result = validate_file(file, settings)
+    _print_summary(result)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@file_options
+@click.option("--base-url", metavar="URL", default=None,
+              help="API address up to and including the version, e.g. https://invoca.net/api/2020-10-01 "
+                   "(or SIGNAL_UPLOADER_BASE_URL).")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="Read the API token from this file instead of INVOCA_API_TOKEN.")
+@click.option("--concurrency", "-c", type=int, default=None, help="Requests in flight at once (default 8).")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
+@click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing.")
+@handle_errors
+def upload(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, verbose, base_url,
+           token_file, concurrency, timeout, dry_run):
+    """Validate FILE and send every valid row; write a report beside it.
+
+    The token comes from INVOCA_API_TOKEN or --token-file, never from the
+    command line. The report (default: FILE's name + .results, same type) has
+    one line per input row: created, updated, invalid, failed or dry-run.
+    """
+    from .jobs import upload_file
+
+    _setup_logging(verbose)
+    settings = resolve(
+        dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, report=report,
+             summary_json=summary_json, progress=not no_progress, verbose=verbose, base_url=base_url,
+             concurrency=concurrency, timeout=timeout, dry_run=dry_run),
+        token_file=token_file,
+        need_token=not dry_run,
+    )
+    result = upload_file(file, settings)
+    _print_summary(result)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="TCP port on 127.0.0.1 (0 = any free port).")
+@click.option("--calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="CSV of the calls the emulator knows (default: the bundled sample calls).")
+@click.option("--token", default="demo-token", show_default=True,
+              help="The token the emulator accepts (a test value, not a secret).")
+@click.option("--network-timezone", default="America/Los_Angeles", show_default=True,
+              help="Timezone the emulator reads Excel-compatible times in.")
+@click.option("--latency-ms", type=int, default=0, show_default=True, help="Delay added to every answer.")
+@click.option("--fail-rate", type=float, default=0.0, show_default=True,
+              help="Share of requests answered 503 before doing anything (0 to 1).")
+@click.option("--seed", type=int, default=None, help="Random seed for --fail-rate.")
+@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
+              help="Write the base URL to this file once the server listens (for scripts).")
+@handle_errors
+def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, seed, ready_file):
+    """Run a local Signal API / Call Outcomes API on 127.0.0.1 to try uploads against.
+
+    Base URL: http://127.0.0.1:PORT/api/2020-10-01. GET /_emulator/signals
+    shows what it holds. Stop it with Ctrl-C.
+    """
+    from .emulator import EmulatorConfig, serve
+
+    if not 0 <= fail_rate <= 1:
+        _fail("--fail-rate must be between 0 and 1")
+    config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
+                            latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+    serve(config, port=port, ready_file=ready_file)
+
+
+def _print_summary(result) -> None:
+    summary = result.summary
+    echo = click.echo
+    for warning in result.file_warnings:
+        echo(f"warning: {warning}", err=True)
+    mode = " (dry run: nothing sent)" if summary.dry_run else ""
+    echo(f"{summary.file}: {summary.rows} row(s){mode}")
+    order = ["valid", "created", "updated", "skipped", "dry-run", "invalid", "failed"]
+    for status in order + sorted(set(summary.statuses) - set(order)):
+        count = summary.statuses.get(status)
+        if not count:
+            continue
+        line = f"  {status:<9}{count:>8}"
+        if status == "failed" and summary.failed_by_class:
+            line += "   " + ", ".join(f"{k}: {v}" for k, v in summary.failed_by_class.items())
+        echo(line)
+    if summary.warnings:
+        echo(f"  {'warnings':<9}{summary.warnings:>8}   rows with warnings (see the report's warning column)")
+    if summary.match_rate is not None:
+        found = summary.matched + summary.failed_by_class.get("RecordNotFound", 0)
+        echo(f"  match rate {summary.match_rate:.1%} ({summary.matched} of {found} sent rows found their call)")
+    if summary.top_problems:
+        echo("most common problems:")
+        for problem in summary.top_problems:
+            echo(f"  {problem['rows']:>6} row(s)  {problem['code']}: {problem['example']}")
+    if summary.report:
+        echo(f"report: {summary.report}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,170 @@
+"""Configuration, resolved once into a frozen :class:`Settings` passed down.
+
+Precedence: command-line flag > environment variable > default. (A config
+file slots in between flag and environment.) Environment variables are named
+``SIGNAL_UPLOADER_<SETTING>`` (``SIGNAL_UPLOADER_BASE_URL``,
+``SIGNAL_UPLOADER_TIMEZONE``, ...); the token is only ever read from
+``INVOCA_API_TOKEN`` or a token file, never from a command-line value, which
+would show in ``ps`` and shell history.
+
+>>> s = resolve({"api": "call_outcomes", "concurrency": None}, environ={"SIGNAL_UPLOADER_CONCURRENCY": "4"})
+>>> s.api, s.concurrency
+('call_outcomes', 4)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+from .targets import TARGETS
+from .timestamps import validate_timezone
+
+TOKEN_ENV = "INVOCA_API_TOKEN"
+ENV_PREFIX = "SIGNAL_UPLOADER_"
+
+
+class Secret:
+    """A string that never shows itself: not in repr, str, f-strings or logs.
+
+    >>> t = Secret("abc123")
+    >>> f"{t}", repr(t), t.reveal()
+    ('***', "Secret('***')", 'abc123')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, decided before any work starts."""
+
+    api: str = "signals"
+    base_url: str | None = None
+    timezone: str | None = None
+    phone_region: str = "US"
+    sheet: str | None = None
+    report: Path | None = None
+    summary_json: Path | None = None
+    concurrency: int = 8
+    timeout: float = 30.0
+    dry_run: bool = False
+    progress: bool = True
+    verbose: int = 0
+    token: Secret | None = field(default=None, repr=False)
+
+    @property
+    def target(self):
+        return TARGETS[self.api]
+
+
+_ENV_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str,
+                 "concurrency": int, "timeout": float}
+
+
+def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
+            need_token: bool = False) -> Settings:
+    """Merge flags (None = not given) over the environment over the defaults."""
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(Settings)}
+    values: dict = {}
+    for name, kind in _ENV_SETTINGS.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw not in (None, ""):
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise UsageError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+    values.update({k: v for k, v in flags.items() if v is not None and k in known})
+    settings = Settings(**values)
+
+    if settings.api not in TARGETS:
+        raise UsageError(f"unknown API {settings.api!r}", hint="use --api " + " or --api ".join(TARGETS))
+    if settings.concurrency < 1 or settings.concurrency > 256:
+        raise UsageError("--concurrency must be between 1 and 256")
+    if settings.timeout <= 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    validate_timezone(settings.timezone)
+    _check_region(settings.phone_region)
+    if settings.base_url is not None:
+        settings = replace(settings, base_url=check_base_url(settings.base_url))
+    if need_token:
+        settings = replace(settings, token=read_token(environ, token_file))
+    return settings
+
+
+def check_base_url(url: str) -> str:
+    """Accept https, or plain http only on loopback (where the emulator runs).
+
+    >>> check_base_url("http://127.0.0.1:8080/api/2020-10-01/")
+    'http://127.0.0.1:8080/api/2020-10-01'
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL",
+                         hint="give everything up to the API version, e.g. https://invoca.net/api/2020-10-01")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UsageError(f"--base-url {url!r} uses plain http: https is required (the token travels in the request)",
+                         hint="plain http is allowed only for loopback addresses such as 127.0.0.1 (the emulator)")
+    if parts.query or parts.fragment:
+        raise UsageError(f"--base-url {url!r} must not have a query string or fragment")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_region(region: str) -> None:
+    import phonenumbers
+
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise UsageError(f"--phone-region {region!r} is not a known region code",
+                         hint="use a two-letter country code such as US, CA, GB or DE")
+
+
+def read_token(environ, token_file: str | Path | None) -> Secret:
+    """The API token, from --token-file or INVOCA_API_TOKEN (file wins)."""
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the token file {path}: {exc.strerror}") from None
+        if not value:
+            raise UsageError(f"the token file {path} is empty")
+        return Secret(value)
+    value = environ.get(TOKEN_ENV, "").strip()
+    if not value:
+        raise UsageError(
+            "no API token: set INVOCA_API_TOKEN or give --token-file",
+            hint="the token is never taken as a command-line value, which would show in shell history",
+        )
+    return Secret(value)

@@ -1,0 +1,65 @@
+"""The package's exceptions: one root, split by what the caller can do about it.
+
+Every error the uploader raises on purpose is an :class:`UploaderError`. The CLI
+catches that root and prints ``error: <message>`` (plus ``hint: <hint>`` when
+there is one) and exits with the error's ``exit_code``; nothing else reaches the
+user as a traceback.
+
+- :class:`InputError`: the file or the command line is wrong. Fix it, run again.
+- :class:`TransportError`: the network failed; trying again may work.
+- :class:`ApiError`: the server answered and refused. Trying again will not help.
+
+Problems with single rows are *not* exceptions: they are
+:class:`uploader.problems.Problem` records, collected for every row.
+"""
+
+from __future__ import annotations
+
+
+class UploaderError(Exception):
+    """Root of every error the uploader raises on purpose.
+
+    >>> str(UploaderError("the file is empty", hint="add a header row"))
+    'the file is empty'
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InputError(UploaderError):
+    """The input file or the command line cannot be used (exit 2)."""
+
+
+class FileFormatError(InputError):
+    """The file is not a readable CSV or XLSX, or its header is unusable."""
+
+
+class UsageError(InputError):
+    """An option is missing, contradicts another, or has an impossible value."""
+
+
+class TransportError(UploaderError):
+    """The request did not get an answer (connection refused, reset, timeout).
+
+    Retryable: re-posting a signal is safe because the API is idempotent by
+    name + partner_unique_id.
+    """
+
+
+class ApiError(UploaderError):
+    """The server answered with a refusal that retrying will not change."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 error_class: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_class = error_class
+
+
+class AuthenticationError(ApiError):
+    """The API rejected the token (401). The whole run stops: every row would fail."""

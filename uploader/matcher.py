@@ -1,0 +1,98 @@
+"""Stage 3: build each row's ``search`` block, the part that finds the call.
+
+With a ``transaction_id`` only that is sent: the API ignores the other search
+fields then, so sending them would only suggest they count. Otherwise the
+search is the call's start time plus whichever narrowing fields the row has.
+Times always go out as epoch numbers, never as the Excel-compatible text the
+server would read in the network's own timezone.
+
+>>> import pandas as pd
+>>> row = {"transaction_id": "", "call_start_time": pd.Timestamp("2016-04-11T20:00:00Z"),
+...        "calling_phone_number": "+18885551212", "duration_in_seconds": "125",
+...        "advertiser_id_from_network": "", "advertiser_campaign_id_from_network": "", "network_id": ""}
+>>> search_block(row, time_key="call_start_time")
+{'call_start_time': '1460404800', 'calling_phone_number': '+18885551212', 'duration_in_seconds': '125'}
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .problems import WARNING, Problems
+
+NARROWING_FIELDS = (
+    "calling_phone_number",
+    "duration_in_seconds",
+    "advertiser_id_from_network",
+    "advertiser_campaign_id_from_network",
+    "network_id",
+)
+_IGNORED_WITH_ID = ("call_start_time",) + NARROWING_FIELDS
+
+
+def epoch_text(instant: pd.Timestamp, *, allow_ms: bool = True) -> str:
+    """An instant as the API's epoch form: 10-digit seconds, or 13-digit ms when needed.
+
+    >>> epoch_text(pd.Timestamp("2016-04-11T20:00:00.250Z"))
+    '1460404800250'
+    >>> epoch_text(pd.Timestamp("2016-04-11T20:00:00.250Z"), allow_ms=False)
+    '1460404800'
+    """
+    ms = int(instant.value // 1_000_000)  # Timestamp.value is always nanoseconds
+    if allow_ms and ms % 1000:
+        return str(ms)
+    return str(ms // 1000)
+
+
+def search_block(row, *, time_key: str) -> dict[str, str]:
+    """The ``search`` object for one normalised row (a mapping of canonical fields)."""
+    transaction_id = row["transaction_id"]
+    if transaction_id:
+        return {"transaction_id": transaction_id}
+    search = {time_key: epoch_text(row["call_start_time"])}
+    for field in NARROWING_FIELDS:
+        if row[field]:
+            search[field] = row[field]
+    return search
+
+
+def call_reference(rows: pd.DataFrame) -> pd.Series:
+    """A text key per row for 'the same call', as the search block describes it.
+
+    Rows with the same reference reach the same call on the server, so their
+    order matters; rows without one (invalid) get the empty string.
+    """
+    start = rows["call_start_time"]
+    start_ms = pd.Series("", index=rows.index, dtype=object)
+    has_start = start.notna()
+    if has_start.any():
+        start_ms[has_start] = start[has_start].dt.as_unit("ms").astype("int64").astype(str)
+    by_search = "start:" + start_ms
+    for field in NARROWING_FIELDS:
+        by_search = by_search + "|" + rows[field]
+    reference = ("id:" + rows["transaction_id"]).where(rows["transaction_id"] != "", by_search)
+    return reference.where((rows["transaction_id"] != "") | has_start, "")
+
+
+def ignored_search_warnings(rows: pd.DataFrame, problems: Problems, labels: dict[str, str]) -> None:
+    """Warn where a row has a transaction_id and other search fields the API ignores."""
+    has_id = rows["transaction_id"] != ""
+    if not has_id.any():
+        return
+    present = {}
+    for field in _IGNORED_WITH_ID:
+        column = rows[field]
+        filled = column.notna() & (column.astype(str) != "") if field == "call_start_time" else column != ""
+        present[field] = has_id & filled
+    any_extra = pd.concat(present, axis=1).any(axis=1)
+    if not any_extra.any():
+        return
+    names = pd.Series("", index=rows.index, dtype=object)
+    for field, mask in present.items():
+        names = names.where(~mask, names + ", " + labels.get(field, field))
+    names = names[any_extra].str.lstrip(", ")
+    problems.add(
+        names.index, labels.get("transaction_id", "transaction_id"), None, "search-ignored",
+        "is given, so " + names + " are ignored by the API and not sent",
+        severity=WARNING,
+    )

@@ -1,0 +1,126 @@
+"""Problems with rows, as records with stable codes.
+
+Every check of every stage adds to one :class:`Problems` collection instead of
+raising, so a row's report line can list *all* of its problems at once. A
+problem is a record (row, field, value, code, severity, message), in the manner
+of frictionless' cell errors and pandera's ``failure_cases``; ``code`` is stable
+and meant for scripts, ``message`` is written for the analyst.
+
+>>> p = Problems()
+>>> p.add([2, 5], "sale_amount", ["1.234", "$5"], "sale-amount-format",
+...       "must be a number with at most 2 decimals, without currency symbols")
+>>> p.messages_by_row()[2]
+"sale_amount '1.234': must be a number with at most 2 decimals, without currency symbols"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+ERROR = "error"
+WARNING = "warning"
+
+COLUMNS = ["row", "field", "value", "code", "severity", "message"]
+
+
+class Problems:
+    """An append-only collection of problem records, added column-wise."""
+
+    def __init__(self) -> None:
+        self._parts: list[pd.DataFrame] = []
+        self._frame: pd.DataFrame | None = None
+
+    def add(
+        self,
+        rows: Sequence[int] | pd.Index,
+        field: str | None,
+        values: Iterable[str] | str | None,
+        code: str,
+        message: str | Sequence[str] | pd.Series,
+        severity: str = ERROR,
+    ) -> None:
+        """Record one problem for each of ``rows`` (spreadsheet row numbers)."""
+        rows = list(rows)
+        if not rows:
+            return
+        if values is None or isinstance(values, str):
+            values = [values or ""] * len(rows)
+        if isinstance(message, str):
+            message = [message] * len(rows)
+        part = pd.DataFrame(
+            {
+                "row": pd.array(rows, dtype="int64"),
+                "field": field or "",
+                "value": [str(v) for v in values],
+                "code": code,
+                "severity": severity,
+                "message": list(message),
+            }
+        )
+        self._parts.append(part)
+        self._frame = None
+
+    def add_records(self, records: pd.DataFrame, severity: str = ERROR) -> None:
+        """Add ready-made records (row, field, value, code, message[, severity])."""
+        if records.empty:
+            return
+        records = records.copy()
+        if "severity" not in records:
+            records["severity"] = severity
+        self._parts.append(records[COLUMNS].reset_index(drop=True))
+        self._frame = None
+
+    def extend(self, other: Problems) -> None:
+        self._parts.extend(other._parts)
+        self._frame = None
+
+    def frame(self) -> pd.DataFrame:
+        """All problems, ordered by row, then errors before warnings."""
+        if self._frame is None:
+            if self._parts:
+                frame = pd.concat(self._parts, ignore_index=True)
+                frame["_order"] = (frame["severity"] != ERROR).astype(int)
+                frame = frame.sort_values(["row", "_order"], kind="stable").drop(columns="_order")
+                self._frame = frame.reset_index(drop=True)
+            else:
+                self._frame = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        return self._frame
+
+    def rows_with(self, severity: str = ERROR) -> set[int]:
+        frame = self.frame()
+        return set(frame.loc[frame["severity"] == severity, "row"].tolist())
+
+    def messages_by_row(self, severity: str = ERROR) -> dict[int, str]:
+        """Readable text per row: every problem of that severity, joined by '; '."""
+        frame = self.frame()
+        frame = frame[frame["severity"] == severity]
+        if frame.empty:
+            return {}
+        text = readable(frame)
+        return text.groupby(frame["row"], sort=False).agg("; ".join).to_dict()
+
+    def counts(self, severity: str = ERROR) -> pd.Series:
+        """How many rows have each problem code, most common first."""
+        frame = self.frame()
+        frame = frame[frame["severity"] == severity]
+        return frame.drop_duplicates(["row", "code"]).groupby("code").size().sort_values(ascending=False)
+
+    def example_message(self, code: str) -> str:
+        frame = self.frame()
+        hit = frame[frame["code"] == code].iloc[0]
+        return f"{hit['field']}: {hit['message']}" if hit["field"] else hit["message"]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._parts)
+
+
+def readable(frame: pd.DataFrame) -> pd.Series:
+    """``field 'value': message`` for each record; just the message without a field."""
+    value = frame["value"].astype(str)
+    shown = value.where(value.str.len() <= 60, value.str.slice(0, 57) + "...")
+    with_value = frame["field"] + " " + shown.map(repr) + ": " + frame["message"]
+    field_only = frame["field"] + ": " + frame["message"]
+    text = with_value.where(value != "", field_only)
+    return text.where(frame["field"] != "", frame["message"])

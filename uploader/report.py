@@ -1,0 +1,175 @@
+"""Stage 5: the report, one line per input row, and the run summary.
+
+A report is the input file with status columns in front: ``row`` (the
+spreadsheet row number, header = 1), ``status`` and the rest, then the row's
+original columns exactly as read. Because the status columns are recognised
+and dropped when a report is read back, the failed rows of a report are
+themselves a valid input file.
+
+Reports are written atomically (a temporary file renamed into place), so an
+interrupted run never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .read import Table
+
+VALIDATE_COLUMNS = ("row", "status", "error", "warning")
+UPLOAD_COLUMNS = (
+    "row",
+    "status",
+    "http_status",
+    "error_class",
+    "error",
+    "warning",
+    "signal_transaction_id",
+    "corrects_transaction_id",
+    "call_transaction_id",
+)
+HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow
+
+
+def default_report_path(input_path: Path) -> Path:
+    """``<stem>.results.<ext>`` beside the input: a workbook in, a workbook out.
+
+    >>> default_report_path(Path("/data/march.xlsx"))
+    PosixPath('/data/march.results.xlsx')
+    """
+    suffix = input_path.suffix.lower()
+    ext = ".xlsx" if suffix in (".xlsx", ".xlsm") else ".csv"
+    return input_path.with_name(f"{input_path.stem}.results{ext}")
+
+
+def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Status columns (``meta``, indexed by row number) followed by the original cells."""
+    meta = meta.reindex(table.frame.index)
+    out = pd.DataFrame({"row": table.frame.index.to_numpy()}, index=table.frame.index)
+    for column in columns[1:]:
+        out[column] = meta[column] if column in meta else ""
+    original = table.frame.copy()
+    # A data column that happens to share a status column's name keeps its
+    # value under a marked name rather than producing a duplicate header.
+    original.columns = [f"input {c}" if c in columns else c for c in original.columns]
+    return pd.concat([out, original], axis=1).fillna("")
+
+
+def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Path:
+    """Write ``frame`` as CSV or XLSX (by the extension), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            _write_xlsx(frame, Path(temporary))
+        else:
+            # UTF-8 with a byte-order mark: Excel then shows accents correctly,
+            # and the reader accepts it back.
+            frame.to_csv(temporary, index=False, sep=delimiter, encoding="utf-8-sig",
+                         quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("results")
+    sheet.freeze_panes = "C2"
+    bold = Font(bold=True)
+    fills = {status: PatternFill("solid", fgColor=color) for status, color in HIGHLIGHT.items()}
+    for position, name in enumerate(frame.columns):
+        width = 40 if name in ("error", "warning") else max(10, min(30, len(str(name)) + 2))
+        sheet.column_dimensions[_letter(position)].width = width
+
+    def cell(value, fill=None, font=None):
+        c = WriteOnlyCell(sheet, value=value)
+        if isinstance(value, str):
+            c.data_type = "s"  # text stays text: never let openpyxl read "=..." as a formula
+        if fill is not None:
+            c.fill = fill
+        if font is not None:
+            c.font = font
+        return c
+
+    sheet.append([cell(str(name), font=bold) for name in frame.columns])
+    status_position = list(frame.columns).index("status") if "status" in frame.columns else None
+    for values in frame.itertuples(index=False, name=None):
+        fill = fills.get(values[status_position]) if status_position is not None else None
+        sheet.append([cell(_xlsx_value(name, v), fill) for name, v in zip(frame.columns, values)])
+    workbook.save(path)
+
+
+def _xlsx_value(column: str, value):
+    if column in ("row", "http_status") and value not in ("", None):
+        return int(value)
+    return "" if value is None else str(value)
+
+
+def _letter(position: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(position + 1)
+
+
+# ----------------------------------------------------------------------- summary
+
+
+@dataclass
+class Summary:
+    """Counts of a run, for the printed summary and ``--summary-json``."""
+
+    file: str
+    api: str
+    rows: int
+    statuses: dict[str, int] = field(default_factory=dict)
+    failed_by_class: dict[str, int] = field(default_factory=dict)
+    top_problems: list[dict] = field(default_factory=list)
+    warnings: int = 0
+    report: str | None = None
+    dry_run: bool = False
+    blank_rows: int = 0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "failed"))
+
+    @property
+    def matched(self) -> int:
+        return self.statuses.get("created", 0) + self.statuses.get("updated", 0)
+
+    @property
+    def match_rate(self) -> float | None:
+        found = self.matched + self.failed_by_class.get("RecordNotFound", 0)
+        return None if not found else self.matched / found
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "api": self.api,
+            "rows": self.rows,
+            "blank_rows_skipped": self.blank_rows,
+            "dry_run": self.dry_run,
+            "statuses": self.statuses,
+            "failed_by_error_class": self.failed_by_class,
+            "match_rate": self.match_rate,
+            "rows_with_warnings": self.warnings,
+            "top_problems": self.top_problems,
+            "report": self.report,
+        }

@@ -1,0 +1,240 @@
+"""Stage 2a: turn timestamp text into exact instants, column-wise.
+
+The Signal API documents four formats; all examples mean 11 April 2016, 1 PM
+Pacific (``2016-04-11T20:00:00Z``):
+
+============== =============================== ===================================
+form           example                         read as
+============== =============================== ===================================
+epoch          ``1460404800`` / ``...800000``  UTC seconds (10 digits) / ms (13)
+compressed     ``20160411130000000``           always US Pacific
+ISO 8601       ``2016/04/11T13:00:00-07:00``   its own offset (``Z`` = UTC); ``-``
+                                               date separators are accepted too
+Excel          ``2016/04/11 01:00:00 PM``      wall clock in ``--timezone``
+============== =============================== ===================================
+
+An Excel-compatible value may use a 24-hour clock and still say PM (the
+documents' own ``13:00:00.000 PM``). Excel date cells arrive from the reader as
+Excel-compatible text, and bare Excel serial numbers (``42471.54``) are read as
+wall-clock days since 1899-12-30 with a warning. A wall-clock time that a DST
+change skips or repeats is refused, because either answer would be a guess.
+
+>>> import pandas as pd
+>>> p = Problems()
+>>> parse_times(pd.Series(["1460404800", "2016/04/11 13:00:00.000 PM"], index=[2, 3]),
+...             "call_start_time", "America/Los_Angeles", p).dt.strftime("%H:%M%z").tolist()
+['20:00+0000', '20:00+0000']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import UsageError
+from .fields import SCIENTIFIC_NOTATION
+from .problems import WARNING, Problems
+
+PACIFIC = "America/Los_Angeles"
+
+_EPOCH_S = r"\d{10}"
+_EPOCH_MS = r"\d{13}"
+_COMPRESSED = r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})(?P<second>\d{2})(?P<fraction>\d{3})"
+_ISO = (
+    r"(?P<date>\d{4}[-/]\d{2}[-/]\d{2})[T ]"
+    r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)\s?"
+    r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)"
+)
+_ISO_NO_OFFSET = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?|\d{4}/\d{2}/\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+_EXCEL = (
+    r"(?P<year>\d{4})/(?P<month>\d{1,2})/(?P<day>\d{1,2})\s+"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?"
+    r"(?:\s*(?P<ampm>[AaPp][Mm]))?"
+)
+_DATE_ONLY = r"\d{4}[/-]\d{1,2}[/-]\d{1,2}"
+_SERIAL = r"\d{5}(?:\.\d+)?"
+_SCIENTIFIC = SCIENTIFIC_NOTATION
+
+FORMATS_HINT = (
+    "use epoch seconds (1460404800), 17-digit Pacific (20160411130000000), "
+    "ISO 8601 with an offset (2016-04-11T13:00:00-07:00) or YYYY/MM/DD HH:MM:SS AM/PM"
+)
+
+
+def validate_timezone(name: str | None) -> str | None:
+    """Check an IANA timezone name; return it unchanged.
+
+    >>> validate_timezone("Europe/Paris")
+    'Europe/Paris'
+    """
+    if name is None:
+        return None
+    import pendulum
+
+    try:
+        pendulum.timezone(name)
+    except Exception:
+        raise UsageError(
+            f"--timezone {name!r} is not a known IANA timezone",
+            hint="use a name such as America/Los_Angeles, America/New_York, Europe/London or UTC",
+        ) from None
+    return name
+
+
+def needs_timezone(values: pd.Series) -> pd.Series:
+    """Which values are wall-clock times (Excel-compatible text or serials)."""
+    text = values.astype(str).str.strip()
+    return text.str.fullmatch(_EXCEL) | text.str.fullmatch(_SERIAL)
+
+
+def parse_times(values: pd.Series, field: str, timezone: str | None, problems: Problems, *,
+                label: str | None = None) -> pd.Series:
+    """Parse a column of timestamp text into UTC instants.
+
+    Empty cells become NaT without a problem (whether a time is required is the
+    validator's rule). Every unparseable value becomes NaT and a problem for its
+    row; the index of ``values`` must be the spreadsheet row numbers.
+
+    Raises :class:`UsageError` if wall-clock values are present and no
+    ``timezone`` was given: guessing one would shift every such row. ``label``
+    names the column in that message (default: ``field``).
+    """
+    text = values.astype(str).str.strip()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
+    remaining = text != ""
+
+    def take(pattern: str) -> pd.Series:
+        nonlocal remaining
+        hit = remaining & text.str.fullmatch(pattern)
+        remaining = remaining & ~hit
+        return hit
+
+    epoch_s = take(_EPOCH_S)
+    if epoch_s.any():
+        out[epoch_s] = pd.to_datetime(text[epoch_s].astype("int64"), unit="s", utc=True)
+    epoch_ms = take(_EPOCH_MS)
+    if epoch_ms.any():
+        out[epoch_ms] = pd.to_datetime(text[epoch_ms].astype("int64"), unit="ms", utc=True)
+
+    compressed = take(_COMPRESSED)
+    if compressed.any():
+        parts = text[compressed].str.extract(_COMPRESSED)
+        naive = _from_parts(parts, parts["hour"].astype(int))
+        _bad_dates(naive, text[compressed], field, problems)
+        out[compressed] = _localize(naive, text[compressed], PACIFIC, field, problems, "US Pacific time")
+
+    iso = take(_ISO)
+    if iso.any():
+        parts = text[iso].str.extract(_ISO)
+        offset = parts["offset"].str.upper().str.replace(r"^([+-]\d{2})$", r"\1:00", regex=True)
+        normal = parts["date"].str.replace("/", "-") + "T" + parts["time"].str.replace(",", ".") + offset
+        parsed = pd.to_datetime(normal, format="ISO8601", utc=True, errors="coerce")
+        _bad_dates(parsed, text[iso], field, problems)
+        out[iso] = parsed
+
+    excel = take(_EXCEL)
+    serial = take(_SERIAL)
+    wall = excel | serial
+    if wall.any() and timezone is None:
+        first = int(text.index[wall.to_numpy()][0])
+        raise UsageError(
+            f"{label or field!r} holds wall-clock times but no timezone was given (row {first}: {text[first]!r})",
+            hint="say which timezone they are in with --timezone, e.g. --timezone America/New_York",
+        )
+    if excel.any():
+        naive = _excel_naive(text[excel], field, problems)
+        out[excel] = _localize(naive, text[excel], timezone, field, problems, timezone)
+    if serial.any():
+        days = text[serial].astype(float)
+        naive = (pd.Timestamp("1899-12-30") + pd.to_timedelta(days, unit="D")).dt.round("s")
+        localized = _localize(naive, text[serial], timezone, field, problems, timezone)
+        out[serial] = localized
+        shown = naive.dt.strftime("%Y/%m/%d %H:%M:%S")
+        problems.add(
+            text.index[serial.to_numpy()], field, text[serial], "excel-serial-time",
+            "looks like an Excel serial date, read as " + shown + f" in {timezone}; "
+            "format the column as yyyy/mm/dd hh:mm:ss so no precision is lost",
+            severity=WARNING,
+        )
+
+    scientific = take(_SCIENTIFIC)
+    problems.add(text.index[scientific.to_numpy()], field, text[scientific], "scientific-notation",
+                 "was turned into scientific notation by a spreadsheet and its digits are lost; "
+                 "format the column as text and export again")
+    date_only = take(_DATE_ONLY)
+    problems.add(text.index[date_only.to_numpy()], field, text[date_only], "time-date-only",
+                 "has a date but no time of day")
+    no_offset = take(_ISO_NO_OFFSET)
+    problems.add(text.index[no_offset.to_numpy()], field, text[no_offset], "time-no-offset",
+                 "ISO 8601 times need a UTC offset or Z (2016-04-11T13:00:00-07:00); for wall-clock "
+                 "times write YYYY/MM/DD HH:MM:SS and give --timezone")
+    problems.add(text.index[remaining.to_numpy()], field, text[remaining], "time-format",
+                 "is not a timestamp the API accepts; " + FORMATS_HINT)
+    return out
+
+
+def _bad_dates(parsed: pd.Series, text: pd.Series, field: str, problems: Problems) -> None:
+    bad = parsed.isna()
+    problems.add(text.index[bad.to_numpy()], field, text[bad], "time-invalid",
+                 "is not a real date and time (check the month, day and hour)")
+
+
+def _excel_naive(text: pd.Series, field: str, problems: Problems) -> pd.Series:
+    parts = text.str.extract(_EXCEL)
+    hour = parts["hour"].astype(int)
+    ampm = parts["ampm"].fillna("").str.upper()
+    # 12-hour clock: 12 AM is midnight, 1-11 PM add twelve. A 24-hour value
+    # with a redundant PM (the documents' "13:00:00.000 PM") keeps its hour.
+    h24 = hour.where(~((ampm == "AM") & (hour == 12)), 0)
+    h24 = h24.where(~((ampm == "PM") & (hour >= 1) & (hour <= 11)), hour + 12)
+    contradictory = ((ampm == "AM") & (hour > 12) & (hour <= 23)) | ((ampm == "PM") & (hour == 0))
+    problems.add(text.index[contradictory.to_numpy()], field, text[contradictory], "time-am-pm",
+                 "has an hour that does not fit its AM/PM")
+    naive = _from_parts(parts, h24)
+    invalid = naive.isna() & ~contradictory
+    problems.add(text.index[invalid.to_numpy()], field, text[invalid], "time-invalid",
+                 "is not a real date and time (check the month, day and hour)")
+    return naive.where(~contradictory)
+
+
+def _from_parts(parts: pd.DataFrame, hour: pd.Series) -> pd.Series:
+    """Build naive datetimes from extracted text parts; impossible dates are NaT.
+
+    Assembling from components is strict (unlike a lenient format parse, which
+    reads month 13 of a 17-digit value as something else).
+    """
+    fraction = parts["fraction"].fillna("0").str.ljust(6, "0").astype(int)
+    fields = pd.DataFrame(
+        {
+            "year": parts["year"].astype(int),
+            "month": parts["month"].astype(int),
+            "day": parts["day"].astype(int),
+            "hour": hour,
+            "minute": parts["minute"].astype(int),
+            "second": parts["second"].fillna("0").astype(int),
+            "microsecond": fraction,
+        }
+    )
+    out_of_range = (fields["minute"] > 59) | (fields["second"] > 59) | (fields["hour"] > 23)
+    return pd.to_datetime(fields.where(~out_of_range, 0), errors="coerce").where(~out_of_range)
+
+
+def _localize(naive: pd.Series, text: pd.Series, tz: str, field: str, problems: Problems, zone_label: str) -> pd.Series:
+    """Attach ``tz`` to wall-clock times; DST gaps and overlaps become problems."""
+    unparsed = naive.isna()
+    localized = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    failed = localized.isna() & ~unparsed
+    if failed.any():
+        again = naive[failed].dt.tz_localize(tz, ambiguous=np.ones(int(failed.sum()), dtype=bool), nonexistent="NaT")
+        gap = again.isna()
+        gap_rows = again.index[gap.to_numpy()]
+        overlap_rows = again.index[(~gap).to_numpy()]
+        problems.add(gap_rows, field, text[gap_rows], "time-nonexistent",
+                     f"does not exist in {zone_label}: the clocks skip that hour for daylight saving time")
+        problems.add(overlap_rows, field, text[overlap_rows], "time-ambiguous",
+                     f"happens twice in {zone_label} (the clocks go back that night); "
+                     "give it as ISO 8601 with its offset, e.g. 2016-11-06T01:30:00-07:00")
+    return localized.dt.tz_convert("UTC")
+
+
+__all__ = ["parse_times", "needs_timezone", "validate_timezone", "PACIFIC", "FORMATS_HINT"]

@@ -1,0 +1,172 @@
+"""Stage 2b: validate every row, collecting every problem, and normalise values.
+
+Works column-wise on the reader's text: the pandera schema
+(:mod:`uploader.schemas.rows`) checks the text rules, :mod:`uploader.timestamps`
+turns times into instants, and phone numbers are parsed once per distinct
+value. The result keeps every row, valid or not, in file order.
+
+>>> from uploader.read import read_table
+>>> result = validate_table(read_table("sample_files/signals.csv"),
+...                         timezone="America/Los_Angeles")     # doctest: +SKIP
+>>> result.valid.sum(), len(result.rows)                          # doctest: +SKIP
+(9, 12)
+
+Normalised values in :attr:`Validation.rows`:
+
+- ``call_start_time``, ``occurred_at_time``: UTC instants (NaT when empty);
+- ``calling_phone_number``: E.164 (``+18885551212``);
+- ``value``: ``"true"`` or ``"false"`` (an empty cell means true);
+- ``duration_in_seconds``: whole seconds as text;
+- everything else: the cell stripped of surrounding white space.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import phonenumbers
+
+from .fields import SCIENTIFIC_NOTATION, TIME_FIELDS
+from .problems import ERROR, WARNING, Problems
+from .read import Table
+from .schemas.rows import failures, signal_row_schema
+from .timestamps import parse_times
+
+CHUNK_ROWS = 50_000
+_SCIENTIFIC = re.compile(SCIENTIFIC_NOTATION)
+
+
+@dataclass
+class Validation:
+    """Every row of a table, normalised, with all of its problems."""
+
+    table: Table
+    rows: pd.DataFrame
+    problems: Problems
+
+    @property
+    def valid(self) -> pd.Series:
+        """True for each row without errors (warnings allowed), by row number."""
+        bad = self.problems.rows_with(ERROR)
+        return pd.Series(~self.rows.index.isin(list(bad)), index=self.rows.index)
+
+    @property
+    def invalid_count(self) -> int:
+        return int((~self.valid).sum())
+
+
+def validate_table(
+    table: Table,
+    *,
+    timezone: str | None = None,
+    phone_region: str = "US",
+    progress: Callable[[int], None] | None = None,
+) -> Validation:
+    """Validate and normalise every row of ``table``.
+
+    ``progress`` is called with the number of rows done after each chunk.
+    Raises :class:`~uploader.errors.UsageError` when wall-clock times are
+    present and ``timezone`` is None.
+    """
+    canonical = table.canonical()
+    problems = Problems()
+    schema = signal_row_schema([f for f in canonical.columns if f in table.fields])
+    phones = _PhoneBook(phone_region)
+
+    _shape_problems(table, problems)
+    parts = []
+    for start in range(0, len(canonical), CHUNK_ROWS):
+        chunk = canonical.iloc[start : start + CHUNK_ROWS].copy()
+        found = failures(schema, chunk)
+        problems.add_records(found)
+        for field in TIME_FIELDS:
+            chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field))
+        chunk["calling_phone_number"] = phones.normalise(chunk["calling_phone_number"], problems)
+        chunk["value"] = chunk["value"].str.lower().map({"": "true", "1": "true", "0": "false", "true": "true", "false": "false"})
+        chunk["duration_in_seconds"] = chunk["duration_in_seconds"].str.replace(r"\.0*$", "", regex=True)
+        parts.append(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    rows = pd.concat(parts) if parts else canonical
+    problems = _with_headers(problems, table)
+    return Validation(table=table, rows=rows, problems=problems)
+
+
+def _shape_problems(table: Table, problems: Problems) -> None:
+    for row, (got, expected) in table.shape_problems.items():
+        problems.add([row], None, None, "field-count",
+                     f"this row has {got} fields but the header has {expected}; "
+                     "a delimiter or quote inside a cell may be unescaped")
+
+
+class _PhoneBook:
+    """Parses each distinct phone number once (a file repeats callers a lot)."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self._cache: dict[str, tuple[str | None, str | None]] = {}
+
+    def normalise(self, values: pd.Series, problems: Problems) -> pd.Series:
+        distinct = [v for v in pd.unique(values) if v and v not in self._cache]
+        for value in distinct:
+            self._cache[value] = self._parse(value)
+        mapped = values.map(lambda v: self._cache[v] if v else (None, None))
+        e164 = mapped.str[0]
+        reason = mapped.str[1]
+        bad = reason.notna()
+        problems.add(values.index[bad.to_numpy()], "calling_phone_number", values[bad], "phone-invalid",
+                     reason[bad])
+        return e164.fillna("")
+
+    def _parse(self, value: str) -> tuple[str | None, str | None]:
+        if _SCIENTIFIC.fullmatch(value):
+            return None, None  # the schema already reports scientific notation
+        try:
+            number = phonenumbers.parse(value, self.region)
+        except phonenumbers.NumberParseException:
+            return None, f"is not a phone number (read with --phone-region {self.region})"
+        if not phonenumbers.is_possible_number(number):
+            return None, (f"is not a possible phone number (read with --phone-region {self.region}; "
+                          "write numbers from other countries with their + country code)")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def _with_headers(problems: Problems, table: Table) -> Problems:
+    """Name fields by the file's own headers, so the analyst finds the column."""
+    frame = problems.frame().copy()
+    frame["field"] = frame["field"].map(lambda f: table.fields.get(f, f) if f else f)
+    out = Problems()
+    out.add_records(frame)
+    return out
+
+
+def duplicate_warnings(rows: pd.DataFrame, call_key: pd.Series, problems: Problems, name_label: str,
+                       id_label: str) -> None:
+    """Warn about rows that would silently overwrite each other.
+
+    Two rows for the same call and name (case-insensitive) without a
+    partner_unique_id both get the API's default id, the empty string, so the
+    later one replaces the earlier one.
+    """
+    candidates = (rows["partner_unique_id"] == "") & (call_key != "") & (rows["name"] != "")
+    if not candidates.any():
+        return
+    key = call_key[candidates] + "\x1f" + rows.loc[candidates, "name"].str.casefold()
+    dup = key[key.duplicated(keep=False)]
+    if dup.empty:
+        return
+    groups = dup.groupby(dup, sort=False).groups
+    row_numbers, messages = [], []
+    for members in groups.values():
+        members = list(members)
+        listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
+        text = (f"rows {listed} are the same call and {name_label} with no {id_label}: "
+                f"each replaces the one before, so only row {members[-1]} will remain; "
+                f"give each its own {id_label} to keep them all")
+        for r in members:
+            row_numbers.append(r)
+            messages.append(text)
+    problems.add(row_numbers, None, None, "duplicate-without-id", messages, severity=WARNING)
