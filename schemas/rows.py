@@ -12,7 +12,7 @@ rules that only look at text.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"name": ["Sale", ""], "sale_amount": ["10.50", "1.234"]}, index=[2, 3])
->>> sorted(failures(signal_row_schema(frame.columns), frame)[["row", "code"]].itertuples(index=False))
+>>> sorted(failures(signal_row_schema(frame.columns), frame)[["row", "code"]].itertuples(index=False, name=None))
 [(3, 'name-required'), (3, 'sale-amount-format')]
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from ..fields import CUSTOM_FIELDS, ID_FIELDS, SCIENTIFIC_NOTATION
+from uploader.fields import CUSTOM_FIELDS, ID_FIELDS, SCIENTIFIC_NOTATION
 
 MAX_CUSTOM_LENGTH = 255
 

@@ -14,10 +14,10 @@ Besides the API it answers:
 - ``GET /_emulator/signals``: every signal it holds, and how many API requests it saw;
 - ``POST /_emulator/reset``: forget all signals.
 
->>> emulator = start_in_thread(EmulatorConfig(token="t"))       # doctest: +SKIP
->>> emulator.base_url                                            # doctest: +SKIP
-'http://127.0.0.1:40123/api/2020-10-01'
->>> emulator.stop()                                              # doctest: +SKIP
+>>> emulator = start_in_thread(EmulatorConfig(token="t"))
+>>> emulator.base_url.startswith("http://127.0.0.1:"), emulator.base_url.endswith("/api/2020-10-01")
+(True, True)
+>>> emulator.stop()
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ and return a result the CLI prints. They raise only
 :class:`~uploader.errors.UploaderError` for file-level and usage problems.
 
 >>> from uploader.config import resolve
->>> result = validate_file("sample_files/signals.csv",
-...                        resolve({"timezone": "America/Los_Angeles"}))   # doctest: +SKIP
->>> result.exit_code                                                         # doctest: +SKIP
-1
+>>> result = validate_file("sample_files/signals.csv", resolve({"timezone": "America/Los_Angeles"}))
+>>> result.exit_code, result.summary.statuses
+(1, {'valid': 10, 'invalid': 3})
 """
 
 from __future__ import annotations

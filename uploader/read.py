@@ -6,9 +6,9 @@ and Excel date cells become Excel-compatible wall-clock text
 (``2016/04/11 13:00:00``) that the timestamp stage reads in the user's
 ``--timezone``.
 
->>> table = read_table("sample_files/signals.csv")          # doctest: +SKIP
->>> table.frame.loc[2, "Name"], table.fields["name"]        # doctest: +SKIP
-('Sale', 'Name')
+>>> table = read_table("sample_files/signals.csv")
+>>> table.frame.loc[2, "Name"], table.fields["name"], table.frame.loc[2, "Transaction ID"]
+('Sale', 'Name', '00000000-00000001')
 
 A file that cannot be used at all raises :class:`~uploader.errors.FileFormatError`
 with one sentence naming the file; rows with the wrong number of fields are kept
