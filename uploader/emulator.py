@@ -462,7 +462,8 @@ class RunningEmulator:
 
 def start_in_thread(config: EmulatorConfig, port: int = 0) -> RunningEmulator:
     server = make_server(config, port)
-    thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator",
+                              daemon=True)
     thread.start()
     return RunningEmulator(server, thread)
 
