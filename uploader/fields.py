@@ -64,9 +64,10 @@ ALIASES = {
     "custom_paramter_3": "custom_parameter_3",
 }
 
-# Columns the uploader itself writes into reports. A report fed back in as input
-# (the way failed rows are reprocessed) carries them; they are dropped silently
-# rather than warned about and copied into the next report a second time.
+# Columns the uploader itself writes in front of the input's columns in its
+# reports, in order. A report fed back in as input (the way failed rows are
+# reprocessed) carries them; they are dropped silently rather than warned about
+# and copied into the next report a second time.
 REPORT_COLUMNS = (
     "row",
     "status",
@@ -74,7 +75,6 @@ REPORT_COLUMNS = (
     "error_class",
     "error",
     "warning",
-    "failure_kind",
     "signal_transaction_id",
     "corrects_transaction_id",
     "call_transaction_id",

@@ -21,20 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .fields import REPORT_COLUMNS
 from .read import Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
-UPLOAD_COLUMNS = (
-    "row",
-    "status",
-    "http_status",
-    "error_class",
-    "error",
-    "warning",
-    "signal_transaction_id",
-    "corrects_transaction_id",
-    "call_transaction_id",
-)
+UPLOAD_COLUMNS = REPORT_COLUMNS
 HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow
 
 
