@@ -115,6 +115,14 @@ class Emulator:
         self.running.stop()
 
 
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    """Journals and locks of each test in its own folder, never the user's."""
+    state = tmp_path / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state / "signal-uploader"
+
+
 @pytest.fixture
 def emulator():
     server = Emulator()

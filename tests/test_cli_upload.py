@@ -86,7 +86,7 @@ def check_report(rows):
     assert rows[6]["error_class"] == "RecordNotFound"
     assert rows[6]["error"] == "No call found. Please refer to the documentation."
     # then the original columns, as read
-    assert list(rows[0].keys())[9:] == HEADER
+    assert list(rows[0].keys())[10:] == HEADER
     assert rows[1]["Name"] == "sale" and rows[2]["Sale Amount"] == "15.5"
 
 
@@ -152,19 +152,45 @@ def test_failed_rows_of_a_report_are_a_valid_input(tmp_path, emulator):
     assert "ignored column" not in result.stderr  # the report's own columns are recognised
     new = report_rows(tmp_path / "fixed.results.csv")
     assert [r["status"] for r in new] == ["created", "failed"]
-    assert list(new[0].keys())[9:] == HEADER  # no doubled status columns
+    assert list(new[0].keys())[10:] == HEADER  # no doubled status columns
 
 
-def test_rerunning_the_same_file_updates_without_duplicates(tmp_path, emulator):
+def test_rerunning_the_same_file_skips_what_was_confirmed(tmp_path, emulator):
+    path = write_csv(tmp_path / "in.csv", [HEADER] + ROWS)
+    upload(emulator, path)
+    first = report_rows(tmp_path / "in.results.csv")
+    before, requests = emulator.signals(), emulator.requests
+    result = upload(emulator, path)
+    assert result.code == 1
+    assert emulator.requests - requests == 1  # only the row that was not confirmed (404)
+    assert emulator.signals() == before
+    rows = report_rows(tmp_path / "in.results.csv")
+    assert [r["status"] for r in rows] == ["skipped"] * 5 + ["invalid", "failed"]
+    # skipped rows carry the earlier run's transaction ids
+    assert [r["signal_transaction_id"] for r in rows[:5]] == [r["signal_transaction_id"] for r in first[:5]]
+    assert "skipped         5" in result.stdout
+
+
+def test_force_sends_everything_again_without_duplicates(tmp_path, emulator):
     path = write_csv(tmp_path / "in.csv", [HEADER] + ROWS)
     upload(emulator, path)
     before = emulator.signals()
-    result = upload(emulator, path)
-    assert result.code == 1
-    after = emulator.signals()
-    assert len(after) == len(before) == 4
+    upload(emulator, path, "--force")
+    assert len(emulator.signals()) == len(before) == 4
     statuses = [r["status"] for r in report_rows(tmp_path / "in.results.csv")]
     assert statuses[:5] == ["updated"] * 5  # idempotent: name + partner_unique_id
+
+
+def test_a_changed_row_is_sent_again(tmp_path, emulator):
+    path = write_csv(tmp_path / "in.csv", [HEADER] + ROWS)
+    upload(emulator, path)
+    rows = [list(r) for r in ROWS]
+    rows[2][7] = "16.00"  # the add-on's price is corrected
+    write_csv(path, [HEADER] + rows)
+    upload(emulator, path)
+    statuses = [r["status"] for r in report_rows(tmp_path / "in.results.csv")]
+    assert statuses[:5] == ["skipped", "skipped", "updated", "skipped", "skipped"]
+    assert by_call(emulator.signals())[("00000000-00000001", "Sale", "2")]["sale_amount"] == "16.00"
 
 
 def test_many_duplicates_apply_in_file_order_under_concurrency(tmp_path, emulator):
@@ -192,7 +218,7 @@ def test_dry_run_sends_nothing(tmp_path, emulator):
     assert statuses == ["dry-run"] * 5 + ["invalid", "dry-run"]
 
 
-def test_rejected_token_stops_the_run_with_exit_2(tmp_path, emulator):
+def test_rejected_token_stops_the_run_and_a_rerun_sends_the_rest(tmp_path, emulator):
     path = write_csv(tmp_path / "in.csv", [HEADER] + ROWS)
     result = upload(emulator, path, "--concurrency", "1", token="wrong-token")
     assert result.code == 2
@@ -202,8 +228,11 @@ def test_rejected_token_stops_the_run_with_exit_2(tmp_path, emulator):
     assert emulator.signals() == []
     assert emulator.requests == 1  # stopped at the first refusal
     rows = report_rows(tmp_path / "in.results.csv")
-    assert rows[0]["http_status"] == "401"
+    assert rows[0]["http_status"] == "401" and rows[0]["failure_kind"] == "fix-config"
     assert {r["error_class"] for r in rows[1:] if r["status"] == "failed"} == {"NotSent"}
+    result = upload(emulator, path)  # the token is fixed
+    assert result.code == 1
+    check_final_state(emulator, "signals")
 
 
 def test_missing_token_is_a_usage_error_before_any_work(tmp_path, emulator):

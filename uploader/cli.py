@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .config import resolve
-from .errors import UploaderError
+from .errors import UploaderError, UsageError
 
 EXIT_USAGE = 2
 
@@ -61,8 +61,11 @@ def _setup_logging(verbose: int) -> None:
 
 # Options shared by the commands that read a file, so every command spells them the same.
 def file_options(func):
+    return click.argument("file", type=click.Path(path_type=Path))(file_options_without_file(func))
+
+
+def file_options_without_file(func):
     options = [
-        click.argument("file", type=click.Path(path_type=Path)),
         click.option("--api", type=_API_CHOICE, default=None,
                      help="Signal API (default) or the older Call Outcomes API."),
         click.option("--timezone", "-z", metavar="TZ", default=None,
@@ -117,36 +120,99 @@ def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_
     sys.exit(result.exit_code)
 
 
+def send_options(func):
+    """Options of the commands that send (upload, retry), spelled the same in both."""
+    options = [
+        click.option("--base-url", metavar="URL", default=None,
+                     help="API address up to and including the version, e.g. https://invoca.net/api/2020-10-01 "
+                          "(or SIGNAL_UPLOADER_BASE_URL, or base_url in --config)."),
+        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); "
+                          "flags override it."),
+        click.option("--token-file", type=click.Path(path_type=Path), default=None,
+                     help="Read the API token from this file instead of INVOCA_API_TOKEN."),
+        click.option("--concurrency", "-c", type=int, default=None,
+                     help="Most requests in flight at once (default 8); lowered by itself when the API struggles."),
+        click.option("--rate", type=float, default=None, help="At most this many requests per second (all workers)."),
+        click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30)."),
+        click.option("--max-attempts", type=int, default=None,
+                     help="Tries per row on 429, 5xx and network errors (default 6)."),
+        click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                     help="Where journals and locks live (default ~/.local/state/signal-uploader)."),
+        click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
+        click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Append JSON lines: one per row outcome, one summary per run."),
+        click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _send_settings(params: dict, **extra):
+    config_file = params.pop("config_file")
+    token_file = params.pop("token_file")
+    no_progress = params.pop("no_progress")
+    settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
+                       config_file=config_file, need_token=not params["dry_run"])
+    return settings
+
+
 @main.command()
 @file_options
-@click.option("--base-url", metavar="URL", default=None,
-              help="API address up to and including the version, e.g. https://invoca.net/api/2020-10-01 "
-                   "(or SIGNAL_UPLOADER_BASE_URL).")
-@click.option("--token-file", type=click.Path(path_type=Path), default=None,
-              help="Read the API token from this file instead of INVOCA_API_TOKEN.")
-@click.option("--concurrency", "-c", type=int, default=None, help="Requests in flight at once (default 8).")
-@click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
-@click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing.")
+@send_options
 @handle_errors
-def upload(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, verbose, base_url,
-           token_file, concurrency, timeout, dry_run):
+def upload(file, verbose, **params):
     """Validate FILE and send every valid row; write a report beside it.
 
+    \b
     The token comes from INVOCA_API_TOKEN or --token-file, never from the
     command line. The report (default: FILE's name + .results, same type) has
-    one line per input row: created, updated, invalid, failed or dry-run.
+    one line per input row: created, updated, skipped, invalid, failed or
+    dry-run. A journal remembers confirmed rows, so running the same command
+    again sends only what is not confirmed yet (--force sends everything).
+
+    \b
+    FILE may be a folder (nightly imports): every CSV/XLSX in it is uploaded,
+    oldest first, and moved with its report to done/ or failed/ beside it; a
+    file whose content was imported before is not sent again.
     """
-    from .jobs import upload_file
+    from .jobs import upload_file, upload_folder
 
     _setup_logging(verbose)
-    settings = resolve(
-        dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, report=report,
-             summary_json=summary_json, progress=not no_progress, verbose=verbose, base_url=base_url,
-             concurrency=concurrency, timeout=timeout, dry_run=dry_run),
-        token_file=token_file,
-        need_token=not dry_run,
-    )
+    settings = _send_settings(params, verbose=verbose)
+    if Path(file).is_dir():
+        if settings.report is not None:
+            raise UsageError("--report names one file; a folder's reports go beside its files in done/ and failed/")
+        result = upload_folder(file, settings)
+        _print_folder(result)
+        sys.exit(result.exit_code)
     result = upload_file(file, settings)
+    _print_summary(result)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("report", type=click.Path(path_type=Path))
+@click.option("--include-not-found", is_flag=True,
+              help="Also send rows that failed with 404 (no matching call yet: calls can take a while to arrive).")
+@file_options_without_file
+@send_options
+@handle_errors
+def retry(report, include_not_found, verbose, **params):
+    """Send again the failed rows of REPORT (written by upload) and update it.
+
+    \b
+    Only rows whose status is failed are sent; not-found (404) rows only with
+    --include-not-found. Rows that failed because their data was refused
+    (failure_kind fix-data) can be corrected in the report before retrying.
+    Invalid rows are resent by fixing them and running upload on the report.
+    """
+    from .jobs import retry_report
+
+    _setup_logging(verbose)
+    settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found)
+    result = retry_report(report, settings)
     _print_summary(result)
     sys.exit(result.exit_code)
 
@@ -162,11 +228,19 @@ def upload(file, api, timezone, phone_region, sheet, report, summary_json, no_pr
 @click.option("--latency-ms", type=int, default=0, show_default=True, help="Delay added to every answer.")
 @click.option("--fail-rate", type=float, default=0.0, show_default=True,
               help="Share of requests answered 503 before doing anything (0 to 1).")
-@click.option("--seed", type=int, default=None, help="Random seed for --fail-rate.")
+@click.option("--rate-limit-rate", type=float, default=0.0, show_default=True,
+              help="Share of requests answered 429 with Retry-After.")
+@click.option("--retry-after", type=int, default=1, show_default=True, help="Seconds a 429 asks clients to wait.")
+@click.option("--drop-rate", type=float, default=0.0, show_default=True,
+              help="Share of requests whose connection is dropped before anything is done.")
+@click.option("--lost-answer-rate", type=float, default=0.0, show_default=True,
+              help="Share of requests applied, then the connection dropped: the answer is lost.")
+@click.option("--seed", type=int, default=None, help="Random seed for the fault rates.")
 @click.option("--ready-file", type=click.Path(path_type=Path), default=None,
               help="Write the base URL to this file once the server listens (for scripts).")
 @handle_errors
-def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, seed, ready_file):
+def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_limit_rate, retry_after, drop_rate,
+             lost_answer_rate, seed, ready_file):
     """Run a local Signal API / Call Outcomes API on 127.0.0.1 to try uploads against.
 
     Base URL: http://127.0.0.1:PORT/api/2020-10-01. GET /_emulator/signals
@@ -174,10 +248,13 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, seed, 
     """
     from .emulator import EmulatorConfig, serve
 
-    if not 0 <= fail_rate <= 1:
-        _fail("--fail-rate must be between 0 and 1")
+    rates = (fail_rate, rate_limit_rate, drop_rate, lost_answer_rate)
+    if not all(0 <= r <= 1 for r in rates) or sum(rates) > 1:
+        _fail("fault rates must be between 0 and 1, and add up to at most 1")
     config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
-                            latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+                            latency_ms=latency_ms, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
+                            retry_after=retry_after, drop_rate=drop_rate, lost_answer_rate=lost_answer_rate,
+                            seed=seed)
     serve(config, port=port, ready_file=ready_file)
 
 
@@ -208,6 +285,17 @@ def _print_summary(result) -> None:
             echo(f"  {problem['rows']:>6} row(s)  {problem['code']}: {problem['example']}")
     if summary.report:
         echo(f"report: {summary.report}")
+
+
+def _print_folder(result) -> None:
+    if not result.files:
+        click.echo(f"{result.folder}: no CSV or XLSX files to upload")
+        return
+    for path, outcome, code, job in result.files:
+        click.echo(f"== {path.name}: {outcome}")
+        if job is not None:
+            _print_summary(job)
+    click.echo(f"{result.folder}: {len(result.files)} file(s), exit code {result.exit_code}")
 
 
 if __name__ == "__main__":  # pragma: no cover

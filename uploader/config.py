@@ -1,11 +1,11 @@
 """Configuration, resolved once into a frozen :class:`Settings` passed down.
 
-Precedence: command-line flag > environment variable > default. (A config
-file slots in between flag and environment.) Environment variables are named
+Precedence: command-line flag > config file (``--config uploader.toml``) >
+environment variable > default. Environment variables are named
 ``SIGNAL_UPLOADER_<SETTING>`` (``SIGNAL_UPLOADER_BASE_URL``,
 ``SIGNAL_UPLOADER_TIMEZONE``, ...); the token is only ever read from
 ``INVOCA_API_TOKEN`` or a token file, never from a command-line value, which
-would show in ``ps`` and shell history.
+would show in ``ps`` and shell history, nor from the config file.
 
 >>> s = resolve({"api": "call_outcomes", "concurrency": None}, environ={"SIGNAL_UPLOADER_CONCURRENCY": "4"})
 >>> s.api, s.concurrency
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,6 +71,12 @@ class Settings:
     summary_json: Path | None = None
     concurrency: int = 8
     timeout: float = 30.0
+    max_attempts: int = 6
+    rate: float | None = None
+    state_dir: Path | None = None
+    log_file: Path | None = None
+    force: bool = False
+    include_not_found: bool = False
     dry_run: bool = False
     progress: bool = True
     verbose: int = 0
@@ -79,24 +86,74 @@ class Settings:
     def target(self):
         return TARGETS[self.api]
 
+    @property
+    def state_folder(self) -> Path:
+        from .journal import default_state_dir
 
-_ENV_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str,
-                 "concurrency": int, "timeout": float}
+        return Path(self.state_dir) if self.state_dir is not None else default_state_dir()
+
+
+# Settings that may come from the environment or a config file, with their types.
+SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
+                   "timeout": float, "rate": float, "max_attempts": int, "state_dir": Path, "log_file": Path}
+# Only in a config file: where the token is (the token itself never is).
+FILE_ONLY = {"token_file": Path}
+
+
+def load_config_file(path: str | Path) -> dict:
+    r"""Read a TOML config file of top-level ``key = value`` settings.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "uploader.toml"
+    >>> _ = p.write_text('base_url = "https://invoca.net/api/2020-10-01"\nconcurrency = 16\n')
+    >>> load_config_file(p)
+    {'base_url': 'https://invoca.net/api/2020-10-01', 'concurrency': 16}
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"the config file {path} is not valid TOML: {exc}") from None
+    allowed = {**SHARED_SETTINGS, **FILE_ONLY}
+    out = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name == "token":
+            raise UsageError(f"{path}: the token does not belong in a config file",
+                             hint="set INVOCA_API_TOKEN, or point token_file at a file only you can read")
+        if name not in allowed:
+            raise UsageError(f"{path}: unknown setting {key!r}", hint="known settings: " + ", ".join(sorted(allowed)))
+        kind = allowed[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is Path and isinstance(value, str):
+            value = (path.parent / value).expanduser()
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            raise UsageError(f"{path}: {key} should be a {kind.__name__}, not {value!r}")
+        out[name] = value
+    return out
 
 
 def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
-            need_token: bool = False) -> Settings:
-    """Merge flags (None = not given) over the environment over the defaults."""
+            need_token: bool = False, config_file: str | Path | None = None) -> Settings:
+    """Merge flags (None = not given) over the config file over the environment over the defaults."""
     environ = os.environ if environ is None else environ
     known = {f.name for f in fields(Settings)}
     values: dict = {}
-    for name, kind in _ENV_SETTINGS.items():
+    for name, kind in SHARED_SETTINGS.items():
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw not in (None, ""):
             try:
                 values[name] = kind(raw)
             except ValueError:
                 raise UsageError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+    if config_file is not None:
+        from_file = load_config_file(config_file)
+        token_file = token_file if token_file is not None else from_file.pop("token_file", None)
+        from_file.pop("token_file", None)
+        values.update(from_file)
     values.update({k: v for k, v in flags.items() if v is not None and k in known})
     settings = Settings(**values)
 
@@ -106,6 +163,10 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("--concurrency must be between 1 and 256")
     if settings.timeout <= 0:
         raise UsageError("--timeout must be more than 0 seconds")
+    if settings.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    if settings.rate is not None and settings.rate <= 0:
+        raise UsageError("--rate must be more than 0 requests per second")
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
     if settings.base_url is not None:

@@ -27,6 +27,7 @@ import json
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -50,7 +51,12 @@ class EmulatorConfig:
     token: str = "demo-token"
     network_timezone: str = _PACIFIC
     latency_ms: int = 0
-    fail_rate: float = 0.0
+    # Faults, each a share of API requests, drawn once per request with `seed`:
+    fail_rate: float = 0.0  # 503 before anything is done
+    rate_limit_rate: float = 0.0  # 429 with Retry-After, before anything is done
+    retry_after: int = 1
+    drop_rate: float = 0.0  # connection closed before anything is done
+    lost_answer_rate: float = 0.0  # applied, then the connection closed: the answer is lost
     seed: int | None = None
     match_window_s: int = 600  # how far a call_start_time may be from the call's start
     known_advertisers: tuple[str, ...] | None = None  # None: those found in the calls file
@@ -162,6 +168,7 @@ class Store:
     signals: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # casefold -> first spelling seen
     requests: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
 
@@ -320,7 +327,8 @@ class Store:
 
     def snapshot(self) -> dict:
         with self.lock:
-            return {"signals": [dict(s) for s in self.signals.values()], "requests": self.requests}
+            return {"signals": [dict(s) for s in self.signals.values()], "requests": self.requests,
+                    "faults": dict(self.faults)}
 
 
 # ------------------------------------------------------------------------ HTTP
@@ -343,11 +351,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # quiet: one line per request is noise in tests
         pass
 
-    def _send(self, status: int, body: dict) -> None:
+    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -387,14 +397,18 @@ class _Handler(BaseHTTPRequestHandler):
                 break
         else:
             return self._send(404, {"errors": {"class": "RecordNotFound", "invalid_data": "No such endpoint."}})
+        fault = self._draw_fault(config)
         with self.store.lock:
             self.store.requests += 1
-        if config.fail_rate:
-            with self.rng_lock:
-                fail = self.rng.random() < config.fail_rate
-            if fail:
-                return self._send(503, {"errors": {"class": "ServiceUnavailable",
-                                                   "invalid_data": "Try again later."}})
+            if fault:
+                self.store.faults[fault] = self.store.faults.get(fault, 0) + 1
+        if fault == "503":
+            return self._send(503, {"errors": {"class": "ServiceUnavailable", "invalid_data": "Try again later."}})
+        if fault == "429":
+            return self._send(429, {"errors": {"class": "TooManyRequests", "invalid_data": "Slow down."}},
+                              {"Retry-After": str(config.retry_after)})
+        if fault == "drop":
+            return self._drop()
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
@@ -411,7 +425,30 @@ class _Handler(BaseHTTPRequestHandler):
         except Refusal as refusal:
             return self._send(refusal.status, {"errors": {"class": refusal.error_class,
                                                           "invalid_data": refusal.message}})
+        if fault == "lost":
+            return self._drop()  # the write is applied; only the answer is lost
         self._send(status, answer)
+
+    def _draw_fault(self, config: EmulatorConfig) -> str | None:
+        rates = (("503", config.fail_rate), ("429", config.rate_limit_rate), ("drop", config.drop_rate),
+                 ("lost", config.lost_answer_rate))
+        if not any(rate for _, rate in rates):
+            return None
+        with self.rng_lock:
+            draw = self.rng.random()
+        for name, rate in rates:
+            if draw < rate:
+                return name
+            draw -= rate
+        return None
+
+    def _drop(self) -> None:
+        """Close the connection without an answer, as a crashed proxy would."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _query_token(path: str) -> str | None:

@@ -73,6 +73,7 @@ REPORT_COLUMNS = (
     "status",
     "http_status",
     "error_class",
+    "failure_kind",
     "error",
     "warning",
     "signal_transaction_id",
@@ -97,7 +98,7 @@ def squash(header: str) -> str:
 
 _LOOKUP = {squash(name): name for name in FIELDS}
 _LOOKUP.update({squash(alias): name for alias, name in ALIASES.items()})
-_REPORT_LOOKUP = {squash(name) for name in REPORT_COLUMNS}
+_REPORT_LOOKUP = {squash(name): name for name in REPORT_COLUMNS}
 
 
 def canonical_field(header: str) -> str | None:
@@ -108,3 +109,12 @@ def canonical_field(header: str) -> str | None:
 def is_report_column(header: str) -> bool:
     """True for a column this tool writes into its reports (see REPORT_COLUMNS)."""
     return squash(header) in _REPORT_LOOKUP
+
+
+def report_column(header: str) -> str | None:
+    """The report column a header stands for, or None.
+
+    >>> report_column("Failure Kind")
+    'failure_kind'
+    """
+    return _REPORT_LOOKUP.get(squash(header))

@@ -1,8 +1,9 @@
 """The library behind each command: one function per job, wiring the stages.
 
-``validate_file`` and ``upload_file`` run the pipeline::
+``validate_file``, ``upload_file``, ``upload_folder`` and ``retry_report`` run
+the pipeline::
 
-    read_table -> validate_table -> matcher warnings -> prepare -> Sender -> report
+    read_table -> validate_table -> matcher warnings -> prepare -> journal plan -> Sender -> report
 
 and return a result the CLI prints. They raise only
 :class:`~uploader.errors.UploaderError` for file-level and usage problems.
@@ -15,25 +16,34 @@ and return a result the CLI prints. They raise only
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
+import sqlite3
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from .config import Settings
-from .errors import AuthenticationError, UsageError
+from .errors import AuthenticationError, UploaderError, UsageError
+from .journal import Journal
+from .locking import RunLock
 from .matcher import call_reference, ignored_search_warnings
 from .problems import ERROR, WARNING
-from .read import Table, read_table
-from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, Summary, default_report_path, report_frame,
+from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, read_table
+from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, RunLog, Summary, default_report_path, report_frame,
                      write_report)
-from .sender import FAILED, Outcome, Sender, prepare
+from .sender import FAILED, Outcome, Sender, SendPolicy, prepare
 from .validate import Validation, duplicate_warnings, validate_table
 
 log = logging.getLogger(__name__)
+
+OK_STATUSES = {"created", "updated", "skipped", "dry-run"}
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -41,12 +51,13 @@ class JobResult:
     """What a job did: the summary, the report's path, the exit code."""
 
     table: Table
-    validation: Validation
+    validation: Validation | None
     summary: Summary
     exit_code: int
     report_path: Path | None = None
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     file_warnings: list[str] = field(default_factory=list)
+    sent: int = 0  # requests that got an answer or gave up (not counting retries)
 
 
 def progress_bar(settings: Settings, total: int, desc: str, unit: str = "row"):
@@ -58,20 +69,25 @@ def progress_bar(settings: Settings, total: int, desc: str, unit: str = "row"):
                 leave=False, dynamic_ncols=True, unit_scale=True)
 
 
-def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
-    """Read and validate a file, adding the matcher's and cross-row warnings."""
-    table = read_table(path, sheet=settings.sheet)
+def check_table(table: Table, settings: Settings) -> Validation:
+    """Validate a table, adding the matcher's and the cross-row warnings."""
     with progress_bar(settings, len(table.frame), "validating") as bar:
         validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
                                     progress=bar.update)
     labels = {f: table.fields.get(f, f) for f in ("transaction_id", "name", "partner_unique_id")}
-    labels.update({f: h for f, h in table.fields.items()})
+    labels.update(table.fields)
     ignored_search_warnings(validation.rows, validation.problems, labels)
     # Only rows that will be sent can overwrite each other.
     sent = validation.rows[validation.valid]
     duplicate_warnings(sent, call_reference(sent), validation.problems, labels["name"],
                        labels["partner_unique_id"])
-    return table, validation, file_warnings(table)
+    return validation
+
+
+def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
+    """Read and validate a file."""
+    table = read_table(path, sheet=settings.sheet)
+    return table, check_table(table, settings), file_warnings(table)
 
 
 def file_warnings(table: Table) -> list[str]:
@@ -86,6 +102,9 @@ def file_warnings(table: Table) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------------- validate
+
+
 def validate_file(path: str | Path, settings: Settings) -> JobResult:
     """Check every row of a file without touching the network.
 
@@ -95,7 +114,7 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     valid = validation.valid
     meta = _problem_columns(validation)
     meta["status"] = valid.map({True: "valid", False: "invalid"})
-    summary = _summary(table, validation, settings, meta["status"])
+    summary = _summary(table, validation, settings, meta)
     result = JobResult(table, validation, summary, exit_code=0 if valid.all() else 1, file_warnings=warnings)
     if settings.report is not None:
         frame = report_frame(table, meta, VALIDATE_COLUMNS)
@@ -105,16 +124,33 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     return result
 
 
-def upload_file(path: str | Path, settings: Settings) -> JobResult:
-    """Validate a file and send every valid row; write the report.
+# ------------------------------------------------------------------------ upload
 
-    Exit code 0 when every row was created, updated (or, in a dry run, would be
-    sent), 1 when some are invalid or failed. A rejected token raises
+
+def upload_file(path: str | Path, settings: Settings) -> JobResult:
+    """Validate a file, send every valid row not yet confirmed, write the report.
+
+    Exit code 0 when every row was created, updated or skipped (confirmed by an
+    earlier run), 1 when some are invalid or failed. A rejected token raises
     :class:`AuthenticationError` after the report is written.
     """
+    path = Path(path)
+    _require_base_url(settings)
+    with RunLock(settings.state_folder, path):
+        table, validation, warnings = check_file(path, settings)
+        report_path = settings.report or default_report_path(table.path)
+        return _send_and_report(table, validation, settings, journal_for=path, report_path=report_path,
+                                warnings=warnings)
+
+
+def _require_base_url(settings: Settings) -> None:
     if settings.base_url is None and not settings.dry_run:
-        raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01")
-    table, validation, warnings = check_file(path, settings)
+        raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
+                                                        "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
+
+
+def _send_and_report(table: Table, validation: Validation, settings: Settings, *, journal_for: Path,
+                     report_path: Path, warnings: list[str], base_report: pd.DataFrame | None = None) -> JobResult:
     target = settings.target
     prepared = prepare(validation, target)
     log.info("%d of %d rows are valid and prepared for the %s", len(prepared), len(table.frame), target.title)
@@ -123,40 +159,69 @@ def upload_file(path: str | Path, settings: Settings) -> JobResult:
     meta["status"] = validation.valid.map({True: "", False: "invalid"})
     outcomes: dict[int, Outcome] = {}
     sender = None
+    sent = 0
+    run_log = RunLog(settings.log_file, table.path) if settings.log_file else None
+    if run_log:
+        problems = validation.problems.frame()
+        errors = problems[problems["severity"] == ERROR]
+        for row, codes in errors.groupby("row")["code"]:
+            run_log.invalid(int(row), sorted(set(codes)))
     if settings.dry_run:
         meta.loc[[p.row for p in prepared], "status"] = "dry-run"
     elif prepared:
-        sender = Sender(target, settings.base_url, settings.token, concurrency=settings.concurrency,
-                        timeout=settings.timeout)
-        with progress_bar(settings, len(prepared), f"sending to the {target.title}") as bar:
-            for outcome in sender.send_all(prepared):
-                outcomes[outcome.row] = outcome
-                log.debug("row %d: %s %s %s", outcome.row, outcome.status, outcome.http_status or "",
-                          outcome.error_class)
-                bar.update(1)
+        journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url)
+        try:
+            work, skipped, entries = journal.plan(prepared, force=settings.force)
+            for row, earlier in skipped.items():
+                outcomes[row] = Outcome(row, SKIPPED, None, "", "", earlier.signal_transaction_id,
+                                        earlier.corrects_transaction_id, earlier.call_transaction_id, 0)
+            if skipped:
+                log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
+                if run_log:
+                    for row in sorted(skipped):
+                        run_log.row(outcomes[row])
+            policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
+                                max_attempts=settings.max_attempts, rate=settings.rate)
+            sender = Sender(target, settings.base_url, settings.token, policy)
+            total = sum(len(lane) for lane in work)
+            with progress_bar(settings, total, f"sending to the {target.title}") as bar:
+                for outcome in sender.send_all(work):
+                    journal.record(entries[outcome.row], outcome)  # committed before anything else
+                    outcomes[outcome.row] = outcome
+                    sent += 1
+                    if run_log:
+                        run_log.row(outcome)
+                    bar.update(1)
+            log.info("%d request(s) answered, %d retries", sent, sender.retries)
+        finally:
+            journal.close()
         for item in prepared:
             if item.row not in outcomes:  # left unsent after the API refused the token
-                outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent",
+                outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
                                              error="not sent: the run stopped when the API rejected the token")
         _apply_outcomes(meta, outcomes)
 
-    report_path = settings.report or default_report_path(table.path)
     frame = report_frame(table, meta, UPLOAD_COLUMNS)
+    if base_report is not None:
+        frame = _merge_reports(base_report, frame)
     report_path = write_report(frame, report_path, delimiter=table.delimiter or ",")
-    summary = _summary(table, validation, settings, meta["status"], meta)
+    summary = _summary(table, validation, settings, frame.set_index("row", drop=False))
     summary.report = str(report_path)
     _write_summary_json(settings, summary)
-    result = JobResult(table, validation, summary, 0, report_path, outcomes, warnings)
+    if run_log:
+        run_log.summary(summary)
+        run_log.close()
+    result = JobResult(table, validation, summary, 0, report_path, outcomes, warnings, sent)
     if sender is not None and sender.auth_failure is not None:
         error = AuthenticationError(
             f"the API rejected the token (401): the run stopped; report written to {report_path}",
             status=401, error_class=sender.auth_failure.error_class,
-            hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API",
+            hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
+                 "a rerun sends the rows that were not sent",
         )
         error.result = result  # so the CLI can still print what was done
         raise error
-    ok = {"created", "updated", "skipped", "dry-run"}
-    result.exit_code = 0 if meta["status"].isin(ok).all() else 1
+    result.exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
     return result
 
 
@@ -173,35 +238,38 @@ def _problem_columns(validation: Validation) -> pd.DataFrame:
     )
 
 
+_OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind", "signal_transaction_id",
+                    "corrects_transaction_id", "call_transaction_id")
+
+
 def _apply_outcomes(meta: pd.DataFrame, outcomes: dict[int, Outcome]) -> None:
     if not outcomes:
         return
-    frame = pd.DataFrame([vars(o) for o in outcomes.values()]).set_index("row")
+    records = [{**vars(o), "failure_kind": o.failure_kind} for o in outcomes.values()]
+    frame = pd.DataFrame(records).set_index("row")
     frame["http_status"] = frame["http_status"].map(lambda v: "" if pd.isna(v) else str(int(v)))
-    for column in ("status", "http_status", "error_class", "signal_transaction_id",
-                   "corrects_transaction_id", "call_transaction_id"):
+    for column in _OUTCOME_COLUMNS:
         meta.loc[frame.index, column] = frame[column]
     meta.loc[frame.index, "error"] = frame["error"]
 
 
-def _summary(table: Table, validation: Validation, settings: Settings, status: pd.Series,
-             meta: pd.DataFrame | None = None) -> Summary:
-    counts = status.value_counts()
+def _summary(table: Table, validation: Validation | None, settings: Settings, report: pd.DataFrame) -> Summary:
+    status = report["status"]
     failed_by_class: dict[str, int] = {}
-    if meta is not None and "error_class" in meta:
-        failed = meta[meta["status"] == "failed"]
+    if "error_class" in report:
+        failed = report[status == "failed"]
         failed_by_class = {str(k): int(v) for k, v in failed["error_class"].value_counts().items()}
-    problem_counts = validation.problems.counts(ERROR)
-    top = [
-        {"code": code, "rows": int(n), "example": validation.problems.example_message(code)}
-        for code, n in problem_counts.head(5).items()
-    ]
-    warned = len(validation.problems.rows_with(WARNING))
+    top, warned = [], 0
+    if validation is not None:
+        problem_counts = validation.problems.counts(ERROR)
+        top = [{"code": code, "rows": int(n), "example": validation.problems.example_message(code)}
+               for code, n in problem_counts.head(5).items()]
+        warned = len(validation.problems.rows_with(WARNING))
     return Summary(
         file=str(table.path),
         api=settings.api,
-        rows=len(table.frame),
-        statuses={str(k): int(v) for k, v in counts.items()},
+        rows=len(report),
+        statuses={str(k): int(v) for k, v in status.value_counts().items()},
         failed_by_class=failed_by_class,
         top_problems=top,
         warnings=warned,
@@ -216,3 +284,158 @@ def _write_summary_json(settings: Settings, summary: Summary) -> None:
     path = Path(settings.summary_json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- retry
+
+
+def retry_report(report_path: str | Path, settings: Settings) -> JobResult:
+    """Send again the failed rows of a report and update the report.
+
+    Rows whose ``failure_kind`` is ``not-found`` are included only with
+    ``settings.include_not_found`` (calls can take a while to reach the
+    platform). Every other row keeps its line unchanged.
+    """
+    report_path = Path(report_path)
+    _require_base_url(settings)
+    with RunLock(settings.state_folder, report_path):
+        table = read_table(report_path, sheet=settings.sheet, keep_report_columns=True)
+        meta = table.report_meta
+        if meta is None or "status" not in meta or "row" not in meta:
+            raise UsageError(f"{report_path}: not a signal-uploader report (no 'row' and 'status' columns)",
+                             hint="retry takes the report an upload wrote; to send a file, use upload")
+        base = pd.concat([meta.reindex(columns=list(UPLOAD_COLUMNS)).fillna(""), table.frame], axis=1)
+        failed = meta["status"].str.strip().str.lower() == "failed"
+        if not settings.include_not_found and "failure_kind" in meta:
+            failed &= meta["failure_kind"].str.strip() != "not-found"
+        try:
+            original_rows = meta["row"].astype(int)
+        except ValueError:
+            raise UsageError(f"{report_path}: the 'row' column must hold row numbers") from None
+        base["row"] = original_rows.to_numpy()
+        subset = replace(table, frame=table.frame[failed.to_numpy()].set_axis(original_rows[failed].to_numpy()),
+                         report_meta=None, shape_problems={}, blank_rows=0)
+        if subset.frame.empty:
+            summary = _summary(table, None, settings, base)
+            summary.report = str(report_path)
+            return JobResult(table, None, summary, 0 if base["status"].isin(OK_STATUSES).all() else 1,
+                             report_path, file_warnings=["no failed rows to send again"])
+        subset.frame.index.name = "row"
+        validation = check_table(subset, settings)
+        return _send_and_report(subset, validation, settings, journal_for=report_path,
+                                report_path=settings.report or report_path, warnings=[],
+                                base_report=base.set_index("row", drop=False))
+
+
+def _merge_reports(base: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The old report with the retried rows' lines replaced, order kept."""
+    merged = base.copy()
+    new = new.set_index("row", drop=False)
+    for column in new.columns:
+        if column in merged.columns:
+            merged.loc[new.index, column] = new[column]
+    return merged.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------ folder
+
+
+@dataclass
+class FolderResult:
+    """What ``upload_folder`` did with each file."""
+
+    folder: Path
+    files: list[tuple[Path, str, int, JobResult | None]] = field(default_factory=list)  # path, outcome, code
+    exit_code: int = 0
+
+
+def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
+    """Upload every CSV/XLSX in ``folder``, oldest first, for unattended runs.
+
+    Each file is moved to ``done/`` (every row confirmed) or ``failed/`` (some
+    rows invalid or failed, or the file unreadable) beside it, with its report.
+    Content hashes are remembered, so the same file dropped twice is imported
+    once: the copy is moved to ``done/`` unsent.
+    """
+    folder = Path(folder)
+    _require_base_url(settings)
+    result = FolderResult(folder)
+    with RunLock(settings.state_folder, folder):
+        seen = _SeenFiles(settings.state_folder, folder)
+        try:
+            candidates = sorted(
+                (p for p in folder.iterdir()
+                 if p.is_file() and not p.name.startswith(".") and ".results." not in p.name
+                 and p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS),
+                key=lambda p: (p.stat().st_mtime, p.name),
+            )
+            for path in candidates:
+                digest = _file_hash(path)
+                earlier = seen.get(digest)
+                if earlier is not None:
+                    moved = _move(path, folder / "done")
+                    result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
+                    continue
+                try:
+                    outcome = upload_file(path, replace(settings, report=None))
+                except AuthenticationError:
+                    raise  # every file would fail: stop, leave this one in place for the next run
+                except UploaderError as exc:
+                    moved = _move(path, folder / "failed")
+                    moved.with_name(moved.name + ".error.txt").write_text(
+                        f"{exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), encoding="utf-8")
+                    result.files.append((moved, f"error: {exc.message}", exc.exit_code, None))
+                    seen.add(digest, path.name)
+                    continue
+                destination = folder / ("done" if outcome.exit_code == 0 else "failed")
+                moved = _move(path, destination)
+                if outcome.report_path is not None:
+                    outcome.report_path = _move(Path(outcome.report_path), destination,
+                                                name=f"{moved.stem}.results{Path(outcome.report_path).suffix}")
+                    outcome.summary.report = str(outcome.report_path)
+                seen.add(digest, path.name)
+                result.files.append((moved, destination.name, outcome.exit_code, outcome))
+        finally:
+            seen.close()
+    result.exit_code = max([code for _, _, code, _ in result.files], default=0)
+    return result
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _move(path: Path, folder: Path, name: str | None = None) -> Path:
+    folder.mkdir(exist_ok=True)
+    target = folder / (name or path.name)
+    if target.exists():  # never overwrite an earlier file of the same name
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = folder / f"{target.stem}.{stamp}{target.suffix}"
+    shutil.move(str(path), target)
+    return target
+
+
+class _SeenFiles:
+    """Content hashes of the files a folder run has imported."""
+
+    def __init__(self, state_dir: Path, folder: Path):
+        digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+        path = Path(state_dir) / "folders" / f"{folder.resolve().name[:40]}-{digest}.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("CREATE TABLE IF NOT EXISTS imported (sha256 TEXT PRIMARY KEY, name TEXT, at TEXT)")
+
+    def get(self, digest: str) -> str | None:
+        row = self.db.execute("SELECT name, at FROM imported WHERE sha256 = ?", (digest,)).fetchone()
+        return None if row is None else f"{row[0]} on {row[1]}"
+
+    def add(self, digest: str, name: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO imported VALUES (?, ?, ?)",
+                        (digest, name, time.strftime("%Y-%m-%d %H:%M:%S")))
+
+    def close(self) -> None:
+        self.db.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import FileFormatError, UsageError
-from .fields import FIELDS, canonical_field, is_report_column
+from .fields import FIELDS, canonical_field, is_report_column, report_column
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Table:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
+    report_meta: pd.DataFrame | None = None  # a report's own status columns, when asked for
 
     @property
     def columns(self) -> list[str]:
@@ -83,8 +84,13 @@ class Table:
         return out
 
 
-def read_table(path: str | Path, *, sheet: str | None = None) -> Table:
-    """Read ``path`` (CSV or XLSX) into a :class:`Table` of text cells."""
+def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> Table:
+    """Read ``path`` (CSV or XLSX) into a :class:`Table` of text cells.
+
+    The status columns of one of this tool's reports are left out of
+    :attr:`Table.frame`; with ``keep_report_columns`` they are kept apart in
+    :attr:`Table.report_meta` (to reprocess a report's failed rows).
+    """
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
@@ -111,7 +117,8 @@ def read_table(path: str | Path, *, sheet: str | None = None) -> Table:
             f"{path}: unknown file type {suffix or '(no extension)'!r}",
             hint="give a .csv or .xlsx file",
         )
-    return _build_table(path, header_row, header, records, **table_kwargs)
+    return _build_table(path, header_row, header, records, keep_report_columns=keep_report_columns,
+                        **table_kwargs)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -282,7 +289,8 @@ def _cell_text(value) -> tuple[str, bool]:
 # ------------------------------------------------------------------------ shared
 
 
-def _build_table(path: Path, header_row: int, header: list[str], records, **kwargs) -> Table:
+def _build_table(path: Path, header_row: int, header: list[str], records, *, keep_report_columns: bool = False,
+                 **kwargs) -> Table:
     header = [h.strip() for h in header]
     while header and not header[-1]:
         header.pop()
@@ -290,6 +298,7 @@ def _build_table(path: Path, header_row: int, header: list[str], records, **kwar
 
     fields: dict[str, str] = {}
     keep: list[int] = []  # positions of the columns carried into the frame
+    report_positions: list[int] = []
     ignored: list[str] = []
     seen: dict[str, str] = {}
     unnamed = 0
@@ -302,7 +311,8 @@ def _build_table(path: Path, header_row: int, header: list[str], records, **kwar
             raise FileFormatError(f"{path}: the header {name!r} appears twice", hint="rename or remove one of the columns")
         seen[key] = name
         if is_report_column(name):
-            continue  # a report fed back in: its status columns are not input
+            report_positions.append(position)  # a report fed back in: not input
+            continue
         canonical = canonical_field(name)
         if canonical is not None:
             if canonical in fields:
@@ -328,6 +338,7 @@ def _build_table(path: Path, header_row: int, header: list[str], records, **kwar
 
     shape_problems: dict[int, tuple[int, int]] = {}
     rows: list[list[str]] = []
+    meta_rows: list[list[str]] = []
     index: list[int] = []
     blank = 0
     for row_number, cells in records:
@@ -345,11 +356,17 @@ def _build_table(path: Path, header_row: int, header: list[str], records, **kwar
                 shape_problems[row_number] = (trimmed, width)
             cells = (cells + [""] * width)[:width]
         rows.append([cells[p] for p in keep])
+        if keep_report_columns:
+            meta_rows.append([cells[p] for p in report_positions])
         index.append(row_number)
     if not rows:
         raise FileFormatError(f"{path}: the file has a header but no data rows")
 
     frame = pd.DataFrame(rows, columns=[header[p] for p in keep], index=pd.Index(index, name="row"), dtype=object)
+    report_meta = None
+    if keep_report_columns:
+        report_meta = pd.DataFrame(meta_rows, columns=[report_column(header[p]) for p in report_positions],
+                                   index=frame.index, dtype=object)
     return Table(
         path=path,
         frame=frame,
@@ -358,6 +375,7 @@ def _build_table(path: Path, header_row: int, header: list[str], records, **kwar
         unnamed_columns=unnamed,
         shape_problems=shape_problems,
         blank_rows=blank,
+        report_meta=report_meta,
         **kwargs,
     )
 

@@ -13,8 +13,10 @@ interrupted run never leaves half a report.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,3 +166,39 @@ class Summary:
             "top_problems": self.top_problems,
             "report": self.report,
         }
+
+
+class RunLog:
+    """``--log-file``: JSON lines, one per row outcome and one summary per run.
+
+    Lines hold row numbers, statuses and the API's ids, never row content
+    (phone numbers are personal data) and never the token.
+    """
+
+    def __init__(self, path: Path, input_path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.input = str(input_path)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def _write(self, record: dict) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "file": self.input, **record}
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def row(self, outcome) -> None:
+        self._write({
+            "event": "row", "row": outcome.row, "status": outcome.status, "http_status": outcome.http_status,
+            "error_class": outcome.error_class or None, "failure_kind": outcome.failure_kind or None,
+            "attempts": outcome.attempts, "signal_transaction_id": outcome.signal_transaction_id or None,
+            "call_transaction_id": outcome.call_transaction_id or None,
+        })
+
+    def invalid(self, row: int, codes: list[str]) -> None:
+        self._write({"event": "row", "row": row, "status": "invalid", "problems": codes})
+
+    def summary(self, summary: Summary) -> None:
+        self._write({"event": "summary", **summary.as_dict()})
+
+    def close(self) -> None:
+        self._handle.close()

@@ -13,10 +13,13 @@ the API documents. Different lanes run in parallel.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import queue
+import random
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -26,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from . import __version__
 from .config import Secret
 from .matcher import call_reference
+from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
 from .targets import Target
 from .validate import Validation
 
@@ -58,6 +62,35 @@ class Outcome:
     signal_transaction_id: str = ""
     corrects_transaction_id: str = ""
     call_transaction_id: str = ""
+    attempts: int = 1
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status in (CREATED, UPDATED)
+
+    @property
+    def failure_kind(self) -> str:
+        """retryable, fix-data, fix-config or not-found (empty unless failed)."""
+        return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
+
+
+# 403 classes that mean "this token may not do that" rather than "this row is wrong".
+_CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized"}
+
+
+def failure_kind(http_status: int | None, error_class: str = "") -> str:
+    """Sort a failure by what the user should do about it.
+
+    >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
+    ('not-found', 'fix-data', 'retryable')
+    """
+    if http_status is None or http_status == 429 or http_status >= 500:
+        return "retryable"
+    if http_status == 401 or error_class in _CONFIG_CLASSES:
+        return "fix-config"
+    if http_status == 404:
+        return "not-found"
+    return "fix-data"
 
 
 def prepare(validation: Validation, target: Target) -> list[Prepared]:
@@ -88,50 +121,100 @@ def lanes(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
     return list(by_key.values())
 
 
-class Sender:
-    """Posts prepared requests to one target with ``concurrency`` workers."""
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
-    def __init__(self, target: Target, base_url: str, token: Secret, *, concurrency: int = 8,
-                 timeout: float = 30.0):
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How hard to try: attempts, timeouts, backoff, pace."""
+
+    concurrency: int = 8
+    timeout: float = 30.0
+    max_attempts: int = 6
+    rate: float | None = None  # requests per second across all workers
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0  # no single wait is longer than this...
+    retry_after_cap: float = 120.0  # ...except what a 429 asks for, up to this
+
+
+class Sender:
+    """Posts prepared requests to one target.
+
+    Lanes (see :func:`lanes`) are handed to ``policy.concurrency`` worker
+    threads through a bounded queue; each worker sends its lane in file order.
+    Transport errors, 429 and 5xx are retried with exponential backoff and
+    jitter (re-posting is safe: the API is idempotent by name +
+    partner_unique_id); a 429's Retry-After pauses every worker; the number
+    of requests in flight adapts (AIMD) between 1 and the concurrency.
+    """
+
+    def __init__(self, target: Target, base_url: str, token: Secret, policy: SendPolicy = SendPolicy(), *,
+                 rng: random.Random | None = None):
         self.target = target
         self.url = f"{base_url.rstrip('/')}/{target.path}"
         self.token = token
-        self.concurrency = concurrency
-        self.timeout = timeout
+        self.policy = policy
+        self.limit = AdaptiveLimit(policy.concurrency)
+        self.rate = RateLimiter(policy.rate)
+        self.pause = Pause()
+        self.rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
         self._local = threading.local()
         self._stop = threading.Event()
         self.auth_failure: Outcome | None = None
+        self.retries = 0
 
-    def send_all(self, prepared: Iterable[Prepared]) -> Iterator[Outcome]:
-        """Send everything; yield outcomes as they arrive (in the caller's thread).
+    def stop(self) -> None:
+        """Ask the workers to finish the request in hand and send nothing more."""
+        self._stop.set()
 
-        After a 401 the remaining rows are not sent: the iterator ends early
-        and :attr:`auth_failure` holds the refused row's outcome.
+    def send_all(self, work: Iterable[list[Prepared]]) -> Iterator[Outcome]:
+        """Send lanes of requests; yield outcomes as they arrive, in the caller's thread.
+
+        After a 401 nothing more is sent: the iterator ends early and
+        :attr:`auth_failure` holds the refused row's outcome. Rows never sent
+        get no outcome.
         """
-        work: queue.Queue = queue.Queue()
-        for lane in lanes(prepared):
-            work.put(lane)
-        results: queue.Queue = queue.Queue(maxsize=self.concurrency * 64)
-        workers = [
-            threading.Thread(target=self._worker, args=(work, results), name=f"sender-{i}", daemon=True)
-            for i in range(min(self.concurrency, max(work.qsize(), 1)))
-        ]
+        lanes_queue: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 4)
+        results: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 64)
+        feeder = threading.Thread(target=self._feed, args=(work, lanes_queue), name="sender-feed", daemon=True)
+        feeder.start()
+        workers = [threading.Thread(target=self._worker, args=(lanes_queue, results), name=f"sender-{i}",
+                                    daemon=True)
+                   for i in range(self.policy.concurrency)]
         for worker in workers:
             worker.start()
         running = len(workers)
-        while running:
-            item = results.get()
-            if item is None:
-                running -= 1
-                continue
-            yield item
-
-    def _worker(self, work: queue.Queue, results: queue.Queue) -> None:
         try:
-            while not self._stop.is_set():
-                try:
-                    lane = work.get_nowait()
-                except queue.Empty:
+            while running:
+                item = results.get()
+                if item is None:
+                    running -= 1
+                    continue
+                yield item
+        finally:
+            self._stop.set()
+
+    def _feed(self, work, lanes_queue: queue.Queue) -> None:
+        try:
+            for lane in work:
+                while not self._stop.is_set():
+                    try:
+                        lanes_queue.put(lane, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+        finally:
+            for _ in range(self.policy.concurrency):
+                lanes_queue.put(None)
+
+    def _worker(self, lanes_queue: queue.Queue, results: queue.Queue) -> None:
+        try:
+            while True:
+                lane = lanes_queue.get()
+                if lane is None:
                     return
                 for item in lane:
                     if self._stop.is_set():
@@ -163,18 +246,78 @@ class Sender:
         return session
 
     def send_one(self, item: Prepared) -> Outcome:
+        """One row, with retries; always returns an Outcome."""
+        body = item.body(self.token)
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome, retry_after = self._attempt(item, body)
+            outcome.attempts = attempt
+            retryable = outcome.status == FAILED and (
+                outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS)
+            if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
+                if retryable and attempt > 1:
+                    outcome.error = f"{outcome.error} (gave up after {attempt} attempts)"
+                return outcome
+            self.retries += 1
+            with self._rng_lock:
+                wait = backoff(attempt, base=self.policy.backoff_base, cap=self.policy.backoff_cap, rng=self.rng)
+            if retry_after is not None:
+                wait = max(wait, min(retry_after, self.policy.retry_after_cap))
+            log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row,
+                      outcome.http_status or outcome.error_class, attempt, wait)
+            if self._stop.wait(wait):
+                return outcome
+
+    def _attempt(self, item: Prepared, body: bytes) -> tuple[Outcome, float | None]:
+        self.pause.wait(self._stop)
+        self.limit.acquire()
         try:
-            response = self._session().post(self.url, data=item.body(self.token), timeout=self.timeout)
-        except requests.Timeout:
-            return Outcome(item.row, FAILED, error_class="Timeout",
-                           error=f"no answer within {self.timeout:g} s")
-        except requests.ConnectionError as exc:
-            log.debug("row %s: connection error %s", item.row, type(exc).__name__)
-            return Outcome(item.row, FAILED, error_class="ConnectionError",
-                           error="could not reach the API (connection refused or dropped)")
-        except requests.RequestException as exc:
-            return Outcome(item.row, FAILED, error_class=type(exc).__name__, error="the request failed")
-        return interpret(response.status_code, response.content, item.row, self.target)
+            self.rate.wait()
+            try:
+                response = self._session().post(self.url, data=body, timeout=self.policy.timeout)
+            except requests.Timeout:
+                self.limit.on_overload()
+                return Outcome(item.row, FAILED, error_class="Timeout",
+                               error=f"no answer within {self.policy.timeout:g} s"), None
+            except requests.RequestException as exc:
+                # Connection refused, reset or dropped mid-answer. The session's
+                # pool may hold the dead connection: start a fresh session.
+                self._local.session = None
+                log.debug("row %s: %s", item.row, type(exc).__name__)
+                return Outcome(item.row, FAILED, error_class="ConnectionError",
+                               error="could not reach the API (connection refused or dropped)"), None
+        finally:
+            self.limit.release()
+        outcome = interpret(response.status_code, response.content, item.row, self.target)
+        retry_after = None
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                self.pause.extend(min(retry_after, self.policy.retry_after_cap))
+        if response.status_code == 429 or response.status_code >= 500:
+            self.limit.on_overload()
+        elif outcome.confirmed:
+            self.limit.on_success()
+        return outcome, retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date).
+
+    >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("soon")
+    (3.0, None, None)
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def interpret(status: int, content: bytes, row: int, target: Target) -> Outcome:

@@ -1,0 +1,174 @@
+"""Stage 5b: the journal, so that a rerun finishes the job without resending.
+
+One small SQLite file per input file, API and base URL, under ``--state-dir``.
+It holds each row's *confirmed* result (a 200 or 201), keyed by the row's
+identity and a hash of its payload, and is committed as each answer arrives,
+so it survives ``kill -9`` at any moment: at worst the requests that were in
+flight are sent again, which the API's idempotency makes harmless.
+
+What it stores is hashes and the API's transaction ids, never the token and
+never the row's content (phone numbers are personal data).
+
+A rerun plans per *lane* (rows sharing a key, in file order): rows already
+confirmed with the same payload are skipped, and from the first row that is
+not, the rest of the lane is sent, so the last row still wins. If every row of
+a lane is confirmed but the last payload the server saw for that key is not
+the lane's last row (the file was reordered), the last row is sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sender import Outcome, Prepared, lanes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS confirmed (
+    identity TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    signal_transaction_id TEXT,
+    corrects_transaction_id TEXT,
+    call_transaction_id TEXT,
+    confirmed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);
+"""
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/signal-uploader``, else ``~/.local/state/signal-uploader``."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "signal-uploader"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
+
+
+def payload_hash(payload: dict) -> str:
+    return _digest(json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A row's place in the journal."""
+
+    identity: str
+    key_hash: str
+    payload_hash: str
+
+
+@dataclass
+class Earlier:
+    """A confirmed result from an earlier run."""
+
+    row: int
+    status: str
+    http_status: int | None
+    signal_transaction_id: str
+    corrects_transaction_id: str
+    call_transaction_id: str
+
+
+def entries(prepared: list[Prepared]) -> dict[int, Entry]:
+    """Identity of each request: key + payload + which occurrence of that pair.
+
+    Independent of row numbers, so inserting a row above does not make the
+    whole file look new.
+    """
+    seen: dict[tuple[str, str], int] = {}
+    out = {}
+    for item in prepared:
+        key_hash = _digest(item.key)
+        content = payload_hash(item.payload)
+        occurrence = seen.get((key_hash, content), 0)
+        seen[(key_hash, content)] = occurrence + 1
+        out[item.row] = Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
+    return out
+
+
+class Journal:
+    """The SQLite journal of one input, API and base URL."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # WAL: a commit is durable once written, so kill -9 loses nothing
+        # committed; NORMAL sync is enough for a process crash.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    @classmethod
+    def for_input(cls, state_dir: Path, input_path: Path, api: str, base_url: str) -> Journal:
+        """The journal file for this input, API and base URL (never the token)."""
+        resolved = str(Path(input_path).resolve())
+        name = f"{Path(input_path).stem[:40]}-{api}-{_digest(resolved, api, base_url)[:16]}.sqlite"
+        journal = cls(Path(state_dir) / "journals" / name)
+        journal.db.execute("INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)",
+                           (resolved, api, base_url))
+        return journal
+
+    def plan(self, prepared: list[Prepared], *, force: bool = False
+             ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+        """Split the work: lanes to send, and rows already confirmed (skipped)."""
+        ids = entries(prepared)
+        if force:
+            return lanes(prepared), {}, ids
+        done = self._confirmed({e.identity for e in ids.values()})
+        applied = dict(self.db.execute("SELECT key_hash, payload_hash FROM last_applied"))
+        to_send: list[list[Prepared]] = []
+        skipped: dict[int, Earlier] = {}
+        for lane in lanes(prepared):
+            first_new = next((i for i, item in enumerate(lane) if ids[item.row].identity not in done), None)
+            last = ids[lane[-1].row]
+            if first_new is None and applied.get(last.key_hash) != last.payload_hash:
+                first_new = len(lane) - 1  # reordered since: make the last row win again
+            cut = len(lane) if first_new is None else first_new
+            for item in lane[:cut]:
+                skipped[item.row] = done[ids[item.row].identity]
+            if cut < len(lane):
+                to_send.append(lane[cut:])
+        return to_send, skipped, ids
+
+    def _confirmed(self, identities: set[str]) -> dict[str, Earlier]:
+        out = {}
+        query = ("SELECT identity, row, status, http_status, signal_transaction_id, corrects_transaction_id, "
+                 "call_transaction_id FROM confirmed")
+        for identity, *rest in self.db.execute(query):
+            if identity in identities:
+                out[identity] = Earlier(*rest)
+        return out
+
+    def record(self, entry: Entry, outcome: Outcome) -> None:
+        """Commit one confirmed answer (a no-op for anything else)."""
+        if not outcome.confirmed:
+            return
+        with self.db:  # one transaction: both tables or neither
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT OR REPLACE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.identity, entry.key_hash, entry.payload_hash, outcome.row, outcome.status,
+                 outcome.http_status, outcome.signal_transaction_id, outcome.corrects_transaction_id,
+                 outcome.call_transaction_id, time.time()),
+            )
+            self.db.execute("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
+                            (entry.key_hash, entry.payload_hash))
+
+    def confirmed_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
