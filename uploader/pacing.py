@@ -77,6 +77,7 @@ class AdaptiveLimit:
         self.decreases = 0
         self._healthy = 0
         self._since_decrease = maximum  # answers seen since the last decrease
+        self._round = maximum  # requests that may have been in flight at the last decrease
         self._cond = threading.Condition()
 
     def acquire(self) -> None:
@@ -105,8 +106,9 @@ class AdaptiveLimit:
             self._healthy = 0
             # Requests already in flight when the server started to struggle
             # fail too; count one decrease per round of answers.
-            if self._since_decrease < self.limit:
+            if self._since_decrease < self._round:
                 return
+            self._round = self.limit
             self.limit = max(self.minimum, self.limit // 2)
             self._since_decrease = 0
             self.decreases += 1
