@@ -24,7 +24,10 @@ from pandera.errors import SchemaErrors
 
 from uploader.fields import CUSTOM_FIELDS, ID_FIELDS, SCIENTIFIC_NOTATION
 
-MAX_CUSTOM_LENGTH = 255
+MAX_CUSTOM_LENGTH = 255  # documented for custom_parameter_1..3
+# Not documented; our guard against pasted blobs, generous for real values.
+MAX_ID_LENGTH = 255  # names, partner ids, transaction and network ids
+MAX_DESCRIPTION_LENGTH = 10_000
 
 # code -> the sentence shown to the analyst after "field 'value': ".
 MESSAGES = {
@@ -33,6 +36,8 @@ MESSAGES = {
     "sale-amount-format": "must be a number with at most 2 decimal places, without currency symbols or thousands separators",
     "value-format": "must be true, false, 1 or 0",
     "too-long": f"is longer than the API's limit of {MAX_CUSTOM_LENGTH} characters",
+    "id-too-long": f"is longer than {MAX_ID_LENGTH} characters: not a name or an id",
+    "description-too-long": f"is longer than {MAX_DESCRIPTION_LENGTH:,} characters",
     "duration-format": "must be a whole number of seconds, 0 or more",
     "scientific-notation": "was turned into scientific notation by a spreadsheet and its digits are lost; "
     "format the column as text and export again",
@@ -75,6 +80,9 @@ def signal_row_schema(columns) -> pa.DataFrameSchema:
         rules[column] = [_check("too-long", lambda s: s.str.len() <= MAX_CUSTOM_LENGTH)]
     for column in ID_COLUMNS:
         rules.setdefault(column, []).append(_check("scientific-notation", _not_scientific))
+    for column in ("name",) + ID_FIELDS:
+        rules.setdefault(column, []).append(_check("id-too-long", lambda s: s.str.len() <= MAX_ID_LENGTH))
+    rules["description"] = [_check("description-too-long", lambda s: s.str.len() <= MAX_DESCRIPTION_LENGTH)]
 
     present = set(columns)
     schema_columns = {

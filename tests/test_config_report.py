@@ -64,19 +64,20 @@ def test_xlsx_report_keeps_text_as_text(tmp_path):
                           "description": ["=HYPERLINK(\"http://x\")"], "id": ["00123"]})
     path = write_report(frame, tmp_path / "r.xlsx")
     cells = list(load_workbook(path).active.iter_rows(values_only=True))[1]
-    assert cells == (2, "failed", 404, "=HYPERLINK(\"http://x\")", "00123")
+    assert cells == (2, "failed", 404, "'=HYPERLINK(\"http://x\")", "00123")
     assert load_workbook(path).active["D2"].data_type == "s"  # a string, not a formula
 
 
-def test_reports_are_replaced_atomically(tmp_path):
+def test_reports_are_replaced_atomically(tmp_path, monkeypatch):
     path = tmp_path / "r.csv"
     path.write_text("old report")
 
-    class Boom(pd.DataFrame):
-        def to_csv(self, *a, **k):
-            raise RuntimeError("disk full")
+    def full_disk(self, target, *args, **kwargs):
+        Path(target).write_text("half a rep")
+        raise OSError("disk full")
 
-    with pytest.raises(RuntimeError):
-        write_report(Boom({"row": [1]}), path)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(OSError):
+        write_report(pd.DataFrame({"row": [1]}), path)
     assert path.read_text() == "old report"
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temporary left behind

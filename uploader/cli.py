@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .config import resolve
 from .errors import UploaderError, UsageError
+from .logs import REDACT, setup_logging
 
 EXIT_USAGE = 2
 
@@ -24,9 +25,9 @@ _API_CHOICE = click.Choice(["signals", "call_outcomes"])
 
 
 def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE):
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {REDACT.clean(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {REDACT.clean(hint)}", err=True)
     sys.exit(code)
 
 
@@ -46,8 +47,8 @@ def handle_errors(func):
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
         except Exception as exc:  # a bug, not a user mistake
-            if verbose:
-                raise
+            if verbose:  # through logging, so the redaction filter sees the traceback too
+                logging.getLogger("uploader").error("internal error", exc_info=True)
             _fail(f"internal error ({type(exc).__name__}: {exc})",
                   "this is a bug in signal-uploader; run again with -v for the details and report it", 3)
 
@@ -55,8 +56,7 @@ def handle_errors(func):
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose)
 
 
 # Options shared by the commands that read a file, so every command spells them the same.
@@ -79,6 +79,9 @@ def file_options_without_file(func):
         click.option("--summary-json", type=click.Path(path_type=Path), default=None,
                      help="Also write the summary as JSON, for scripts."),
         click.option("--no-progress", is_flag=True, help="No progress bar (there is none unless stderr is a terminal)."),
+        click.option("--mask-pii", is_flag=True,
+                     help="Show callers' phone numbers as their last 4 digits in printed output and logs "
+                          "(reports keep what you gave)."),
         click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."),
     ]
     for option in reversed(options):
@@ -104,7 +107,7 @@ def main():
 @main.command()
 @file_options
 @handle_errors
-def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, verbose):
+def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, mask_pii, verbose):
     """Check every row of FILE without sending anything.
 
     Prints how many rows are valid and the most common problems; --report
@@ -114,7 +117,9 @@ def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_
 
     _setup_logging(verbose)
     settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, report=report,
-                            summary_json=summary_json, progress=not no_progress, verbose=verbose))
+                            summary_json=summary_json, progress=not no_progress, verbose=verbose,
+                            mask_pii=mask_pii))
+    REDACT.mask_pii = mask_pii
     result = validate_file(file, settings)
     _print_summary(result)
     sys.exit(result.exit_code)
@@ -142,6 +147,9 @@ def send_options(func):
         click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
         click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="Append JSON lines: one per row outcome, one summary per run."),
+        click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="PEM file of certificate authorities to trust (or REQUESTS_CA_BUNDLE). "
+                          "Certificates are always verified."),
         click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
     ]
     for option in reversed(options):
@@ -155,6 +163,9 @@ def _send_settings(params: dict, **extra):
     no_progress = params.pop("no_progress")
     settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
                        config_file=config_file, need_token=not params["dry_run"])
+    if settings.token is not None:
+        REDACT.add_secret(settings.token.reveal())
+    REDACT.mask_pii = settings.mask_pii
     return settings
 
 
@@ -238,9 +249,13 @@ def retry(report, include_not_found, verbose, **params):
 @click.option("--seed", type=int, default=None, help="Random seed for the fault rates.")
 @click.option("--ready-file", type=click.Path(path_type=Path), default=None,
               help="Write the base URL to this file once the server listens (for scripts).")
+@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Serve https with this PEM certificate (with --tls-key), to try --ca-bundle.")
+@click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The PEM private key of --tls-cert.")
 @handle_errors
 def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_limit_rate, retry_after, drop_rate,
-             lost_answer_rate, seed, ready_file):
+             lost_answer_rate, seed, ready_file, tls_cert, tls_key):
     """Run a local Signal API / Call Outcomes API on 127.0.0.1 to try uploads against.
 
     Base URL: http://127.0.0.1:PORT/api/2020-10-01. GET /_emulator/signals
@@ -254,7 +269,7 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_l
     config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
                             latency_ms=latency_ms, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
                             retry_after=retry_after, drop_rate=drop_rate, lost_answer_rate=lost_answer_rate,
-                            seed=seed)
+                            seed=seed, tls_cert=tls_cert, tls_key=tls_key or tls_cert)
     serve(config, port=port, ready_file=ready_file)
 
 

@@ -15,6 +15,7 @@ would show in ``ps`` and shell history, nor from the config file.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -77,6 +78,8 @@ class Settings:
     log_file: Path | None = None
     force: bool = False
     include_not_found: bool = False
+    ca_bundle: Path | None = None
+    mask_pii: bool = False
     dry_run: bool = False
     progress: bool = True
     verbose: int = 0
@@ -95,7 +98,8 @@ class Settings:
 
 # Settings that may come from the environment or a config file, with their types.
 SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
-                   "timeout": float, "rate": float, "max_attempts": int, "state_dir": Path, "log_file": Path}
+                   "timeout": float, "rate": float, "max_attempts": int, "state_dir": Path, "log_file": Path,
+                   "ca_bundle": Path}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path}
 
@@ -171,6 +175,9 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
     _check_region(settings.phone_region)
     if settings.base_url is not None:
         settings = replace(settings, base_url=check_base_url(settings.base_url))
+    if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file",
+                         hint="give a PEM file of the certificate authorities to trust")
     if need_token:
         settings = replace(settings, token=read_token(environ, token_file))
     return settings
@@ -221,6 +228,9 @@ def read_token(environ, token_file: str | Path | None) -> Secret:
             raise UsageError(f"cannot read the token file {path}: {exc.strerror}") from None
         if not value:
             raise UsageError(f"the token file {path} is empty")
+        if path.stat().st_mode & 0o077:
+            logging.getLogger(__name__).warning(
+                "the token file %s can be read by other users; make it yours alone: chmod 600 %s", path, path)
         return Secret(value)
     value = environ.get(TOKEN_ENV, "").strip()
     if not value:

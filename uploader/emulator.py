@@ -28,6 +28,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ class EmulatorConfig:
     drop_rate: float = 0.0  # connection closed before anything is done
     lost_answer_rate: float = 0.0  # applied, then the connection closed: the answer is lost
     seed: int | None = None
+    tls_cert: Path | None = None  # serve https with this certificate (PEM) and key
+    tls_key: Path | None = None
     match_window_s: int = 600  # how far a call_start_time may be from the call's start
     known_advertisers: tuple[str, ...] | None = None  # None: those found in the calls file
 
@@ -471,11 +474,17 @@ def make_server(config: EmulatorConfig, port: int = 0) -> _Server:
                                             "rng_lock": threading.Lock()})
     server = _Server((HOST, port), handler)
     server.store = store
+    server.scheme = "http"
+    if config.tls_cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.scheme = "https"
     return server
 
 
 def base_url(server: _Server) -> str:
-    return f"http://{HOST}:{server.server_address[1]}/api/{API_VERSION}"
+    return f"{server.scheme}://{HOST}:{server.server_address[1]}/api/{API_VERSION}"
 
 
 @dataclass

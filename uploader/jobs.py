@@ -29,9 +29,10 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Settings
-from .errors import AuthenticationError, UploaderError, UsageError
+from .errors import AuthenticationError, TransportError, UploaderError, UsageError
 from .journal import Journal
 from .locking import RunLock
+from .logs import mask_phone
 from .matcher import call_reference, ignored_search_warnings
 from .problems import ERROR, WARNING
 from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, read_table
@@ -182,7 +183,8 @@ def _send_and_report(table: Table, validation: Validation, settings: Settings, *
                         run_log.row(outcomes[row])
             policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
                                 max_attempts=settings.max_attempts, rate=settings.rate)
-            sender = Sender(target, settings.base_url, settings.token, policy)
+            sender = Sender(target, settings.base_url, settings.token, policy,
+                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
             total = sum(len(lane) for lane in work)
             with progress_bar(settings, total, f"sending to the {target.title}") as bar:
                 for outcome in sender.send_all(work):
@@ -196,9 +198,9 @@ def _send_and_report(table: Table, validation: Validation, settings: Settings, *
         finally:
             journal.close()
         for item in prepared:
-            if item.row not in outcomes:  # left unsent after the API refused the token
+            if item.row not in outcomes:  # left unsent when the run stopped
                 outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
-                                             error="not sent: the run stopped when the API rejected the token")
+                                             error="not sent: the run stopped (see the first failed row)")
         _apply_outcomes(meta, outcomes)
 
     frame = report_frame(table, meta, UPLOAD_COLUMNS)
@@ -212,13 +214,20 @@ def _send_and_report(table: Table, validation: Validation, settings: Settings, *
         run_log.summary(summary)
         run_log.close()
     result = JobResult(table, validation, summary, 0, report_path, outcomes, warnings, sent)
-    if sender is not None and sender.auth_failure is not None:
-        error = AuthenticationError(
-            f"the API rejected the token (401): the run stopped; report written to {report_path}",
-            status=401, error_class=sender.auth_failure.error_class,
-            hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
-                 "a rerun sends the rows that were not sent",
-        )
+    if sender is not None and sender.fatal is not None:
+        if sender.fatal.http_status == 401:
+            error = AuthenticationError(
+                f"the API rejected the token (401): the run stopped; report written to {report_path}",
+                status=401, error_class=sender.fatal.error_class,
+                hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
+                     "a rerun sends the rows that were not sent",
+            )
+        else:
+            error = TransportError(
+                f"{sender.fatal.error}: the run stopped; report written to {report_path}",
+                hint="if your network inspects TLS with its own certificate authority, give its certificate "
+                     "with --ca-bundle (or REQUESTS_CA_BUNDLE); verification is never switched off",
+            )
         error.result = result  # so the CLI can still print what was done
         raise error
     result.exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
@@ -262,7 +271,11 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
     top, warned = [], 0
     if validation is not None:
         problem_counts = validation.problems.counts(ERROR)
-        top = [{"code": code, "rows": int(n), "example": validation.problems.example_message(code)}
+        # Phone numbers are personal data: with --mask-pii, examples show the last 4 digits only.
+        mask = mask_phone if settings.mask_pii else None
+        phone_column = {table.fields.get("calling_phone_number", "calling_phone_number")}
+        top = [{"code": code, "rows": int(n),
+                "example": validation.problems.example_message(code, mask, phone_column)}
                for code, n in problem_counts.head(5).items()]
         warned = len(validation.problems.rows_with(WARNING))
     return Summary(
@@ -378,7 +391,7 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
                     continue
                 try:
                     outcome = upload_file(path, replace(settings, report=None))
-                except AuthenticationError:
+                except (AuthenticationError, TransportError):
                     raise  # every file would fail: stop, leave this one in place for the next run
                 except UploaderError as exc:
                     moved = _move(path, folder / "failed")

@@ -107,10 +107,16 @@ class Problems:
         frame = frame[frame["severity"] == severity]
         return frame.drop_duplicates(["row", "code"]).groupby("code").size().sort_values(ascending=False)
 
-    def example_message(self, code: str) -> str:
+    def example_message(self, code: str, mask=None, mask_fields=()) -> str:
+        """One readable example of a problem code (values of ``mask_fields`` through ``mask``)."""
         frame = self.frame()
         hit = frame[frame["code"] == code].iloc[0]
-        return f"{hit['field']}: {hit['message']}" if hit["field"] else hit["message"]
+        if not hit["field"]:
+            return hit["message"]
+        value = hit["value"]
+        if mask is not None and hit["field"] in mask_fields:
+            value = mask(value)
+        return f"{hit['field']} {value!r}: {hit['message']}" if value else f"{hit['field']}: {hit['message']}"
 
     def __len__(self) -> int:
         return sum(len(p) for p in self._parts)

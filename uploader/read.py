@@ -22,7 +22,9 @@ import csv
 import datetime as dt
 import io
 import logging
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,21 @@ XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 DELIMITERS = (",", ";", "\t", "|")
 # Enough lines to see the delimiter; a header plus a few rows is plenty.
 _SNIFF_CHARS = 64 * 1024
+
+# Limits checked on an .xlsx archive before any of it is decompressed. An
+# .xlsx is a zip of XML files; a "zip bomb" expands a small file into
+# gigabytes. Real workbooks stay far inside these: a 100,000-row sheet is
+# about 20 MB of XML compressed some 10:1.
+MAX_XLSX_ENTRIES = 10_000
+MAX_XLSX_UNCOMPRESSED = 1024 * 1024 * 1024  # 1 GiB in all
+MAX_XLSX_RATIO = 250  # per entry of more than 1 MiB: deflate tops out near 1000:1
+# Python's csv module refuses fields over 128 KiB and would fail the whole
+# file; let long cells through so the validator can refuse just their row.
+csv.field_size_limit(64 * 1024 * 1024)
+
+# What the report writer puts before a cell a spreadsheet could run as a
+# formula (OWASP's advice). Reading a report back takes it off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -207,12 +224,53 @@ def _csv_records(text: str, delimiter: str, path: Path):
 # -------------------------------------------------------------------------- XLSX
 
 
-def _read_xlsx(path: Path, sheet: str | None):
+def check_archive(path: Path) -> None:
+    """Refuse an .xlsx whose zip could expand beyond the documented limits."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise FileFormatError(
+            f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
+            hint="open it in Excel and save it again as .xlsx (without a password), or export it as CSV",
+        ) from None
+    if len(entries) > MAX_XLSX_ENTRIES:
+        raise FileFormatError(f"{path}: refused: the workbook's archive has {len(entries):,} parts "
+                              f"(the limit is {MAX_XLSX_ENTRIES:,}), which no real workbook needs")
+    total = sum(e.file_size for e in entries)
+    if total > MAX_XLSX_UNCOMPRESSED:
+        raise FileFormatError(f"{path}: refused: the workbook would expand to {total / 2**30:.1f} GiB "
+                              f"(the limit is {MAX_XLSX_UNCOMPRESSED // 2**30} GiB)",
+                              hint="split it into smaller files, or export it as CSV")
+    for entry in entries:
+        if entry.file_size > 2**20 and entry.file_size > MAX_XLSX_RATIO * max(entry.compress_size, 1):
+            raise FileFormatError(
+                f"{path}: refused: a part of the workbook ({entry.filename}) expands "
+                f"{entry.file_size // max(entry.compress_size, 1):,} times (the limit is {MAX_XLSX_RATIO}), "
+                "the mark of a zip bomb")
+
+
+def _openpyxl():
+    """openpyxl, parsing XML through defusedxml (no entity expansion, no DTDs)."""
+    os.environ["OPENPYXL_DEFUSEDXML"] = "True"  # openpyxl reads this once, at import
     import openpyxl
+
+    if not openpyxl.DEFUSEDXML:  # pragma: no cover - imported earlier with it switched off
+        raise RuntimeError("openpyxl was imported without defusedxml; refusing to parse workbooks")
+    return openpyxl
+
+
+def _read_xlsx(path: Path, sheet: str | None):
+    check_archive(path)
+    openpyxl = _openpyxl()
+    from defusedxml import DefusedXmlException
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except DefusedXmlException:
+        raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
+                              "which real workbooks never do (an 'XML bomb')") from None
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         log.debug("openpyxl could not open %s: %r", path, exc)
         raise FileFormatError(
@@ -231,19 +289,27 @@ def _read_xlsx(path: Path, sheet: str | None):
         header_row = 0
         records: list[tuple[int, list[str]]] = []
         has_dates = False
-        for row_number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            cells = []
-            for value in values:
-                text, is_date = _cell_text(value)
-                has_dates = has_dates or is_date
-                cells.append(text)
-            if header is None:
-                if not any(c.strip() for c in cells):
+        try:
+            for row_number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+                cells = []
+                for value in values:
+                    text, is_date = _cell_text(value)
+                    has_dates = has_dates or is_date
+                    cells.append(text)
+                if header is None:
+                    if not any(c.strip() for c in cells):
+                        continue
+                    header, header_row = cells, row_number
+                    has_dates = False  # a date in the header row is not data
                     continue
-                header, header_row = cells, row_number
-                has_dates = False  # a date in the header row is not data
-                continue
-            records.append((row_number, cells))
+                records.append((row_number, cells))
+        except DefusedXmlException:
+            raise FileFormatError(f"{path}: refused: the sheet's XML declares entities or a DTD, "
+                                  "which real workbooks never do (an 'XML bomb')") from None
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, zlib.error) as exc:
+            log.debug("openpyxl could not read %s: %r", path, exc)
+            raise FileFormatError(f"{path}: the workbook is damaged and cannot be read to the end",
+                                  hint="open it in Excel and save it again, or export it as CSV") from None
         if header is None:
             raise FileFormatError(f"{path}: the sheet {worksheet.title!r} is empty",
                                   hint="it needs a header row and at least one data row")
@@ -287,6 +353,20 @@ def _cell_text(value) -> tuple[str, bool]:
 
 
 # ------------------------------------------------------------------------ shared
+
+
+def unescape_formulas(column: pd.Series) -> pd.Series:
+    """Undo the report writer's formula guard: ``'=x`` is read as ``=x``.
+
+    >>> unescape_formulas(pd.Series(["'=SUM(A1)", "'+1 415", "'plain", "=raw"])).tolist()
+    ['=SUM(A1)', '+1 415', "'plain", '=raw']
+    """
+    text = column.astype(str)
+    guarded = text.str.startswith("'") & text.str.slice(1, 2).isin(FORMULA_STARTS)
+    if not guarded.any():
+        return column
+    return text.where(~guarded, text.str.slice(1))
+
 
 
 def _build_table(path: Path, header_row: int, header: list[str], records, *, keep_report_columns: bool = False,
@@ -363,6 +443,7 @@ def _build_table(path: Path, header_row: int, header: list[str], records, *, kee
         raise FileFormatError(f"{path}: the file has a header but no data rows")
 
     frame = pd.DataFrame(rows, columns=[header[p] for p in keep], index=pd.Index(index, name="row"), dtype=object)
+    frame = frame.apply(unescape_formulas)
     report_meta = None
     if keep_report_columns:
         report_meta = pd.DataFrame(meta_rows, columns=[report_column(header[p]) for p in report_positions],

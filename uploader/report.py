@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .fields import REPORT_COLUMNS
-from .read import Table
+from .read import FORMULA_STARTS, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
 UPLOAD_COLUMNS = REPORT_COLUMNS
@@ -55,8 +56,30 @@ def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd
     return pd.concat([out, original], axis=1).fillna("")
 
 
+def neutralise(value):
+    r"""Make a text cell that a spreadsheet would run as a formula show as text.
+
+    OWASP's advice for CSV injection: a leading ``'`` before ``= + - @`` tab or
+    carriage return. Numbers stay numbers. The reader takes the ``'`` off again,
+    so a report read back as input gives the API exactly what the user wrote.
+
+    >>> neutralise('=HYPERLINK("http://evil")'), neutralise("-12.50"), neutralise("+1 415 555 0134")
+    ('\'=HYPERLINK("http://evil")', '-12.50', "'+1 415 555 0134")
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
 def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Path:
-    """Write ``frame`` as CSV or XLSX (by the extension), atomically."""
+    """Write ``frame`` as CSV or XLSX (by the extension), atomically.
+
+    Every text cell goes through :func:`neutralise` first.
+    """
+    frame = frame.map(neutralise)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()

@@ -149,7 +149,7 @@ class Sender:
     """
 
     def __init__(self, target: Target, base_url: str, token: Secret, policy: SendPolicy = SendPolicy(), *,
-                 rng: random.Random | None = None):
+                 ca_bundle: str | None = None, rng: random.Random | None = None):
         self.target = target
         self.url = f"{base_url.rstrip('/')}/{target.path}"
         self.token = token
@@ -161,7 +161,8 @@ class Sender:
         self._rng_lock = threading.Lock()
         self._local = threading.local()
         self._stop = threading.Event()
-        self.auth_failure: Outcome | None = None
+        self.ca_bundle = ca_bundle
+        self.fatal: Outcome | None = None  # a 401 or an untrusted certificate: every row would fail
         self.retries = 0
 
     def stop(self) -> None:
@@ -171,9 +172,9 @@ class Sender:
     def send_all(self, work: Iterable[list[Prepared]]) -> Iterator[Outcome]:
         """Send lanes of requests; yield outcomes as they arrive, in the caller's thread.
 
-        After a 401 nothing more is sent: the iterator ends early and
-        :attr:`auth_failure` holds the refused row's outcome. Rows never sent
-        get no outcome.
+        After a 401, or a TLS certificate that cannot be verified, nothing more
+        is sent: the iterator ends early and :attr:`fatal` holds that row's
+        outcome. Rows never sent get no outcome.
         """
         lanes_queue: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 4)
         results: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 64)
@@ -220,8 +221,8 @@ class Sender:
                     if self._stop.is_set():
                         break
                     outcome = self.send_one(item)
-                    if outcome.http_status == 401:
-                        self.auth_failure = outcome
+                    if outcome.http_status == 401 or outcome.error_class == "TLSError":
+                        self.fatal = outcome
                         self._stop.set()
                     results.put(outcome)
         finally:
@@ -241,7 +242,9 @@ class Sender:
                 "Accept": "application/json",
                 "User-Agent": f"signal-uploader/{__version__}",
             })
-            session.verify = True  # never off: the documents' curl -k is not followed
+            # Never off: the documents' curl -k is not followed. REQUESTS_CA_BUNDLE
+            # is honoured by requests itself; --ca-bundle names the file here.
+            session.verify = self.ca_bundle or True
             self._local.session = session
         return session
 
@@ -253,7 +256,7 @@ class Sender:
             attempt += 1
             outcome, retry_after = self._attempt(item, body)
             outcome.attempts = attempt
-            retryable = outcome.status == FAILED and (
+            retryable = outcome.status == FAILED and outcome.error_class != "TLSError" and (
                 outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS)
             if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
                 if retryable and attempt > 1:
@@ -276,6 +279,10 @@ class Sender:
             self.rate.wait()
             try:
                 response = self._session().post(self.url, data=body, timeout=self.policy.timeout)
+            except requests.exceptions.SSLError as exc:
+                reason = str(exc.args[0].reason if exc.args and hasattr(exc.args[0], "reason") else exc)
+                return Outcome(item.row, FAILED, error_class="TLSError",
+                               error=f"the server's TLS certificate could not be verified ({reason[:200]})"), None
             except requests.Timeout:
                 self.limit.on_overload()
                 return Outcome(item.row, FAILED, error_class="Timeout",
