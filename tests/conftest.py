@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -34,7 +35,8 @@ def write_csv(path: Path, rows: list[list], *, delimiter: str = ",", encoding: s
 
 
 def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", formats: dict[str, str] | None = None,
-               extra_sheets: dict[str, list[list]] | None = None) -> Path:
+               extra_sheets: dict[str, list[list]] | None = None, text_columns: str = "") -> Path:
+    """A workbook; cells in ``text_columns`` are text even when they start with '=' (as Excel's '@' format)."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -42,6 +44,9 @@ def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", formats: 
     worksheet.title = sheet
     for row in rows:
         worksheet.append(row)
+    for column in text_columns:
+        for cell in worksheet[column][1:]:
+            cell.data_type = "s"
     for column, number_format in (formats or {}).items():
         for cell in worksheet[column][1:]:
             cell.number_format = number_format
@@ -89,6 +94,8 @@ class Emulator:
         config.setdefault("calls_file", SAMPLES / "calls.csv")
         self.running = start_in_thread(EmulatorConfig(**config))
         self.base_url = self.running.base_url
+        # The tests' own look at the state trusts the emulator's test certificate.
+        self.context = ssl.create_default_context(cafile=config["tls_cert"]) if config.get("tls_cert") else None
 
     def signals(self) -> list[dict]:
         return self._get()["signals"]
@@ -99,14 +106,14 @@ class Emulator:
 
     def _get(self) -> dict:
         root = self.base_url.split("/api/")[0]
-        with urllib.request.urlopen(f"{root}/_emulator/signals", timeout=10) as answer:
+        with urllib.request.urlopen(f"{root}/_emulator/signals", timeout=10, context=self.context) as answer:
             return json.load(answer)
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
         request = urllib.request.Request(f"{self.base_url}/{path}", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=10, context=self.context) as answer:
                 return answer.status, json.load(answer)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)

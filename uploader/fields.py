@@ -53,6 +53,8 @@ ID_FIELDS = (
     "network_id",
 )
 CUSTOM_FIELDS = ("custom_parameter_1", "custom_parameter_2", "custom_parameter_3")
+# Sent exactly as written, surrounding white space included.
+FREE_TEXT_FIELDS = ("description",) + CUSTOM_FIELDS
 
 # Other spellings accepted for a canonical field (the Call Outcomes API's names).
 ALIASES = {

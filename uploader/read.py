@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import FileFormatError, UsageError
-from .fields import FIELDS, canonical_field, is_report_column, report_column
+from .fields import FIELDS, FREE_TEXT_FIELDS, canonical_field, is_report_column, report_column
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,17 @@ class Table:
     def canonical(self) -> pd.DataFrame:
         """The known fields under their canonical names; absent fields are empty.
 
-        Values are stripped of surrounding white space; the original cells stay
-        untouched in :attr:`frame` for the report.
+        Ids, names, numbers and times are stripped of surrounding white space;
+        free text (description, custom parameters) is kept exactly as written.
+        The original cells stay untouched in :attr:`frame` for the report.
         """
         out = pd.DataFrame(index=self.frame.index)
         for name in FIELDS:
             header = self.fields.get(name)
             if header is None:
                 out[name] = pd.Series("", index=self.frame.index, dtype=object)
+            elif name in FREE_TEXT_FIELDS:
+                out[name] = self.frame[header].astype(object)
             else:
                 out[name] = self.frame[header].astype(object).str.strip()
         return out
@@ -260,6 +263,17 @@ def _openpyxl():
     return openpyxl
 
 
+def _caused_by(exc: BaseException, kind: type) -> bool:
+    """True if ``exc`` is, or was raised from, a ``kind`` (openpyxl wraps parse errors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _read_xlsx(path: Path, sheet: str | None):
     check_archive(path)
     openpyxl = _openpyxl()
@@ -268,10 +282,10 @@ def _read_xlsx(path: Path, sheet: str | None):
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except DefusedXmlException:
-        raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
-                              "which real workbooks never do (an 'XML bomb')") from None
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        if _caused_by(exc, DefusedXmlException):
+            raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
+                                  "which real workbooks never do (an 'XML bomb')") from None
         log.debug("openpyxl could not open %s: %r", path, exc)
         raise FileFormatError(
             f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
@@ -303,10 +317,10 @@ def _read_xlsx(path: Path, sheet: str | None):
                     has_dates = False  # a date in the header row is not data
                     continue
                 records.append((row_number, cells))
-        except DefusedXmlException:
-            raise FileFormatError(f"{path}: refused: the sheet's XML declares entities or a DTD, "
-                                  "which real workbooks never do (an 'XML bomb')") from None
         except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, zlib.error) as exc:
+            if _caused_by(exc, DefusedXmlException):
+                raise FileFormatError(f"{path}: refused: the sheet's XML declares entities or a DTD, "
+                                      "which real workbooks never do (an 'XML bomb')") from None
             log.debug("openpyxl could not read %s: %r", path, exc)
             raise FileFormatError(f"{path}: the workbook is damaged and cannot be read to the end",
                                   hint="open it in Excel and save it again, or export it as CSV") from None

@@ -242,9 +242,7 @@ class Sender:
                 "Accept": "application/json",
                 "User-Agent": f"signal-uploader/{__version__}",
             })
-            # Never off: the documents' curl -k is not followed. REQUESTS_CA_BUNDLE
-            # is honoured by requests itself; --ca-bundle names the file here.
-            session.verify = self.ca_bundle or True
+            session.verify = True  # never off: the documents' curl -k is not followed
             self._local.session = session
         return session
 
@@ -278,7 +276,10 @@ class Sender:
         try:
             self.rate.wait()
             try:
-                response = self._session().post(self.url, data=body, timeout=self.policy.timeout)
+                # verify per request: a session-level path would lose to REQUESTS_CA_BUNDLE
+                # in requests' environment merge. True lets that variable apply.
+                response = self._session().post(self.url, data=body, timeout=self.policy.timeout,
+                                                verify=self.ca_bundle or True)
             except requests.exceptions.SSLError as exc:
                 reason = str(exc.args[0].reason if exc.args and hasattr(exc.args[0], "reason") else exc)
                 return Outcome(item.row, FAILED, error_class="TLSError",
