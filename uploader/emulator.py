@@ -23,6 +23,7 @@ Besides the API it answers:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import random
 import re
@@ -135,7 +136,8 @@ def parse_timestamp(text: str, network_tz: str, *, epoch_only: bool = False) -> 
 
 
 def _format_time(epoch: float) -> str:
-    return pendulum.from_timestamp(epoch, tz="UTC").format("MM/DD/YYYY hh:mm A") + " UTC"
+    """The documents' display form, e.g. ``01/01/2016 08:34 PM UTC``."""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%m/%d/%Y %I:%M %p") + " UTC"
 
 
 # ----------------------------------------------------------------------- state
@@ -346,6 +348,9 @@ _ROUTES = [
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real service
+    # Headers and body go out in two writes; with Nagle's algorithm on, the
+    # second waits for the client's delayed ACK, adding 40 ms to every answer.
+    disable_nagle_algorithm = True
     server_version = "signal-api-emulator"
     store: Store
     rng: random.Random
@@ -356,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()
+        self._hold()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -384,6 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._api()
 
     def _api(self):
+        # --latency-ms is the time from the request to its answer, the work
+        # included, as a real server's would be: the answer is held back until then.
+        self._answer_at = time.monotonic() + self.store.config.latency_ms / 1000
         raw = self._read_body()
         path = self.path.split("?")[0]
         if path == "/_emulator/reset":
@@ -392,8 +401,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.store.requests = 0
             return self._send(200, {"ok": True})
         config = self.store.config
-        if config.latency_ms:
-            time.sleep(config.latency_ms / 1000)
         for pattern, kind in _ROUTES:
             match = pattern.fullmatch(path)
             if match:
@@ -445,8 +452,15 @@ class _Handler(BaseHTTPRequestHandler):
             draw -= rate
         return None
 
+    def _hold(self) -> None:
+        wait = getattr(self, "_answer_at", 0) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._answer_at = 0
+
     def _drop(self) -> None:
         """Close the connection without an answer, as a crashed proxy would."""
+        self._hold()
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -469,6 +483,9 @@ class _Server(ThreadingHTTPServer):
 
 def make_server(config: EmulatorConfig, port: int = 0) -> _Server:
     """Build (but do not start) a server bound to 127.0.0.1 only."""
+    # One thread per connection, most asleep in --latency-ms: hand the GIL
+    # over sooner than the default 5 ms so that waking threads answer on time.
+    sys.setswitchinterval(0.0005)
     store = Store(config, calls=load_calls(config.calls_file))
     handler = type("Handler", (_Handler,), {"store": store, "rng": random.Random(config.seed),
                                             "rng_lock": threading.Lock()})

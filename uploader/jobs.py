@@ -187,13 +187,15 @@ def _send_and_report(table: Table, validation: Validation, settings: Settings, *
                             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
             total = sum(len(lane) for lane in work)
             with progress_bar(settings, total, f"sending to the {target.title}") as bar:
-                for outcome in sender.send_all(work):
-                    journal.record(entries[outcome.row], outcome)  # committed before anything else
-                    outcomes[outcome.row] = outcome
-                    sent += 1
-                    if run_log:
-                        run_log.row(outcome)
-                    bar.update(1)
+                for batch in sender.send_batches(work):
+                    # committed before anything else is done with these answers
+                    journal.record_many([(entries[o.row], o) for o in batch])
+                    for outcome in batch:
+                        outcomes[outcome.row] = outcome
+                        if run_log:
+                            run_log.row(outcome)
+                    sent += len(batch)
+                    bar.update(len(batch))
             log.info("%d request(s) answered, %d retries", sent, sender.retries)
         finally:
             journal.close()

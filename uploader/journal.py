@@ -154,18 +154,27 @@ class Journal:
 
     def record(self, entry: Entry, outcome: Outcome) -> None:
         """Commit one confirmed answer (a no-op for anything else)."""
-        if not outcome.confirmed:
+        self.record_many([(entry, outcome)])
+
+    def record_many(self, answers: list[tuple[Entry, Outcome]]) -> None:
+        """Commit the confirmed answers of a batch in one transaction.
+
+        Answers arrive in lane order, so for a key the last one here is the
+        last one applied.
+        """
+        confirmed = [(e, o) for e, o in answers if o.confirmed]
+        if not confirmed:
             return
+        now = time.time()
         with self.db:  # one transaction: both tables or neither
             self.db.execute("BEGIN")
-            self.db.execute(
+            self.db.executemany(
                 "INSERT OR REPLACE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.identity, entry.key_hash, entry.payload_hash, outcome.row, outcome.status,
-                 outcome.http_status, outcome.signal_transaction_id, outcome.corrects_transaction_id,
-                 outcome.call_transaction_id, time.time()),
+                [(e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, o.signal_transaction_id,
+                  o.corrects_transaction_id, o.call_transaction_id, now) for e, o in confirmed],
             )
-            self.db.execute("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
-                            (entry.key_hash, entry.payload_hash))
+            self.db.executemany("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
+                                [(e.key_hash, e.payload_hash) for e, _ in confirmed])
 
     def confirmed_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]

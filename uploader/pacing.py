@@ -89,7 +89,7 @@ class AdaptiveLimit:
     def release(self) -> None:
         with self._cond:
             self.in_flight -= 1
-            self._cond.notify_all()
+            self._cond.notify()  # one slot freed: wake one waiter, not the whole herd
 
     def on_success(self) -> None:
         with self._cond:
@@ -98,7 +98,7 @@ class AdaptiveLimit:
             if self._healthy >= self.limit and self.limit < self.maximum:
                 self.limit += 1
                 self._healthy = 0
-                self._cond.notify_all()
+                self._cond.notify()
 
     def on_overload(self) -> None:
         with self._cond:
