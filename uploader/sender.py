@@ -19,7 +19,6 @@ import logging
 import os
 import queue
 import random
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -191,16 +190,6 @@ class Sender:
         The journal commits a batch in one transaction: under load that is
         one commit per burst of answers instead of one per answer.
         """
-        previous_interval = sys.getswitchinterval()
-        # Many threads each waiting on a socket: hand the GIL over sooner than
-        # the default 5 ms, so an answer is read as soon as it arrives.
-        sys.setswitchinterval(0.0005)
-        try:
-            yield from self._send_batches(work)
-        finally:
-            sys.setswitchinterval(previous_interval)
-
-    def _send_batches(self, work: Iterable[list[Prepared]]) -> Iterator[list[Outcome]]:
         lanes_queue: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 4)
         results: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 64)
         feeder = threading.Thread(target=self._feed, args=(work, lanes_queue), name="sender-feed", daemon=True)
@@ -261,7 +250,7 @@ class Sender:
         finally:
             results.put(None)
 
-    def _make_pool(self) -> urllib3.PoolManager:
+    def _make_pool(self) -> urllib3.HTTPConnectionPool:
         """One keep-alive pool for all workers (urllib3's pools are thread-safe).
 
         The hot path talks to urllib3 directly: requests' per-request work
@@ -269,20 +258,25 @@ class Sender:
         1 ms budget per row. requests still decides what the environment
         says: proxies (honouring NO_PROXY) and its CA bundle.
         """
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         "User-Agent": f"signal-uploader/{__version__}"}
+        proxy = self.proxies.get("https" if self.url.startswith("https:") else "http") or self.proxies.get("all")
+        # Plain http through a proxy names the whole URL; otherwise (direct, or
+        # https tunnelled through the proxy) the request names just the path.
+        plain_proxy = bool(proxy) and self.url.startswith("http:")
+        self._request_target = self.url if plain_proxy else urllib3.util.parse_url(self.url).request_uri
         options = dict(num_pools=2, maxsize=self.policy.concurrency, block=True, retries=False,
-                       timeout=urllib3.Timeout(total=self.policy.timeout),
-                       headers={"Content-Type": "application/json", "Accept": "application/json",
-                                "User-Agent": f"signal-uploader/{__version__}"})
+                       timeout=urllib3.Timeout(total=self.policy.timeout))
         if self.url.startswith("https:"):
             # Never off: the documents' curl -k is not followed.
             options.update(cert_reqs="CERT_REQUIRED", ca_certs=self.verify)
-        proxy = self.proxies.get("https" if self.url.startswith("https:") else "http") or self.proxies.get("all")
-        if proxy:
-            return urllib3.ProxyManager(proxy, **options)
-        return urllib3.PoolManager(**options)
+        manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+        # Resolve the connection pool once: every request goes to the same URL.
+        return manager.connection_from_url(self.url)
 
     def _post(self, body: bytes) -> urllib3.BaseHTTPResponse:
-        return self._pool.request("POST", self.url, body=body)
+        return self._pool.urlopen("POST", self._request_target, body=body, headers=self._headers,
+                                  assert_same_host=False)
 
     def send_one(self, item: Prepared) -> Outcome:
         """One row, with retries; always returns an Outcome."""
