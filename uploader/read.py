@@ -21,13 +21,15 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import logging
 import os
+import re
 import zipfile
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import FileFormatError, UsageError
@@ -104,12 +106,192 @@ class Table:
         return out
 
 
-def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> Table:
-    """Read ``path`` (CSV or XLSX) into a :class:`Table` of text cells.
+CHUNK_ROWS = 100_000
 
-    The status columns of one of this tool's reports are left out of
-    :attr:`Table.frame`; with ``keep_report_columns`` they are kept apart in
-    :attr:`Table.report_meta` (to reprocess a report's failed rows).
+
+@dataclass
+class Layout:
+    """What a file's header says: which columns are which field."""
+
+    header: list[str]  # stripped, trailing empty headers dropped
+    keep: list[int]  # positions carried into frames (known fields and unknown columns)
+    report_positions: list[int]  # a previous report's status columns
+    fields: dict[str, str]
+    ignored: list[str]
+    unnamed: int
+
+    @property
+    def width(self) -> int:
+        return len(self.header)
+
+
+class TableReader:
+    """An opened file: its layout, and its rows chunk by chunk (:meth:`chunks`).
+
+    Memory stays bounded by the chunk size, whatever the file's length.
+    """
+
+    def __init__(self, path: Path, kind: str, layout: Layout, *, keep_report_columns: bool = False,
+                 encoding: str | None = None, delimiter: str | None = None, sheet: str | None = None,
+                 total: int | None = None, data_start: int = 0, lengths=None, escaped: bool = True):
+        self.path, self.kind, self.layout = path, kind, layout
+        self.keep_report_columns = keep_report_columns
+        self.encoding, self.delimiter, self.sheet = encoding, delimiter, sheet
+        self.total = total  # data records (blank ones included), when known in advance
+        self._data_start = data_start  # records before the first data record (header, leading blanks)
+        self._lengths = lengths  # CSV: fields in each record, from a counting pass
+        self._escaped = escaped  # may cells carry the report writer's formula guard?
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return self.layout.fields
+
+    def chunks(self, size: int = CHUNK_ROWS):
+        """Yield :class:`Table` pieces of at most ``size`` records, in file order."""
+        if self.kind == "xlsx":
+            yield from self._xlsx_chunks(size)
+        elif self._lengths is None:
+            yield from self._python_csv_chunks(size)
+        else:
+            yield from self._fast_csv_chunks(size)
+
+    def _fast_csv_chunks(self, size: int):
+        # pandas' C parser reads the cells; the counting pass (the csv module)
+        # supplies what it cannot: how many fields each record really had.
+        lengths = self._lengths
+        names = list(range(max(int(lengths.max()), self.layout.width)))
+        reader = pd.read_csv(self.path, sep=self.delimiter, header=None, names=names, dtype=object,
+                             keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
+                             chunksize=size, encoding=self.encoding, quotechar='"',
+                             doublequote=True)
+        offset = 0
+        try:
+            for raw in reader:
+                count = len(raw)
+                first = offset
+                offset += count
+                if offset <= self._data_start:
+                    continue
+                skip = max(0, self._data_start - first)
+                raw = raw.iloc[skip:]
+                numbers = np.arange(first + skip, offset) + 1  # spreadsheet rows: records from 1
+                yield self._table(raw.to_numpy(dtype=object), numbers, lengths[first + skip:offset])
+        except pd.errors.ParserError as exc:  # pragma: no cover - the counting pass should rule this out
+            raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
+        if offset != len(lengths):  # pragma: no cover - the two parsers disagree about the records
+            raise FileFormatError(f"{self.path}: not a readable CSV file (records could not be told apart)")
+
+    def _python_csv_chunks(self, size: int):
+        with open(self.path, newline="", encoding=self.encoding) as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            try:
+                for _ in range(self._data_start):
+                    next(reader)
+                number = self._data_start
+                while True:
+                    records = list(itertools.islice(reader, size))
+                    if not records:
+                        return
+                    numbers = np.arange(number, number + len(records)) + 1
+                    number += len(records)
+                    yield self._records_table(records, numbers)
+            except csv.Error as exc:
+                raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
+
+    def _xlsx_chunks(self, size: int):
+        workbook, worksheet = _open_sheet(self.path, self.sheet)
+        try:
+            rows = worksheet.iter_rows(values_only=True)
+            number = 0
+            for _ in range(self._data_start):
+                next(rows, None)
+                number += 1
+            while True:
+                dates = False
+                block = []
+                try:
+                    for values in itertools.islice(rows, size):
+                        cells = []
+                        for value in values:
+                            text, is_date = _cell_text(value)
+                            dates = dates or is_date
+                            cells.append(text)
+                        block.append(cells)
+                except Exception as exc:
+                    raise _xlsx_error(self.path, exc) from None
+                if not block:
+                    return
+                numbers = np.arange(number, number + len(block)) + 1
+                number += len(block)
+                table = self._records_table(block, numbers, check_shape=False)
+                table.has_date_cells = dates
+                yield table
+        finally:
+            workbook.close()
+
+    def _records_table(self, records: list[list[str]], numbers, *, check_shape: bool = True) -> Table:
+        lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+        width = max(int(lengths.max()) if len(lengths) else 0, self.layout.width)
+        values = np.full((len(records), width), "", dtype=object)
+        for i, record in enumerate(records):
+            values[i, : len(record)] = record
+        return self._table(values, numbers, lengths if check_shape else None)
+
+    def _table(self, values, numbers, lengths) -> Table:
+        """Cells of a chunk (a 2-D object array, one row per record) -> Table."""
+        layout = self.layout
+        width = layout.width
+        if values.shape[1] < width:
+            values = np.hstack([values, np.full((len(values), width - values.shape[1]), "", dtype=object)])
+        empty = values == ""
+        blank = empty.all(axis=1)
+        # A row of only spaces is blank too; only rows with no name can be.
+        name_position = layout.header.index(layout.fields["name"])
+        maybe = ~blank & np.fromiter((not str(v).strip() for v in values[:, name_position]), dtype=bool,
+                                     count=len(values))
+        for i in np.flatnonzero(maybe):
+            blank[i] = not any(str(v).strip() for v in values[i])
+        shape_problems: dict[int, tuple[int, int]] = {}
+        if lengths is not None:
+            extra = values.shape[1] > width
+            trailing = (~empty[:, width:]).any(axis=1) if extra else np.zeros(len(values), dtype=bool)
+            misshapen = ~blank & ((lengths < width) | trailing)
+            for i in np.flatnonzero(misshapen):
+                # Trailing empty cells are how spreadsheets pad rows; only
+                # count the fields up to the last one holding a value.
+                row = values[i]
+                got = int(lengths[i])
+                while got > width and not str(row[got - 1]).strip():
+                    got -= 1
+                if got != width:
+                    shape_problems[int(numbers[i])] = (got, width)
+        keep_rows = ~blank
+        index = pd.Index(numbers[keep_rows], name="row")
+        frame = pd.DataFrame(values[keep_rows][:, layout.keep], columns=[layout.header[p] for p in layout.keep],
+                             index=index, dtype=object)
+        if self._escaped:
+            frame = frame.apply(unescape_formulas)
+        report_meta = None
+        if self.keep_report_columns:
+            report_meta = pd.DataFrame(values[keep_rows][:, layout.report_positions],
+                                       columns=[report_column(layout.header[p]) for p in layout.report_positions],
+                                       index=index, dtype=object)
+        return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
+                     ignored_columns=layout.ignored, unnamed_columns=layout.unnamed,
+                     shape_problems=shape_problems, blank_rows=int(blank.sum()),
+                     encoding=_ENCODING_NAMES.get(self.encoding, self.encoding),
+                     delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta)
+
+
+# Python codec -> the name shown to people.
+_ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16"}
+
+
+def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> TableReader:
+    """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
+
+    File-level problems (unreadable file, bad header) raise
+    :class:`~uploader.errors.FileFormatError` here, before any row is read.
     """
     path = Path(path)
     if not path.exists():
@@ -118,72 +300,135 @@ def read_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         raise FileFormatError(f"{path}: is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in XLSX_EXTENSIONS:
-        header_row, header, records, has_dates, sheet_name = _read_xlsx(path, sheet)
-        table_kwargs = {"kind": "xlsx", "sheet": sheet_name, "has_date_cells": has_dates}
-    elif suffix in CSV_EXTENSIONS:
+        header_row, header, total, sheet_name = _xlsx_header(path, sheet)
+        layout = _layout(path, header)
+        return TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
+                           total=total, data_start=header_row)
+    if suffix in CSV_EXTENSIONS:
         if sheet is not None:
             raise UsageError(f"{path}: --sheet applies to .xlsx workbooks, not to {suffix} files")
-        text, encoding = _decode(path)
-        delimiter = _sniff_delimiter(text)
-        header_row, header, records = _csv_records(text, delimiter, path)
-        table_kwargs = {"kind": "csv", "encoding": encoding, "delimiter": delimiter}
-    elif suffix == ".xls":
+        encoding, escaped = _detect_encoding(path)
+        with open(path, newline="", encoding=encoding) as handle:
+            delimiter = _sniff_delimiter(handle.read(_SNIFF_CHARS))
+        header_index, header, lengths = _count_fields(path, encoding, delimiter)
+        layout = _layout(path, header)
+        data = lengths[header_index + 1:]
+        # Records longer than the header need their cells looked at one by one
+        # (are the extra cells empty?); pandas' fast parser refuses them.
+        fast = not len(data) or int(data.max()) <= max(len(header), int(lengths[header_index]))
+        return TableReader(path, "csv", layout, keep_report_columns=keep_report_columns, encoding=encoding,
+                           delimiter=delimiter, total=len(data), data_start=header_index + 1,
+                           lengths=lengths if fast else None, escaped=escaped)
+    if suffix == ".xls":
         raise FileFormatError(
             f"{path}: old Excel 97-2003 workbooks (.xls) are not supported",
             hint="open it in Excel and save it as .xlsx or CSV",
         )
-    else:
-        raise FileFormatError(
-            f"{path}: unknown file type {suffix or '(no extension)'!r}",
-            hint="give a .csv or .xlsx file",
-        )
-    return _build_table(path, header_row, header, records, keep_report_columns=keep_report_columns,
-                        **table_kwargs)
+    raise FileFormatError(
+        f"{path}: unknown file type {suffix or '(no extension)'!r}",
+        hint="give a .csv or .xlsx file",
+    )
+
+
+def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> Table:
+    """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
+
+    The status columns of one of this tool's reports are left out of
+    :attr:`Table.frame`; with ``keep_report_columns`` they are kept apart in
+    :attr:`Table.report_meta` (to reprocess a report's failed rows). For large
+    files, :func:`open_table` reads chunk by chunk.
+    """
+    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns)
+    return combine(list(reader.chunks()), reader)
+
+
+def combine(tables: list[Table], reader: TableReader) -> Table:
+    """One Table from the chunks of a reader; a file with no data rows is an error."""
+    blank = sum(t.blank_rows for t in tables)
+    tables = [t for t in tables if len(t.frame)]
+    if not tables:
+        raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
+    first = tables[0]
+    if len(tables) == 1:
+        return replace(first, blank_rows=blank)
+    shape = {}
+    for table in tables:
+        shape.update(table.shape_problems)
+    meta = [t.report_meta for t in tables if t.report_meta is not None]
+    return replace(first, frame=pd.concat([t.frame for t in tables]), shape_problems=shape,
+                   blank_rows=blank,
+                   has_date_cells=any(t.has_date_cells for t in tables),
+                   report_meta=pd.concat(meta) if meta else None)
 
 
 # --------------------------------------------------------------------------- CSV
 
 
-def _decode(path: Path) -> tuple[str, str]:
-    data = path.read_bytes()
-    if not data.strip():
+def _detect_encoding(path: Path) -> tuple[str, bool]:
+    """UTF-8 (BOM or not), UTF-16 (BOM), else Windows-1252; and whether any cell
+    may start with the report writer's formula guard (``'=``, ``'+``...)."""
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_CHARS)
+    if not head.strip():
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
-    for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            return _decode_as(path, data, encoding), encoding
-    if b"\x00" in data[:_SNIFF_CHARS]:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        _decode_whole(path, "utf-16")
+        return "utf-16", True
+    if b"\x00" in head:
         raise FileFormatError(
             f"{path}: this is not a text CSV file (it contains binary data)",
             hint="export the sheet as CSV (UTF-8) or give the .xlsx workbook itself",
         )
-    try:
-        # utf-8-sig accepts UTF-8 with or without the byte-order mark Excel writes.
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    escaped = False
+    tail = b""
+    with open(path, "rb") as handle:
+        utf8 = True
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            escaped = escaped or bool(_GUARDED.search(tail + block))
+            tail = block[-1:]
+            if utf8:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    if utf8:
+        return "utf-8-sig", escaped
     # Excel's plain "CSV" save on Windows writes the ANSI code page, Windows-1252.
-    return _decode_as(path, data, "cp1252"), "windows-1252"
+    _decode_whole(path, "cp1252")
+    return "cp1252", escaped
 
 
-def _decode_as(path: Path, data: bytes, encoding: str) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(
-            f"{path}: the text is neither UTF-8 nor Windows-1252 (bad byte at position {exc.start})",
-            hint="save the file as 'CSV UTF-8'",
-        ) from None
+_GUARDED = re.compile(rb"'[=+\-@\t\r]")
 
 
-def _sniff_delimiter(text: str) -> str:
+def _decode_whole(path: Path, encoding: str) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as handle:
+        try:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(
+                f"{path}: the text is neither UTF-8 nor Windows-1252 (bad byte {exc.object[exc.start:exc.start + 1]!r})",
+                hint="save the file as 'CSV UTF-8'",
+            ) from None
+
+
+def _sniff_delimiter(sample: str) -> str:
     """Pick the delimiter that splits the header and the first rows consistently.
 
     >>> _sniff_delimiter("name;sale_amount\\nSale;1,50\\n")
     ';'
     """
-    sample = text[:_SNIFF_CHARS]
     lines = sample.splitlines()
-    if len(text) > _SNIFF_CHARS and len(lines) > 1:
+    if len(sample) >= _SNIFF_CHARS and len(lines) > 1:
         lines = lines[:-1]  # the last line of a cut sample may be partial
     sample = "\n".join(lines[:50])
     best, best_score = ",", (0, 0)
@@ -202,26 +447,28 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-def _csv_records(text: str, delimiter: str, path: Path):
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    header_row = 0
-    records: list[tuple[int, list[str]]] = []
-    try:
-        # csv.reader counts physical lines; a spreadsheet row is one record, so
-        # number the records ourselves (blank lines are rows in Excel too).
-        for row_number, record in enumerate(reader, start=1):
-            if header is None:
-                if not any(cell.strip() for cell in record):
-                    continue
-                header, header_row = record, row_number
-                continue
-            records.append((row_number, record))
-    except csv.Error as exc:
-        raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
+def _count_fields(path: Path, encoding: str, delimiter: str):
+    """The header (first record with a value), its index, and every record's field count.
+
+    The csv module is the judge of where records start and end; only counts
+    are kept, so this pass costs little memory.
+    """
+    lengths: list[int] = []
+    header = None
+    with open(path, newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            for record in reader:
+                lengths.append(len(record))
+                if any(cell.strip() for cell in record):
+                    header = record
+                    break
+            rest = np.fromiter(map(len, reader), dtype=np.int64)
+        except csv.Error as exc:
+            raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
     if header is None:
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
-    return header_row, header, records
+    return len(lengths) - 1, header, np.concatenate([np.array(lengths, dtype=np.int64), rest])
 
 
 # -------------------------------------------------------------------------- XLSX
@@ -274,60 +521,49 @@ def _caused_by(exc: BaseException, kind: type) -> bool:
     return False
 
 
-def _read_xlsx(path: Path, sheet: str | None):
+def _xlsx_error(path: Path, exc: BaseException) -> FileFormatError:
+    from defusedxml import DefusedXmlException
+
+    if _caused_by(exc, DefusedXmlException):
+        return FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
+                               "which real workbooks never do (an 'XML bomb')")
+    log.debug("openpyxl could not read %s: %r", path, exc)
+    return FileFormatError(
+        f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
+        hint="open it in Excel and save it again as .xlsx (without a password), or export it as CSV",
+    )
+
+
+def _open_sheet(path: Path, sheet: str | None):
     check_archive(path)
     openpyxl = _openpyxl()
-    from defusedxml import DefusedXmlException
-    from openpyxl.utils.exceptions import InvalidFileException
-
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        if _caused_by(exc, DefusedXmlException):
-            raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
-                                  "which real workbooks never do (an 'XML bomb')") from None
-        log.debug("openpyxl could not open %s: %r", path, exc)
-        raise FileFormatError(
-            f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
-            hint="open it in Excel and save it again as .xlsx, or export it as CSV",
-        ) from None
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise _xlsx_error(path, exc) from None
+    if sheet is None:
+        return workbook, workbook.worksheets[0]
+    if sheet in workbook.sheetnames:
+        return workbook, workbook[sheet]
+    names = ", ".join(repr(n) for n in workbook.sheetnames)
+    workbook.close()
+    raise FileFormatError(f"{path}: no sheet named {sheet!r}", hint=f"the workbook's sheets are {names}")
+
+
+def _xlsx_header(path: Path, sheet: str | None) -> tuple[int, list[str], int, str]:
+    """The header row's number, its cells, the data rows to expect, the sheet's name."""
+    workbook, worksheet = _open_sheet(path, sheet)
     try:
-        if sheet is None:
-            worksheet = workbook.worksheets[0]
-        elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
-        else:
-            names = ", ".join(repr(n) for n in workbook.sheetnames)
-            raise FileFormatError(f"{path}: no sheet named {sheet!r}", hint=f"the workbook's sheets are {names}")
-        header: list[str] | None = None
-        header_row = 0
-        records: list[tuple[int, list[str]]] = []
-        has_dates = False
         try:
-            for row_number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-                cells = []
-                for value in values:
-                    text, is_date = _cell_text(value)
-                    has_dates = has_dates or is_date
-                    cells.append(text)
-                if header is None:
-                    if not any(c.strip() for c in cells):
-                        continue
-                    header, header_row = cells, row_number
-                    has_dates = False  # a date in the header row is not data
-                    continue
-                records.append((row_number, cells))
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, zlib.error) as exc:
-            if _caused_by(exc, DefusedXmlException):
-                raise FileFormatError(f"{path}: refused: the sheet's XML declares entities or a DTD, "
-                                      "which real workbooks never do (an 'XML bomb')") from None
-            log.debug("openpyxl could not read %s: %r", path, exc)
-            raise FileFormatError(f"{path}: the workbook is damaged and cannot be read to the end",
-                                  hint="open it in Excel and save it again, or export it as CSV") from None
-        if header is None:
-            raise FileFormatError(f"{path}: the sheet {worksheet.title!r} is empty",
-                                  hint="it needs a header row and at least one data row")
-        return header_row, header, records, has_dates, worksheet.title
+            for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+                cells = [_cell_text(v)[0] for v in values]
+                if any(c.strip() for c in cells):
+                    total = max((worksheet.max_row or number) - number, 0)
+                    return number, cells, total, worksheet.title
+        except Exception as exc:
+            raise _xlsx_error(path, exc) from None
+        raise FileFormatError(f"{path}: the sheet {worksheet.title!r} is empty",
+                              hint="it needs a header row and at least one data row")
     finally:
         workbook.close()
 
@@ -383,15 +619,13 @@ def unescape_formulas(column: pd.Series) -> pd.Series:
 
 
 
-def _build_table(path: Path, header_row: int, header: list[str], records, *, keep_report_columns: bool = False,
-                 **kwargs) -> Table:
-    header = [h.strip() for h in header]
+def _layout(path: Path, header: list[str]) -> Layout:
+    """Map a header's cells to fields; refuse headers no row could be sent under."""
+    header = [str(h).strip() for h in header]
     while header and not header[-1]:
         header.pop()
-    width = len(header)
-
     fields: dict[str, str] = {}
-    keep: list[int] = []  # positions of the columns carried into the frame
+    keep: list[int] = []
     report_positions: list[int] = []
     ignored: list[str] = []
     seen: dict[str, str] = {}
@@ -429,48 +663,4 @@ def _build_table(path: Path, header_row: int, header: list[str], records, *, kee
             f"{path}: neither a 'transaction_id' nor a 'call_start_time' column, so no row can be matched to a call",
             hint="add a transaction_id column, or call_start_time (with calling_phone_number or duration_in_seconds)",
         )
-
-    shape_problems: dict[int, tuple[int, int]] = {}
-    rows: list[list[str]] = []
-    meta_rows: list[list[str]] = []
-    index: list[int] = []
-    blank = 0
-    for row_number, cells in records:
-        if not any(c.strip() for c in cells):
-            blank += 1
-            continue
-        if len(cells) != width:
-            # Trailing empty cells are how spreadsheets pad short rows; only
-            # count a row as misshapen when it really holds values past the
-            # header or is missing some of its columns.
-            trimmed = len(cells)
-            while trimmed > width and not cells[trimmed - 1].strip():
-                trimmed -= 1
-            if trimmed != width and kwargs["kind"] == "csv":
-                shape_problems[row_number] = (trimmed, width)
-            cells = (cells + [""] * width)[:width]
-        rows.append([cells[p] for p in keep])
-        if keep_report_columns:
-            meta_rows.append([cells[p] for p in report_positions])
-        index.append(row_number)
-    if not rows:
-        raise FileFormatError(f"{path}: the file has a header but no data rows")
-
-    frame = pd.DataFrame(rows, columns=[header[p] for p in keep], index=pd.Index(index, name="row"), dtype=object)
-    frame = frame.apply(unescape_formulas)
-    report_meta = None
-    if keep_report_columns:
-        report_meta = pd.DataFrame(meta_rows, columns=[report_column(header[p]) for p in report_positions],
-                                   index=frame.index, dtype=object)
-    return Table(
-        path=path,
-        frame=frame,
-        fields=fields,
-        ignored_columns=ignored,
-        unnamed_columns=unnamed,
-        shape_problems=shape_problems,
-        blank_rows=blank,
-        report_meta=report_meta,
-        **kwargs,
-    )
-
+    return Layout(header, keep, report_positions, fields, ignored, unnamed)
