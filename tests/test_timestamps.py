@@ -69,8 +69,11 @@ def test_excel_compatible_is_read_in_the_chosen_timezone():
 
 
 def test_milliseconds_are_kept():
-    instants, _ = parse(["1460404800123", "2016/04/11T20:00:00.123Z"])
+    instants, _ = parse(["1460404800123", "2016/04/11T20:00:00.123Z", "20160411130000123",
+                         "2016/04/11 01:00:00.123 PM"])
     assert (instants == pd.Timestamp("2016-04-11T20:00:00.123Z")).all()
+    instants, _ = parse(["20160411130000005"])
+    assert instants.iloc[0] == pd.Timestamp("2016-04-11T20:00:00.005Z")
 
 
 def test_twelve_oclock_edges():

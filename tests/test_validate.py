@@ -154,3 +154,35 @@ def test_row_with_wrong_field_count_is_invalid_and_the_rest_is_not(tmp_path):
     _, v, _ = check_file(path, resolve({}))
     assert v.valid.tolist() == [True, False, True]
     assert "3 fields but the header has 2" in v.problems.messages_by_row()[3]
+
+
+def test_fast_north_american_path_agrees_with_phonenumbers():
+    import itertools
+    import random
+
+    import phonenumbers
+
+    from uploader.problems import Problems
+    from uploader.validate import _PhoneBook
+
+    rng = random.Random(4)
+    spellings = ["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "{a} {b} {c}", "{a}{b}{c}", "1 {a} {b} {c}",
+                 "1-{a}-{b}-{c}", "+1 {a} {b} {c}", "+1-{a}-{b}-{c}", "+1{a}{b}{c}", "1({a}){b}-{c}",
+                 "+1 ({a}) {b}-{c}", "1{a}{b}{c}", "({a}){b}{c}", "{a} {b}{c}", "+1.{a}.{b}.{c}"]
+    values = []
+    for spelling, _ in itertools.product(spellings, range(30)):
+        a = f"{rng.randrange(0, 1000):03d}"
+        values.append(spelling.format(a=a, b=f"{rng.randrange(0, 1000):03d}", c=f"{rng.randrange(0, 10000):04d}"))
+    values += ["555-0134", "+44 20 7946 0018", "1 800 FLOWERS", "+1 415 555 0134 ext 5", "123",
+               "+(415) 555-0134", "41-55-55-01-34", "(4155550134)", "+14155550134", "+4155550134",
+               "1 (555) 555-0134", "0 415 555 0134", "+1 015 555 0134", "415 555 0134 ", "４１５５５５０１３４"]
+    series = pd.Series(values, index=range(2, 2 + len(values)), dtype=object)
+    fast = _PhoneBook("US").normalise(series, Problems())
+    for value, got in zip(values, fast):
+        try:
+            number = phonenumbers.parse(value, "US")
+            expected = (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                        if phonenumbers.is_possible_number(number) else "")
+        except phonenumbers.NumberParseException:
+            expected = ""
+        assert got == expected, value

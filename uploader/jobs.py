@@ -23,23 +23,26 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import Settings
-from .errors import AuthenticationError, TransportError, UploaderError, UsageError
+from .errors import AuthenticationError, FileFormatError, TransportError, UploaderError, UsageError
 from .journal import Journal
 from .locking import RunLock
 from .logs import mask_phone
 from .matcher import call_reference, ignored_search_warnings
 from .problems import ERROR, WARNING
-from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, read_table
-from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, RunLog, Summary, default_report_path, report_frame,
-                     write_report)
+from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, open_table, read_table
+from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, ReportWriter, RunLog, Summary, default_report_path,
+                     report_frame, write_report)
 from .sender import FAILED, Outcome, Sender, SendPolicy, prepare
-from .validate import Validation, duplicate_warnings, validate_table
+from .validate import (DuplicateTracker, Validation, _PhoneBook, duplicate_message, duplicate_warnings,
+                       validate_table)
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +73,34 @@ def progress_bar(settings: Settings, total: int, desc: str, unit: str = "row"):
                 leave=False, dynamic_ncols=True, unit_scale=True)
 
 
-def check_table(table: Table, settings: Settings) -> Validation:
-    """Validate a table, adding the matcher's and the cross-row warnings."""
-    with progress_bar(settings, len(table.frame), "validating") as bar:
-        validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
-                                    progress=bar.update)
-    labels = {f: table.fields.get(f, f) for f in ("transaction_id", "name", "partner_unique_id")}
-    labels.update(table.fields)
+def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None,
+                tracker: DuplicateTracker | None = None) -> Validation:
+    """Validate a table, adding the matcher's and the cross-row warnings.
+
+    With a ``tracker`` (a file read in chunks), rows that overwrite each other
+    are only noted; the caller turns the tracker's groups into warnings at the end.
+    """
+    if progress is None:
+        with progress_bar(settings, len(table.frame), "validating") as bar:
+            return check_table(table, settings, progress=bar.update, phonebook=phonebook, tracker=tracker)
+    validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
+                                progress=progress, phonebook=phonebook)
+    labels = _labels(table)
     ignored_search_warnings(validation.rows, validation.problems, labels)
     # Only rows that will be sent can overwrite each other.
     sent = validation.rows[validation.valid]
-    duplicate_warnings(sent, call_reference(sent), validation.problems, labels["name"],
-                       labels["partner_unique_id"])
+    if tracker is not None:
+        tracker.add(sent, call_reference(sent))
+    else:
+        duplicate_warnings(sent, call_reference(sent), validation.problems, labels["name"],
+                           labels["partner_unique_id"])
     return validation
+
+
+def _labels(table: Table) -> dict[str, str]:
+    labels = {f: table.fields.get(f, f) for f in ("transaction_id", "name", "partner_unique_id")}
+    labels.update(table.fields)
+    return labels
 
 
 def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
@@ -109,20 +127,98 @@ def file_warnings(table: Table) -> list[str]:
 def validate_file(path: str | Path, settings: Settings) -> JobResult:
     """Check every row of a file without touching the network.
 
-    Exit code 0 when every row is valid, 1 when some are not.
+    The file is read, checked and reported on chunk by chunk, so memory does
+    not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
-    table, validation, warnings = check_file(path, settings)
-    valid = validation.valid
-    meta = _problem_columns(validation)
-    meta["status"] = valid.map({True: "valid", False: "invalid"})
-    summary = _summary(table, validation, settings, meta)
-    result = JobResult(table, validation, summary, exit_code=0 if valid.all() else 1, file_warnings=warnings)
-    if settings.report is not None:
-        frame = report_frame(table, meta, VALIDATE_COLUMNS)
-        result.report_path = write_report(frame, settings.report, delimiter=table.delimiter or ",")
-        summary.report = str(result.report_path)
+    reader = open_table(path, sheet=settings.sheet)
+    tally = _Tally()
+    phonebook = _PhoneBook(settings.phone_region)
+    tracker = DuplicateTracker()
+    writer = None
+    first = None
+    try:
+        with progress_bar(settings, reader.total, "validating") as bar:
+            for chunk in reader.chunks():
+                first = first or chunk
+                tally.blank += chunk.blank_rows
+                if not len(chunk.frame):
+                    continue
+                validation = check_table(chunk, settings, progress=bar.update, phonebook=phonebook,
+                                         tracker=tracker)
+                meta = _problem_columns(validation)
+                meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
+                tally.add(validation, meta, settings, chunk)
+                if settings.report is not None:
+                    frame = report_frame(chunk, meta, VALIDATE_COLUMNS)
+                    if writer is None:
+                        writer = ReportWriter(settings.report, frame.columns, delimiter=chunk.delimiter or ",",
+                                              guard_columns=_guarded_columns(reader, frame.columns))
+                    writer.write(frame)
+        if not tally.rows:
+            raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
+        updates = tally.duplicates(tracker, _labels(first))
+        summary = tally.summary(reader, settings)
+        if writer is not None:
+            summary.report = str(writer.close(updates))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+    result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
+                       report_path=Path(summary.report) if summary.report else None,
+                       file_warnings=file_warnings(first))
     _write_summary_json(settings, summary)
     return result
+
+
+def _guarded_columns(reader, columns) -> list[str] | None:
+    """Columns that may hold a cell a spreadsheet would run as a formula.
+
+    Our own status columns always; the input's columns only if the file has
+    such a cell somewhere (a CSV says so cheaply, from its raw bytes).
+    """
+    if reader.kind == "csv" and not reader.may_start_formulas:
+        return [c for c in ("error", "warning") if c in columns]
+    return None
+
+
+class _Tally:
+    """What a chunked run has seen so far: counts, problem codes, examples."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.blank = 0
+        self.statuses: Counter = Counter()
+        self.code_rows: Counter = Counter()
+        self.examples: dict[str, str] = {}
+        self.warned = 0
+
+    def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
+        self.rows += len(meta)
+        self.statuses.update(meta["status"].value_counts().to_dict())
+        counts = validation.problems.counts(ERROR)
+        self.code_rows.update({str(k): int(v) for k, v in counts.items()})
+        mask = mask_phone if settings.mask_pii else None
+        phone_column = {table.fields.get("calling_phone_number", "calling_phone_number")}
+        for code in counts.index:
+            if code not in self.examples:
+                self.examples[code] = validation.problems.example_message(code, mask, phone_column)
+        self.warned += int((meta["warning"] != "").sum())
+
+    def duplicates(self, tracker: DuplicateTracker, labels: dict[str, str]) -> dict[int, dict[str, str]]:
+        updates: dict[int, dict[str, str]] = {}
+        for members in tracker.groups():
+            text = duplicate_message(members, labels["name"], labels["partner_unique_id"])
+            for row in members:
+                updates[row] = {"+warning": text}
+        self.warned += len(updates)  # at most: a row may have had a warning already
+        return updates
+
+    def summary(self, reader, settings: Settings) -> Summary:
+        top = [{"code": code, "rows": n, "example": self.examples[code]}
+               for code, n in self.code_rows.most_common(5)]
+        return Summary(file=str(reader.path), api=settings.api, rows=self.rows, statuses=dict(self.statuses),
+                       top_problems=top, warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank)
 
 
 # ------------------------------------------------------------------------ upload

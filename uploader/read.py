@@ -141,6 +141,8 @@ class TableReader:
         self._data_start = data_start  # records before the first data record (header, leading blanks)
         self._lengths = lengths  # CSV: fields in each record, from a counting pass
         self._escaped = escaped  # may cells carry the report writer's formula guard?
+        # May any cell start with a character a spreadsheet reads as a formula?
+        self.may_start_formulas = True
 
     @property
     def fields(self) -> dict[str, str]:
@@ -307,7 +309,7 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     if suffix in CSV_EXTENSIONS:
         if sheet is not None:
             raise UsageError(f"{path}: --sheet applies to .xlsx workbooks, not to {suffix} files")
-        encoding, escaped = _detect_encoding(path)
+        encoding, escaped, formulas = _detect_encoding(path)
         with open(path, newline="", encoding=encoding) as handle:
             delimiter = _sniff_delimiter(handle.read(_SNIFF_CHARS))
         header_index, header, lengths = _count_fields(path, encoding, delimiter)
@@ -316,9 +318,11 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         # Records longer than the header need their cells looked at one by one
         # (are the extra cells empty?); pandas' fast parser refuses them.
         fast = not len(data) or int(data.max()) <= max(len(header), int(lengths[header_index]))
-        return TableReader(path, "csv", layout, keep_report_columns=keep_report_columns, encoding=encoding,
-                           delimiter=delimiter, total=len(data), data_start=header_index + 1,
-                           lengths=lengths if fast else None, escaped=escaped)
+        reader = TableReader(path, "csv", layout, keep_report_columns=keep_report_columns, encoding=encoding,
+                             delimiter=delimiter, total=len(data), data_start=header_index + 1,
+                             lengths=lengths if fast else None, escaped=escaped)
+        reader.may_start_formulas = formulas
+        return reader
     if suffix == ".xls":
         raise FileFormatError(
             f"{path}: old Excel 97-2003 workbooks (.xls) are not supported",
@@ -364,29 +368,32 @@ def combine(tables: list[Table], reader: TableReader) -> Table:
 # --------------------------------------------------------------------------- CSV
 
 
-def _detect_encoding(path: Path) -> tuple[str, bool]:
-    """UTF-8 (BOM or not), UTF-16 (BOM), else Windows-1252; and whether any cell
-    may start with the report writer's formula guard (``'=``, ``'+``...)."""
+def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
+    """UTF-8 (BOM or not), UTF-16 (BOM), else Windows-1252; whether any cell
+    may start with the report writer's formula guard (``'=``, ``'+``...); and
+    whether any cell may start with a formula character at all."""
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_CHARS)
     if not head.strip():
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _decode_whole(path, "utf-16")
-        return "utf-16", True
+        return "utf-16", True, True
     if b"\x00" in head:
         raise FileFormatError(
             f"{path}: this is not a text CSV file (it contains binary data)",
             hint="export the sheet as CSV (UTF-8) or give the .xlsx workbook itself",
         )
     decoder = codecs.getincrementaldecoder("utf-8")()
-    escaped = False
-    tail = b""
+    escaped = formulas = False
+    tail = b"\n"
     with open(path, "rb") as handle:
         utf8 = True
         for block in iter(lambda: handle.read(1 << 20), b""):
-            escaped = escaped or bool(_GUARDED.search(tail + block))
-            tail = block[-1:]
+            window = tail + block
+            escaped = escaped or bool(_GUARDED.search(window))
+            formulas = formulas or bool(_FORMULA_START.search(window))
+            tail = block[-2:]
             if utf8:
                 try:
                     decoder.decode(block)
@@ -398,13 +405,16 @@ def _detect_encoding(path: Path) -> tuple[str, bool]:
             except UnicodeDecodeError:
                 utf8 = False
     if utf8:
-        return "utf-8-sig", escaped
+        return "utf-8-sig", escaped, formulas
     # Excel's plain "CSV" save on Windows writes the ANSI code page, Windows-1252.
     _decode_whole(path, "cp1252")
-    return "cp1252", escaped
+    return "cp1252", escaped, formulas
 
 
 _GUARDED = re.compile(rb"'[=+\-@\t\r]")
+# A formula character right after the start of a line, a delimiter or an opening quote:
+# where a cell can start. A false alarm only costs a closer look at the columns.
+_FORMULA_START = re.compile(rb"(?:^|[\n,;\t|\"])[=+\-@\t\r]", re.MULTILINE)
 
 
 def _decode_whole(path: Path, encoding: str) -> None:

@@ -13,6 +13,8 @@ interrupted run never leaves half a report.
 from __future__ import annotations
 
 import csv
+import io
+import itertools
 import json
 import os
 import re
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .fields import REPORT_COLUMNS
@@ -74,12 +77,29 @@ def neutralise(value):
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
+def neutralise_frame(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """:func:`neutralise` over whole columns: only cells starting with a formula character are touched."""
+    frame = frame.copy()
+    for column in frame.columns if columns is None else columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue  # numbers stay numbers
+        text = values.astype(str)
+        hit = text.str.slice(0, 1).isin(FORMULA_STARTS)
+        if not hit.any():
+            continue
+        guard = hit.copy()
+        guard[hit] = ~text[hit].str.fullmatch(_NUMBER.pattern)
+        frame[column] = values.where(~guard, "'" + text)
+    return frame
+
+
 def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Path:
     """Write ``frame`` as CSV or XLSX (by the extension), atomically.
 
     Every text cell goes through :func:`neutralise` first.
     """
-    frame = frame.map(neutralise)
+    frame = neutralise_frame(frame)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
@@ -100,7 +120,93 @@ def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Pa
     return path
 
 
+class ReportWriter:
+    """A report written chunk by chunk, so its size never sits in memory.
+
+    Rows go to a temporary CSV beside the destination as they come. ``close``
+    either renames it into place (a CSV report with nothing to change) or
+    streams it once more into the final CSV or XLSX, applying ``updates``:
+    cells only known at the end (warnings about rows that repeat later ones,
+    the API's answers). Nothing appears at the destination until it is whole.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str], *, delimiter: str = ",", guard_columns=None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.columns = list(columns)
+        self.delimiter = delimiter
+        self.guard_columns = guard_columns  # None: check every column for formulas
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.csv", dir=self.path.parent)
+        self._temporary = Path(name)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8-sig", newline="")
+        self._handle.write(self._line(self.columns))
+
+    def _line(self, cells) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=self.delimiter, lineterminator="\r\n").writerow(cells)
+        return buffer.getvalue()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame = neutralise_frame(frame, self.guard_columns)
+        frame.to_csv(self._handle, index=False, header=False, sep=self.delimiter, quoting=csv.QUOTE_MINIMAL,
+                     lineterminator="\r\n")
+
+    def close(self, updates: dict[int, dict[str, str]] | None = None) -> Path:
+        self._handle.close()
+        try:
+            if not updates and self.path.suffix.lower() not in (".xlsx", ".xlsm"):
+                os.replace(self._temporary, self.path)
+                return self.path
+            chunks = pd.read_csv(self._temporary, dtype=object, keep_default_na=False, na_filter=False,
+                                 sep=self.delimiter, encoding="utf-8-sig", chunksize=100_000, engine="c")
+            write_chunks(self._apply(chunks, updates or {}), self.path, delimiter=self.delimiter)
+            return self.path
+        finally:
+            self._temporary.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._temporary.unlink(missing_ok=True)
+
+    def _apply(self, chunks, updates):
+        for chunk in chunks:
+            if updates:
+                rows = chunk["row"].astype(int)
+                for position in np.flatnonzero(rows.isin(list(updates)).to_numpy()):
+                    for column, value in updates[int(rows.iloc[position])].items():
+                        if column.startswith("+"):  # append to what is there
+                            column = column[1:]
+                            current = chunk.iat[position, chunk.columns.get_loc(column)]
+                            value = f"{current}; {value}" if current else value
+                        chunk.iat[position, chunk.columns.get_loc(column)] = neutralise(value)
+            yield chunk
+
+
+def write_chunks(chunks, path: Path, *, delimiter: str = ",") -> Path:
+    """Write already neutralised frames (same columns) as one CSV or XLSX, atomically."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            _write_xlsx_chunks(chunks, Path(temporary))
+        else:
+            with open(temporary, "w", encoding="utf-8-sig", newline="") as handle:
+                for number, chunk in enumerate(chunks):
+                    chunk.to_csv(handle, index=False, header=number == 0, sep=delimiter,
+                                 quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
+    _write_xlsx_chunks([frame], path)
+
+
+def _write_xlsx_chunks(chunks, path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
@@ -110,6 +216,8 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
     sheet.freeze_panes = "C2"
     bold = Font(bold=True)
     fills = {status: PatternFill("solid", fgColor=color) for status, color in HIGHLIGHT.items()}
+    chunks = iter(chunks)
+    frame = next(chunks)
     for position, name in enumerate(frame.columns):
         width = 40 if name in ("error", "warning") else max(10, min(30, len(str(name)) + 2))
         sheet.column_dimensions[_letter(position)].width = width
@@ -126,9 +234,10 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
 
     sheet.append([cell(str(name), font=bold) for name in frame.columns])
     status_position = list(frame.columns).index("status") if "status" in frame.columns else None
-    for values in frame.itertuples(index=False, name=None):
-        fill = fills.get(values[status_position]) if status_position is not None else None
-        sheet.append([cell(_xlsx_value(name, v), fill) for name, v in zip(frame.columns, values)])
+    for frame in itertools.chain([frame], chunks):
+        for values in frame.itertuples(index=False, name=None):
+            fill = fills.get(values[status_position]) if status_position is not None else None
+            sheet.append([cell(_xlsx_value(name, v), fill) for name, v in zip(frame.columns, values)])
     workbook.save(path)
 
 

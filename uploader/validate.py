@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 
@@ -36,6 +37,26 @@ from .timestamps import parse_times
 
 CHUNK_ROWS = 50_000
 _SCIENTIFIC = re.compile(SCIENTIFIC_NOTATION)
+_SEPARATORS = str.maketrans("", "", " ().-")
+
+
+def _nanp_e164(value: str) -> str | None:
+    """E.164 of a plainly written North American number, or None to ask phonenumbers.
+
+    >>> _nanp_e164("(415) 555-0134"), _nanp_e164("+1 415.555.0134"), _nanp_e164("+44 20 7946 0018")
+    ('+14155550134', '+14155550134', None)
+    """
+    digits = value.translate(_SEPARATORS)
+    plus = digits.startswith("+")
+    if plus:
+        digits = digits[1:]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    if len(digits) == 10 and not plus and digits[0] in "23456789":
+        return "+1" + digits
+    if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
+        return "+" + digits
+    return None
 
 
 @dataclass
@@ -63,6 +84,7 @@ def validate_table(
     timezone: str | None = None,
     phone_region: str = "US",
     progress: Callable[[int], None] | None = None,
+    phonebook: _PhoneBook | None = None,
 ) -> Validation:
     """Validate and normalise every row of ``table``.
 
@@ -73,7 +95,7 @@ def validate_table(
     canonical = table.canonical()
     problems = Problems()
     schema = signal_row_schema([f for f in canonical.columns if f in table.fields])
-    phones = _PhoneBook(phone_region)
+    phones = phonebook or _PhoneBook(phone_region)
 
     _shape_problems(table, problems)
     parts = []
@@ -105,11 +127,14 @@ class _PhoneBook:
     """Parses each distinct phone number once (a file repeats callers a lot)."""
 
     def __init__(self, region: str):
-        self.region = region
+        self.region = region.upper()
         self._cache: dict[str, tuple[str | None, str | None]] = {}
+        self._nanp = phonenumbers.country_code_for_region(self.region) == 1
 
     def normalise(self, values: pd.Series, problems: Problems) -> pd.Series:
         distinct = [v for v in pd.unique(values) if v and v not in self._cache]
+        if self._nanp and distinct:
+            distinct = self._fast_nanp(distinct)
         for value in distinct:
             self._cache[value] = self._parse(value)
         mapped = values.map(lambda v: self._cache[v] if v else (None, None))
@@ -119,6 +144,23 @@ class _PhoneBook:
         problems.add(values.index[bad.to_numpy()], "calling_phone_number", values[bad], "phone-invalid",
                      reason[bad])
         return e164.fillna("")
+
+    def _fast_nanp(self, distinct: list[str]) -> list[str]:
+        """North American numbers in their everyday spellings, without phonenumbers.
+
+        ``(415) 555-0134``, ``415.555.0134``, ``1 415 555 0134``, ``+1-415-555-0134``:
+        ten digits whose area code starts 2-9, optionally after the country
+        code 1. phonenumbers gives exactly these the E.164 ``+14155550134``
+        (the tests compare the two); everything else goes to phonenumbers.
+        """
+        rest = []
+        for value in distinct:
+            number = _nanp_e164(value)
+            if number is None:
+                rest.append(value)
+            else:
+                self._cache[value] = (number, None)
+        return rest
 
     def _parse(self, value: str) -> tuple[str | None, str | None]:
         if _SCIENTIFIC.fullmatch(value):
@@ -150,22 +192,51 @@ def duplicate_warnings(rows: pd.DataFrame, call_key: pd.Series, problems: Proble
     partner_unique_id both get the API's default id, the empty string, so the
     later one replaces the earlier one.
     """
-    candidates = (rows["partner_unique_id"] == "") & (call_key != "") & (rows["name"] != "")
-    if not candidates.any():
-        return
-    key = call_key[candidates] + "\x1f" + rows.loc[candidates, "name"].str.casefold()
-    dup = key[key.duplicated(keep=False)]
-    if dup.empty:
-        return
-    groups = dup.groupby(dup, sort=False).groups
+    tracker = DuplicateTracker()
+    tracker.add(rows, call_key)
     row_numbers, messages = [], []
-    for members in groups.values():
-        members = list(members)
-        listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
-        text = (f"rows {listed} are the same call and {name_label} with no {id_label}: "
-                f"each replaces the one before, so only row {members[-1]} will remain; "
-                f"give each its own {id_label} to keep them all")
-        for r in members:
-            row_numbers.append(r)
-            messages.append(text)
+    for members in tracker.groups():
+        text = duplicate_message(members, name_label, id_label)
+        row_numbers.extend(members)
+        messages.extend([text] * len(members))
     problems.add(row_numbers, None, None, "duplicate-without-id", messages, severity=WARNING)
+
+
+def duplicate_message(members: list[int], name_label: str, id_label: str) -> str:
+    listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
+    return (f"rows {listed} are the same call and {name_label} with no {id_label}: "
+            f"each replaces the one before, so only row {members[-1]} will remain; "
+            f"give each its own {id_label} to keep them all")
+
+
+class DuplicateTracker:
+    """Finds rows without a partner_unique_id that share call and name, across chunks.
+
+    Keeps 16 bytes per candidate row (a 64-bit hash of its key and its row
+    number), not the keys themselves.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+
+    def add(self, rows: pd.DataFrame, call_key: pd.Series) -> None:
+        candidates = ((rows["partner_unique_id"] == "") & (call_key != "") & (rows["name"] != "")).to_numpy()
+        if not candidates.any():
+            return
+        key = call_key[candidates] + "\x1f" + rows.loc[candidates, "name"].str.casefold()
+        self._hashes.append(pd.util.hash_array(key.to_numpy(dtype=object)))
+        self._rows.append(rows.index[candidates].to_numpy(dtype=np.int64))
+
+    def groups(self) -> list[list[int]]:
+        """Row numbers of each group of two or more, in file order."""
+        if not self._hashes:
+            return []
+        hashes = np.concatenate(self._hashes)
+        rows = np.concatenate(self._rows)
+        order = np.lexsort((rows, hashes))
+        hashes, rows = hashes[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+        sizes = np.diff(np.r_[starts, len(hashes)])
+        groups = [rows[start:start + size].tolist() for start, size in zip(starts, sizes) if size > 1]
+        return sorted(groups)
