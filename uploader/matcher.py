@@ -16,6 +16,7 @@ server would read in the network's own timezone.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .problems import WARNING, Problems
@@ -76,23 +77,22 @@ def call_reference(rows: pd.DataFrame) -> pd.Series:
 
 def ignored_search_warnings(rows: pd.DataFrame, problems: Problems, labels: dict[str, str]) -> None:
     """Warn where a row has a transaction_id and other search fields the API ignores."""
-    has_id = rows["transaction_id"] != ""
+    has_id = (rows["transaction_id"] != "").to_numpy()
     if not has_id.any():
         return
-    present = {}
-    for field in _IGNORED_WITH_ID:
+    # One bit per ignored field; the message is built once per combination.
+    pattern = np.zeros(len(rows), dtype=np.int64)
+    for bit, field in enumerate(_IGNORED_WITH_ID):
         column = rows[field]
-        filled = column.notna() & (column.astype(str) != "") if field == "call_start_time" else column != ""
-        present[field] = has_id & filled
-    any_extra = pd.concat(present, axis=1).any(axis=1)
-    if not any_extra.any():
+        filled = column.notna().to_numpy() if field == "call_start_time" else (column != "").to_numpy()
+        pattern |= (has_id & filled).astype(np.int64) << bit
+    flagged = pattern != 0
+    if not flagged.any():
         return
-    names = pd.Series("", index=rows.index, dtype=object)
-    for field, mask in present.items():
-        names = names.where(~mask, names + ", " + labels.get(field, field))
-    names = names[any_extra].str.lstrip(", ")
-    problems.add(
-        names.index, labels.get("transaction_id", "transaction_id"), None, "search-ignored",
-        "is given, so " + names + " are ignored by the API and not sent",
-        severity=WARNING,
-    )
+    patterns = pattern[flagged]
+    messages = np.empty(len(patterns), dtype=object)
+    for value in np.unique(patterns):
+        names = ", ".join(labels.get(f, f) for bit, f in enumerate(_IGNORED_WITH_ID) if value >> bit & 1)
+        messages[patterns == value] = f"is given, so {names} are ignored by the API and not sent"
+    problems.add(rows.index[flagged], labels.get("transaction_id", "transaction_id"), None, "search-ignored",
+                 list(messages), severity=WARNING)

@@ -99,7 +99,13 @@ class Problems:
         if frame.empty:
             return {}
         text = readable(frame)
-        return text.groupby(frame["row"], sort=False).agg("; ".join).to_dict()
+        rows = frame["row"]
+        repeated = rows.duplicated(keep=False).to_numpy()
+        # Most rows have one problem: only the others need grouping.
+        out = dict(zip(rows[~repeated].tolist(), text[~repeated].tolist()))
+        if repeated.any():
+            out.update(text[repeated].groupby(rows[repeated], sort=False).agg("; ".join).to_dict())
+        return out
 
     def counts(self, severity: str = ERROR) -> pd.Series:
         """How many rows have each problem code, most common first."""

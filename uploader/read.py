@@ -102,7 +102,11 @@ class Table:
             elif name in FREE_TEXT_FIELDS:
                 out[name] = self.frame[header].astype(object)
             else:
-                out[name] = self.frame[header].astype(object).str.strip()
+                # once per distinct value: ids and names repeat a lot
+                column = self.frame[header].astype(object)
+                codes, uniques = pd.factorize(column, use_na_sentinel=False)
+                stripped = pd.Series(uniques, dtype=object).str.strip().to_numpy(dtype=object)
+                out[name] = pd.Series(stripped[codes], index=column.index, dtype=object)
         return out
 
 
@@ -393,7 +397,7 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
             window = tail + block
             escaped = escaped or bool(_GUARDED.search(window))
             formulas = formulas or bool(_FORMULA_START.search(window))
-            tail = block[-2:]
+            tail = block[-1:]
             if utf8:
                 try:
                     decoder.decode(block)
@@ -414,7 +418,7 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
 _GUARDED = re.compile(rb"'[=+\-@\t\r]")
 # A formula character right after the start of a line, a delimiter or an opening quote:
 # where a cell can start. A false alarm only costs a closer look at the columns.
-_FORMULA_START = re.compile(rb"(?:^|[\n,;\t|\"])[=+\-@\t\r]", re.MULTILINE)
+_FORMULA_START = re.compile(rb"[\n,;\t|\"][=+\-@\t\r]")
 
 
 def _decode_whole(path: Path, encoding: str) -> None:

@@ -51,12 +51,12 @@ def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd
     meta = meta.reindex(table.frame.index)
     out = pd.DataFrame({"row": table.frame.index.to_numpy()}, index=table.frame.index)
     for column in columns[1:]:
-        out[column] = meta[column] if column in meta else ""
+        out[column] = meta[column].fillna("") if column in meta else ""
     original = table.frame.copy()
     # A data column that happens to share a status column's name keeps its
     # value under a marked name rather than producing a duplicate header.
     original.columns = [f"input {c}" if c in columns else c for c in original.columns]
-    return pd.concat([out, original], axis=1).fillna("")
+    return pd.concat([out, original], axis=1)
 
 
 def neutralise(value):

@@ -104,7 +104,10 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
     ``%Y/%m/%d %I:%M:%S %p``); anything else takes the exact, slower path
     of regular expressions, which is also the one that explains refusals.
     """
-    text = values.astype(str).str.strip()
+    text = values.astype(object)
+    if len(text) and not text.map(type).eq(str).all():
+        text = text.astype(str)
+    text = text.str.strip() if text.str.endswith(" ").any() or text.str.startswith(" ").any() else text
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
     present = (text != "").to_numpy()
     if not present.any():

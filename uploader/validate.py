@@ -38,6 +38,18 @@ from .timestamps import parse_times
 CHUNK_ROWS = 50_000
 _SCIENTIFIC = re.compile(SCIENTIFIC_NOTATION)
 _SEPARATORS = str.maketrans("", "", " ().-")
+_BOOLEAN = {"": "true", "1": "true", "0": "false", "true": "true", "false": "false"}
+
+
+def on_distinct(column: pd.Series, transform) -> pd.Series:
+    """Apply a column-wise ``transform`` to each distinct value once, then spread it back.
+
+    >>> on_distinct(pd.Series(["a ", "a ", "b"]), lambda u: u.str.strip()).tolist()
+    ['a', 'a', 'b']
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    done = transform(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+    return pd.Series(done[codes], index=column.index, dtype=object)
 
 
 def _nanp_e164(value: str) -> str | None:
@@ -106,8 +118,9 @@ def validate_table(
         for field in TIME_FIELDS:
             chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field))
         chunk["calling_phone_number"] = phones.normalise(chunk["calling_phone_number"], problems)
-        chunk["value"] = chunk["value"].str.lower().map({"": "true", "1": "true", "0": "false", "true": "true", "false": "false"})
-        chunk["duration_in_seconds"] = chunk["duration_in_seconds"].str.replace(r"\.0*$", "", regex=True)
+        chunk["value"] = on_distinct(chunk["value"], lambda u: u.str.lower().map(_BOOLEAN))
+        chunk["duration_in_seconds"] = on_distinct(chunk["duration_in_seconds"],
+                                                   lambda u: u.str.replace(r"\.0*$", "", regex=True))
         parts.append(chunk)
         if progress is not None:
             progress(len(chunk))

@@ -1,0 +1,15 @@
+"""The benchmark script still runs (tiny sizes; no timing is asserted here)."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_bench_script_smoke_run(tmp_path):
+    process = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--work", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| validate, signal-uploader | 3,000 |" in process.stdout
+    assert "| upload, 10 ms API, concurrency 32 | 200 |" in process.stdout
+    assert (tmp_path / "uploader_report.csv").exists()
