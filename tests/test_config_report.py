@@ -73,7 +73,7 @@ def test_reports_are_replaced_atomically(tmp_path, monkeypatch):
     path.write_text("old report")
 
     def full_disk(self, target, *args, **kwargs):
-        Path(target).write_text("half a rep")
+        target.write("half a rep")
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)

@@ -6,9 +6,7 @@ generated here: every file is small to describe and some would be large to
 store.
 """
 
-import csv
 import io
-import json
 import os
 import shutil
 import subprocess

@@ -306,7 +306,7 @@ def _print_folder(result) -> None:
     if not result.files:
         click.echo(f"{result.folder}: no CSV or XLSX files to upload")
         return
-    for path, outcome, code, job in result.files:
+    for path, outcome, _code, job in result.files:
         click.echo(f"== {path.name}: {outcome}")
         if job is not None:
             _print_summary(job)

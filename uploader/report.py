@@ -102,22 +102,8 @@ def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Pa
     frame = neutralise_frame(frame)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            _write_xlsx(frame, Path(temporary))
-        else:
-            # UTF-8 with a byte-order mark: Excel then shows accents correctly,
-            # and the reader accepts it back.
-            frame.to_csv(temporary, index=False, sep=delimiter, encoding="utf-8-sig",
-                         quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    # UTF-8 with a byte-order mark: Excel then shows accents correctly, and the reader accepts it back.
+    return write_chunks([frame], path, delimiter=delimiter)
 
 
 class ReportWriter:
@@ -202,10 +188,6 @@ def write_chunks(chunks, path: Path, *, delimiter: str = ",") -> Path:
     return path
 
 
-def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
-    _write_xlsx_chunks([frame], path)
-
-
 def _write_xlsx_chunks(chunks, path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -234,8 +216,8 @@ def _write_xlsx_chunks(chunks, path: Path) -> None:
 
     sheet.append([cell(str(name), font=bold) for name in frame.columns])
     status_position = list(frame.columns).index("status") if "status" in frame.columns else None
-    for frame in itertools.chain([frame], chunks):
-        for values in frame.itertuples(index=False, name=None):
+    for part in itertools.chain([frame], chunks):
+        for values in part.itertuples(index=False, name=None):
             fill = fills.get(values[status_position]) if status_position is not None else None
             sheet.append([cell(_xlsx_value(name, v), fill) for name, v in zip(frame.columns, values)])
     workbook.save(path)
