@@ -32,13 +32,14 @@ demo: install
 	for i in $$(seq 100); do [ -s .demo/url ] && break; sleep 0.1; done; \
 	[ -s .demo/url ] || { echo "the emulator did not start:"; cat .demo/emulator.log; exit 1; }; \
 	url=$$(cat .demo/url); echo "emulator listening on $$url"; \
-	for file in sample_files/signals.csv sample_files/signals.xlsx; do \
+	for file in sample_files/signals.csv sample_files/signals.xlsx sample_files/signals.csv; do \
 	  echo; echo "\$$ signal-uploader upload $$file --timezone $(DEMO_TZ) --base-url $$url"; \
 	  INVOCA_API_TOKEN=demo-token $(BIN)/signal-uploader upload $$file --timezone $(DEMO_TZ) \
-	    --base-url $$url --no-progress; \
+	    --base-url $$url --no-progress --state-dir .demo/state; \
 	  code=$$?; echo "(exit code $$code: 0 = all rows sent, 1 = some rows invalid or failed, as in these samples)"; \
 	  [ $$code -le 1 ] || exit $$code; \
-	done
+	done; \
+	echo; echo "The second upload of signals.csv skipped the rows the first one confirmed (journal in .demo/state)."
 
 bench: install
 	$(BIN)/python bench/run.py

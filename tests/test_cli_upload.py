@@ -102,7 +102,7 @@ def test_csv_upload_lands_every_valid_row_on_the_right_call(tmp_path, emulator, 
     check_report(report_rows(report))
     assert "created         4" in result.stdout and "updated         1" in result.stdout
     assert "failed          1   RecordNotFound: 1" in result.stdout
-    assert "match rate 83.3% (5 of 6 sent rows found their call)" in result.stdout
+    assert "match rate 83.3% (5 of 6 rows found their call)" in result.stdout
     assert f"report: {report}" in result.stdout
 
 

@@ -293,7 +293,7 @@ def _print_summary(result) -> None:
         echo(f"  {'warnings':<9}{summary.warnings:>8}   rows with warnings (see the report's warning column)")
     if summary.match_rate is not None:
         found = summary.matched + summary.failed_by_class.get("RecordNotFound", 0)
-        echo(f"  match rate {summary.match_rate:.1%} ({summary.matched} of {found} sent rows found their call)")
+        echo(f"  match rate {summary.match_rate:.1%} ({summary.matched} of {found} rows found their call)")
     if summary.top_problems:
         echo("most common problems:")
         for problem in summary.top_problems:

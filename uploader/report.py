@@ -259,7 +259,8 @@ class Summary:
 
     @property
     def matched(self) -> int:
-        return self.statuses.get("created", 0) + self.statuses.get("updated", 0)
+        """Rows on their call: created, updated, or confirmed by an earlier run."""
+        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "skipped"))
 
     @property
     def match_rate(self) -> float | None:
