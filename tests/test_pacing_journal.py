@@ -153,3 +153,35 @@ def test_journal_holds_no_content_and_no_token(tmp_path):
     raw = (tmp_path / "j.sqlite").read_bytes() + b"".join(
         p.read_bytes() for p in tmp_path.glob("j.sqlite-*"))
     assert b"4155550134" not in raw and b"Sale" not in raw and TOKEN.encode() not in raw
+
+
+def _arrivals(emulator):
+    import json
+    import urllib.request
+
+    root = emulator.base_url.split("/api/")[0]
+    with urllib.request.urlopen(f"{root}/_emulator/arrivals", timeout=5) as answer:
+        return json.load(answer)["arrivals"]
+
+
+def test_retry_after_pauses_every_worker(make_emulator):
+    # 5 % of requests are answered 429 "Retry-After: 1"; answers take 50 ms, so
+    # the other workers would send a dozen requests during that second if they went on.
+    emulator = make_emulator(rate_limit_rate=0.05, retry_after=1, seed=2, latency_ms=50)
+    sender = Sender(SIGNALS, emulator.base_url, Secret(TOKEN), SendPolicy(concurrency=4, max_attempts=20))
+    outcomes = list(sender.send_all([[item] for item in _items(60)]))
+    assert {o.status for o in outcomes} == {"created"}
+    arrivals = _arrivals(emulator)
+    first_429 = next(t for t, fault in arrivals if fault == "429")
+    # Requests already on the wire may land just after the 429; none is sent during the pause.
+    during = [t for t, _ in arrivals if first_429 + 0.3 < t < first_429 + 0.8]
+    assert during == []
+    assert any(t >= first_429 + 0.95 for t, _ in arrivals)
+
+
+def test_rate_caps_requests_per_second(make_emulator):
+    emulator = make_emulator()
+    sender = Sender(SIGNALS, emulator.base_url, Secret(TOKEN), SendPolicy(concurrency=8, rate=20))
+    list(sender.send_all([[item] for item in _items(30)]))
+    times = sorted(t for t, _ in _arrivals(emulator))
+    assert times[-1] - times[0] >= 29 / 20 - 0.05  # 30 starts at most 20 a second, across all workers

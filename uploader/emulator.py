@@ -12,6 +12,7 @@ other. The only thing they share is the wire format in the documents.
 Besides the API it answers:
 
 - ``GET /_emulator/signals``: every signal it holds, and how many API requests it saw;
+- ``GET /_emulator/arrivals``: when the latest requests arrived, and which were given a fault;
 - ``POST /_emulator/reset``: forget all signals.
 
 >>> emulator = start_in_thread(EmulatorConfig(token="t"))
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections import deque
 import json
 import random
 import re
@@ -174,6 +176,8 @@ class Store:
     names: dict[str, str] = field(default_factory=dict)  # casefold -> first spelling seen
     requests: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    # (monotonic arrival time, fault or "") of the latest API requests, for tests of pacing
+    arrivals: deque = field(default_factory=lambda: deque(maxlen=10_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
 
@@ -381,6 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, self.store.snapshot())
         if path == "/_emulator/health":
             return self._send(200, {"ok": True})
+        if path == "/_emulator/arrivals":
+            with self.store.lock:
+                return self._send(200, {"arrivals": list(self.store.arrivals)})
         self._send(404, {"errors": {"class": "RecordNotFound", "invalid_data": "No such endpoint."}})
 
     def do_POST(self):
@@ -410,6 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self._draw_fault(config)
         with self.store.lock:
             self.store.requests += 1
+            self.store.arrivals.append((time.monotonic(), fault or ""))
             if fault:
                 self.store.faults[fault] = self.store.faults.get(fault, 0) + 1
         if fault == "503":
