@@ -145,18 +145,18 @@ class _PhoneBook:
         self._nanp = phonenumbers.country_code_for_region(self.region) == 1
 
     def normalise(self, values: pd.Series, problems: Problems) -> pd.Series:
-        distinct = [v for v in pd.unique(values) if v and v not in self._cache]
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        distinct = [v for v in uniques if v and v not in self._cache]
         if self._nanp and distinct:
             distinct = self._fast_nanp(distinct)
         for value in distinct:
             self._cache[value] = self._parse(value)
-        mapped = values.map(lambda v: self._cache[v] if v else (None, None))
-        e164 = mapped.str[0]
-        reason = mapped.str[1]
-        bad = reason.notna()
-        problems.add(values.index[bad.to_numpy()], "calling_phone_number", values[bad], "phone-invalid",
-                     reason[bad])
-        return e164.fillna("")
+        answers = [self._cache[v] if v else ("", None) for v in uniques]
+        e164 = np.array([a[0] or "" for a in answers], dtype=object)[codes]
+        reason = np.array([a[1] for a in answers], dtype=object)[codes]
+        bad = pd.notna(reason)
+        problems.add(values.index[bad], "calling_phone_number", values[bad], "phone-invalid", list(reason[bad]))
+        return pd.Series(e164, index=values.index, dtype=object)
 
     def _fast_nanp(self, distinct: list[str]) -> list[str]:
         """North American numbers in their everyday spellings, without phonenumbers.
