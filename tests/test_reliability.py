@@ -251,3 +251,18 @@ def test_log_file_has_one_line_per_row_and_a_summary(tmp_path, emulator):
     rows = sorted((e["row"], e["status"]) for e in events if e["event"] == "row")
     assert rows == [(2, "created"), (3, "failed"), (4, "invalid")]
     assert events[-1]["event"] == "summary" and events[-1]["statuses"]["created"] == 1
+
+
+def test_retry_writes_to_report_when_asked_and_leaves_the_original(tmp_path, make_emulator):
+    calls = many_calls(tmp_path, 5)
+    broken = make_emulator(calls_file=calls, fail_rate=1.0, seed=1)
+    path, data = signals_file(tmp_path, 5, 5)
+    upload(broken, path, "--max-attempts", "1")
+    report = tmp_path / "big.results.csv"
+    before = report.read_bytes()
+    healthy = make_emulator(calls_file=calls)
+    result = run_cli("retry", report, "--base-url", healthy.base_url, "--report", tmp_path / "second.xlsx")
+    assert result.code == 0, result.output
+    assert "UserWarning" not in result.stderr
+    assert report.read_bytes() == before
+    assert {r["status"] for r in report_rows(tmp_path / "second.xlsx")} == {"created", "updated"}

@@ -97,6 +97,7 @@ def main():
     \b
     signal-uploader validate FILE --timezone America/Los_Angeles
     signal-uploader upload FILE --base-url https://invoca.net/api/2020-10-01
+    signal-uploader retry FILE.results.csv --base-url ...   # send the failed rows again
     signal-uploader emulator            # a local API to try it against
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
@@ -204,13 +205,13 @@ def upload(file, verbose, **params):
 
 
 @main.command()
-@click.argument("report", type=click.Path(path_type=Path))
+@click.argument("report_file", metavar="REPORT", type=click.Path(path_type=Path))
 @click.option("--include-not-found", is_flag=True,
               help="Also send rows that failed with 404 (no matching call yet: calls can take a while to arrive).")
 @file_options_without_file
 @send_options
 @handle_errors
-def retry(report, include_not_found, verbose, **params):
+def retry(report_file, include_not_found, verbose, **params):
     """Send again the failed rows of REPORT (written by upload) and update it.
 
     \b
@@ -223,7 +224,7 @@ def retry(report, include_not_found, verbose, **params):
 
     _setup_logging(verbose)
     settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found)
-    result = retry_report(report, settings)
+    result = retry_report(report_file, settings)
     _print_summary(result)
     sys.exit(result.exit_code)
 
