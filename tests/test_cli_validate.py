@@ -118,3 +118,11 @@ def test_help_lists_the_options():
     assert result.code == 0
     for option in ("--timezone", "--api", "--report", "--sheet", "--no-progress", "--phone-region"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("command", ["validate", "upload", "retry", "emulator"])
+def test_every_command_has_help_without_warnings(command):
+    result = run_cli(command, "--help", env={"PYTHONWARNINGS": "error"})
+    assert result.code == 0, result.output
+    assert "Usage: python -m uploader " + command in result.stdout or "Usage:" in result.stdout
+    assert "Warning" not in result.stderr
