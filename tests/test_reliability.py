@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -220,8 +221,13 @@ def test_folder_runs_for_nightly_imports(tmp_path, emulator):
     for i, p in enumerate((good, bad, broken)):
         os.utime(p, (1000 + i, 1000 + i))  # oldest first
     log = tmp_path / "nightly.jsonl"
-    result = run_cli("upload", inbox, "--base-url", emulator.base_url, "--log-file", log)
+    result = run_cli("upload", inbox, "--base-url", emulator.base_url, "--log-file", log,
+                     "--summary-json", tmp_path / "nightly.json")
     assert result.code == 2, result.output  # the worst: a file-level error
+    nightly = json.loads((tmp_path / "nightly.json").read_text())
+    assert [(Path(f["file"]).name, f["exit_code"]) for f in nightly["files"]] == [
+        ("a_good.csv", 0), ("b_bad.csv", 1), ("c_broken.csv", 2)]
+    assert nightly["files"][0]["summary"]["statuses"] == {"created": 1}
     assert (inbox / "done" / "a_good.csv").exists() and (inbox / "done" / "a_good.results.csv").exists()
     assert (inbox / "failed" / "b_bad.csv").exists() and (inbox / "failed" / "b_bad.results.csv").exists()
     assert "the file is empty" in (inbox / "failed" / "c_broken.csv.error.txt").read_text()

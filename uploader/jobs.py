@@ -488,7 +488,7 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
                     result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
                     continue
                 try:
-                    outcome = upload_file(path, replace(settings, report=None))
+                    outcome = upload_file(path, replace(settings, report=None, summary_json=None))
                 except (AuthenticationError, TransportError):
                     raise  # every file would fail: stop, leave this one in place for the next run
                 except UploaderError as exc:
@@ -509,6 +509,14 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
         finally:
             seen.close()
     result.exit_code = max([code for _, _, code, _ in result.files], default=0)
+    if settings.summary_json is not None:
+        # one document for the whole folder: a summary per file
+        files = [{"file": str(path), "outcome": outcome, "exit_code": code,
+                  "summary": job.summary.as_dict() if job is not None else None}
+                 for path, outcome, code, job in result.files]
+        Path(settings.summary_json).write_text(
+            json.dumps({"folder": str(folder), "exit_code": result.exit_code, "files": files}, indent=2) + "\n",
+            encoding="utf-8")
     return result
 
 
