@@ -9,6 +9,7 @@ from openpyxl import load_workbook
 from uploader.config import Secret, check_base_url, resolve
 from uploader.errors import UsageError
 from uploader.report import default_report_path, write_report
+from uploader import report as report_module
 
 
 def test_flags_beat_environment_beat_defaults():
@@ -72,11 +73,11 @@ def test_reports_are_replaced_atomically(tmp_path, monkeypatch):
     path = tmp_path / "r.csv"
     path.write_text("old report")
 
-    def full_disk(self, target, *args, **kwargs):
-        target.write("half a rep")
+    def full_disk(handle, frame, *args, **kwargs):
+        handle.write(b"half a rep")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    monkeypatch.setattr(report_module, "write_csv_rows", full_disk)
     with pytest.raises(OSError):
         write_report(pd.DataFrame({"row": [1]}), path)
     assert path.read_text() == "old report"

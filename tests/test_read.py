@@ -170,3 +170,81 @@ def test_unknown_extension_and_missing_file(tmp_path):
         read_table(tmp_path / "missing.csv")
     with pytest.raises(UsageError, match="--sheet"):
         read_table(write_csv(tmp_path / "c.csv", [HEADER, ["1", "Sale", ""]]), sheet="Data")
+
+
+# --- the Arrow fast path and the careful path read the same thing -----------------
+
+
+def _read_both(path, size):
+    """Every chunk's rows, shape problems and blank count: by the fast path, then the careful one."""
+    from uploader.read import open_table
+
+    def collect(chunks):
+        frames, shapes, blank = [], {}, 0
+        for chunk in chunks:
+            frames.append(chunk.frame)
+            shapes.update(chunk.shape_problems)
+            blank += chunk.blank_rows
+        import pandas as pd
+        return pd.concat(frames), shapes, blank
+
+    fast_reader = open_table(path)
+    fast = collect(fast_reader.chunks(size))
+    careful_reader = open_table(path)
+    careful_reader._arrow_width = None
+    careful = collect(careful_reader._careful_csv_chunks(size))
+    return fast_reader, fast, careful
+
+
+TRICKY = [
+    ["T-1", "Sale", 'quoted "words", commas'],
+    ["T-2", "Vente", "Café crème\nsecond line"],
+    ["T-3", "  Quote  ", "  spaced  "],
+    ["", "", ""],  # a blank row keeps its number
+    ["  ", "   ", "   "],  # spaces only: blank too
+    ["T-5", "Sale", "=1+1"],
+    ["T-6", "Sale", ""],
+]
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_fast_path_reads_what_the_careful_path_reads(tmp_path, bom):
+    path = write_csv(tmp_path / "tricky.csv", [HEADER] + TRICKY * 40, bom=bom)
+    reader, (frame, shapes, blank), (frame2, shapes2, blank2) = _read_both(path, 25)
+    assert reader._arrow_width == 3  # the fast path was taken
+    assert frame.equals(frame2) and frame.index.tolist() == frame2.index.tolist()
+    assert (shapes, blank) == (shapes2, blank2) == ({}, 80)
+    assert frame.loc[3, "description"] == "Café crème\nsecond line"
+    assert frame.index[-1] == 1 + len(TRICKY) * 40
+
+
+@pytest.mark.parametrize("bad_row", [
+    ["T-9", "Sale", "x", "extra"],  # one field too many
+    ["T-9", "Sale"],  # one too few
+    [],  # an empty line
+])
+def test_fast_path_hands_over_mid_file_without_losing_or_repeating_a_row(tmp_path, monkeypatch, bad_row):
+    import uploader.read
+
+    monkeypatch.setattr(uploader.read, "ARROW_BLOCK_BYTES", 2048)  # many blocks, so some are read first
+    rows = [[f"T-{i}", "Sale", f"row {i}"] for i in range(2, 1202)]
+    rows.insert(900, bad_row)  # record 902 of the file
+    path = write_csv(tmp_path / "ragged.csv", [HEADER] + rows)
+    reader, (frame, shapes, blank), (frame2, shapes2, blank2) = _read_both(path, 100)
+    if bad_row:  # (Arrow reads an empty line as a row of empty cells: a blank row, as it should be)
+        assert 0 < reader.handed_over_at <= 900 and reader.handed_over_at % 100 == 0
+    assert frame.equals(frame2) and (shapes, blank) == (shapes2, blank2)
+    expected_rows = [n for n in range(2, 1203) if n != 902 or bad_row]
+    assert frame.index.tolist() == expected_rows  # every record once, numbered as in a spreadsheet
+    if bad_row:
+        assert 902 in shapes
+    else:
+        assert blank == 1
+    assert frame.loc[1202, "transaction_id"] == "T-1201"
+
+
+def test_a_cell_beyond_the_last_header_is_reported_after_the_hand_over(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("transaction_id,name,\n" + "".join(f"T-{i},Sale,\n" for i in range(300)) + "T-x,Sale,oops\n")
+    _, (frame, shapes, _), (frame2, shapes2, _) = _read_both(path, 64)
+    assert frame.equals(frame2) and shapes == shapes2 == {302: (3, 2)}

@@ -87,12 +87,14 @@ def check_table(table: Table, settings: Settings, *, progress=None, phonebook=No
                                 progress=progress, phonebook=phonebook)
     labels = _labels(table)
     ignored_search_warnings(validation.rows, validation.problems, labels)
-    # Only rows that will be sent can overwrite each other.
-    sent = validation.rows[validation.valid]
+    # Only rows that will be sent can overwrite each other, and only without a partner_unique_id.
+    rows = validation.rows
+    candidates = rows[validation.valid.to_numpy() & (rows["partner_unique_id"] == "").to_numpy()
+                      & (rows["name"] != "").to_numpy()]
     if tracker is not None:
-        tracker.add(sent, call_reference(sent))
+        tracker.add(candidates, call_reference(candidates))
     else:
-        duplicate_warnings(sent, call_reference(sent), validation.problems, labels["name"],
+        duplicate_warnings(candidates, call_reference(candidates), validation.problems, labels["name"],
                            labels["partner_unique_id"])
     return validation
 

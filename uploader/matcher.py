@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .problems import WARNING, Problems
+from .read import TEXT
 
 NARROWING_FIELDS = (
     "calling_phone_number",
@@ -64,14 +65,16 @@ def call_reference(rows: pd.DataFrame) -> pd.Series:
     order matters; rows without one (invalid) get the empty string.
     """
     start = rows["call_start_time"]
-    start_ms = pd.Series("", index=rows.index, dtype=object)
+    start_ms = pd.Series("", index=rows.index, dtype=TEXT)
     has_start = start.notna()
     if has_start.any():
-        start_ms[has_start] = start[has_start].dt.as_unit("ms").astype("int64").astype(str)
+        start_ms[has_start] = start[has_start].dt.as_unit("ms").astype("int64").astype(TEXT)
+    # Arrow-backed text: each concatenation is one compiled kernel.
     by_search = "start:" + start_ms
     for field in NARROWING_FIELDS:
-        by_search = by_search + "|" + rows[field]
-    reference = ("id:" + rows["transaction_id"]).where(rows["transaction_id"] != "", by_search)
+        by_search = by_search + "|" + rows[field].astype(TEXT)
+    ids = rows["transaction_id"].astype(TEXT)
+    reference = ("id:" + ids).where(ids != "", by_search)
     return reference.where((rows["transaction_id"] != "") | has_start, "")
 
 

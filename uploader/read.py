@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import FileFormatError, UsageError
 from .fields import FIELDS, FREE_TEXT_FIELDS, canonical_field, is_report_column, report_column
@@ -57,6 +58,10 @@ csv.field_size_limit(64 * 1024 * 1024)
 # What the report writer puts before a cell a spreadsheet could run as a
 # formula (OWASP's advice). Reading a report back takes it off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+# Every cell is text in an Arrow-backed column: pandas' string methods on it
+# run as compiled Arrow kernels, not one Python call per cell.
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 @dataclass
@@ -94,20 +99,16 @@ class Table:
         free text (description, custom parameters) is kept exactly as written.
         The original cells stay untouched in :attr:`frame` for the report.
         """
-        out = pd.DataFrame(index=self.frame.index)
+        columns = {}
         for name in FIELDS:
             header = self.fields.get(name)
             if header is None:
-                out[name] = pd.Series("", index=self.frame.index, dtype=object)
+                columns[name] = pd.Series("", index=self.frame.index, dtype=TEXT)
             elif name in FREE_TEXT_FIELDS:
-                out[name] = self.frame[header].astype(object)
+                columns[name] = self.frame[header]
             else:
-                # once per distinct value: ids and names repeat a lot
-                column = self.frame[header].astype(object)
-                codes, uniques = pd.factorize(column, use_na_sentinel=False)
-                stripped = pd.Series(uniques, dtype=object).str.strip().to_numpy(dtype=object)
-                out[name] = pd.Series(stripped[codes], index=column.index, dtype=object)
-        return out
+                columns[name] = self.frame[header].str.strip()
+        return pd.DataFrame(columns, index=self.frame.index)
 
 
 CHUNK_ROWS = 100_000
@@ -145,6 +146,8 @@ class TableReader:
         self._data_start = data_start  # records before the first data record (header, leading blanks)
         self._lengths = lengths  # CSV: fields in each record, from a counting pass
         self._escaped = escaped  # may cells carry the report writer's formula guard?
+        self._arrow_width: int | None = None  # CSV read by Arrow: fields in the header record
+        self.handed_over_at: int | None = None  # records Arrow read before the careful path took over
         # May any cell start with a character a spreadsheet reads as a formula?
         self.may_start_formulas = True
 
@@ -156,12 +159,97 @@ class TableReader:
         """Yield :class:`Table` pieces of at most ``size`` records, in file order."""
         if self.kind == "xlsx":
             yield from self._xlsx_chunks(size)
+        elif self._arrow_width is not None:
+            yield from self._arrow_csv_chunks(size)
         elif self._lengths is None:
             yield from self._python_csv_chunks(size)
         else:
             yield from self._fast_csv_chunks(size)
 
-    def _fast_csv_chunks(self, size: int):
+    def _arrow_csv_chunks(self, size: int):
+        """The common case, fast: a UTF-8 file whose every record has the header's fields.
+
+        Arrow's CSV reader parses blocks on both cores while the caller
+        validates. The first record it cannot take as it is (a blank line, a
+        record with too many or too few fields, a cell past the last header)
+        hands the rest of the file, from the first record not yet yielded,
+        to the careful path, which counts every record's fields.
+        """
+        import pyarrow.csv as pacsv
+
+        names = [f"f{i}" for i in range(self._arrow_width)]
+        done = 0  # data records already yielded
+        try:
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(skip_rows=self._data_start, column_names=names,
+                                               block_size=ARROW_BLOCK_BYTES, use_threads=True),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"', double_quote=True,
+                                                 escape_char=False, newlines_in_values=True,
+                                                 ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False),
+            )
+            pending: list[pa.Table] = []
+            rows = 0
+            for batch in reader:
+                pending.append(pa.Table.from_batches([batch]))
+                rows += batch.num_rows
+                while rows >= size:
+                    block = pa.concat_tables(pending)
+                    rest = block.slice(size)
+                    yield self._arrow_table(block.slice(0, size), self._data_start + done)
+                    done += size
+                    pending, rows = ([rest] if rest.num_rows else []), rest.num_rows
+            if rows:
+                yield self._arrow_table(pa.concat_tables(pending), self._data_start + done)
+        except (pa.ArrowInvalid, _NotPlain) as exc:
+            log.debug("%s: the careful reader takes over after %d records (%s)", self.path, done, exc)
+            self.handed_over_at = done
+        else:
+            return
+        yield from self._careful_csv_chunks(size, skip=done)
+
+    def _arrow_table(self, block: pa.Table, first: int) -> Table:
+        """An Arrow block of records ``first + 1``... -> Table (blank rows left out)."""
+        import pyarrow.compute as pc
+
+        layout = self.layout
+        columns = [block.column(i) for i in range(block.num_columns)]
+        empty = [pc.equal(pc.binary_length(c), 0).to_numpy(zero_copy_only=False) for c in columns]
+        if any(not e.all() for e in empty[layout.width:]):
+            raise _NotPlain("a cell to the right of the last header")
+        blank = np.logical_and.reduce(empty) if empty else np.zeros(block.num_rows, dtype=bool)
+        name_column = columns[layout.header.index(layout.fields["name"])]
+        # A row of only spaces is blank too; only rows with no name can be.
+        maybe = ~blank & pc.equal(pc.utf8_trim_whitespace(name_column), "").to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(maybe):
+            blank[i] = not any(c[i].as_py().strip() for c in columns)
+        numbers = np.arange(first, first + block.num_rows) + 1
+        if blank.any():
+            keep = pa.array(~blank)
+            columns = [pc.filter(c, keep) for c in columns]
+            numbers = numbers[~blank]
+        text = [TEXT.__from_arrow__(columns[p]) for p in layout.keep]
+        meta = [TEXT.__from_arrow__(columns[p]) for p in layout.report_positions]
+        return self._assemble(text, meta, numbers, int(blank.sum()), {})
+
+    def _careful_csv_chunks(self, size: int, skip: int = 0):
+        """Count every record's fields first (the csv module), then read from data record ``skip``."""
+        header_index, _, lengths = _count_fields(self.path, self.encoding, self.delimiter)
+        data = lengths[header_index + 1:]
+        self._data_start = header_index + 1
+        self.total = len(data)
+        # Records longer than the header need their cells looked at one by one
+        # (are the extra cells empty?); pandas' fast parser refuses them.
+        if not len(data) or int(data.max()) <= max(self.layout.width, int(lengths[header_index])):
+            self._lengths = lengths
+            yield from self._fast_csv_chunks(size, skip)
+        else:
+            self._lengths = None
+            yield from self._python_csv_chunks(size, skip)
+
+    def _fast_csv_chunks(self, size: int, skip: int = 0):
         # pandas' C parser reads the cells; the counting pass (the csv module)
         # supplies what it cannot: how many fields each record really had.
         lengths = self._lengths
@@ -176,24 +264,25 @@ class TableReader:
                 count = len(raw)
                 first = offset
                 offset += count
-                if offset <= self._data_start:
+                start = self._data_start + skip
+                if offset <= start:
                     continue
-                skip = max(0, self._data_start - first)
-                raw = raw.iloc[skip:]
-                numbers = np.arange(first + skip, offset) + 1  # spreadsheet rows: records from 1
-                yield self._table(raw.to_numpy(dtype=object), numbers, lengths[first + skip:offset])
+                ahead = max(0, start - first)
+                raw = raw.iloc[ahead:]
+                numbers = np.arange(first + ahead, offset) + 1  # spreadsheet rows: records from 1
+                yield self._table(raw.to_numpy(dtype=object), numbers, lengths[first + ahead:offset])
         except pd.errors.ParserError as exc:  # pragma: no cover - the counting pass should rule this out
             raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
         if offset != len(lengths):  # pragma: no cover - the two parsers disagree about the records
             raise FileFormatError(f"{self.path}: not a readable CSV file (records could not be told apart)")
 
-    def _python_csv_chunks(self, size: int):
+    def _python_csv_chunks(self, size: int, skip: int = 0):
         with open(self.path, newline="", encoding=self.encoding) as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             try:
-                for _ in range(self._data_start):
+                for _ in range(self._data_start + skip):
                     next(reader)
-                number = self._data_start
+                number = self._data_start + skip
                 while True:
                     records = list(itertools.islice(reader, size))
                     if not records:
@@ -272,21 +361,32 @@ class TableReader:
                 if got != width:
                     shape_problems[int(numbers[i])] = (got, width)
         keep_rows = ~blank
-        index = pd.Index(numbers[keep_rows], name="row")
-        frame = pd.DataFrame(values[keep_rows][:, layout.keep], columns=[layout.header[p] for p in layout.keep],
-                             index=index, dtype=object)
+        kept = values[keep_rows]
+        columns = [pd.array(kept[:, p], dtype=TEXT) for p in layout.keep]
+        meta = [pd.array(kept[:, p], dtype=TEXT) for p in layout.report_positions]
+        return self._assemble(columns, meta, numbers[keep_rows], int(blank.sum()), shape_problems)
+
+    def _assemble(self, columns, meta, numbers, blank_rows: int, shape_problems) -> Table:
+        """A Table from the kept columns (text arrays, in ``layout.keep`` order)."""
+        layout = self.layout
+        index = pd.Index(numbers, name="row")
+        frame = _frame(columns, [layout.header[p] for p in layout.keep], index)
         if self._escaped:
             frame = frame.apply(unescape_formulas)
         report_meta = None
         if self.keep_report_columns:
-            report_meta = pd.DataFrame(values[keep_rows][:, layout.report_positions],
-                                       columns=[report_column(layout.header[p]) for p in layout.report_positions],
-                                       index=index, dtype=object)
+            report_meta = _frame(meta, [report_column(layout.header[p]) for p in layout.report_positions], index)
         return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
                      ignored_columns=layout.ignored, unnamed_columns=layout.unnamed,
-                     shape_problems=shape_problems, blank_rows=int(blank.sum()),
+                     shape_problems=shape_problems, blank_rows=blank_rows,
                      encoding=_ENCODING_NAMES.get(self.encoding, self.encoding),
                      delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta)
+
+
+def _frame(columns, names: list[str], index: pd.Index) -> pd.DataFrame:
+    frame = pd.DataFrame({i: pd.Series(c, index=index, copy=False) for i, c in enumerate(columns)}, index=index)
+    frame.columns = names
+    return frame
 
 
 # Python codec -> the name shown to people.
@@ -313,9 +413,19 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     if suffix in CSV_EXTENSIONS:
         if sheet is not None:
             raise UsageError(f"{path}: --sheet applies to .xlsx workbooks, not to {suffix} files")
-        encoding, escaped, formulas = _detect_encoding(path)
+        encoding, escaped, formulas, newlines = _detect_encoding(path)
         with open(path, newline="", encoding=encoding) as handle:
-            delimiter = _sniff_delimiter(handle.read(_SNIFF_CHARS))
+            sample = handle.read(_SNIFF_CHARS)
+        delimiter = _sniff_delimiter(sample)
+        header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" else None
+        if header is not None:
+            # No counting pass: the line count is the progress bar's estimate.
+            reader = TableReader(path, "csv", _layout(path, header), keep_report_columns=keep_report_columns,
+                                 encoding=encoding, delimiter=delimiter, total=max(newlines - 1, 0),
+                                 data_start=1, escaped=escaped)
+            reader._arrow_width = len(header)
+            reader.may_start_formulas = formulas
+            return reader
         header_index, header, lengths = _count_fields(path, encoding, delimiter)
         layout = _layout(path, header)
         data = lengths[header_index + 1:]
@@ -372,17 +482,18 @@ def combine(tables: list[Table], reader: TableReader) -> Table:
 # --------------------------------------------------------------------------- CSV
 
 
-def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
+def _detect_encoding(path: Path) -> tuple[str, bool, bool, int]:
     """UTF-8 (BOM or not), UTF-16 (BOM), else Windows-1252; whether any cell
-    may start with the report writer's formula guard (``'=``, ``'+``...); and
-    whether any cell may start with a formula character at all."""
+    may start with the report writer's formula guard (``'=``, ``'+``...);
+    whether any cell may start with a formula character at all; and the
+    number of line feeds (an estimate of the records)."""
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_CHARS)
     if not head.strip():
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _decode_whole(path, "utf-16")
-        return "utf-16", True, True
+        return "utf-16", True, True, 0
     if b"\x00" in head:
         raise FileFormatError(
             f"{path}: this is not a text CSV file (it contains binary data)",
@@ -391,9 +502,11 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
     decoder = codecs.getincrementaldecoder("utf-8")()
     escaped = formulas = False
     tail = b"\n"
+    newlines = 0
     with open(path, "rb") as handle:
         utf8 = True
         for block in iter(lambda: handle.read(1 << 20), b""):
+            newlines += block.count(b"\n")
             window = tail + block
             escaped = escaped or bool(_GUARDED.search(window))
             formulas = formulas or bool(_FORMULA_START.search(window))
@@ -409,10 +522,10 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool]:
             except UnicodeDecodeError:
                 utf8 = False
     if utf8:
-        return "utf-8-sig", escaped, formulas
+        return "utf-8-sig", escaped, formulas, newlines
     # Excel's plain "CSV" save on Windows writes the ANSI code page, Windows-1252.
     _decode_whole(path, "cp1252")
-    return "cp1252", escaped, formulas
+    return "cp1252", escaped, formulas, newlines
 
 
 _GUARDED = re.compile(rb"'[=+\-@\t\r]")
@@ -459,6 +572,37 @@ def _sniff_delimiter(sample: str) -> str:
         if score > best_score:
             best, best_score = delimiter, score
     return best
+
+
+def _plain_header(sample: str, delimiter: str) -> list[str] | None:
+    r"""The first line as a header, if it is one plain record with a value.
+
+    Anything else (leading blank lines, a header cell with a line break, a
+    header longer than the sample) is left to the careful path.
+
+    >>> _plain_header('name,"transaction_id"\r\nSale,1\r\n', ",")
+    ['name', 'transaction_id']
+    >>> _plain_header('\nname,transaction_id\n', ",") is None
+    True
+    """
+    line, newline, _ = sample.partition("\n")
+    if not newline:
+        return None
+    try:
+        records = list(csv.reader([line.rstrip("\r")], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return None
+    if len(records) != 1 or not any(cell.strip() for cell in records[0]):
+        return None
+    return records[0]
+
+
+class _NotPlain(Exception):
+    """A record only the careful CSV path reads as the rules say."""
+
+
+# About 90,000 records of a typical signals file per block.
+ARROW_BLOCK_BYTES = 8 << 20
 
 
 def _count_fields(path: Path, encoding: str, delimiter: str):

@@ -34,6 +34,7 @@ import pandas as pd
 from .errors import UsageError
 from .fields import SCIENTIFIC_NOTATION
 from .problems import WARNING, Problems
+from .read import TEXT
 
 PACIFIC = "America/Los_Angeles"
 
@@ -52,6 +53,11 @@ _EXCEL = (
     r"(?:\s*(?P<ampm>[AaPp][Mm]))?"
 )
 _DATE_ONLY = r"\d{4}[/-]\d{1,2}[/-]\d{1,2}"
+# The everyday spellings, for the compiled fast path: ASCII digits, one space
+# at most (RE2, which pandas uses on Arrow text, matches these exactly like re).
+_ISO_PLAIN = (r"[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)? ?"
+              r"(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)")
+_EXCEL_PLAIN = r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [AaPp][Mm]"
 _SERIAL = r"\d{5}(?:\.\d+)?"
 _SCIENTIFIC = SCIENTIFIC_NOTATION
 
@@ -104,16 +110,14 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
     ``%Y/%m/%d %I:%M:%S %p``); anything else takes the exact, slower path
     of regular expressions, which is also the one that explains refusals.
     """
-    text = values.astype(object)
-    if len(text) and not text.map(type).eq(str).all():
-        text = text.astype(str)
-    text = text.str.strip() if text.str.endswith(" ").any() or text.str.startswith(" ").any() else text
+    # Arrow-backed text: every string method below is one compiled kernel.
+    text = values.astype(str).astype(TEXT).str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ms, UTC]")
     present = (text != "").to_numpy()
     if not present.any():
         return out
     lengths = text.str.len().to_numpy()
-    digits = text.str.isdigit().to_numpy(dtype=bool)
+    digits = text.str.fullmatch("[0-9]+").to_numpy(dtype=bool)
     index = text.index
 
     for width, unit in ((10, "s"), (13, "ms")):
@@ -124,12 +128,9 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
 
     compressed = digits & (lengths == 17)
     if compressed.any():
-        number = text[compressed].astype("int64")
-        parts = pd.DataFrame({
-            "year": number // 10**13, "month": number // 10**11 % 100, "day": number // 10**9 % 100,
-            "hour": number // 10**7 % 100, "minute": number // 10**5 % 100,
-            "second": number // 10**3 % 100, "fraction": (number % 1000).astype(str).str.zfill(3)})
-        naive = _from_parts(parts.astype({"fraction": object}), parts["hour"])
+        n = text[compressed].astype("int64").to_numpy()
+        naive = _naive(n // 10**13, n // 10**11 % 100, n // 10**9 % 100, n // 10**7 % 100, n // 10**5 % 100,
+                       n // 10**3 % 100, n % 1000 * 1000, index=text.index[compressed])
         _bad_dates(naive, text[compressed], field, problems)
         out[compressed] = _localize(naive, text[compressed], PACIFIC, field, problems, "US Pacific time")
         done |= compressed
@@ -137,25 +138,23 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
     rest = present & ~done
     if rest.any():
         candidates = text[rest]
-        with_offset = candidates.str.contains(r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$", regex=True).to_numpy(dtype=bool)
-        iso_like = candidates[with_offset]
+        iso_like = candidates[candidates.str.fullmatch(_ISO_PLAIN).to_numpy(dtype=bool)]
         if len(iso_like):
             normal = iso_like.str.replace("/", "-", n=2, regex=False)
             parsed = pd.to_datetime(normal, format="ISO8601", utc=True, errors="coerce")
-            ok = parsed.notna().to_numpy() & iso_like.str.fullmatch(_ISO).to_numpy(dtype=bool)
+            ok = parsed.notna().to_numpy()
             out[iso_like.index[ok]] = parsed[ok]
             rest[index.get_indexer(iso_like.index[ok])] = False
-        wall_like = candidates[~with_offset]
+        wall_like = candidates[candidates.str.fullmatch(_EXCEL_PLAIN).to_numpy(dtype=bool)]
         if len(wall_like):
-            parsed = pd.to_datetime(wall_like, format="%Y/%m/%d %I:%M:%S %p", errors="coerce")
-            ok = parsed.notna().to_numpy()
-            if ok.any():
-                if timezone is None:
-                    first = int(wall_like.index[ok][0])
-                    raise _no_timezone(field, label, first, text[first])
-                rows = wall_like.index[ok]
-                out[rows] = _localize(parsed[ok], text[rows], timezone, field, problems, timezone)
-                rest[index.get_indexer(rows)] = False
+            if timezone is None:
+                first = int(wall_like.index[0])
+                raise _no_timezone(field, label, first, text[first])
+            naive = _excel_plain_naive(wall_like)
+            ok = naive.notna().to_numpy()
+            rows = wall_like.index[ok]
+            out[rows] = _localize(naive[ok], text[rows], timezone, field, problems, timezone)
+            rest[index.get_indexer(rows)] = False
     if rest.any():
         out[rest] = _parse_slow(text[rest], field, timezone, problems, label)
     return out
@@ -266,25 +265,55 @@ def _excel_naive(text: pd.Series, field: str, problems: Problems) -> pd.Series:
 
 
 def _from_parts(parts: pd.DataFrame, hour: pd.Series) -> pd.Series:
-    """Build naive datetimes from extracted text parts; impossible dates are NaT.
+    """Naive datetimes from extracted text parts; impossible dates are NaT."""
+    def number(name: str, default: str = "0") -> np.ndarray:
+        return parts[name].fillna(default).astype("int64").to_numpy()
 
-    Assembling from components is strict (unlike a lenient format parse, which
-    reads month 13 of a 17-digit value as something else).
+    micro = parts["fraction"].fillna("0").str.ljust(6, "0").astype("int64").to_numpy()
+    return _naive(number("year"), number("month"), number("day"), hour.astype("int64").to_numpy(),
+                  number("minute"), number("second"), micro, index=parts.index)
+
+
+def _excel_plain_naive(text: pd.Series) -> pd.Series:
+    """``YYYY/MM/DD hh:mm:ss AM`` (every part at its place), by position; NaT if not a real time."""
+    n = text.str.replace("[^0-9]", "", regex=True).astype("int64").to_numpy()  # YYYYMMDDhhmmss
+    hour = n // 10**4 % 100
+    pm = text.str.contains("[Pp]", regex=True).to_numpy(dtype=bool)
+    twelve_hour = (hour >= 1) & (hour <= 12)  # others take the careful path, which explains them
+    h24 = np.where(pm, np.where(hour == 12, 12, hour + 12), np.where(hour == 12, 0, hour))
+    naive = _naive(n // 10**10, n // 10**8 % 100, n // 10**6 % 100, h24, n // 100 % 100, n % 100, 0,
+                   index=text.index)
+    return naive.where(twelve_hour)
+
+
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _naive(year, month, day, hour, minute, second, microsecond, *, index) -> pd.Series:
+    """Naive datetimes from integer fields, strictly: an impossible date or time is NaT.
+
+    Strict on purpose (a lenient parser reads month 13 of a 17-digit value as
+    something else). Days are counted with the proleptic Gregorian calendar.
+
+    >>> _naive(np.array([2016, 2015]), np.array([2, 2]), np.array([29, 29]), 13, 0, 0, 0, index=[2, 3]).tolist()
+    [Timestamp('2016-02-29 13:00:00'), NaT]
     """
-    fraction = parts["fraction"].fillna("0").str.ljust(6, "0").astype(int)
-    fields = pd.DataFrame(
-        {
-            "year": parts["year"].astype(int),
-            "month": parts["month"].astype(int),
-            "day": parts["day"].astype(int),
-            "hour": hour,
-            "minute": parts["minute"].astype(int),
-            "second": parts["second"].fillna("0").astype(int),
-            "microsecond": fraction,
-        }
-    )
-    out_of_range = (fields["minute"] > 59) | (fields["second"] > 59) | (fields["hour"] > 23)
-    return pd.to_datetime(fields.where(~out_of_range, 0), errors="coerce").where(~out_of_range)
+    year, month, day = (np.asarray(v, dtype=np.int64) for v in (year, month, day))
+    hour, minute, second, microsecond = (np.broadcast_to(np.asarray(v, dtype=np.int64), year.shape)
+                                         for v in (hour, minute, second, microsecond))
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _DAYS_IN_MONTH[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
+    real = ((year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+            & (hour <= 23) & (minute <= 59) & (second <= 59))
+    # days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    year_of_era = y - era * 400
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146097 + year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year - 719468
+    micros = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + microsecond
+    values = np.where(real, micros, np.iinfo(np.int64).min).astype("datetime64[us]")  # int64 min is NaT
+    return pd.Series(values, index=index)
 
 
 def _localize(naive: pd.Series, text: pd.Series, tz: str, field: str, problems: Problems, zone_label: str) -> pd.Series:
