@@ -336,15 +336,8 @@ def _send_and_report(table: Table, validation: Validation, settings: Settings, *
 
 def _problem_columns(validation: Validation) -> pd.DataFrame:
     index = validation.rows.index
-    errors = validation.problems.messages_by_row(ERROR)
-    warnings = validation.problems.messages_by_row(WARNING)
-    return pd.DataFrame(
-        {
-            "error": pd.Series(errors, dtype=object).reindex(index).fillna(""),
-            "warning": pd.Series(warnings, dtype=object).reindex(index).fillna(""),
-        },
-        index=index,
-    )
+    return pd.DataFrame({"error": validation.problems.message_column(index, ERROR),
+                         "warning": validation.problems.message_column(index, WARNING)}, index=index)
 
 
 _OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind", "signal_transaction_id",

