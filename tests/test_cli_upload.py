@@ -275,3 +275,94 @@ def test_the_sample_files_upload(tmp_path, emulator):
         result = upload(emulator, copy)
         assert result.code == 1, result.output
         assert "RecordNotFound: 1" in result.stdout
+
+
+# --- a file in many chunks: the same answers as in one ------------------------------
+
+
+def _chunky_rows(count):
+    """Rows whose keys repeat across chunks: (call, name, partner id) cycles; some have no partner id."""
+    rows = []
+    for n in range(count):
+        call = f"00000000-0000000{1 + n % 6}"
+        partner = "" if n % 10 == 9 else str(n % 4)
+        money = "$1" if n % 17 == 16 else f"{n}.00"  # invalid now and then
+        rows.append([call, "", "", "", "Sale", partner, f"row {n + 2}", money, "", "", ""])
+    return rows
+
+
+def test_chunked_upload_keeps_file_order_across_chunks_and_reruns_send_nothing(tmp_path, emulator):
+    rows = _chunky_rows(150)
+    path = write_csv(tmp_path / "many.csv", [HEADER] + rows)
+    env = {"SIGNAL_UPLOADER_CHUNK_ROWS": "7"}  # 22 chunks; keys repeat across every boundary
+    result = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, "--concurrency", "8",
+                     env=env)
+    assert result.code == 1, result.stderr  # some rows are invalid
+    report = report_rows(tmp_path / "many.results.csv")
+    assert [r["row"] for r in report] == [str(n) for n in range(2, 152)]
+
+    # The server holds, for each key, the last valid row of the file with that key.
+    last: dict[tuple, str] = {}
+    for row in rows:
+        if not row[7].startswith("$"):
+            last[(row[0], "Sale", row[5])] = row[6]
+    state = {key: s["description"] for key, s in by_call(emulator.signals()).items()}
+    assert state == last
+    # Every row has its status; the first row of each key created it, the rest updated it.
+    seen, expected = set(), []
+    for row in rows:
+        key = (row[0], row[5])
+        if row[7].startswith("$"):
+            expected.append("invalid")
+        else:
+            expected.append("updated" if key in seen else "created")
+            seen.add(key)
+    assert [r["status"] for r in report] == expected
+    # Rows without a partner id that overwrite each other are flagged, across chunks too.
+    no_id = [r for r, row in zip(report, rows) if row[5] == "" and not row[7].startswith("$")]
+    assert no_id and all("with no Partner Unique ID" in r["warning"] for r in no_id)
+    assert "rows 31, 61, 91, 121, 151 are the same call" in no_id[-1]["warning"]  # 5 chunks apart
+
+    sent = emulator.requests
+    again = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, env=env)
+    assert again.code == 1
+    assert emulator.requests == sent  # the journal answers for every chunk: nothing is sent again
+    statuses = [r["status"] for r in report_rows(tmp_path / "many.results.csv")]
+    assert statuses == ["skipped" if s != "invalid" else "invalid" for s in expected]
+
+
+def test_rejected_token_stops_every_later_chunk(tmp_path, emulator):
+    path = write_csv(tmp_path / "many.csv", [HEADER] + _chunky_rows(40))
+    result = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url,
+                     env={"SIGNAL_UPLOADER_CHUNK_ROWS": "5"}, token="wrong-token")
+    assert result.code == 2
+    assert_no_traceback(result)
+    report = report_rows(tmp_path / "many.results.csv")
+    assert len(report) == 40
+    assert {r["status"] for r in report} == {"failed", "invalid"}
+    # Requests already in flight in the first chunk got their 401; no later chunk sent anything.
+    refused = [r for r in report if r["http_status"] == "401"]
+    assert 1 <= len(refused) == emulator.requests <= 5
+    assert all(int(r["row"]) <= 6 for r in refused)
+    invalid = sum(r["status"] == "invalid" for r in report)
+    assert sum(r["error_class"] == "NotSent" for r in report) == 40 - len(refused) - invalid
+
+
+def test_reordered_file_in_chunks_sends_only_the_new_last_row(tmp_path, emulator):
+    filler = [[f"00000000-0000000{2 + n % 4}", "", "", "", "Quote", str(n), f"filler {n}", "", "", "", ""]
+              for n in range(12)]
+    first = ["00000000-00000001", "", "", "", "Sale", "7", "first version", "1.00", "", "", ""]
+    second = ["00000000-00000001", "", "", "", "Sale", "7", "second version", "2.00", "", "", ""]
+    env = {"SIGNAL_UPLOADER_CHUNK_ROWS": "4"}
+    path = tmp_path / "orders.csv"
+    write_csv(path, [HEADER, first] + filler + [second])  # rows 2 and 15: four chunks apart
+    assert run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, env=env).code == 0
+    assert by_call(emulator.signals())[("00000000-00000001", "Sale", "7")]["description"] == "second version"
+
+    write_csv(path, [HEADER, second] + filler + [first])  # the same rows, the other way round
+    sent = emulator.requests
+    assert run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, env=env).code == 0
+    assert emulator.requests == sent + 1  # only the row that must now win
+    assert by_call(emulator.signals())[("00000000-00000001", "Sale", "7")]["description"] == "first version"
+    statuses = [r["status"] for r in report_rows(tmp_path / "orders.results.csv")]
+    assert statuses == ["skipped"] * 13 + ["updated"]

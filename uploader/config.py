@@ -74,6 +74,7 @@ class Settings:
     timeout: float = 30.0
     max_attempts: int = 6
     rate: float | None = None
+    chunk_rows: int = 100_000  # rows read, validated, sent and reported per step: bounds memory
     state_dir: Path | None = None
     log_file: Path | None = None
     force: bool = False
@@ -99,7 +100,7 @@ class Settings:
 # Settings that may come from the environment or a config file, with their types.
 SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
                    "timeout": float, "rate": float, "max_attempts": int, "state_dir": Path, "log_file": Path,
-                   "ca_bundle": Path}
+                   "ca_bundle": Path, "chunk_rows": int}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path}
 
@@ -167,6 +168,8 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("--concurrency must be between 1 and 256")
     if settings.timeout <= 0:
         raise UsageError("--timeout must be more than 0 seconds")
+    if settings.chunk_rows < 1:
+        raise UsageError("chunk_rows must be at least 1")
     if settings.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     if settings.rate is not None and settings.rate <= 0:

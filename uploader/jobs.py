@@ -40,7 +40,7 @@ from .problems import ERROR, WARNING
 from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, open_table, read_table
 from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, ReportWriter, RunLog, Summary, default_report_path,
                      report_frame, write_report)
-from .sender import FAILED, Outcome, Sender, SendPolicy, prepare
+from .sender import FAILED, Outcome, Prepared, Sender, SendPolicy, prepare
 from .validate import (DuplicateTracker, Validation, _PhoneBook, duplicate_message, duplicate_warnings,
                        validate_table)
 
@@ -59,7 +59,6 @@ class JobResult:
     summary: Summary
     exit_code: int
     report_path: Path | None = None
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
     file_warnings: list[str] = field(default_factory=list)
     sent: int = 0  # requests that got an answer or gave up (not counting retries)
 
@@ -111,15 +110,17 @@ def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation,
     return table, check_table(table, settings), file_warnings(table)
 
 
-def file_warnings(table: Table) -> list[str]:
+def file_warnings(table: Table, *, blank_rows: int | None = None) -> list[str]:
+    """Notes about the file as a whole (ignored columns, skipped blank rows)."""
+    blank_rows = table.blank_rows if blank_rows is None else blank_rows
     out = []
     if table.ignored_columns:
         names = ", ".join(repr(c) for c in table.ignored_columns)
         out.append(f"ignored column(s) the API does not take: {names}")
     if table.unnamed_columns:
         out.append(f"ignored {table.unnamed_columns} column(s) without a header")
-    if table.blank_rows:
-        out.append(f"skipped {table.blank_rows} blank row(s)")
+    if blank_rows:
+        out.append(f"skipped {blank_rows} blank row(s)")
     return out
 
 
@@ -140,7 +141,7 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     first = None
     try:
         with progress_bar(settings, reader.total, "validating") as bar:
-            for chunk in reader.chunks():
+            for chunk in reader.chunks(settings.chunk_rows):
                 first = first or chunk
                 tally.blank += chunk.blank_rows
                 if not len(chunk.frame):
@@ -168,7 +169,7 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
             writer.abort()
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
-                       file_warnings=file_warnings(first))
+                       file_warnings=file_warnings(first, blank_rows=tally.blank))
     _write_summary_json(settings, summary)
     return result
 
@@ -194,10 +195,14 @@ class _Tally:
         self.code_rows: Counter = Counter()
         self.examples: dict[str, str] = {}
         self.warned = 0
+        self.failed_by_class: Counter = Counter()
 
     def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
         self.rows += len(meta)
         self.statuses.update(meta["status"].value_counts().to_dict())
+        if "error_class" in meta:
+            failed = meta.loc[meta["status"] == "failed", "error_class"]
+            self.failed_by_class.update({str(k): int(v) for k, v in failed.value_counts().items()})
         counts = validation.problems.counts(ERROR)
         self.code_rows.update({str(k): int(v) for k, v in counts.items()})
         mask = mask_phone if settings.mask_pii else None
@@ -219,8 +224,10 @@ class _Tally:
     def summary(self, reader, settings: Settings) -> Summary:
         top = [{"code": code, "rows": n, "example": self.examples[code]}
                for code, n in self.code_rows.most_common(5)]
-        return Summary(file=str(reader.path), api=settings.api, rows=self.rows, statuses=dict(self.statuses),
-                       top_problems=top, warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank)
+        return Summary(file=str(reader.path), api=settings.api, rows=self.rows,
+                       statuses={str(k): int(v) for k, v in self.statuses.items()},
+                       failed_by_class=dict(self.failed_by_class.most_common()), top_problems=top,
+                       warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank)
 
 
 # ------------------------------------------------------------------------ upload
@@ -229,6 +236,12 @@ class _Tally:
 def upload_file(path: str | Path, settings: Settings) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
+    The file flows through in chunks: each chunk is read, validated, planned
+    against the journal, sent and written to the report before the next is
+    read, so memory holds one chunk's requests and answers whatever the
+    file's length. Rows that share a key stay in file order: a chunk's
+    requests are all answered before the next chunk's are sent.
+
     Exit code 0 when every row was created, updated or skipped (confirmed by an
     earlier run), 1 when some are invalid or failed. A rejected token raises
     :class:`AuthenticationError` after the report is written.
@@ -236,102 +249,200 @@ def upload_file(path: str | Path, settings: Settings) -> JobResult:
     path = Path(path)
     _require_base_url(settings)
     with RunLock(settings.state_folder, path):
-        table, validation, warnings = check_file(path, settings)
-        report_path = settings.report or default_report_path(table.path)
-        return _send_and_report(table, validation, settings, journal_for=path, report_path=report_path,
-                                warnings=warnings)
+        reader = open_table(path, sheet=settings.sheet)
+        report_path = settings.report or default_report_path(reader.path)
+        upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True)
+        tally = _Tally()
+        phonebook = _PhoneBook(settings.phone_region)
+        tracker = DuplicateTracker()
+        writer = None
+        first = None
+        try:
+            with progress_bar(settings, reader.total, f"uploading to the {settings.target.title}") as bar:
+                for chunk in reader.chunks(settings.chunk_rows):
+                    first = first or chunk
+                    tally.blank += chunk.blank_rows
+                    if not len(chunk.frame):
+                        continue
+                    validation = check_table(chunk, settings, progress=lambda n: None, phonebook=phonebook,
+                                             tracker=tracker)
+                    meta = upload.send(validation, progress=bar.update)
+                    tally.add(validation, meta, settings, chunk)
+                    frame = report_frame(chunk, meta, UPLOAD_COLUMNS)
+                    if writer is None:
+                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
+                                              guard_columns=_guarded_columns(reader, frame.columns))
+                    writer.write(frame)
+                    bar.update(len(chunk.frame) - upload.chunk_sent)
+            if not tally.rows:
+                raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
+            updates = tally.duplicates(tracker, _labels(first))
+            for row, columns in upload.send_deferred(tally).items():
+                updates.setdefault(row, {}).update(columns)
+            summary = tally.summary(reader, settings)
+            summary.report = str(writer.close(updates))
+            writer = None
+        finally:
+            if writer is not None:
+                writer.abort()
+            upload.close()
+        log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
+        exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
+        result = JobResult(first, None, summary, exit_code, Path(summary.report),
+                           file_warnings=file_warnings(first, blank_rows=tally.blank), sent=upload.sent)
+        return upload.finish(result, summary)
+
+
+class _Upload:
+    """Sends the valid rows of one input, a validated chunk at a time.
+
+    One journal, one sender (one connection pool) and one run log serve the
+    whole input. Each chunk's requests are prepared, planned against the
+    journal, sent and committed before :meth:`send` returns.
+    """
+
+    def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False):
+        self.settings = settings
+        self.target = settings.target
+        self.run_log = RunLog(settings.log_file, source) if settings.log_file else None
+        self.journal = None
+        if not settings.dry_run:
+            self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url)
+        self.sender: Sender | None = None
+        self.seen: dict[int, int] = {}  # the journal's occurrence counts, across chunks
+        # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
+        self.deferred: dict | None = {} if chunked else None
+        self.sent = 0  # requests that got an answer or gave up (not counting retries)
+        self.chunk_sent = 0
+        self.fatal: Outcome | None = None  # a 401 or an untrusted certificate: nothing more is sent
+
+    @property
+    def retries(self) -> int:
+        return self.sender.retries if self.sender is not None else 0
+
+    def send(self, validation: Validation, progress=None) -> pd.DataFrame:
+        """Send the valid rows of ``validation``; the report's status columns for all its rows."""
+        settings = self.settings
+        prepared = prepare(validation, self.target)
+        meta = _problem_columns(validation)
+        meta["status"] = np.where(validation.valid.to_numpy(), "", "invalid")
+        self.chunk_sent = 0
+        if self.run_log:
+            problems = validation.problems.frame()
+            errors = problems[problems["severity"] == ERROR]
+            for row, codes in errors.groupby("row")["code"]:
+                self.run_log.invalid(int(row), sorted(set(codes)))
+        if not prepared:
+            return meta
+        if settings.dry_run:
+            meta.loc[[p.row for p in prepared], "status"] = "dry-run"
+            return meta
+        outcomes: dict[int, Outcome] = {}
+        if self.fatal is None:
+            work, skipped, entries = self.journal.plan(prepared, force=settings.force, seen=self.seen,
+                                                       deferred=self.deferred)
+            for row, earlier in skipped.items():
+                outcomes[row] = Outcome(row, SKIPPED, None, "", "", earlier.signal_transaction_id,
+                                        earlier.corrects_transaction_id, earlier.call_transaction_id, 0)
+            if skipped:
+                log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
+                if self.run_log:
+                    for row in sorted(skipped):
+                        self.run_log.row(outcomes[row])
+            if work:
+                outcomes.update(self._send(work, entries, progress))
+        for item in prepared:
+            if item.row not in outcomes:  # left unsent when the run stopped
+                outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
+                                             error="not sent: the run stopped (see the first failed row)")
+        _apply_outcomes(meta, outcomes)
+        return meta
+
+    def _send(self, work: list[list[Prepared]], entries: dict, progress=None) -> dict[int, Outcome]:
+        outcomes = {}
+        sender = self._sender()
+        for batch in sender.send_batches(work):
+            # committed before anything else is done with these answers
+            self.journal.record_many([(entries[o.row], o) for o in batch])
+            for outcome in batch:
+                outcomes[outcome.row] = outcome
+                if self.run_log:
+                    self.run_log.row(outcome)
+            self.sent += len(batch)
+            self.chunk_sent += len(batch)
+            if progress is not None:
+                progress(len(batch))
+        self.fatal = sender.fatal
+        return outcomes
+
+    def send_deferred(self, tally: _Tally) -> dict[int, dict[str, str]]:
+        """Send the last rows of reordered keys (see :meth:`Journal.plan`); their report updates.
+
+        Their lines were written as skipped; they become what the API answered.
+        """
+        if not self.deferred or self.fatal is not None or self.journal is None:
+            return {}
+        entries = {item.row: entry for item, entry in self.deferred.values()}
+        outcomes = self._send([[item] for item, _ in self.deferred.values()], entries)
+        updates = {}
+        for row, outcome in outcomes.items():
+            tally.statuses[SKIPPED] -= 1
+            tally.statuses[outcome.status] += 1
+            if outcome.status == FAILED:
+                tally.failed_by_class[outcome.error_class] += 1
+            updates[row] = {"status": outcome.status, "error": outcome.error,
+                            "http_status": "" if outcome.http_status is None else str(outcome.http_status),
+                            "error_class": outcome.error_class, "failure_kind": outcome.failure_kind,
+                            "signal_transaction_id": outcome.signal_transaction_id,
+                            "corrects_transaction_id": outcome.corrects_transaction_id,
+                            "call_transaction_id": outcome.call_transaction_id}
+        self.deferred.clear()
+        return updates
+
+    def _sender(self) -> Sender:
+        if self.sender is None:
+            settings = self.settings
+            policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
+                                max_attempts=settings.max_attempts, rate=settings.rate)
+            self.sender = Sender(self.target, settings.base_url, settings.token, policy,
+                                 ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+        return self.sender
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    def finish(self, result: JobResult, summary: Summary) -> JobResult:
+        """Log the summary; raise for a run stopped by a 401 or an untrusted certificate."""
+        _write_summary_json(self.settings, summary)
+        if self.run_log:
+            self.run_log.summary(summary)
+            self.run_log.close()
+        if self.fatal is None:
+            return result
+        report_path = result.report_path
+        if self.fatal.http_status == 401:
+            error = AuthenticationError(
+                f"the API rejected the token (401): the run stopped; report written to {report_path}",
+                status=401, error_class=self.fatal.error_class,
+                hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
+                     "a rerun sends the rows that were not sent",
+            )
+        else:
+            error = TransportError(
+                f"{self.fatal.error}: the run stopped; report written to {report_path}",
+                hint="if your network inspects TLS with its own certificate authority, give its certificate "
+                     "with --ca-bundle (or REQUESTS_CA_BUNDLE); verification is never switched off",
+            )
+        error.result = result  # so the CLI can still print what was done
+        raise error
 
 
 def _require_base_url(settings: Settings) -> None:
     if settings.base_url is None and not settings.dry_run:
         raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
                                                         "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
-
-
-def _send_and_report(table: Table, validation: Validation, settings: Settings, *, journal_for: Path,
-                     report_path: Path, warnings: list[str], base_report: pd.DataFrame | None = None) -> JobResult:
-    target = settings.target
-    prepared = prepare(validation, target)
-    log.info("%d of %d rows are valid and prepared for the %s", len(prepared), len(table.frame), target.title)
-
-    meta = _problem_columns(validation)
-    meta["status"] = validation.valid.map({True: "", False: "invalid"})
-    outcomes: dict[int, Outcome] = {}
-    sender = None
-    sent = 0
-    run_log = RunLog(settings.log_file, table.path) if settings.log_file else None
-    if run_log:
-        problems = validation.problems.frame()
-        errors = problems[problems["severity"] == ERROR]
-        for row, codes in errors.groupby("row")["code"]:
-            run_log.invalid(int(row), sorted(set(codes)))
-    if settings.dry_run:
-        meta.loc[[p.row for p in prepared], "status"] = "dry-run"
-    elif prepared:
-        journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url)
-        try:
-            work, skipped, entries = journal.plan(prepared, force=settings.force)
-            for row, earlier in skipped.items():
-                outcomes[row] = Outcome(row, SKIPPED, None, "", "", earlier.signal_transaction_id,
-                                        earlier.corrects_transaction_id, earlier.call_transaction_id, 0)
-            if skipped:
-                log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
-                if run_log:
-                    for row in sorted(skipped):
-                        run_log.row(outcomes[row])
-            policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                max_attempts=settings.max_attempts, rate=settings.rate)
-            sender = Sender(target, settings.base_url, settings.token, policy,
-                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
-            total = sum(len(lane) for lane in work)
-            with progress_bar(settings, total, f"sending to the {target.title}") as bar:
-                for batch in sender.send_batches(work):
-                    # committed before anything else is done with these answers
-                    journal.record_many([(entries[o.row], o) for o in batch])
-                    for outcome in batch:
-                        outcomes[outcome.row] = outcome
-                        if run_log:
-                            run_log.row(outcome)
-                    sent += len(batch)
-                    bar.update(len(batch))
-            log.info("%d request(s) answered, %d retries", sent, sender.retries)
-        finally:
-            journal.close()
-        for item in prepared:
-            if item.row not in outcomes:  # left unsent when the run stopped
-                outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
-                                             error="not sent: the run stopped (see the first failed row)")
-        _apply_outcomes(meta, outcomes)
-
-    frame = report_frame(table, meta, UPLOAD_COLUMNS)
-    if base_report is not None:
-        frame = _merge_reports(base_report, frame)
-    report_path = write_report(frame, report_path, delimiter=table.delimiter or ",")
-    summary = _summary(table, validation, settings, frame.set_index("row", drop=False))
-    summary.report = str(report_path)
-    _write_summary_json(settings, summary)
-    if run_log:
-        run_log.summary(summary)
-        run_log.close()
-    result = JobResult(table, validation, summary, 0, report_path, outcomes, warnings, sent)
-    if sender is not None and sender.fatal is not None:
-        if sender.fatal.http_status == 401:
-            error = AuthenticationError(
-                f"the API rejected the token (401): the run stopped; report written to {report_path}",
-                status=401, error_class=sender.fatal.error_class,
-                hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
-                     "a rerun sends the rows that were not sent",
-            )
-        else:
-            error = TransportError(
-                f"{sender.fatal.error}: the run stopped; report written to {report_path}",
-                hint="if your network inspects TLS with its own certificate authority, give its certificate "
-                     "with --ca-bundle (or REQUESTS_CA_BUNDLE); verification is never switched off",
-            )
-        error.result = result  # so the CLI can still print what was done
-        raise error
-    result.exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
-    return result
 
 
 def _problem_columns(validation: Validation) -> pd.DataFrame:
@@ -428,9 +539,18 @@ def retry_report(report_path: str | Path, settings: Settings) -> JobResult:
                              report_path, file_warnings=["no failed rows to send again"])
         subset.frame.index.name = "row"
         validation = check_table(subset, settings)
-        return _send_and_report(subset, validation, settings, journal_for=report_path,
-                                report_path=settings.report or report_path, warnings=[],
-                                base_report=base.set_index("row", drop=False))
+        upload = _Upload(settings, journal_for=report_path, source=report_path)
+        try:
+            meta = upload.send(validation)
+        finally:
+            upload.close()
+        frame = _merge_reports(base.set_index("row", drop=False), report_frame(subset, meta, UPLOAD_COLUMNS))
+        written = write_report(frame, settings.report or report_path, delimiter=table.delimiter or ",")
+        summary = _summary(subset, validation, settings, frame.set_index("row", drop=False))
+        summary.report = str(written)
+        exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
+        result = JobResult(subset, validation, summary, exit_code, written, sent=upload.sent)
+        return upload.finish(result, summary)
 
 
 def _merge_reports(base: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

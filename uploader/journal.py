@@ -81,19 +81,21 @@ class Earlier:
     call_transaction_id: str
 
 
-def entries(prepared: list[Prepared]) -> dict[int, Entry]:
+def entries(prepared: list[Prepared], seen: dict[int, int] | None = None) -> dict[int, Entry]:
     """Identity of each request: key + payload + which occurrence of that pair.
 
     Independent of row numbers, so inserting a row above does not make the
-    whole file look new.
+    whole file look new. ``seen`` carries the occurrence counts from one
+    chunk of a file to the next (8 bytes of the pair's hash each, not the pair).
     """
-    seen: dict[tuple[str, str], int] = {}
+    seen = {} if seen is None else seen
     out = {}
     for item in prepared:
         key_hash = _digest(item.key)
         content = payload_hash(item.payload)
-        occurrence = seen.get((key_hash, content), 0)
-        seen[(key_hash, content)] = occurrence + 1
+        pair = int(_digest(key_hash, content)[:16], 16)
+        occurrence = seen.get(pair, 0)
+        seen[pair] = occurrence + 1
         out[item.row] = Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
     return out
 
@@ -121,20 +123,34 @@ class Journal:
                            (resolved, api, base_url))
         return journal
 
-    def plan(self, prepared: list[Prepared], *, force: bool = False
+    def plan(self, prepared: list[Prepared], *, force: bool = False, seen: dict[int, int] | None = None,
+             deferred: dict[str, tuple[Prepared, Entry]] | None = None
              ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
-        """Split the work: lanes to send, and rows already confirmed (skipped)."""
-        ids = entries(prepared)
+        """Split the work: lanes to send, and rows already confirmed (skipped).
+
+        A file read in chunks is planned chunk by chunk, with one ``seen``
+        (see :func:`entries`) and one ``deferred`` for the whole file. A
+        lane that is all confirmed but whose last row is not what the server
+        last applied may be followed by more rows of its key in a later
+        chunk, so its last row is not sent at once: it waits in ``deferred``
+        (by key) until a later chunk sends or confirms that key, or the file
+        ends (:meth:`deferred_lanes`).
+        """
+        ids = entries(prepared, seen)
         if force:
             return lanes(prepared), {}, ids
-        done = self._confirmed({e.identity for e in ids.values()})
-        applied = dict(self.db.execute("SELECT key_hash, payload_hash FROM last_applied"))
+        done = self._confirmed([e.identity for e in ids.values()])
+        applied = self._last_applied([e.key_hash for e in ids.values()])
         to_send: list[list[Prepared]] = []
         skipped: dict[int, Earlier] = {}
         for lane in lanes(prepared):
             first_new = next((i for i, item in enumerate(lane) if ids[item.row].identity not in done), None)
             last = ids[lane[-1].row]
-            if first_new is None and applied.get(last.key_hash) != last.payload_hash:
+            if deferred is not None:
+                deferred.pop(last.key_hash, None)  # this chunk has the key's later rows
+                if first_new is None and applied.get(last.key_hash) != last.payload_hash:
+                    deferred[last.key_hash] = (lane[-1], last)
+            elif first_new is None and applied.get(last.key_hash) != last.payload_hash:
                 first_new = len(lane) - 1  # reordered since: make the last row win again
             cut = len(lane) if first_new is None else first_new
             for item in lane[:cut]:
@@ -143,14 +159,24 @@ class Journal:
                 to_send.append(lane[cut:])
         return to_send, skipped, ids
 
-    def _confirmed(self, identities: set[str]) -> dict[str, Earlier]:
-        out = {}
+    def _confirmed(self, identities: list[str]) -> dict[str, Earlier]:
         query = ("SELECT identity, row, status, http_status, signal_transaction_id, corrects_transaction_id, "
-                 "call_transaction_id FROM confirmed")
-        for identity, *rest in self.db.execute(query):
-            if identity in identities:
-                out[identity] = Earlier(*rest)
-        return out
+                 "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value")
+        return {identity: Earlier(*rest) for identity, *rest in self._lookup(query, identities)}
+
+    def _last_applied(self, key_hashes: list[str]) -> dict[str, str]:
+        query = ("SELECT key_hash, payload_hash FROM last_applied "
+                 "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value")
+        return dict(self._lookup(query, key_hashes))
+
+    def _lookup(self, query: str, values: list[str]) -> list[tuple]:
+        """Rows for just these values (a chunk's), not the whole journal: a join with a temporary table."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (value TEXT PRIMARY KEY)")
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM temp.wanted")
+            self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((v,) for v in values))
+            return self.db.execute(query).fetchall()
 
     def record(self, entry: Entry, outcome: Outcome) -> None:
         """Commit one confirmed answer (a no-op for anything else)."""

@@ -190,6 +190,9 @@ class Sender:
         The journal commits a batch in one transaction: under load that is
         one commit per burst of answers instead of one per answer.
         """
+        if self.fatal is not None:
+            return  # a 401 or an untrusted certificate: every request would fail the same way
+        self._stop.clear()  # the previous call (an earlier chunk) set it when it finished
         lanes_queue: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 4)
         results: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 64)
         feeder = threading.Thread(target=self._feed, args=(work, lanes_queue), name="sender-feed", daemon=True)
