@@ -11,6 +11,9 @@ Two measurements, each beside the plain way a user would script it, in the same 
 2. ``signal-uploader upload`` of N rows to the emulator answering after 100 ms,
    at ``--concurrency 32``, against the limit rows x latency / concurrency.
    Wall time (start-up included) and the client's CPU time per row.
+3. ``signal-uploader upload --dry-run`` of the validation file and of a tenth
+   of it: everything but the network, to show that memory does not grow with
+   the file.
 
 Every command runs as a child process, so peak RSS and CPU time are the
 child's own (``getrusage(RUSAGE_CHILDREN)`` read around a single child).
@@ -282,6 +285,17 @@ def main() -> int:
                       "--report", work / "uploader_report.csv"])
     assert ours["code"] in (0, 1), ours["stderr"]
 
+    # upload --dry-run: read, validate, prepare every request, write the report; nothing sent.
+    # The same file at a tenth of the size shows whether memory grows with the file.
+    dry = {}
+    small = generate_signals(work / f"signals_{rows // 10}.csv", rows // 10)
+    for label, path, count in (("tenth", small, rows // 10), ("full", signals, rows)):
+        print(f"upload --dry-run of {count:,} rows ...", flush=True)
+        dry[label] = run_child([PYTHON, "-m", "uploader", "upload", path, "--timezone", TZ, "--no-progress",
+                                "--dry-run", "--report", work / f"dry_run_{count}.csv"])
+        assert dry[label]["code"] in (0, 1), dry[label]["stderr"]
+        dry[label]["rows"] = count
+
     print(f"uploading {upload_rows:,} rows to an API answering in {latency} ms at --concurrency "
           f"{options.concurrency} ...", flush=True)
     calls = generate_calls(work / "calls.csv", 1000)
@@ -304,6 +318,9 @@ def main() -> int:
         f"| {base['rss_mb']:.0f} | 1.0x | | {1000 * base['cpu'] / rows:.3f} |",
         f"| validate, signal-uploader | {rows:,} | {ours['wall']:.1f} | {rows / ours['wall']:,.0f} "
         f"| {ours['rss_mb']:.0f} | {base['wall'] / ours['wall']:.2f}x | | {1000 * ours['cpu'] / rows:.3f} |",
+        *[f"| upload --dry-run (read, validate, prepare, report) | {d['rows']:,} | {d['wall']:.1f} "
+          f"| {d['rows'] / d['wall']:,.0f} | {d['rss_mb']:.0f} | | | {1000 * d['cpu'] / d['rows']:.3f} |"
+          for d in (dry["tenth"], dry["full"])],
         f"| upload, {latency} ms API, concurrency {options.concurrency} | {upload_rows:,} | {up['wall']:.1f} "
         f"| {upload_rows / up['wall']:,.0f} | {up['rss_mb']:.0f} | | {up['wall'] / limit:.0%} of {limit:.2f} s "
         f"| {1000 * up['cpu'] / upload_rows:.3f} |",

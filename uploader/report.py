@@ -16,8 +16,10 @@ import codecs
 import itertools
 import json
 import os
+import queue
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,13 +128,43 @@ class ReportWriter:
         self._handle = os.fdopen(fd, "wb")
         self._handle.write(codecs.BOM_UTF8)
         write_csv_rows(self._handle, pd.DataFrame([self.columns]), self.delimiter)
+        # Chunks are written by a thread of their own: building the lines is
+        # Arrow's work, outside the GIL, so it overlaps validating the next chunk.
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_chunks, name="report-writer", daemon=True)
+        self._thread.start()
 
     def write(self, frame: pd.DataFrame) -> None:
-        write_csv_rows(self._handle, neutralise_frame(frame, self.guard_columns), self.delimiter)
+        """Queue a chunk's lines (at most two chunks wait); a failed earlier write is raised here."""
+        self._raise()
+        self._queue.put(frame)
+
+    def _write_chunks(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:
+                try:
+                    write_csv_rows(self._handle, neutralise_frame(frame, self.guard_columns), self.delimiter)
+                except BaseException as exc:  # handed to the caller's next write or close
+                    self._error = exc
+
+    def _finish_writing(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._handle.close()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def close(self, updates: dict[int, dict[str, str]] | None = None) -> Path:
-        self._handle.close()
+        self._finish_writing()
         try:
+            self._raise()
             if not updates and self.path.suffix.lower() not in (".xlsx", ".xlsm"):
                 os.replace(self._temporary, self.path)
                 return self.path
@@ -144,7 +176,8 @@ class ReportWriter:
             self._temporary.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        self._handle.close()
+        self._error = self._error or RuntimeError("aborted")  # the thread skips what is still queued
+        self._finish_writing()
         self._temporary.unlink(missing_ok=True)
 
     def _apply(self, chunks, updates):
