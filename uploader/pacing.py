@@ -59,6 +59,8 @@ class Pause:
             self._until = max(self._until, self._clock() + seconds)
 
     def wait(self, stop: threading.Event | None = None) -> None:
+        if self._until <= self._clock():  # the usual case, without the lock (a float read is atomic)
+            return
         while True:
             with self._lock:
                 remaining = self._until - self._clock()
@@ -78,30 +80,40 @@ class AdaptiveLimit:
         self._healthy = 0
         self._since_decrease = maximum  # answers seen since the last decrease
         self._round = maximum  # requests that may have been in flight at the last decrease
-        self._cond = threading.Condition()
+        # A plain lock for the fast paths (taken at every request); the
+        # condition on it only when a worker must wait for a slot.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
 
     def acquire(self) -> None:
-        with self._cond:
+        with self._lock:
             while self.in_flight >= self.limit:
-                self._cond.wait()
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
             self.in_flight += 1
 
     def release(self) -> None:
-        with self._cond:
+        with self._lock:
             self.in_flight -= 1
-            self._cond.notify()  # one slot freed: wake one waiter, not the whole herd
+            if self._waiting:
+                self._cond.notify()  # one slot freed: wake one waiter, not the whole herd
 
     def on_success(self) -> None:
-        with self._cond:
+        with self._lock:
             self._since_decrease += 1
             self._healthy += 1
             if self._healthy >= self.limit and self.limit < self.maximum:
                 self.limit += 1
                 self._healthy = 0
-                self._cond.notify()
+                if self._waiting:
+                    self._cond.notify()
 
     def on_overload(self) -> None:
-        with self._cond:
+        with self._lock:
             self._since_decrease += 1
             self._healthy = 0
             # Requests already in flight when the server started to struggle

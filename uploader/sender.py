@@ -141,8 +141,9 @@ class SendPolicy:
 class Sender:
     """Posts prepared requests to one target.
 
-    Lanes (see :func:`lanes`) are handed to ``policy.concurrency`` worker
-    threads through a bounded queue; each worker sends its lane in file order.
+    ``policy.concurrency`` worker threads take lanes (see :func:`lanes`) one
+    at a time from the work, with nothing buffered ahead of them; each worker
+    sends its lane in file order.
     Transport errors, 429 and 5xx are retried with exponential backoff and
     jitter (re-posting is safe: the API is idempotent by name +
     partner_unique_id); a 429's Retry-After pauses every worker; the number
@@ -193,11 +194,13 @@ class Sender:
         if self.fatal is not None:
             return  # a 401 or an untrusted certificate: every request would fail the same way
         self._stop.clear()  # the previous call (an earlier chunk) set it when it finished
-        lanes_queue: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 4)
-        results: queue.Queue = queue.Queue(maxsize=self.policy.concurrency * 64)
-        feeder = threading.Thread(target=self._feed, args=(work, lanes_queue), name="sender-feed", daemon=True)
-        feeder.start()
-        workers = [threading.Thread(target=self._worker, args=(lanes_queue, results), name=f"sender-{i}",
+        # Workers take the next lane straight from ``work`` under a lock: nothing
+        # is buffered ahead of them. Answers come back through a SimpleQueue
+        # (C-level, cheaper than queue.Queue per answer); it holds at most the
+        # answers the caller has not collected yet, a chunk's worth at worst.
+        next_lane = self._lane_taker(work)
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        workers = [threading.Thread(target=self._worker, args=(next_lane, results), name=f"sender-{i}",
                                     daemon=True)
                    for i in range(self.policy.concurrency)]
         for worker in workers:
@@ -221,25 +224,22 @@ class Sender:
         finally:
             self._stop.set()
 
-    def _feed(self, work, lanes_queue: queue.Queue) -> None:
-        try:
-            for lane in work:
-                while not self._stop.is_set():
-                    try:
-                        lanes_queue.put(lane, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    break
-        finally:
-            for _ in range(self.policy.concurrency):
-                lanes_queue.put(None)
+    def _lane_taker(self, work: Iterable[list[Prepared]]):
+        lanes_left = iter(work)
+        lock = threading.Lock()
 
-    def _worker(self, lanes_queue: queue.Queue, results: queue.Queue) -> None:
+        def next_lane() -> list[Prepared] | None:
+            with lock:
+                if self._stop.is_set():
+                    return None
+                return next(lanes_left, None)
+
+        return next_lane
+
+    def _worker(self, next_lane, results: queue.SimpleQueue) -> None:
         try:
             while True:
-                lane = lanes_queue.get()
+                lane = next_lane()
                 if lane is None:
                     return
                 for item in lane:
