@@ -134,32 +134,66 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
     reader = open_table(path, sheet=settings.sheet)
+
+    def statuses(validation: Validation, progress) -> pd.DataFrame:
+        meta = _problem_columns(validation)
+        meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
+        return meta
+
+    first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
+                                         report_path=settings.report, columns=VALIDATE_COLUMNS)
+    result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
+                       report_path=Path(summary.report) if summary.report else None,
+                       file_warnings=file_warnings(first, blank_rows=tally.blank))
+    _write_summary_json(settings, summary)
+    return result
+
+
+def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
+                 columns, last_updates=None) -> tuple[Table, _Tally, Summary]:
+    """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
+
+    ``handle(validation, progress)`` does a chunk's work and returns its status
+    columns by row (it may report rows done through ``progress``). Rows that
+    overwrite each other across chunks, and ``last_updates(tally)`` (answers
+    only known at the end), are applied to the report as it is closed.
+    Returns the first chunk (for its layout), the tally and the summary.
+    """
     tally = _Tally()
     phonebook = _PhoneBook(settings.phone_region)
     tracker = DuplicateTracker()
     writer = None
     first = None
     try:
-        with progress_bar(settings, reader.total, "validating") as bar:
+        with progress_bar(settings, reader.total, description) as bar:
             for chunk in reader.chunks(settings.chunk_rows):
                 first = first or chunk
                 tally.blank += chunk.blank_rows
                 if not len(chunk.frame):
                     continue
-                validation = check_table(chunk, settings, progress=bar.update, phonebook=phonebook,
+                validation = check_table(chunk, settings, progress=lambda n: None, phonebook=phonebook,
                                          tracker=tracker)
-                meta = _problem_columns(validation)
-                meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
+                counted = 0
+
+                def progress(n: int) -> None:
+                    nonlocal counted
+                    counted += n
+                    bar.update(n)
+
+                meta = handle(validation, progress)
+                bar.update(len(chunk.frame) - counted)
                 tally.add(validation, meta, settings, chunk)
-                if settings.report is not None:
-                    frame = report_frame(chunk, meta, VALIDATE_COLUMNS)
+                if report_path is not None:
+                    frame = report_frame(chunk, meta, columns)
                     if writer is None:
-                        writer = ReportWriter(settings.report, frame.columns, delimiter=chunk.delimiter or ",",
+                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
                                               guard_columns=_guarded_columns(reader, frame.columns))
                     writer.write(frame)
         if not tally.rows:
             raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
         updates = tally.duplicates(tracker, _labels(first))
+        for row, cells in (last_updates(tally) if last_updates else {}).items():
+            updates.setdefault(row, {}).update(cells)
         summary = tally.summary(reader, settings)
         if writer is not None:
             summary.report = str(writer.close(updates))
@@ -167,11 +201,7 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     finally:
         if writer is not None:
             writer.abort()
-    result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
-                       report_path=Path(summary.report) if summary.report else None,
-                       file_warnings=file_warnings(first, blank_rows=tally.blank))
-    _write_summary_json(settings, summary)
-    return result
+    return first, tally, summary
 
 
 def _guarded_columns(reader, columns) -> list[str] | None:
@@ -252,39 +282,11 @@ def upload_file(path: str | Path, settings: Settings) -> JobResult:
         reader = open_table(path, sheet=settings.sheet)
         report_path = settings.report or default_report_path(reader.path)
         upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True)
-        tally = _Tally()
-        phonebook = _PhoneBook(settings.phone_region)
-        tracker = DuplicateTracker()
-        writer = None
-        first = None
         try:
-            with progress_bar(settings, reader.total, f"uploading to the {settings.target.title}") as bar:
-                for chunk in reader.chunks(settings.chunk_rows):
-                    first = first or chunk
-                    tally.blank += chunk.blank_rows
-                    if not len(chunk.frame):
-                        continue
-                    validation = check_table(chunk, settings, progress=lambda n: None, phonebook=phonebook,
-                                             tracker=tracker)
-                    meta = upload.send(validation, progress=bar.update)
-                    tally.add(validation, meta, settings, chunk)
-                    frame = report_frame(chunk, meta, UPLOAD_COLUMNS)
-                    if writer is None:
-                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
-                                              guard_columns=_guarded_columns(reader, frame.columns))
-                    writer.write(frame)
-                    bar.update(len(chunk.frame) - upload.chunk_sent)
-            if not tally.rows:
-                raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
-            updates = tally.duplicates(tracker, _labels(first))
-            for row, columns in upload.send_deferred(tally).items():
-                updates.setdefault(row, {}).update(columns)
-            summary = tally.summary(reader, settings)
-            summary.report = str(writer.close(updates))
-            writer = None
+            first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
+                                                 columns=UPLOAD_COLUMNS, last_updates=upload.send_deferred,
+                                                 description=f"uploading to the {settings.target.title}")
         finally:
-            if writer is not None:
-                writer.abort()
             upload.close()
         log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
         exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
@@ -313,7 +315,6 @@ class _Upload:
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
         self.deferred: dict | None = {} if chunked else None
         self.sent = 0  # requests that got an answer or gave up (not counting retries)
-        self.chunk_sent = 0
         self.fatal: Outcome | None = None  # a 401 or an untrusted certificate: nothing more is sent
 
     @property
@@ -326,7 +327,6 @@ class _Upload:
         prepared = prepare(validation, self.target)
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "", "invalid")
-        self.chunk_sent = 0
         if self.run_log:
             problems = validation.problems.frame()
             errors = problems[problems["severity"] == ERROR]
@@ -369,7 +369,6 @@ class _Upload:
                 if self.run_log:
                     self.run_log.row(outcome)
             self.sent += len(batch)
-            self.chunk_sent += len(batch)
             if progress is not None:
                 progress(len(batch))
         self.fatal = sender.fatal
