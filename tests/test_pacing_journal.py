@@ -185,3 +185,20 @@ def test_rate_caps_requests_per_second(make_emulator):
     list(sender.send_all([[item] for item in _items(30)]))
     times = sorted(t for t, _ in _arrivals(emulator))
     assert times[-1] - times[0] >= 29 / 20 - 0.05  # 30 starts at most 20 a second, across all workers
+
+
+def test_occurrence_counts_across_chunks_match_a_plain_count():
+    import random
+
+    from uploader.journal import Occurrences
+
+    rng = random.Random(3)
+    pairs = [rng.choice([rng.getrandbits(64), rng.randrange(50)]) for _ in range(5000)]  # some repeat often
+    seen, plain, got, expected = Occurrences(), {}, [], []
+    for start in range(0, len(pairs), 700):  # chunks of uneven sizes
+        chunk = pairs[start:start + rng.randrange(1, 700)]
+        got += seen.number(chunk)
+        for pair in chunk:
+            expected.append(plain.get(pair, 0))
+            plain[pair] = plain.get(pair, 0) + 1
+    assert got == expected

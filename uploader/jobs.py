@@ -32,7 +32,7 @@ import pandas as pd
 
 from .config import Settings
 from .errors import AuthenticationError, FileFormatError, TransportError, UploaderError, UsageError
-from .journal import Journal
+from .journal import Journal, Occurrences
 from .locking import RunLock
 from .logs import mask_phone
 from .matcher import call_reference, ignored_search_warnings
@@ -311,7 +311,7 @@ class _Upload:
         if not settings.dry_run:
             self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url)
         self.sender: Sender | None = None
-        self.seen: dict[int, int] = {}  # the journal's occurrence counts, across chunks
+        self.seen = Occurrences()  # the journal's occurrence counts, across chunks
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
         self.deferred: dict | None = {} if chunked else None
         self.sent = 0  # requests that got an answer or gave up (not counting retries)

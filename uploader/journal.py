@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .sender import Outcome, Prepared, lanes
 
 SCHEMA = """
@@ -81,23 +83,63 @@ class Earlier:
     call_transaction_id: str
 
 
-def entries(prepared: list[Prepared], seen: dict[int, int] | None = None) -> dict[int, Entry]:
+class Occurrences:
+    """How often each (key, payload) pair has appeared so far in a file, counted compactly.
+
+    A pair seen once costs 8 bytes (its 64-bit hash in a sorted array); only
+    pairs that repeat get a dict entry. A file is counted chunk by chunk.
+
+    >>> seen = Occurrences()
+    >>> seen.number([7, 8, 7]), seen.number([8, 9, 7])
+    ([0, 0, 1], [1, 0, 2])
+    """
+
+    def __init__(self) -> None:
+        self._once = np.empty(0, dtype=np.uint64)  # sorted: every pair of the earlier chunks
+        self._repeated: dict[int, int] = {}  # pairs seen more than once: how many times so far
+
+    def number(self, pairs: list[int]) -> list[int]:
+        """The occurrence index of each pair (0 the first time), the list read in order."""
+        hashes = np.fromiter(pairs, dtype=np.uint64, count=len(pairs))
+        # np.isin and np.union1d are ten times slower than a binary search here
+        positions = np.searchsorted(self._once, hashes)
+        found = self._once[np.minimum(positions, max(len(self._once) - 1, 0))] == hashes if len(self._once) \
+            else np.zeros(len(hashes), dtype=bool)
+        seen_before = found.tolist()
+        here: dict[int, int] = {}  # this list's count so far, by pair
+        earlier: dict[int, int] = {}  # the earlier lists' count, by pair
+        out = []
+        for pair, before in zip(pairs, seen_before):
+            if pair not in earlier:
+                earlier[pair] = self._repeated.get(pair, 1) if before else 0
+            count = here.get(pair, 0)
+            out.append(earlier[pair] + count)
+            here[pair] = count + 1
+        for pair, count in here.items():
+            if earlier[pair] + count > 1:
+                self._repeated[pair] = earlier[pair] + count
+        new = np.sort(hashes[~found])
+        new = new[np.r_[True, new[1:] != new[:-1]]] if len(new) else new
+        self._once = np.insert(self._once, np.searchsorted(self._once, new), new)
+        return out
+
+
+def entries(prepared: list[Prepared], seen: Occurrences | None = None) -> dict[int, Entry]:
     """Identity of each request: key + payload + which occurrence of that pair.
 
     Independent of row numbers, so inserting a row above does not make the
     whole file look new. ``seen`` carries the occurrence counts from one
-    chunk of a file to the next (8 bytes of the pair's hash each, not the pair).
+    chunk of a file to the next.
     """
-    seen = {} if seen is None else seen
-    out = {}
+    seen = Occurrences() if seen is None else seen
+    hashes = []
     for item in prepared:
         key_hash = _digest(item.key)
         content = payload_hash(item.payload)
-        pair = int(_digest(key_hash, content)[:16], 16)
-        occurrence = seen.get(pair, 0)
-        seen[pair] = occurrence + 1
-        out[item.row] = Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
-    return out
+        hashes.append((key_hash, content, int(_digest(key_hash, content)[:16], 16)))
+    occurrences = seen.number([pair for _, _, pair in hashes])
+    return {item.row: Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
+            for item, (key_hash, content, _), occurrence in zip(prepared, hashes, occurrences)}
 
 
 class Journal:
@@ -123,7 +165,7 @@ class Journal:
                            (resolved, api, base_url))
         return journal
 
-    def plan(self, prepared: list[Prepared], *, force: bool = False, seen: dict[int, int] | None = None,
+    def plan(self, prepared: list[Prepared], *, force: bool = False, seen: Occurrences | None = None,
              deferred: dict[str, tuple[Prepared, Entry]] | None = None
              ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
         """Split the work: lanes to send, and rows already confirmed (skipped).
