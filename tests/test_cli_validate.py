@@ -126,3 +126,20 @@ def test_every_command_has_help_without_warnings(command):
     assert result.code == 0, result.output
     assert "Usage: python -m uploader " + command in result.stdout or "Usage:" in result.stdout
     assert "Warning" not in result.stderr
+
+
+def test_a_row_with_two_warnings_counts_once_in_the_summary(tmp_path):
+    rows = [["transaction_id", "calling_phone_number", "name"],
+            ["T-1", "(415) 555-0134", "Sale"],  # phone ignored (the id wins), and repeated below without an id
+            ["T-1", "(415) 555-0134", "Sale"],
+            ["T-2", "", "Sale"]]  # no warning
+    path = write_csv(tmp_path / "twice.csv", rows)
+    result = run_cli("validate", path, "--report", tmp_path / "r.csv", "--summary-json", tmp_path / "s.json")
+    assert result.code == 0, result.stderr
+    report = read_report(tmp_path / "r.csv")
+    warnings = [r["warning"] for r in report]
+    assert "ignored by the API" in warnings[0] and "same call" in warnings[0]
+    assert "ignored by the API" in warnings[1] and "same call" in warnings[1]
+    assert warnings[2] == ""
+    assert json.loads((tmp_path / "s.json").read_text())["rows_with_warnings"] == 2
+    assert "warnings        2" in result.stdout

@@ -226,6 +226,7 @@ class _Tally:
         self.examples: dict[str, str] = {}
         self.warned = 0
         self.failed_by_class: Counter = Counter()
+        self._warned_without_id: list[np.ndarray] = []
 
     def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
         self.rows += len(meta)
@@ -240,7 +241,12 @@ class _Tally:
         for code in counts.index:
             if code not in self.examples:
                 self.examples[code] = validation.problems.example_message(code, mask, phone_column)
-        self.warned += int((meta["warning"] != "").sum())
+        warned = (meta["warning"] != "").to_numpy()
+        self.warned += int(warned.sum())
+        # Rows without a partner_unique_id may get a duplicate warning at the end: remember
+        # which of them already count, so no row is counted twice.
+        no_id = (validation.rows["partner_unique_id"] == "").to_numpy()
+        self._warned_without_id.append(meta.index[warned & no_id].to_numpy(dtype=np.int64))
 
     def duplicates(self, tracker: DuplicateTracker, labels: dict[str, str]) -> dict[int, dict[str, str]]:
         updates: dict[int, dict[str, str]] = {}
@@ -248,7 +254,8 @@ class _Tally:
             text = duplicate_message(members, labels["name"], labels["partner_unique_id"])
             for row in members:
                 updates[row] = {"+warning": text}
-        self.warned += len(updates)  # at most: a row may have had a warning already
+        counted = set(np.concatenate(self._warned_without_id).tolist()) if self._warned_without_id else set()
+        self.warned += sum(1 for row in updates if row not in counted)
         return updates
 
     def summary(self, reader, settings: Settings) -> Summary:
