@@ -92,7 +92,8 @@ def test_giving_up_reports_retryable_failures_and_retry_finishes_them(tmp_path, 
     calls = many_calls(tmp_path, 20)
     broken = make_emulator(calls_file=calls, fail_rate=1.0, seed=1)
     path, data = signals_file(tmp_path, 20, 20)
-    result = upload(broken, path, "--max-attempts", "2")
+    # Every row fails: without --stop-after-failures 0 the run would stop early (tested elsewhere).
+    result = upload(broken, path, "--max-attempts", "2", "--stop-after-failures", "0")
     assert result.code == 1
     report = tmp_path / "big.results.csv"
     rows = report_rows(report)

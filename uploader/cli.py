@@ -7,8 +7,11 @@ rejected token); anything else is a bug and says so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,7 +19,8 @@ import click
 
 from . import __version__
 from .config import resolve
-from .errors import UploaderError, UsageError
+from .cancel import Cancellation
+from .errors import Interrupted, UploaderError, UsageError
 from .logs import REDACT, setup_logging
 
 EXIT_USAGE = 2
@@ -59,6 +63,36 @@ def _setup_logging(verbose: int) -> None:
     setup_logging(verbose)
 
 
+_STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+@contextlib.contextmanager
+def stop_on_signals(cancellation: Cancellation):
+    """Ctrl-C, SIGTERM and SIGHUP (what cron, systemd and CI send) cancel the run.
+
+    The run stops sending, waits briefly for the answers in flight, writes
+    its complete report and exits 128 + the signal's number. A second
+    signal stops at once (the journal is exact at any moment, as after kill -9).
+    """
+
+    def handler(number, _frame):
+        name = _STOP_SIGNALS.get(number, f"signal {number}")
+        if cancellation.requested:
+            os.write(2, f"error: stopped at once by a second {name}: the report was not written; "
+                        "running the same command again sends the rows not confirmed\n".encode())
+            os._exit(128 + number)
+        os.write(2, f"{name}: stopping: no new rows are sent; waiting briefly for the answers in flight, then "
+                    f"writing the report ({name} again stops at once)\n".encode())
+        cancellation.cancel(Interrupted(f"stopped by {name}", signal_number=number))
+
+    previous = {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
+    try:
+        yield cancellation
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 # Options shared by the commands that read a file, so every command spells them the same.
 def file_options(func):
     return click.argument("file", type=click.Path(path_type=Path))(file_options_without_file(func))
@@ -73,7 +107,11 @@ def file_options_without_file(func):
                           "e.g. America/New_York. Required when the file has such times."),
         click.option("--phone-region", metavar="CC", default=None,
                      help="Country of phone numbers written without +country code (default US)."),
-        click.option("--sheet", metavar="NAME", default=None, help="Worksheet of an .xlsx file (default: the first)."),
+        click.option("--sheet", metavar="NAME", default=None,
+                     help="Worksheet of a workbook (default: the active sheet, else the first visible one)."),
+        click.option("--encoding", metavar="NAME", default=None,
+                     help="Text encoding of a CSV, e.g. utf-8, windows-1252, mac-roman, cp850 "
+                          "(default: detected, and said when it is not UTF-8)."),
         click.option("--report", type=click.Path(path_type=Path), default=None,
                      help="Where to write the per-row report (.csv or .xlsx)."),
         click.option("--summary-json", type=click.Path(path_type=Path), default=None,
@@ -101,14 +139,16 @@ def main():
     signal-uploader emulator            # a local API to try it against
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
-    (or a rejected token).
+    (or a rejected token), 4 stopped early (API unavailable, input changed, disk full),
+    130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (the report is written).
     """
 
 
 @main.command()
 @file_options
 @handle_errors
-def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_progress, mask_pii, verbose):
+def validate(file, api, timezone, phone_region, sheet, encoding, report, summary_json, no_progress, mask_pii,
+             verbose):
     """Check every row of FILE without sending anything.
 
     Prints how many rows are valid and the most common problems; --report
@@ -117,7 +157,8 @@ def validate(file, api, timezone, phone_region, sheet, report, summary_json, no_
     from .jobs import validate_file
 
     _setup_logging(verbose)
-    settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, report=report,
+    settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, encoding=encoding,
+                            report=report,
                             summary_json=summary_json, progress=not no_progress, verbose=verbose,
                             mask_pii=mask_pii))
     REDACT.mask_pii = mask_pii
@@ -143,6 +184,9 @@ def send_options(func):
         click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30)."),
         click.option("--max-attempts", type=int, default=None,
                      help="Tries per row on 429, 5xx and network errors (default 6)."),
+        click.option("--stop-after-failures", type=int, default=None, metavar="N",
+                     help="Stop the run when N rows in a row have failed (5xx, 429, network) with no success "
+                          "between them: the API is down (default 20; 0 never stops)."),
         click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
                      help="Where journals and locks live (default ~/.local/state/signal-uploader)."),
         click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
@@ -196,10 +240,12 @@ def upload(file, verbose, **params):
     if Path(file).is_dir():
         if settings.report is not None:
             raise UsageError("--report names one file; a folder's reports go beside its files in done/ and failed/")
-        result = upload_folder(file, settings)
+        with stop_on_signals(Cancellation()) as cancellation:
+            result = upload_folder(file, settings, cancellation)
         _print_folder(result)
         sys.exit(result.exit_code)
-    result = upload_file(file, settings)
+    with stop_on_signals(Cancellation()) as cancellation:
+        result = upload_file(file, settings, cancellation)
     _print_summary(result)
     sys.exit(result.exit_code)
 
@@ -224,7 +270,8 @@ def retry(report_file, include_not_found, verbose, **params):
 
     _setup_logging(verbose)
     settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found)
-    result = retry_report(report_file, settings)
+    with stop_on_signals(Cancellation()) as cancellation:
+        result = retry_report(report_file, settings, cancellation)
     _print_summary(result)
     sys.exit(result.exit_code)
 

@@ -68,11 +68,13 @@ class Settings:
     timezone: str | None = None
     phone_region: str = "US"
     sheet: str | None = None
+    encoding: str | None = None  # of a CSV; None: detected
     report: Path | None = None
     summary_json: Path | None = None
     concurrency: int = 8
     timeout: float = 30.0
     max_attempts: int = 6
+    stop_after_failures: int = 20  # rows in a row given up on before the run stops (0: never)
     rate: float | None = None
     chunk_rows: int = 100_000  # rows read, validated, sent and reported per step: bounds memory
     state_dir: Path | None = None
@@ -99,7 +101,7 @@ class Settings:
 
 # Settings that may come from the environment or a config file, with their types.
 SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
-                   "timeout": float, "rate": float, "max_attempts": int, "state_dir": Path, "log_file": Path,
+                   "timeout": float, "rate": float, "max_attempts": int, "stop_after_failures": int, "state_dir": Path, "log_file": Path,
                    "ca_bundle": Path, "chunk_rows": int}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path}
@@ -172,6 +174,8 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("chunk_rows must be at least 1")
     if settings.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
+    if settings.stop_after_failures < 0:
+        raise UsageError("--stop-after-failures must be 0 (never stop) or more")
     if settings.rate is not None and settings.rate <= 0:
         raise UsageError("--rate must be more than 0 requests per second")
     validate_timezone(settings.timezone)

@@ -51,6 +51,36 @@ class TransportError(UploaderError):
     """
 
 
+class StoppedEarly(UploaderError):
+    """The run stopped before the end of the file; the report says which rows were sent.
+
+    Raised after the report is written (when it can be). A rerun finishes
+    the job: the journal skips what was confirmed. Subclasses say why.
+    """
+
+    exit_code = 4
+
+
+class ApiUnavailable(StoppedEarly, TransportError):
+    """Many rows in a row failed (5xx, 429, network, answers that are not the API's), none succeeded."""
+
+
+class InputChanged(StoppedEarly):
+    """The input file changed while it was being uploaded."""
+
+
+class StorageError(StoppedEarly):
+    """The report, the journal or a state file could not be written (disk full, read-only folder)."""
+
+
+class Interrupted(StoppedEarly):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; exit 128 + the signal's number."""
+
+    def __init__(self, message: str, *, signal_number: int, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.exit_code = 128 + signal_number
+
+
 class ApiError(UploaderError):
     """The server answered with a refusal that retrying will not change."""
 

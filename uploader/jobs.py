@@ -16,6 +16,8 @@ and return a result the CLI prints. They raise only
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -30,14 +32,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .cancel import Cancellation
 from .config import Settings
-from .errors import AuthenticationError, FileFormatError, TransportError, UploaderError, UsageError
+from .errors import (ApiUnavailable, AuthenticationError, FileFormatError, InputChanged, InputError, StorageError,
+                     StoppedEarly, TransportError, UploaderError, UsageError)
 from .journal import Journal, Occurrences
-from .locking import RunLock
+from .locking import ContentLock, RunLock
 from .logs import mask_phone
 from .matcher import call_reference, ignored_search_warnings
 from .problems import ERROR, WARNING
-from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, open_table, read_table
+from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, file_identity, open_table, read_table
 from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, ReportWriter, RunLog, Summary, default_report_path,
                      report_frame, write_report)
 from .sender import FAILED, Outcome, Prepared, Sender, SendPolicy, prepare
@@ -110,10 +114,10 @@ def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation,
     return table, check_table(table, settings), file_warnings(table)
 
 
-def file_warnings(table: Table, *, blank_rows: int | None = None) -> list[str]:
-    """Notes about the file as a whole (ignored columns, skipped blank rows)."""
+def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -> list[str]:
+    """Notes about the file as a whole (how it was read, ignored columns, skipped blank rows)."""
     blank_rows = table.blank_rows if blank_rows is None else blank_rows
-    out = []
+    out = list(getattr(reader, "notes", []))
     if table.ignored_columns:
         names = ", ".join(repr(c) for c in table.ignored_columns)
         out.append(f"ignored column(s) the API does not take: {names}")
@@ -133,7 +137,7 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     The file is read, checked and reported on chunk by chunk, so memory does
     not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
-    reader = open_table(path, sheet=settings.sheet)
+    reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding)
 
     def statuses(validation: Validation, progress) -> pd.DataFrame:
         meta = _problem_columns(validation)
@@ -144,13 +148,14 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
                                          report_path=settings.report, columns=VALIDATE_COLUMNS)
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
-                       file_warnings=file_warnings(first, blank_rows=tally.blank))
+                       file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
     _write_summary_json(settings, summary)
     return result
 
 
 def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
-                 columns, last_updates=None) -> tuple[Table, _Tally, Summary]:
+                 columns, last_updates=None, cancellation: Cancellation | None = None
+                 ) -> tuple[Table, _Tally, Summary]:
     """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
 
     ``handle(validation, progress)`` does a chunk's work and returns its status
@@ -158,6 +163,10 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
     overwrite each other across chunks, and ``last_updates(tally)`` (answers
     only known at the end), are applied to the report as it is closed.
     Returns the first chunk (for its layout), the tally and the summary.
+
+    With a ``cancellation``, the file is checked before each chunk: if it
+    changed since it was opened, the run is cancelled and nothing more of it
+    is read (the rows already reported stay; the rest may be new content).
     """
     tally = _Tally()
     phonebook = _PhoneBook(settings.phone_region)
@@ -167,6 +176,15 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
     try:
         with progress_bar(settings, reader.total, description) as bar:
             for chunk in reader.chunks(settings.chunk_rows):
+                if cancellation is not None and not cancellation.requested:
+                    change = reader.changed()
+                    if change:
+                        cancellation.cancel(InputChanged(
+                            f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
+                            f"after {tally.rows + tally.blank:,} row(s)",
+                            hint="upload it again once it is complete; rows already confirmed are skipped"))
+                if cancellation is not None and isinstance(cancellation.reason, InputChanged):
+                    break  # this chunk may already hold the new content
                 first = first or chunk
                 tally.blank += chunk.blank_rows
                 if not len(chunk.frame):
@@ -185,10 +203,13 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
                 tally.add(validation, meta, settings, chunk)
                 if report_path is not None:
                     frame = report_frame(chunk, meta, columns)
-                    if writer is None:
-                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
-                                              guard_columns=_guarded_columns(reader, frame.columns))
-                    writer.write(frame)
+                    with _storage(report_path, "the report"):
+                        if writer is None:
+                            writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
+                                                  guard_columns=_guarded_columns(reader, frame.columns))
+                        writer.write(frame)
+        if first is None and cancellation is not None and cancellation.requested:
+            raise cancellation.reason
         if not tally.rows:
             raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
         updates = tally.duplicates(tracker, _labels(first))
@@ -196,7 +217,8 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
             updates.setdefault(row, {}).update(cells)
         summary = tally.summary(reader, settings)
         if writer is not None:
-            summary.report = str(writer.close(updates))
+            with _storage(report_path, "the report"):
+                summary.report = str(writer.close(updates))
             writer = None
     finally:
         if writer is not None:
@@ -213,6 +235,30 @@ def _guarded_columns(reader, columns) -> list[str] | None:
     if reader.kind == "csv" and not reader.may_start_formulas:
         return [c for c in ("error", "warning") if c in columns]
     return None
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def _storage(path, what: str):
+    """Turn a failure to write ``what`` at ``path`` (disk full, read-only) into a StorageError.
+
+    >>> with _storage("/nowhere/r.csv", "the report"):
+    ...     raise OSError(errno.ENOSPC, "No space left on device")
+    Traceback (most recent call last):
+    uploader.errors.StorageError: could not write the report /nowhere/r.csv (No space left on device)
+    """
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise StorageError(f"could not write {what} {path} ({reason})",
+                           hint="free some space or choose a writable place; what the API confirmed is in the "
+                                "journal, so running the same command again reports those rows as skipped"
+                           ) from None
 
 
 class _Tally:
@@ -270,7 +316,7 @@ class _Tally:
 # ------------------------------------------------------------------------ upload
 
 
-def upload_file(path: str | Path, settings: Settings) -> JobResult:
+def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
     The file flows through in chunks: each chunk is read, validated, planned
@@ -281,24 +327,30 @@ def upload_file(path: str | Path, settings: Settings) -> JobResult:
 
     Exit code 0 when every row was created, updated or skipped (confirmed by an
     earlier run), 1 when some are invalid or failed. A rejected token raises
-    :class:`AuthenticationError` after the report is written.
+    :class:`AuthenticationError` after the report is written; so does every
+    early stop (:class:`~uploader.errors.StoppedEarly`: ``cancellation``, an
+    API that fails everything, the input changing, a full disk).
     """
     path = Path(path)
     _require_base_url(settings)
-    with RunLock(settings.state_folder, path):
-        reader = open_table(path, sheet=settings.sheet)
+    cancellation = cancellation or Cancellation()
+    with RunLock(settings.state_folder, path), ContentLock(path) as content:
+        reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding)
         report_path = settings.report or default_report_path(reader.path)
-        upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True)
+        upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True, cancellation=cancellation,
+                         content=content.digest)
         try:
             first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
                                                  columns=UPLOAD_COLUMNS, last_updates=upload.send_deferred,
-                                                 description=f"uploading to the {settings.target.title}")
+                                                 description=f"uploading to the {settings.target.title}",
+                                                 cancellation=cancellation)
         finally:
             upload.close()
         log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
         exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
         result = JobResult(first, None, summary, exit_code, Path(summary.report),
-                           file_warnings=file_warnings(first, blank_rows=tally.blank), sent=upload.sent)
+                           file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
+                           sent=upload.sent)
         return upload.finish(result, summary)
 
 
@@ -310,13 +362,19 @@ class _Upload:
     journal, sent and committed before :meth:`send` returns.
     """
 
-    def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False):
+    def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False,
+                 cancellation: Cancellation | None = None, content: str | None = None):
         self.settings = settings
         self.target = settings.target
-        self.run_log = RunLog(settings.log_file, source) if settings.log_file else None
+        self.cancellation = cancellation or Cancellation()
+        self.run_log = None
+        if settings.log_file:
+            with _storage(settings.log_file, "the log file"):
+                self.run_log = RunLog(settings.log_file, source)
         self.journal = None
         if not settings.dry_run:
-            self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url)
+            self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url,
+                                             content=content)
         self.sender: Sender | None = None
         self.seen = Occurrences()  # the journal's occurrence counts, across chunks
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
@@ -348,6 +406,8 @@ class _Upload:
         if self.fatal is None:
             work, skipped, entries = self.journal.plan(prepared, force=settings.force, seen=self.seen,
                                                        deferred=self.deferred)
+            if self.cancellation.requested:
+                work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
                 outcomes[row] = Outcome(row, SKIPPED, None, "", "", earlier.signal_transaction_id,
                                         earlier.corrects_transaction_id, earlier.call_transaction_id, 0)
@@ -361,16 +421,29 @@ class _Upload:
         for item in prepared:
             if item.row not in outcomes:  # left unsent when the run stopped
                 outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
-                                             error="not sent: the run stopped (see the first failed row)")
+                                             error=self._not_sent_reason())
         _apply_outcomes(meta, outcomes)
         return meta
+
+    def _not_sent_reason(self) -> str:
+        if self.cancellation.reason is not None:
+            return f"not sent: {self.cancellation.reason.message.split(':')[0]}"
+        if self.fatal is not None and self.fatal.error_class == "ApiUnavailable":
+            return "not sent: the run stopped because the API looked unavailable"
+        return "not sent: the run stopped (see the first failed row)"
 
     def _send(self, work: list[list[Prepared]], entries: dict, progress=None) -> dict[int, Outcome]:
         outcomes = {}
         sender = self._sender()
         for batch in sender.send_batches(work):
             # committed before anything else is done with these answers
-            self.journal.record_many([(entries[o.row], o) for o in batch])
+            try:
+                self.journal.record_many([(entries[o.row], o) for o in batch])
+            except (sqlite3.Error, OSError) as exc:
+                # Answers not recorded are sent again by a rerun: harmless for an idempotent API.
+                self.cancellation.cancel(StorageError(
+                    f"could not record answers in the journal {self.journal.path} ({exc}): the run stopped",
+                    hint="free some space (or choose another --state-dir) and run the same command again"))
             for outcome in batch:
                 outcomes[outcome.row] = outcome
                 if self.run_log:
@@ -386,7 +459,7 @@ class _Upload:
 
         Their lines were written as skipped; they become what the API answered.
         """
-        if not self.deferred or self.fatal is not None or self.journal is None:
+        if not self.deferred or self.fatal is not None or self.journal is None or self.cancellation.requested:
             return {}
         entries = {item.row: entry for item, entry in self.deferred.values()}
         outcomes = self._send([[item] for item, _ in self.deferred.values()], entries)
@@ -409,9 +482,12 @@ class _Upload:
         if self.sender is None:
             settings = self.settings
             policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                max_attempts=settings.max_attempts, rate=settings.rate)
-            self.sender = Sender(self.target, settings.base_url, settings.token, policy,
-                                 ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+                                max_attempts=settings.max_attempts, rate=settings.rate,
+                                stop_after_failures=settings.stop_after_failures)
+            sender = Sender(self.target, settings.base_url, settings.token, policy,
+                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+            self.sender = sender
+            self.cancellation.on_cancel(sender.cancel)
         return self.sender
 
     def close(self) -> None:
@@ -420,15 +496,28 @@ class _Upload:
             self.journal = None
 
     def finish(self, result: JobResult, summary: Summary) -> JobResult:
-        """Log the summary; raise for a run stopped by a 401 or an untrusted certificate."""
+        """Log the summary; raise for a run stopped early (a 401, an untrusted certificate, ...)."""
         _write_summary_json(self.settings, summary)
         if self.run_log:
-            self.run_log.summary(summary)
-            self.run_log.close()
+            with _storage(self.settings.log_file, "the log file"):
+                self.run_log.summary(summary)
+                self.run_log.close()
+        report_path = result.report_path
+        stopped = self.cancellation.reason
+        if stopped is not None:
+            not_sent = summary.failed_by_class.get("NotSent", 0)
+            stopped.message = f"{stopped.message}; {not_sent:,} row(s) not sent; report written to {report_path}"
+            stopped.hint = stopped.hint or "run the same command again to send the rest (confirmed rows are skipped)"
+            stopped.result = result
+            raise stopped
         if self.fatal is None:
             return result
-        report_path = result.report_path
-        if self.fatal.http_status == 401:
+        if self.fatal.error_class == "ApiUnavailable":
+            error = ApiUnavailable(
+                f"{self.fatal.error}: the run stopped; report written to {report_path}",
+                hint="try again later: running the same command again sends only the rows not confirmed "
+                     "(--stop-after-failures sets how many failures in a row stop a run)")
+        elif self.fatal.http_status == 401:
             error = AuthenticationError(
                 f"the API rejected the token (401): the run stopped; report written to {report_path}",
                 status=401, error_class=self.fatal.error_class,
@@ -505,14 +594,15 @@ def _write_summary_json(settings: Settings, summary: Summary) -> None:
     if settings.summary_json is None:
         return
     path = Path(settings.summary_json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+    with _storage(path, "the summary"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------- retry
 
 
-def retry_report(report_path: str | Path, settings: Settings) -> JobResult:
+def retry_report(report_path: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> JobResult:
     """Send again the failed rows of a report and update the report.
 
     Rows whose ``failure_kind`` is ``not-found`` are included only with
@@ -545,13 +635,14 @@ def retry_report(report_path: str | Path, settings: Settings) -> JobResult:
                              report_path, file_warnings=["no failed rows to send again"])
         subset.frame.index.name = "row"
         validation = check_table(subset, settings)
-        upload = _Upload(settings, journal_for=report_path, source=report_path)
+        upload = _Upload(settings, journal_for=report_path, source=report_path, cancellation=cancellation)
         try:
             meta = upload.send(validation)
         finally:
             upload.close()
         frame = _merge_reports(base.set_index("row", drop=False), report_frame(subset, meta, UPLOAD_COLUMNS))
-        written = write_report(frame, settings.report or report_path, delimiter=table.delimiter or ",")
+        with _storage(settings.report or report_path, "the report"):
+            written = write_report(frame, settings.report or report_path, delimiter=table.delimiter or ",")
         summary = _summary(subset, validation, settings, frame.set_index("row", drop=False))
         summary.report = str(written)
         exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
@@ -581,13 +672,16 @@ class FolderResult:
     exit_code: int = 0
 
 
-def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
+def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> FolderResult:
     """Upload every CSV/XLSX in ``folder``, oldest first, for unattended runs.
 
     Each file is moved to ``done/`` (every row confirmed) or ``failed/`` (some
     rows invalid or failed, or the file unreadable) beside it, with its report.
     Content hashes are remembered, so the same file dropped twice is imported
-    once: the copy is moved to ``done/`` unsent.
+    once: the copy is moved to ``done/`` unsent. A file modified in the last
+    :data:`SETTLE_SECONDS` is read only once it has stopped changing; one
+    still being written is left for the next run. A run stopped early (a
+    signal, the API down) leaves the file it was on in place, with its report.
     """
     folder = Path(folder)
     _require_base_url(settings)
@@ -602,6 +696,11 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
                 key=lambda p: (p.stat().st_mtime, p.name),
             )
             for path in candidates:
+                if cancellation is not None and cancellation.requested:
+                    break
+                if not _settled(path):
+                    result.files.append((path, "still being written: left for the next run", 0, None))
+                    continue
                 digest = _file_hash(path)
                 earlier = seen.get(digest)
                 if earlier is not None:
@@ -609,9 +708,9 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
                     result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
                     continue
                 try:
-                    outcome = upload_file(path, replace(settings, report=None, summary_json=None))
-                except (AuthenticationError, TransportError):
-                    raise  # every file would fail: stop, leave this one in place for the next run
+                    outcome = upload_file(path, replace(settings, report=None, summary_json=None), cancellation)
+                except (AuthenticationError, TransportError, StoppedEarly):
+                    raise  # every file would fail, or the run was stopped: leave this one in place
                 except UploaderError as exc:
                     moved = _move(path, folder / "failed")
                     moved.with_name(moved.name + ".error.txt").write_text(
@@ -639,6 +738,25 @@ def upload_folder(folder: str | Path, settings: Settings) -> FolderResult:
             json.dumps({"folder": str(folder), "exit_code": result.exit_code, "files": files}, indent=2) + "\n",
             encoding="utf-8")
     return result
+
+
+SETTLE_SECONDS = 2.0
+
+
+def _settled(path: Path, settle: float = SETTLE_SECONDS) -> bool:
+    """Whether a file has stopped changing (a nightly drop may still be being written).
+
+    A file untouched for ``settle`` seconds is; a newer one is looked at again
+    once it would be, and must not have changed meanwhile.
+    """
+    before = file_identity(path)
+    if before is None:
+        return False
+    age = time.time() - before[3] / 1e9
+    if age >= settle:
+        return True
+    time.sleep(settle - age)
+    return file_identity(path) == before
 
 
 def _file_hash(path: Path) -> str:

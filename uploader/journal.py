@@ -156,13 +156,35 @@ class Journal:
         self.db.executescript(SCHEMA)
 
     @classmethod
-    def for_input(cls, state_dir: Path, input_path: Path, api: str, base_url: str) -> Journal:
-        """The journal file for this input, API and base URL (never the token)."""
+    def for_input(cls, state_dir: Path, input_path: Path, api: str, base_url: str,
+                  content: str | None = None) -> Journal:
+        """The journal file for this input, API and base URL (never the token).
+
+        Found by the input's path, or else by its content (``content``, its
+        SHA-256): the same file under another name (a hard link, a copy
+        uploaded from elsewhere) finds the journal of its first upload.
+        """
         resolved = str(Path(input_path).resolve())
-        name = f"{Path(input_path).stem[:40]}-{api}-{_digest(resolved, api, base_url)[:16]}.sqlite"
-        journal = cls(Path(state_dir) / "journals" / name)
-        journal.db.execute("INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)",
-                           (resolved, api, base_url))
+        folder = Path(state_dir) / "journals"
+        path = folder / f"{Path(input_path).stem[:40]}-{api}-{_digest(resolved, api, base_url)[:16]}.sqlite"
+        alias = folder / "by-content" / f"{api}-{_digest(content or '', api, base_url)[:32]}" if content else None
+        try:
+            if not path.exists() and alias is not None and alias.exists():
+                earlier = folder / alias.read_text(encoding="utf-8").strip()
+                if earlier.parent == folder and earlier.exists():
+                    path = earlier
+            journal = cls(path)
+            journal.db.execute("INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)",
+                               (resolved, api, base_url))
+            if alias is not None:
+                alias.parent.mkdir(parents=True, exist_ok=True)
+                alias.write_text(path.name, encoding="utf-8")
+        except (OSError, sqlite3.Error) as exc:
+            from .errors import InputError
+
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InputError(f"cannot write the journal {path} ({reason})",
+                             hint="the state folder must be writable: choose another with --state-dir") from None
         return journal
 
     def plan(self, prepared: list[Prepared], *, force: bool = False, seen: Occurrences | None = None,

@@ -152,6 +152,21 @@ class TableReader:
         self.handed_over_at: int | None = None  # records Arrow read before the careful path took over
         # May any cell start with a character a spreadsheet reads as a formula?
         self.may_start_formulas = True
+        self.notes: list[str] = []  # how the file was read, for people (the sheet, the encoding)
+        self._identity = file_identity(path)
+
+    def changed(self) -> str:
+        """What changed in the file since it was opened ('' if nothing): a run must not mix two versions."""
+        now = file_identity(self.path)
+        if now == self._identity:
+            return ""
+        if now is None:
+            return "it was removed"
+        if now[:2] != self._identity[:2]:
+            return "it was replaced by another file"
+        if now[2] != self._identity[2]:
+            return f"its size went from {self._identity[2]:,} to {now[2]:,} bytes"
+        return "it was rewritten"
 
     @property
     def fields(self) -> dict[str, str]:
@@ -385,6 +400,15 @@ class TableReader:
                      delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta)
 
 
+def file_identity(path: Path) -> tuple[int, int, int, int] | None:
+    """Device, inode, size and modification time: what changes when a file is rewritten or replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def prefetch(iterable, depth: int = 2):
     """Iterate in a background thread, ``depth`` items ahead.
 
@@ -437,7 +461,8 @@ def _frame(columns, names: list[str], index: pd.Index) -> pd.DataFrame:
 _ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16"}
 
 
-def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> TableReader:
+def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
+               encoding: str | None = None) -> TableReader:
     """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
 
     File-level problems (unreadable file, bad header) raise

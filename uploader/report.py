@@ -123,6 +123,7 @@ class ReportWriter:
         self.columns = list(columns)
         self.delimiter = delimiter
         self.guard_columns = guard_columns  # None: check every column for formulas
+        remove_stale_parts(self.path)
         fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.csv", dir=self.path.parent)
         self._temporary = Path(name)
         self._handle = os.fdopen(fd, "wb")
@@ -162,8 +163,8 @@ class ReportWriter:
             raise self._error
 
     def close(self, updates: dict[int, dict[str, str]] | None = None) -> Path:
-        self._finish_writing()
         try:
+            self._finish_writing()
             self._raise()
             if not updates and self.path.suffix.lower() not in (".xlsx", ".xlsm"):
                 os.replace(self._temporary, self.path)
@@ -177,8 +178,12 @@ class ReportWriter:
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("aborted")  # the thread skips what is still queued
-        self._finish_writing()
-        self._temporary.unlink(missing_ok=True)
+        try:
+            self._finish_writing()
+        except OSError:
+            pass  # a full disk fails the last flush too; the file goes either way
+        finally:
+            self._temporary.unlink(missing_ok=True)
 
     def _apply(self, chunks, updates):
         for chunk in chunks:
@@ -192,6 +197,13 @@ class ReportWriter:
                             value = f"{current}; {value}" if current else value
                         chunk.iat[position, chunk.columns.get_loc(column)] = neutralise(value)
             yield chunk
+
+
+def remove_stale_parts(path: Path) -> None:
+    """Delete what a killed run left beside ``path`` (a run holds the input's lock, so none is in use)."""
+    for pattern in (f".{path.name}.*.part.csv", f".{path.name}.*.tmp"):
+        for stale in Path(path).parent.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def write_chunks(chunks, path: Path, *, delimiter: str = ",") -> Path:

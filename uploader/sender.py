@@ -19,8 +19,11 @@ import logging
 import os
 import queue
 import random
+import re
+import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -76,7 +79,12 @@ class Outcome:
 
 
 # 403 classes that mean "this token may not do that" rather than "this row is wrong".
-_CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized"}
+_CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect"}
+# Answers that are not what the API sends: a maintenance page, a cut or oversized
+# body. The row was not confirmed, so sending it again later is the remedy.
+INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
+_RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
+                      "RetryAfterTooLong"}
 
 
 def failure_kind(http_status: int | None, error_class: str = "") -> str:
@@ -84,8 +92,10 @@ def failure_kind(http_status: int | None, error_class: str = "") -> str:
 
     >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
     ('not-found', 'fix-data', 'retryable')
+    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect")
+    ('retryable', 'fix-config')
     """
-    if http_status is None or http_status == 429 or http_status >= 500:
+    if http_status is None or http_status == 429 or http_status >= 500 or error_class in _RETRYABLE_CLASSES:
         return "retryable"
     if http_status == 401 or error_class in _CONFIG_CLASSES:
         return "fix-config"
@@ -123,6 +133,8 @@ def lanes(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
 
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# The API's answers are a few hundred bytes; anything past this is not one of them.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,10 @@ class SendPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0  # no single wait is longer than this...
     retry_after_cap: float = 120.0  # ...except what a 429 asks for, up to this
+    # This many rows in a row given up on (429, 5xx, network, answers that are
+    # not the API's) with no success between them: the API is down, stop. 0: never.
+    stop_after_failures: int = 20
+    grace: float = 5.0  # after a cancel, how long to wait for the answers in flight
 
 
 class Sender:
@@ -148,6 +164,12 @@ class Sender:
     jitter (re-posting is safe: the API is idempotent by name +
     partner_unique_id); a 429's Retry-After pauses every worker; the number
     of requests in flight adapts (AIMD) between 1 and the concurrency.
+
+    Whatever the server does, every row sent gets an :class:`Outcome`: an
+    answer counts as a success only when it is the documented record with
+    its transaction id, the whole answer must arrive within
+    ``policy.timeout`` and within :data:`MAX_ANSWER_BYTES`, and nothing a
+    server sends can kill a worker.
     """
 
     def __init__(self, target: Target, base_url: str, token: Secret, policy: SendPolicy = SendPolicy(), *,
@@ -162,25 +184,42 @@ class Sender:
         self.rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._stop = threading.Event()
+        self._abandon_at: float | None = None  # set by cancel(): stop waiting for answers after this
         self.ca_bundle = ca_bundle
         # --ca-bundle, else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE as requests reads them, else requests' bundle.
         self.verify = (ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                        or requests.certs.where())
         self.proxies = requests.utils.get_environ_proxies(self.url)
+        self._deadlines = Deadlines()
         self._pool = self._make_pool()
-        self.fatal: Outcome | None = None  # a 401 or an untrusted certificate: every row would fail
+        # A 401, an untrusted certificate, or an API that fails everything: every row would fail.
+        self.fatal: Outcome | None = None
         self.retries = 0
+        self._streak = 0  # rows given up on in a row, with no success between them
+        self._streak_lock = threading.Lock()
 
     def stop(self) -> None:
         """Ask the workers to finish the request in hand and send nothing more."""
         self._stop.set()
 
+    def cancel(self, grace: float | None = None) -> None:
+        """Stop sending now; wait at most ``grace`` seconds for the answers in flight.
+
+        Safe to call from any thread (a signal handler, a web request). Rows
+        whose answer has not arrived by then get no outcome: the caller
+        reports them not sent, and the journal does not hold them.
+        """
+        grace = self.policy.grace if grace is None else grace
+        self._abandon_at = time.monotonic() + grace
+        self._stop.set()
+
     def send_all(self, work: Iterable[list[Prepared]]) -> Iterator[Outcome]:
         """Send lanes of requests; yield outcomes as they arrive, in the caller's thread.
 
-        After a 401, or a TLS certificate that cannot be verified, nothing more
-        is sent: the iterator ends early and :attr:`fatal` holds that row's
-        outcome. Rows never sent get no outcome.
+        After a 401, a TLS certificate that cannot be verified, or
+        ``policy.stop_after_failures`` rows in a row given up on, nothing more
+        is sent: the iterator ends early and :attr:`fatal` says why. Rows
+        never sent get no outcome.
         """
         for batch in self.send_batches(work):
             yield from batch
@@ -191,8 +230,8 @@ class Sender:
         The journal commits a batch in one transaction: under load that is
         one commit per burst of answers instead of one per answer.
         """
-        if self.fatal is not None:
-            return  # a 401 or an untrusted certificate: every request would fail the same way
+        if self.fatal is not None or self._abandon_at is not None:
+            return  # every request would fail the same way, or the run was cancelled
         self._stop.clear()  # the previous call (an earlier chunk) set it when it finished
         # Workers take the next lane straight from ``work`` under a lock: nothing
         # is buffered ahead of them. Answers come back through a SimpleQueue
@@ -209,7 +248,14 @@ class Sender:
         try:
             while running:
                 batch = []
-                item = results.get()
+                try:
+                    # A timeout only so that a cancel's grace period can run out.
+                    item = results.get(timeout=0.2)
+                except queue.Empty:
+                    if self._abandon_at is not None and time.monotonic() >= self._abandon_at:
+                        log.debug("%d worker(s) still waiting for an answer: not waiting longer", running)
+                        return
+                    continue
                 while True:
                     if item is None:
                         running -= 1
@@ -245,13 +291,35 @@ class Sender:
                 for item in lane:
                     if self._stop.is_set():
                         break
-                    outcome = self.send_one(item)
-                    if outcome.http_status == 401 or outcome.error_class == "TLSError":
-                        self.fatal = outcome
-                        self._stop.set()
+                    try:
+                        outcome = self.send_one(item)
+                    except Exception as exc:  # a bug of ours; the row's fate is unknown, the worker lives on
+                        log.debug("row %d: unexpected %r", item.row, exc, exc_info=True)
+                        outcome = Outcome(item.row, FAILED, error_class="ClientError",
+                                          error=f"the answer could not be handled ({type(exc).__name__}); "
+                                                "the row may or may not have been applied")
+                    self._judge(outcome)
                     results.put(outcome)
         finally:
             results.put(None)
+
+    def _judge(self, outcome: Outcome) -> None:
+        """Stop the run when an answer says every other row would fail too."""
+        if outcome.http_status == 401 or outcome.error_class == "TLSError":
+            self.fatal = outcome
+            self._stop.set()
+            return
+        threshold = self.policy.stop_after_failures
+        with self._streak_lock:
+            if outcome.status == FAILED and outcome.failure_kind == "retryable":
+                self._streak += 1
+            else:
+                self._streak = 0  # any real answer (a success, a 404, a 403) shows the API is up
+            if threshold and self._streak >= threshold and self.fatal is None:
+                self.fatal = Outcome(outcome.row, FAILED, outcome.http_status, "ApiUnavailable",
+                                     f"the API looks unavailable: {self._streak} rows in a row failed with no "
+                                     f"success between them (the last: {outcome.error})")
+                self._stop.set()
 
     def _make_pool(self) -> urllib3.HTTPConnectionPool:
         """One keep-alive pool for all workers (urllib3's pools are thread-safe).
@@ -261,25 +329,53 @@ class Sender:
         1 ms budget per row. requests still decides what the environment
         says: proxies (honouring NO_PROXY) and its CA bundle.
         """
+        # identity: the API's answers are small, and decoding them ourselves keeps a
+        # compressed bomb from expanding past MAX_ANSWER_BYTES.
         self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": f"signal-uploader/{__version__}"}
+                         "Accept-Encoding": "identity", "User-Agent": f"signal-uploader/{__version__}"}
         proxy = self.proxies.get("https" if self.url.startswith("https:") else "http") or self.proxies.get("all")
         # Plain http through a proxy names the whole URL; otherwise (direct, or
         # https tunnelled through the proxy) the request names just the path.
         plain_proxy = bool(proxy) and self.url.startswith("http:")
         self._request_target = self.url if plain_proxy else urllib3.util.parse_url(self.url).request_uri
         options = dict(num_pools=2, maxsize=self.policy.concurrency, block=True, retries=False,
-                       timeout=urllib3.Timeout(total=self.policy.timeout))
+                       timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout))
         if self.url.startswith("https:"):
             # Never off: the documents' curl -k is not followed.
             options.update(cert_reqs="CERT_REQUIRED", ca_certs=self.verify)
         manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
         # Resolve the connection pool once: every request goes to the same URL.
-        return manager.connection_from_url(self.url)
+        pool = manager.connection_from_url(self.url)
+        pool.ConnectionCls = self._deadlines.watched(pool.ConnectionCls)
+        return pool
 
-    def _post(self, body: bytes) -> urllib3.BaseHTTPResponse:
-        return self._pool.urlopen("POST", self._request_target, body=body, headers=self._headers,
-                                  assert_same_host=False)
+    def _post(self, body: bytes) -> tuple[int, dict, bytes]:
+        """One POST: the status, the headers and at most MAX_ANSWER_BYTES + 1 of the body.
+
+        The whole exchange must end within ``policy.timeout``: urllib3's own
+        timeouts bound each read, so a server dripping a byte a second would
+        hold a row forever; :class:`Deadlines` closes the socket instead.
+        """
+        self._deadlines.arm(self.policy.timeout)
+        response = content = None
+        expired = False
+        try:
+            response = self._pool.urlopen("POST", self._request_target, body=body, headers=self._headers,
+                                          assert_same_host=False, redirect=False, preload_content=False,
+                                          decode_content=False)
+            content = response.read(MAX_ANSWER_BYTES + 1, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError):
+            if not self._deadlines.expired():
+                raise
+        finally:
+            expired = self._deadlines.disarm()
+            if response is not None:
+                if expired or content is None or len(content) > MAX_ANSWER_BYTES:
+                    response.close()  # unread bytes, or a socket shut down: the connection cannot be reused
+                response.release_conn()
+        if expired:  # even a body that seemed to end: it may have been cut by the shutdown
+            raise urllib3.exceptions.ReadTimeoutError(self._pool, self.url, "the whole answer took too long")
+        return response.status, response.headers, content
 
     def send_one(self, item: Prepared) -> Outcome:
         """One row, with retries; always returns an Outcome."""
@@ -289,8 +385,9 @@ class Sender:
             attempt += 1
             outcome, retry_after = self._attempt(item, body)
             outcome.attempts = attempt
-            retryable = outcome.status == FAILED and outcome.error_class != "TLSError" and (
-                outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS)
+            retryable = outcome.status == FAILED and outcome.error_class not in ("TLSError", "RetryAfterTooLong") \
+                and (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
+                     or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
             if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
                 if retryable and attempt > 1:
                     outcome.error = f"{outcome.error} (gave up after {attempt} attempts)"
@@ -299,7 +396,7 @@ class Sender:
             with self._rng_lock:
                 wait = backoff(attempt, base=self.policy.backoff_base, cap=self.policy.backoff_cap, rng=self.rng)
             if retry_after is not None:
-                wait = max(wait, min(retry_after, self.policy.retry_after_cap))
+                wait = max(wait, retry_after)
             log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row,
                       outcome.http_status or outcome.error_class, attempt, wait)
             if self._stop.wait(wait):
@@ -311,7 +408,7 @@ class Sender:
         try:
             self.rate.wait()
             try:
-                response = self._post(body)
+                status, headers, content = self._post(body)
             except urllib3.exceptions.SSLError as exc:
                 return Outcome(item.row, FAILED, error_class="TLSError",
                                error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None
@@ -321,7 +418,7 @@ class Sender:
             except urllib3.exceptions.TimeoutError:
                 self.limit.on_overload()
                 return Outcome(item.row, FAILED, error_class="Timeout",
-                               error=f"no answer within {self.policy.timeout:g} s"), None
+                               error=f"no complete answer within {self.policy.timeout:g} s"), None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 # Connection refused, reset, or dropped mid-answer; the pool
                 # throws the broken connection away by itself.
@@ -330,13 +427,22 @@ class Sender:
                                error="could not reach the API (connection refused or dropped)"), None
         finally:
             self.limit.release()
-        status = response.status
-        outcome = interpret(status, response.data, item.row, self.target)
+        outcome = interpret(status, decoded(content, headers.get("Content-Encoding")), item.row, self.target,
+                            location=headers.get("Location"))
+        secret = self.token.reveal() if self.token is not None else ""
+        if secret and secret in outcome.error:  # a server may echo what it was sent
+            outcome.error = outcome.error.replace(secret, "***")
         retry_after = None
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                self.pause.extend(min(retry_after, self.policy.retry_after_cap))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            if retry_after is not None and retry_after > self.policy.retry_after_cap:
+                # Waiting that long per row would hold the run for hours: give the row up now.
+                outcome.error_class = "RetryAfterTooLong"
+                outcome.error = (f"the API asked to wait {retry_after:,.0f} s before trying again "
+                                 f"(more than the {self.policy.retry_after_cap:g} s this run waits)")
+                retry_after = None
+            elif retry_after is not None:
+                self.pause.extend(retry_after)
         if status == 429 or status >= 500:
             self.limit.on_overload()
         elif outcome.confirmed:
@@ -344,52 +450,210 @@ class Sender:
         return outcome, retry_after
 
 
+class Deadlines:
+    """Closes the connection of a request whose whole answer has not arrived in time.
+
+    Each worker arms a deadline before its request and disarms it after
+    the last byte; the connection it used registers itself (see
+    :meth:`watched`). One watcher thread shuts down the sockets of requests
+    past their deadline, which ends any read blocked on them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: dict[int, list] = {}  # thread id -> [deadline, connection, expired]
+        self._thread: threading.Thread | None = None
+
+    def watched(self, connection_class):
+        deadlines = self
+
+        class Watched(connection_class):
+            def request(self, *args, **kwargs):
+                deadlines._bind(self)
+                return super().request(*args, **kwargs)
+
+        Watched.__name__ = f"Watched{connection_class.__name__}"
+        return Watched
+
+    def arm(self, seconds: float) -> None:
+        with self._lock:
+            self._armed[threading.get_ident()] = [time.monotonic() + seconds, None, False]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="deadlines", daemon=True)
+                self._thread.start()
+
+    def _bind(self, connection) -> None:
+        entry = self._armed.get(threading.get_ident())
+        if entry is not None:
+            entry[1] = connection
+
+    def expired(self) -> bool:
+        entry = self._armed.get(threading.get_ident())
+        return bool(entry and entry[2])
+
+    def disarm(self) -> bool:
+        """Forget this thread's deadline; whether it had passed."""
+        with self._lock:
+            entry = self._armed.pop(threading.get_ident(), None)
+        return bool(entry and entry[2])
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                late = [entry for entry in self._armed.values() if entry[0] <= now and not entry[2]]
+                for entry in late:
+                    entry[2] = True
+                    sock = getattr(entry[1], "sock", None)
+                    if sock is not None:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+
+def decoded(content: bytes, encoding: str | None) -> bytes | None:
+    """The body, decompressed if the server compressed it anyway; None if too large or unreadable.
+
+    Decompression stops at MAX_ANSWER_BYTES, so a small gzip body cannot
+    expand into gigabytes.
+
+    >>> import gzip
+    >>> decoded(gzip.compress(b'{"a": 1}'), "gzip"), decoded(gzip.compress(bytes(10**7)), "gzip") is TOO_BIG
+    (b'{"a": 1}', True)
+    """
+    if len(content) > MAX_ANSWER_BYTES:
+        return TOO_BIG
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return content
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return UNREADABLE
+    for wbits in (47, -15):  # gzip or zlib header (auto), else raw deflate
+        try:
+            inflater = zlib.decompressobj(wbits)
+            out = inflater.decompress(content, MAX_ANSWER_BYTES + 1)
+        except zlib.error:
+            continue
+        if len(out) > MAX_ANSWER_BYTES or inflater.unconsumed_tail:
+            return TOO_BIG
+        return out
+    return UNREADABLE
+
+
+TOO_BIG = b"\x00too big"  # sentinels: identity-compared, never real answers
+UNREADABLE = b"\x00unreadable"
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date).
 
-    >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("soon")
-    (3.0, None, None)
+    >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("soon"), parse_retry_after("\u00b2")
+    (3.0, None, None, None)
     """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def interpret(status: int, content: bytes, row: int, target: Target) -> Outcome:
-    """Turn one HTTP answer into an Outcome, following the documented bodies."""
     try:
-        body = json.loads(content) if content else {}
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+        return max(0.0, when.timestamp() - time.time())
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _quote(content: bytes, limit: int = 80) -> str:
+    """The start of a body, on one line, for a message.
+
+    >>> _quote(b"<html>\\n  <title>Down for maintenance</title>")
+    '"<html> <title>Down for maintenance</title>"'
+    >>> _quote(b"")
+    'an empty body'
+    """
+    if not content:
+        return "an empty body"
+    text = " ".join(content[: limit * 4].decode("utf-8", "replace").split())
+    return json.dumps(text[:limit] + ("..." if len(text) > limit else ""), ensure_ascii=False)
+
+
+def interpret(status: int, content: bytes | None, row: int, target: Target, location: str | None = None) -> Outcome:
+    """Turn one HTTP answer into an Outcome, following the documented bodies.
+
+    A 200 or 201 counts only when it proves itself: a JSON object holding the
+    target's record with its ``transaction_id``.
+
+    >>> from uploader.targets import SIGNALS
+    >>> interpret(201, b'{"signal": {"transaction_id": "T1"}, "call": {"transaction_id": "C1"}}', 2, SIGNALS).status
+    'created'
+    >>> outcome = interpret(200, b"<html>Maintenance</html>", 2, SIGNALS)
+    >>> outcome.status, outcome.error_class, outcome.failure_kind
+    ('failed', 'InvalidAnswer', 'retryable')
+    """
+    if content is TOO_BIG:
+        return Outcome(row, FAILED, status, TOO_LARGE,
+                       f"the API answered {status} with a body over {MAX_ANSWER_BYTES // 1024} KiB, "
+                       "which is not one of its answers; not read")
+    if content is UNREADABLE:
+        return Outcome(row, FAILED, status, INVALID_ANSWER,
+                       f"the API answered {status} in an encoding that cannot be read")
+    try:
+        body = json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        body = None
+    if 300 <= status < 400:
+        return _redirect(row, status, location, target)
     if status in (200, 201):
-        record = body.get(target.record_key) or {}
-        call = body.get("call") or {}
+        record = body.get(target.record_key) if isinstance(body, dict) else None
+        transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
+        if not isinstance(transaction_id, (str, int)) or isinstance(transaction_id, bool) or not str(transaction_id):
+            return Outcome(row, FAILED, status, INVALID_ANSWER,
+                           f"the API answered {status} but not with the {target.record_key} record it returns "
+                           f"(its transaction_id missing); the answer began {_quote(content or b'')}")
+        call = body.get("call")
+        call = call if isinstance(call, dict) else {}
         return Outcome(
             row,
             CREATED if status == 201 else UPDATED,
             http_status=status,
-            signal_transaction_id=str(record.get("transaction_id") or ""),
-            corrects_transaction_id=str(record.get("corrects_transaction_id") or ""),
-            call_transaction_id=str(call.get("transaction_id") or ""),
+            signal_transaction_id=str(transaction_id),
+            corrects_transaction_id=_text(record.get("corrects_transaction_id")),
+            call_transaction_id=_text(call.get("transaction_id")),
         )
+    body = body if isinstance(body, dict) else {}
     errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
-    error_class = str(errors.get("class") or "")
-    detail = str(errors.get("invalid_data") or "")
+    error_class = _text(errors.get("class"))[:100]
+    detail = _text(errors.get("invalid_data"))[:1000]
     if status == 401:
         return Outcome(row, FAILED, 401, error_class or "NotAuthorized",
                        detail or "the API rejected the token (401)")
     if not error_class:
         error_class = f"HTTP{status}"
     if not detail:
-        detail = f"the API answered {status} without an error description"
+        detail = f"the API answered {status} without an error description; the answer began {_quote(content or b'')}"
     return Outcome(row, FAILED, status, error_class, detail)
 
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ("" if value is None or isinstance(value, (dict, list)) else str(value))
+
+
+def _redirect(row: int, status: int, location: str | None, target: Target) -> Outcome:
+    """Redirects are never followed (a POST's body and token would go wherever it points)."""
+    if not location:
+        return Outcome(row, FAILED, status, "Redirect",
+                       f"the API answered {status} (a redirect) without saying where to: check --base-url")
+    location = location.strip()[:300]
+    suggestion = ""
+    path = urllib3.util.parse_url(location).path or ""
+    if path.endswith("/" + target.path):
+        suggestion = f"; try --base-url {location.split('?')[0][: -len(target.path) - 1]}"
+    return Outcome(row, FAILED, status, "Redirect",
+                   f"the API answered {status}, pointing to {location}: redirects are not followed, so "
+                   f"the base URL is probably out of date{suggestion}")
