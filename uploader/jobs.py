@@ -692,7 +692,8 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
             candidates = sorted(
                 (p for p in folder.iterdir()
                  if p.is_file() and not p.name.startswith(".") and ".results." not in p.name
-                 and p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS),
+                 and (p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
+                      or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS)))),
                 key=lambda p: (p.stat().st_mtime, p.name),
             )
             for path in candidates:

@@ -21,6 +21,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import html
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ import queue
 import re
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,7 +43,9 @@ from .fields import FIELDS, FREE_TEXT_FIELDS, canonical_field, is_report_column,
 log = logging.getLogger(__name__)
 
 CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
-XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
+XLSX_EXTENSIONS = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}  # every workbook calamine reads
+# The header is the first of these rows that names the fields a row needs (a title row may come first).
+HEADER_SEARCH_ROWS = 20
 DELIMITERS = (",", ";", "\t", "|")
 # Enough lines to see the delimiter; a header plus a few rows is plenty.
 _SNIFF_CHARS = 64 * 1024
@@ -88,6 +92,9 @@ class Table:
     delimiter: str | None = None
     sheet: str | None = None
     report_meta: pd.DataFrame | None = None  # a report's own status columns, when asked for
+    date1904: bool = False  # the workbook counts serial dates from 1904 (Excel for Mac's old default)
+    # row -> headers of cells holding a formula that was never calculated (no saved value)
+    uncomputed: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -142,6 +149,7 @@ class TableReader:
                  encoding: str | None = None, delimiter: str | None = None, sheet: str | None = None,
                  total: int | None = None, data_start: int = 0, lengths=None, escaped: bool = True):
         self.path, self.kind, self.layout = path, kind, layout
+        self.source = path  # the bytes read: the file itself, or a .csv.gz decompressed
         self.keep_report_columns = keep_report_columns
         self.encoding, self.delimiter, self.sheet = encoding, delimiter, sheet
         self.total = total  # data records (blank ones included), when known in advance
@@ -198,7 +206,7 @@ class TableReader:
         done = 0  # data records already yielded
         try:
             reader = pacsv.open_csv(
-                self.path,
+                self.source,
                 read_options=pacsv.ReadOptions(skip_rows=self._data_start, column_names=names,
                                                block_size=ARROW_BLOCK_BYTES, use_threads=True),
                 parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"', double_quote=True,
@@ -253,7 +261,7 @@ class TableReader:
 
     def _careful_csv_chunks(self, size: int, skip: int = 0):
         """Count every record's fields first (the csv module), then read from data record ``skip``."""
-        header_index, _, lengths = _count_fields(self.path, self.encoding, self.delimiter)
+        header_index, _, lengths = _count_fields(self.source, self.encoding, self.delimiter)
         data = lengths[header_index + 1:]
         self._data_start = header_index + 1
         self.total = len(data)
@@ -271,7 +279,7 @@ class TableReader:
         # supplies what it cannot: how many fields each record really had.
         lengths = self._lengths
         names = list(range(max(int(lengths.max()), self.layout.width)))
-        reader = pd.read_csv(self.path, sep=self.delimiter, header=None, names=names, dtype=object,
+        reader = pd.read_csv(self.source, sep=self.delimiter, header=None, names=names, dtype=object,
                              keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
                              chunksize=size, encoding=self.encoding, quotechar='"',
                              doublequote=True)
@@ -294,7 +302,7 @@ class TableReader:
             raise FileFormatError(f"{self.path}: not a readable CSV file (records could not be told apart)")
 
     def _python_csv_chunks(self, size: int, skip: int = 0):
-        with open(self.path, newline="", encoding=self.encoding) as handle:
+        with open(self.source, newline="", encoding=self.encoding) as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             try:
                 for _ in range(self._data_start + skip):
@@ -311,35 +319,30 @@ class TableReader:
                 raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
 
     def _xlsx_chunks(self, size: int):
-        workbook, worksheet = _open_sheet(self.path, self.sheet)
-        try:
-            rows = worksheet.iter_rows(values_only=True)
-            number = 0
-            for _ in range(self._data_start):
-                next(rows, None)
-                number += 1
-            while True:
-                dates = False
-                block = []
-                try:
-                    for values in itertools.islice(rows, size):
-                        cells = []
-                        for value in values:
-                            text, is_date = _cell_text(value)
-                            dates = dates or is_date
-                            cells.append(text)
-                        block.append(cells)
-                except Exception as exc:
-                    raise _xlsx_error(self.path, exc) from None
-                if not block:
-                    return
-                numbers = np.arange(number, number + len(block)) + 1
-                number += len(block)
-                table = self._records_table(block, numbers, check_shape=False)
-                table.has_date_cells = dates
-                yield table
-        finally:
-            workbook.close()
+        rows = _workbook_rows(self._workbook, self.sheet)
+        number = 0
+        for _ in range(self._data_start):
+            next(rows, None)
+            number += 1
+        width = self.layout.width
+        while True:
+            dates = False
+            block = []
+            uncomputed: dict[int, list[str]] = {}
+            for cells, is_date, formulas in itertools.islice(rows, size):
+                dates = dates or is_date
+                block.append(cells)
+                if formulas:
+                    uncomputed[number + len(block)] = [self.layout.header[c] for c in sorted(formulas) if c < width]
+            if not block:
+                return
+            numbers = np.arange(number, number + len(block)) + 1
+            number += len(block)
+            table = self._records_table(block, numbers, check_shape=False)
+            table.has_date_cells = dates
+            table.date1904 = self._workbook.date1904
+            table.uncomputed = {row: headers for row, headers in uncomputed.items() if headers}
+            yield table
 
     def _records_table(self, records: list[list[str]], numbers, *, check_shape: bool = True) -> Table:
         lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
@@ -458,7 +461,8 @@ def _frame(columns, names: list[str], index: pd.Index) -> pd.DataFrame:
 
 
 # Python codec -> the name shown to people.
-_ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16"}
+_ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16", "mac_roman": "Mac Roman",
+                   "mac-roman": "Mac Roman", "cp850": "code page 850 (MS-DOS)"}
 
 
 def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
@@ -475,25 +479,40 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         raise FileFormatError(f"{path}: is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in XLSX_EXTENSIONS:
-        header_row, header, total, sheet_name = _xlsx_header(path, sheet)
+        workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet)
         layout = _layout(path, header)
-        return TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
-                           total=total, data_start=header_row)
+        reader = TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
+                             total=total, data_start=header_row)
+        reader._workbook = workbook
+        hidden = [name for name, kind, state in workbook.sheets if state == "hidden" and name != sheet_name]
+        if len(workbook.sheets) > 1 or sheet is None:
+            reader.notes.append(f"read the sheet {sheet_name!r} ({why})"
+                                + (f"; hidden sheets not read: {', '.join(map(repr, hidden))}" if hidden else ""))
+        if header_row > 1:
+            reader.notes.append(f"the header is row {header_row}; the rows above it were skipped")
+        return reader
+    if suffix == ".gz" and Path(path.stem).suffix.lower() in CSV_EXTENSIONS:
+        reader = open_table(_gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding)
+        reader.notes.insert(0, f"decompressed {path.name}")
+        reader.path, reader._identity = path, file_identity(path)  # named and watched as given
+        return reader
     if suffix in CSV_EXTENSIONS:
         if sheet is not None:
-            raise UsageError(f"{path}: --sheet applies to .xlsx workbooks, not to {suffix} files")
-        encoding, escaped, formulas, newlines = _detect_encoding(path)
+            raise UsageError(f"{path}: --sheet applies to .xlsx workbooks (and .xls, .xlsb, .ods), not to {suffix} files")
+        encoding, escaped, formulas, newlines, note = _detect_encoding(path, encoding)
         with open(path, newline="", encoding=encoding) as handle:
             sample = handle.read(_SNIFF_CHARS)
-        delimiter = _sniff_delimiter(sample)
-        header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" else None
-        if header is not None:
+        declared = re.match(r"\ufeff?sep=(.)\r?\n", sample)  # Excel's own first line: "sep=;"
+        delimiter = declared.group(1) if declared else _sniff_delimiter(sample)
+        header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" and not declared else None
+        if header is not None and _looks_like_header(header):
             # No counting pass: the line count is the progress bar's estimate.
             reader = TableReader(path, "csv", _layout(path, header), keep_report_columns=keep_report_columns,
                                  encoding=encoding, delimiter=delimiter, total=max(newlines - 1, 0),
                                  data_start=1, escaped=escaped)
             reader._arrow_width = len(header)
             reader.may_start_formulas = formulas
+            reader.notes.extend([note] if note else [])
             return reader
         header_index, header, lengths = _count_fields(path, encoding, delimiter)
         layout = _layout(path, header)
@@ -505,16 +524,60 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
                              delimiter=delimiter, total=len(data), data_start=header_index + 1,
                              lengths=lengths if fast else None, escaped=escaped)
         reader.may_start_formulas = formulas
+        reader.notes.extend([note] if note else [])
+        if declared:
+            reader.notes.append(f"the first line declares the delimiter {delimiter!r} (sep=): skipped")
+        elif header_index > 0 and any(lengths[:header_index]):
+            reader.notes.append(f"the header is row {header_index + 1}; the rows above it were skipped")
         return reader
-    if suffix == ".xls":
-        raise FileFormatError(
-            f"{path}: old Excel 97-2003 workbooks (.xls) are not supported",
-            hint="open it in Excel and save it as .xlsx or CSV",
-        )
     raise FileFormatError(
         f"{path}: unknown file type {suffix or '(no extension)'!r}",
-        hint="give a .csv or .xlsx file",
+        hint="give a .csv (or .csv.gz), .xlsx, .xlsm, .xlsb, .xls or .ods file",
     )
+
+
+MAX_GUNZIPPED = 4 << 30  # a 1,000,000-row CSV is about 100 MB
+
+
+def _gunzip(path: Path) -> Path:
+    """Decompress a .csv.gz to a private temporary file, refusing what expands without bound."""
+    import gzip
+    import tempfile
+    import weakref
+
+    handle = tempfile.NamedTemporaryFile(prefix="signal-uploader-", suffix=Path(path.stem).suffix, delete=False)
+    target = Path(handle.name)
+    written = 0
+    try:
+        with handle, gzip.open(path, "rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                written += len(block)
+                if written > MAX_GUNZIPPED:
+                    raise FileFormatError(f"{path}: refused: it expands to more than {MAX_GUNZIPPED >> 30} GiB")
+                handle.write(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        target.unlink(missing_ok=True)
+        raise FileFormatError(f"{path}: not a readable gzip file ({exc})",
+                              hint="give the CSV itself, or compress it again with gzip") from None
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    weakref.finalize(target, target.unlink, missing_ok=True)  # noqa: the path object lives as long as the reader
+    _GUNZIPPED.append(target)
+    return target
+
+
+_GUNZIPPED: list[Path] = []
+
+
+def _remove_gunzipped() -> None:
+    for target in _GUNZIPPED:
+        target.unlink(missing_ok=True)
+
+
+import atexit  # noqa: E402
+
+atexit.register(_remove_gunzipped)
 
 
 def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> Table:
@@ -551,18 +614,34 @@ def combine(tables: list[Table], reader: TableReader) -> Table:
 # --------------------------------------------------------------------------- CSV
 
 
-def _detect_encoding(path: Path) -> tuple[str, bool, bool, int]:
-    """UTF-8 (BOM or not), UTF-16 (BOM), else Windows-1252; whether any cell
-    may start with the report writer's formula guard (``'=``, ``'+``...);
-    whether any cell may start with a formula character at all; and the
-    number of line feeds (an estimate of the records)."""
+def _detect_encoding(path: Path, given: str | None = None) -> tuple[str, bool, bool, int, str]:
+    """The file's encoding, whether any cell may start with the report writer's
+    formula guard (``'=``, ``'+``...), whether any cell may start with a formula
+    character at all, the number of line feeds (an estimate of the records),
+    and a note for people when the text was not UTF-8.
+
+    UTF-8 (BOM or not) and UTF-16 (BOM) are certain. Anything else is one of
+    the single-byte encodings spreadsheet programs write, guessed from the
+    text (see :func:`_guess_single_byte`), unless ``given`` (``--encoding``).
+    """
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_CHARS)
     if not head.strip():
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
+    if given is not None:
+        try:
+            codec = codecs.lookup(given).name
+        except LookupError:
+            raise UsageError(f"--encoding {given!r} is not an encoding Python knows",
+                             hint="e.g. utf-8, windows-1252, mac-roman, cp850, utf-16") from None
+        if codec == "utf-8":
+            codec = "utf-8-sig"
+        _decode_whole(path, codec, given=True)
+        return codec, True, True, head.count(b"\n"), (
+            "" if codec.startswith("utf-8") else f"read as {_ENCODING_NAMES.get(codec, codec)} (--encoding)")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _decode_whole(path, "utf-16")
-        return "utf-16", True, True, 0
+        return "utf-16", True, True, 0, "read as UTF-16"
     if b"\x00" in head:
         raise FileFormatError(
             f"{path}: this is not a text CSV file (it contains binary data)",
@@ -591,10 +670,63 @@ def _detect_encoding(path: Path) -> tuple[str, bool, bool, int]:
             except UnicodeDecodeError:
                 utf8 = False
     if utf8:
-        return "utf-8-sig", escaped, formulas, newlines
-    # Excel's plain "CSV" save on Windows writes the ANSI code page, Windows-1252.
-    _decode_whole(path, "cp1252")
-    return "cp1252", escaped, formulas, newlines
+        return "utf-8-sig", escaped, formulas, newlines, ""
+    codec = _guess_single_byte(path)
+    _decode_whole(path, codec)
+    name = _ENCODING_NAMES.get(codec, codec)
+    return codec, escaped, formulas, newlines, f"the file is not UTF-8: read as {name} (detected; --encoding chooses)"
+
+
+# Spreadsheet programs' single-byte CSV encodings: Excel on Windows ("CSV"), Excel for
+# Mac (Mac Roman) and Excel's "CSV (MS-DOS)" (code page 850). Ties go to the first.
+_SINGLE_BYTE = ("cp1252", "mac_roman", "cp850")
+_COMMON_LETTERS = set("àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝßœŒ€£¥°«»’‘“”–—…©®¿¡§ºª·")
+
+
+def _plausibility(text: str) -> int:
+    """How much a decoding reads like Western European text: accented letters count for it,
+    rare symbols and a capital inside a lower-case word (``CafŽ``) against it.
+
+    >>> _plausibility("Café crème"), _plausibility("CafŽ crŹme") < 0
+    (2, True)
+    """
+    score = 0
+    previous = " "
+    for char in text:
+        if ord(char) >= 128:
+            if char in _COMMON_LETTERS and not (char.isupper() and previous.islower()):
+                score += 1
+            else:
+                score -= 3
+        previous = char
+    return score
+
+
+def _guess_single_byte(path: Path) -> str:
+    """Which of the spreadsheet programs' single-byte encodings the file is in.
+
+    charset-normalizer's mess detection ranks the candidates; on a small
+    file it often cannot tell them apart, so :func:`_plausibility` breaks
+    the tie. Text that reads badly in every candidate is refused.
+    """
+    from charset_normalizer import from_bytes
+
+    with open(path, "rb") as handle:
+        data = handle.read(4 << 20)
+    decoded = {}
+    for codec in _SINGLE_BYTE:
+        try:
+            decoded[codec] = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    chaos = {codecs.lookup(m.encoding).name: m.chaos for m in from_bytes(data, cp_isolation=list(decoded))}
+    ranked = sorted(decoded, key=lambda c: (round(chaos.get(codecs.lookup(c).name, 1.0), 1),
+                                            -_plausibility(decoded[c]), _SINGLE_BYTE.index(c)))
+    if not ranked or _plausibility(decoded[ranked[0]]) < 0:
+        raise FileFormatError(
+            f"{path}: the text is not UTF-8, and reads as garbage in Windows-1252, Mac Roman and code page 850",
+            hint="save the file as 'CSV UTF-8', or name its encoding with --encoding")
+    return ranked[0]
 
 
 _GUARDED = re.compile(rb"'[=+\-@\t\r]")
@@ -619,7 +751,7 @@ def _formula_start(window: bytes) -> bool:
     return bool(_CELL_START[data[after]].any())
 
 
-def _decode_whole(path: Path, encoding: str) -> None:
+def _decode_whole(path: Path, encoding: str, given: bool = False) -> None:
     decoder = codecs.getincrementaldecoder(encoding)()
     with open(path, "rb") as handle:
         try:
@@ -628,8 +760,10 @@ def _decode_whole(path: Path, encoding: str) -> None:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise FileFormatError(
-                f"{path}: the text is neither UTF-8 nor Windows-1252 (bad byte {exc.object[exc.start:exc.start + 1]!r})",
-                hint="save the file as 'CSV UTF-8'",
+                (f"{path}: the text is not valid {encoding} (bad byte {exc.object[exc.start:exc.start + 1]!r})"
+                 if given else f"{path}: the text is not valid {_ENCODING_NAMES.get(encoding, encoding)} either "
+                               f"(bad byte {exc.object[exc.start:exc.start + 1]!r})"),
+                hint="save the file as 'CSV UTF-8', or name its encoding with --encoding",
             ) from None
 
 
@@ -691,27 +825,33 @@ ARROW_BLOCK_BYTES = 8 << 20
 
 
 def _count_fields(path: Path, encoding: str, delimiter: str):
-    """The header (first record with a value), its index, and every record's field count.
+    """The header (see :func:`pick_header`), its index, and every record's field count.
 
     The csv module is the judge of where records start and end; only counts
     are kept, so this pass costs little memory.
     """
     lengths: list[int] = []
-    header = None
+    candidates: list[tuple[int, list[str]]] = []
     with open(path, newline="", encoding=encoding) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             for record in reader:
                 lengths.append(len(record))
                 if any(cell.strip() for cell in record):
-                    header = record
-                    break
+                    if len(lengths) == 1 and record and record[0].lstrip("\ufeff").startswith("sep="):
+                        continue  # Excel's "sep=;" line
+                    candidates.append((len(lengths) - 1, record))
+                    if _looks_like_header(record) or len(candidates) >= HEADER_SEARCH_ROWS:
+                        break
             rest = np.fromiter(map(len, reader), dtype=np.int64)
         except csv.Error as exc:
             raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
-    if header is None:
+    if not candidates:
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
-    return len(lengths) - 1, header, np.concatenate([np.array(lengths, dtype=np.int64), rest])
+    index, header = pick_header(path, [(i + 1, r) for i, r in candidates])
+    index -= 1
+    counted = np.concatenate([np.array(lengths, dtype=np.int64), rest])
+    return index, header, counted
 
 
 # -------------------------------------------------------------------------- XLSX
@@ -743,80 +883,333 @@ def check_archive(path: Path) -> None:
                 "the mark of a zip bomb")
 
 
-def _openpyxl():
-    """openpyxl, parsing XML through defusedxml (no entity expansion, no DTDs)."""
-    os.environ["OPENPYXL_DEFUSEDXML"] = "True"  # openpyxl reads this once, at import
-    import openpyxl
-
-    if not openpyxl.DEFUSEDXML:  # pragma: no cover - imported earlier with it switched off
-        raise RuntimeError("openpyxl was imported without defusedxml; refusing to parse workbooks")
-    return openpyxl
+WORKBOOK_KINDS = {".xlsx": ".xlsx workbook", ".xlsm": ".xlsm workbook", ".xlsb": ".xlsb workbook",
+                  ".xls": ".xls workbook (Excel 97-2003)", ".ods": ".ods spreadsheet (OpenDocument)"}
+_ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
+# Values Excel shows in a cell whose formula failed: never data.
+EXCEL_ERRORS = ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!", "#CALC!",
+                "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!")
 
 
-def _caused_by(exc: BaseException, kind: type) -> bool:
-    """True if ``exc`` is, or was raised from, a ``kind`` (openpyxl wraps parse errors)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+def check_xml(path: Path) -> None:
+    """Refuse a workbook whose XML declares a DTD or entities ("billion laughs").
+
+    Real workbooks never do; the reader (calamine's XML parser) would not
+    expand them either, but such a file is hostile and is said to be.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for entry in archive.infolist():
+                if not entry.filename.endswith((".xml", ".rels")):
+                    continue
+                with archive.open(entry) as part:
+                    head = part.read(4096)
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
+                                          "which real workbooks never do (an 'XML bomb')")
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+        raise _not_readable(path, repr(exc)) from None
 
 
-def _xlsx_error(path: Path, exc: BaseException) -> FileFormatError:
-    from defusedxml import DefusedXmlException
-
-    if _caused_by(exc, DefusedXmlException):
-        return FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
-                               "which real workbooks never do (an 'XML bomb')")
-    log.debug("openpyxl could not read %s: %r", path, exc)
+def _not_readable(path: Path, detail: str = "") -> FileFormatError:
+    log.debug("%s could not be read: %s", path, detail)
+    kind = WORKBOOK_KINDS.get(path.suffix.lower(), "workbook")
     return FileFormatError(
-        f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
-        hint="open it in Excel and save it again as .xlsx (without a password), or export it as CSV",
+        f"{path}: not a readable {kind} (it may be corrupt, password-protected or another format)",
+        hint="open it in Excel or LibreOffice and save it again (without a password), or export it as CSV",
     )
 
 
-def _open_sheet(path: Path, sheet: str | None):
-    check_archive(path)
-    openpyxl = _openpyxl()
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        raise _xlsx_error(path, exc) from None
-    if sheet is None:
-        return workbook, workbook.worksheets[0]
-    if sheet in workbook.sheetnames:
-        return workbook, workbook[sheet]
-    names = ", ".join(repr(n) for n in workbook.sheetnames)
-    workbook.close()
-    raise FileFormatError(f"{path}: no sheet named {sheet!r}", hint=f"the workbook's sheets are {names}")
+@dataclass
+class Workbook:
+    """An opened workbook: its sheets (name, kind, visibility) and how it counts dates."""
+
+    path: Path
+    book: object  # python_calamine.CalamineWorkbook
+    sheets: list[tuple[str, str, str]]  # name, "worksheet" or "chart", "visible" / "hidden"
+    date1904: bool = False
+    active: int | None = None  # index of the sheet Excel opens on
+    parts: dict[str, str] = field(default_factory=dict)  # OOXML: sheet name -> its XML part
+    _loaded: dict = field(default_factory=dict)
+
+    def sheet(self, name: str):
+        """The parsed sheet (calamine parses a sheet each time it is asked for it: once is enough)."""
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = self.book.get_sheet_by_name(name)
+            except Exception as exc:
+                raise _not_readable(self.path, repr(exc)) from None
+        return self._loaded[name]
 
 
-def _xlsx_header(path: Path, sheet: str | None) -> tuple[int, list[str], int, str]:
-    """The header row's number, its cells, the data rows to expect, the sheet's name."""
-    workbook, worksheet = _open_sheet(path, sheet)
+def open_workbook(path: Path) -> Workbook:
+    """Open any workbook calamine reads (.xlsx, .xlsm, .xlsb, .xls, .ods), after the archive checks."""
+    from python_calamine import CalamineWorkbook
+
+    suffix = path.suffix.lower()
+    if suffix in _ZIPPED:
+        check_archive(path)
+        check_xml(path)
     try:
+        book = CalamineWorkbook.from_path(str(path))
+        sheets = [(m.name, "chart" if "Chart" in str(m.typ) else "worksheet",
+                   "visible" if str(m.visible).endswith(".Visible") else "hidden")
+                  for m in book.sheets_metadata]
+    except Exception as exc:  # calamine raises its own kinds for damaged or protected files
+        raise _not_readable(path, repr(exc)) from None
+    workbook = Workbook(path, book, sheets)
+    if suffix in (".xlsx", ".xlsm"):
         try:
-            for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-                cells = [_cell_text(v)[0] for v in values]
-                if any(c.strip() for c in cells):
-                    total = max((worksheet.max_row or number) - number, 0)
-                    return number, cells, total, worksheet.title
-        except Exception as exc:
-            raise _xlsx_error(path, exc) from None
-        raise FileFormatError(f"{path}: the sheet {worksheet.title!r} is empty",
-                              hint="it needs a header row and at least one data row")
-    finally:
-        workbook.close()
+            _ooxml_workbook(workbook)
+        except (KeyError, zipfile.BadZipFile, OSError) as exc:
+            raise _not_readable(path, repr(exc)) from None
+    return workbook
+
+
+_ATTRIBUTE = r'\b{}\s*=\s*"([^"]*)"'
+
+
+def _ooxml_workbook(workbook: Workbook) -> None:
+    """What calamine does not say of an .xlsx: the 1904 date system, the active sheet, the sheets' parts."""
+    with zipfile.ZipFile(workbook.path) as archive:
+        names = set(archive.namelist())
+        main = "xl/workbook.xml" if "xl/workbook.xml" in names else next(
+            (n for n in names if n.endswith("workbook.xml")), None)
+        if main is None:
+            return
+        text = archive.read(main).decode("utf-8", "replace")
+        folder = main.rsplit("/", 1)[0]
+        rels_name = folder + "/_rels/workbook.xml.rels"
+        rels = archive.read(rels_name).decode("utf-8", "replace") if rels_name in names else ""
+    properties = re.search(r"<(?:\w+:)?workbookPr\b[^>]*>", text)
+    if properties:
+        flag = re.search(_ATTRIBUTE.format("date1904"), properties.group(0))
+        workbook.date1904 = bool(flag) and flag.group(1).lower() in ("1", "true")
+    view = re.search(r"<(?:\w+:)?workbookView\b[^>]*>", text)
+    if view:
+        tab = re.search(_ATTRIBUTE.format("activeTab"), view.group(0))
+        workbook.active = int(tab.group(1)) if tab and tab.group(1).isdigit() else 0
+    targets = {}
+    for relationship in re.finditer(r"<(?:\w+:)?Relationship\b[^>]*>", rels):
+        ident = re.search(_ATTRIBUTE.format("Id"), relationship.group(0))
+        target = re.search(_ATTRIBUTE.format("Target"), relationship.group(0))
+        if ident and target:
+            value = target.group(1)
+            targets[ident.group(1)] = value.lstrip("/") if value.startswith("/") else f"{folder}/{value}"
+    for sheet in re.finditer(r"<(?:\w+:)?sheet\b[^>]*>", text):
+        name = re.search(_ATTRIBUTE.format("name"), sheet.group(0))
+        ident = re.search(r'\b\w+:id\s*=\s*"([^"]*)"', sheet.group(0))
+        if name and ident and ident.group(1) in targets:
+            workbook.parts[html.unescape(name.group(1))] = targets[ident.group(1)]
+
+
+def choose_sheet(workbook: Workbook, sheet: str | None) -> tuple[str, str]:
+    """The worksheet to read and why: ``--sheet``, else the active sheet, else the first visible one."""
+    path = workbook.path
+    worksheets = [name for name, kind, _ in workbook.sheets if kind == "worksheet"]
+    listing = ", ".join(repr(name) + (" (hidden)" if state == "hidden" else "")
+                        for name, kind, state in workbook.sheets if kind == "worksheet")
+    if sheet is not None:
+        kinds = {name: kind for name, kind, _ in workbook.sheets}
+        if sheet not in kinds:
+            raise FileFormatError(f"{path}: no sheet named {sheet!r}", hint=f"the workbook's worksheets are {listing}")
+        if kinds[sheet] != "worksheet":
+            raise FileFormatError(f"{path}: {sheet!r} is a chart sheet, which holds no rows",
+                                  hint=f"choose a worksheet with --sheet: {listing}")
+        return sheet, "as asked"
+    if not worksheets:
+        raise FileFormatError(f"{path}: the workbook has no worksheet", hint="export the data as CSV")
+    if workbook.active is not None and workbook.active < len(workbook.sheets):
+        name, kind, state = workbook.sheets[workbook.active]
+        if kind == "worksheet" and state == "visible":
+            return name, "the active sheet"
+    visible = [name for name, kind, state in workbook.sheets if kind == "worksheet" and state == "visible"]
+    if visible:
+        return visible[0], "the first visible sheet"
+    return worksheets[0], "the first sheet (every sheet is hidden)"
+
+
+def _sheet_rows(workbook: Workbook, name: str):
+    """The sheet's rows from row 1, as lists of calamine values, over the cells that really exist.
+
+    The sheet's declared size (its <dimension>) is not trusted: calamine
+    reads the cells themselves. Its rows count from row 1; its columns from
+    the first used one, so they are padded back to column A.
+    """
+    sheet = workbook.sheet(name)
+    try:
+        rows = sheet.iter_rows()
+        start = sheet.start
+        pad = [""] * (start[1] if start else 0)
+        for values in rows:
+            yield pad + list(values) if pad else values
+    except FileFormatError:
+        raise
+    except Exception as exc:
+        raise _not_readable(workbook.path, repr(exc)) from None
+
+
+def special_cells(workbook: Workbook, name: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """Cells whose value calamine cannot give: Excel errors and formulas never calculated.
+
+    (row, column), from 1 -> ("error", "#N/A") or ("formula", "=1>2"). Only
+    .xlsx/.xlsm: the sheet's XML is scanned for error cells and formulas
+    without a saved value, which calamine reads as empty. Most sheets have
+    neither, which one pass over the raw bytes shows.
+    """
+    part = workbook.parts.get(name)
+    if part is None:
+        return {}
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    with zipfile.ZipFile(workbook.path) as archive:
+        try:
+            handle = archive.open(part)
+        except KeyError:
+            return {}
+        interesting = False
+        with handle:
+            tail = b""
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                window = tail + block
+                if b't="e"' in window or b"<f>" in window or b"<f " in window or b":f>" in window or b":f " in window:
+                    interesting = True
+                    break
+                tail = block[-16:]
+        if not interesting:
+            return found
+        from defusedxml.ElementTree import iterparse
+
+        with archive.open(part) as handle:
+            for _event, element in iterparse(handle, events=("end",)):
+                if element.tag.rsplit("}", 1)[-1] != "c":
+                    continue
+                kind = element.get("t", "")
+                formula = value = None
+                for child in element:
+                    local = child.tag.rsplit("}", 1)[-1]
+                    if local == "f":
+                        formula = child.text or ""
+                    elif local == "v":
+                        value = child.text
+                position = _cell_position(element.get("r", ""))
+                element.clear()
+                if position is None:
+                    continue
+                if kind == "e" and value:
+                    found[position] = ("error", value)
+                elif formula is not None and not value and kind not in ("s", "inlineStr"):
+                    found[position] = ("formula", "=" + formula)
+    return found
+
+
+def _cell_position(reference: str) -> tuple[int, int] | None:
+    """'B3' -> (3, 2).
+
+    >>> _cell_position("B3"), _cell_position("AA10"), _cell_position("")
+    ((3, 2), (10, 27), None)
+    """
+    match = re.fullmatch(r"([A-Z]{1,3})([0-9]+)", reference)
+    if not match:
+        return None
+    column = 0
+    for letter in match.group(1):
+        column = column * 26 + ord(letter) - 64
+    return int(match.group(2)), column
+
+
+def _workbook_rows(workbook: Workbook, name: str):
+    """(cells as text, any date cell, columns holding an uncalculated formula) per row, from row 1."""
+    special = special_cells(workbook, name)
+    by_row: dict[int, dict[int, tuple[str, str]]] = {}
+    for (row, column), what in special.items():
+        by_row.setdefault(row, {})[column] = what
+    for number, values in enumerate(_sheet_rows(workbook, name), start=1):
+        cells, dates = [], False
+        for value in values:
+            text, is_date = _cell_text(value)
+            dates = dates or is_date
+            cells.append(text)
+        extra = by_row.get(number)
+        formulas = set()
+        if extra:
+            for column, (kind, text) in extra.items():
+                while len(cells) < column:
+                    cells.append("")
+                cells[column - 1] = text
+                if kind == "formula":
+                    formulas.add(column - 1)
+        yield cells, dates, formulas
+
+
+def _workbook_header(path: Path, sheet: str | None):
+    """Open a workbook and find its header: (workbook, sheet name, why, header row, cells, rows to expect)."""
+    workbook = open_workbook(path)
+    name, why = choose_sheet(workbook, sheet)
+    records = []
+    for number, (cells, _, _) in enumerate(_workbook_rows(workbook, name), start=1):
+        if any(c.strip() for c in cells):
+            records.append((number, cells))
+        if len(records) >= HEADER_SEARCH_ROWS or number > 1000:
+            break
+    if not records:
+        others = []
+        for other, kind, _ in workbook.sheets:
+            if kind == "worksheet" and other != name:
+                try:
+                    height = workbook.sheet(other).height
+                except FileFormatError:
+                    height = 0
+                if height:
+                    others.append(f"{other!r} ({height:,} rows)")
+        raise FileFormatError(f"{path}: the sheet {name!r} ({why}) is empty",
+                              hint=(f"the workbook's other worksheets: {', '.join(others)}; choose one with --sheet"
+                                    if others else "it needs a header row and at least one data row"))
+    number, header = pick_header(path, records)
+    return workbook, name, why, number, header, max(workbook.sheet(name).height - number, 0)
+
+
+def _looks_like_header(cells: list[str]) -> bool:
+    """Whether a record names the fields a row needs: a name, and a way to find the call."""
+    fields = {canonical_field(str(c).strip()) for c in cells if str(c).strip()}
+    return "name" in fields and bool(fields & {"transaction_id", "call_start_time"})
+
+
+def pick_header(path: Path, records: list[tuple[int, list[str]]]) -> tuple[int, list[str]]:
+    """The header among the first non-blank records: the first that names the needed fields.
+
+    A title row, a note or the first row of a two-row merged header may
+    come first. When none qualifies, the first record is taken, and the
+    error names it.
+
+    >>> pick_header(Path("f.csv"), [(1, ["March conversions", ""]), (2, ["Name", "Transaction ID"])])
+    (2, ['Name', 'Transaction ID'])
+    """
+    for number, cells in records:
+        if _looks_like_header(cells):
+            return number, cells
+    number, cells = records[0]
+    try:
+        _layout(path, cells)
+    except FileFormatError as exc:
+        shown = ", ".join(repr(str(c).strip()) for c in cells[:6] if str(c).strip()) + (", ..." if len(cells) > 6 else "")
+        where = (f"row {number}, taken as the header, holds {shown}" if len(records) == 1 else
+                 f"none of the first {len(records)} non-blank rows names them; row {number}, taken as the header, "
+                 f"holds {shown}")
+        raise FileFormatError(f"{exc.message} ({where})", hint=exc.hint) from None
+    return number, cells
 
 
 def _cell_text(value) -> tuple[str, bool]:
-    """Render one openpyxl cell value as the text the user sees; flag date cells.
+    """Render one workbook cell value as the text the user sees; flag date cells.
 
-    >>> _cell_text(1.0), _cell_text(True), _cell_text(dt.datetime(2016, 4, 11, 13))
-    (('1', False), ('true', False), ('2016/04/11 13:00:00', True))
+    Numbers are shown as Excel shows them, to 15 significant digits (a cell
+    typed as 274.66 may be stored as 274.65999999999997).
+
+    >>> _cell_text(1.0), _cell_text(True), _cell_text(dt.datetime(2016, 4, 11, 13)), _cell_text(274.65999999999997)
+    (('1', False), ('true', False), ('2016/04/11 13:00:00', True), ('274.66', False))
     """
+    if isinstance(value, str):
+        return value, False
     if value is None:
         return "", False
     if isinstance(value, bool):
@@ -829,7 +1222,7 @@ def _cell_text(value) -> tuple[str, bool]:
             return f"{float(value):.14E}".replace(".00000000000000", ""), False
         if isinstance(value, int) or value.is_integer():
             return str(int(value)), False
-        return repr(value), False
+        return f"{value:.15g}", False
     if isinstance(value, dt.datetime):
         text = value.strftime("%Y/%m/%d %H:%M:%S")
         if value.microsecond:

@@ -43,8 +43,11 @@ def default_report_path(input_path: Path) -> Path:
     PosixPath('/data/march.results.xlsx')
     """
     suffix = input_path.suffix.lower()
-    ext = ".xlsx" if suffix in (".xlsx", ".xlsm") else ".csv"
-    return input_path.with_name(f"{input_path.stem}.results{ext}")
+    stem = input_path.stem
+    if suffix == ".gz":  # march.csv.gz -> march.results.csv
+        stem, suffix = Path(stem).stem, Path(stem).suffix.lower()
+    ext = ".xlsx" if suffix in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods") else ".csv"
+    return input_path.with_name(f"{stem}.results{ext}")
 
 
 def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
