@@ -543,7 +543,6 @@ def _gunzip(path: Path) -> Path:
     """Decompress a .csv.gz to a private temporary file, refusing what expands without bound."""
     import gzip
     import tempfile
-    import weakref
 
     handle = tempfile.NamedTemporaryFile(prefix="signal-uploader-", suffix=Path(path.stem).suffix, delete=False)
     target = Path(handle.name)
@@ -562,8 +561,7 @@ def _gunzip(path: Path) -> Path:
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    weakref.finalize(target, target.unlink, missing_ok=True)  # noqa: the path object lives as long as the reader
-    _GUNZIPPED.append(target)
+    _GUNZIPPED.append(target)  # removed when the process exits
     return target
 
 

@@ -28,6 +28,10 @@ change skips or repeats is refused, because either answer would be a guess.
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pandas as pd
 
@@ -93,8 +97,17 @@ def needs_timezone(values: pd.Series) -> pd.Series:
     return text.str.fullmatch(_EXCEL) | text.str.fullmatch(_SERIAL)
 
 
+# The documented epoch forms are 10 digits (13 with milliseconds): the first such second.
+EARLIEST = pd.Timestamp(1_000_000_000, unit="s", tz="UTC")
+# How far ahead of this computer's clock a time may be: a call cannot have started
+# in the future (clocks drift a little); a conversion may be logged a day ahead of UTC.
+AHEAD = {"call_start_time": pd.Timedelta(minutes=10), "occurred_at_time": pd.Timedelta(days=1)}
+# A 17-digit compressed time a spreadsheet stored as a number: 15 significant digits survive.
+_COMPRESSED_AS_NUMBER = r"[0-9]\.[0-9]{14,15}E\+16"
+
+
 def parse_times(values: pd.Series, field: str, timezone: str | None, problems: Problems, *,
-                label: str | None = None) -> pd.Series:
+                label: str | None = None, date1904: bool = False, now: float | None = None) -> pd.Series:
     """Parse a column of timestamp text into UTC instants.
 
     Empty cells become NaT without a problem (whether a time is required is the
@@ -116,6 +129,41 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
     present = (text != "").to_numpy()
     if not present.any():
         return out
+    as_number = text.str.fullmatch(_COMPRESSED_AS_NUMBER).to_numpy(dtype=bool)
+    if as_number.any():
+        # Exact to a tenth of a second: good enough to find a call, and said.
+        rows = text.index[as_number]
+        original = text[rows]
+        text = text.copy()
+        text[rows] = [str(int(Decimal(v))) for v in original]
+        problems.add(rows, field, original, "time-rounded",
+                     "is a 17-digit time a spreadsheet stored as a number: read as " + text[rows] +
+                     "; its hundredths of a second may have been rounded (format the column as text to keep them)",
+                     severity=WARNING)
+    out = _parse(text, field, timezone, problems, label, date1904)
+    return _plausible(out, text, field, problems, now)
+
+
+def _plausible(out: pd.Series, text: pd.Series, field: str, problems: Problems, now: float | None) -> pd.Series:
+    """Refuse instants the platform cannot have recorded: before the documented epoch forms, or in the future."""
+    latest = pd.Timestamp(time.time() if now is None else now, unit="s", tz="UTC") + AHEAD.get(field, AHEAD["occurred_at_time"])
+    early = (out < EARLIEST).to_numpy(dtype=bool)
+    late = (out > latest).to_numpy(dtype=bool)
+    for mask, bound in ((early, f"before {EARLIEST:%Y-%m-%d %H:%M:%S} UTC, the earliest time the API takes"),
+                        (late, f"after {latest:%Y-%m-%d %H:%M} UTC (now, plus "
+                               f"{'10 minutes' if field == 'call_start_time' else 'a day'}): a time in the future")):
+        if mask.any():
+            rows = out.index[mask]
+            shown = out[rows].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+            problems.add(rows, field, text[rows], "time-implausible", "was read as " + shown + ", " + bound)
+            out[rows] = pd.NaT
+    return out
+
+
+def _parse(text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None,
+           date1904: bool) -> pd.Series:
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
+    present = (text != "").to_numpy()
     lengths = text.str.len().to_numpy()
     digits = text.str.fullmatch("[0-9]+").to_numpy(dtype=bool)
     index = text.index
@@ -156,7 +204,7 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
             out[rows] = _localize(naive[ok], text[rows], timezone, field, problems, timezone)
             rest[index.get_indexer(rows)] = False
     if rest.any():
-        out[rest] = _parse_slow(text[rest], field, timezone, problems, label)
+        out[rest] = _parse_slow(text[rest], field, timezone, problems, label, date1904)
     return out
 
 
@@ -168,7 +216,7 @@ def _no_timezone(field: str, label: str | None, row: int, value: str) -> UsageEr
 
 
 def _parse_slow(text: pd.Series, field: str, timezone: str | None, problems: Problems,
-                label: str | None) -> pd.Series:
+                label: str | None, date1904: bool = False) -> pd.Series:
     """The reference parser: one regular expression per form, every refusal explained."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
     remaining = text != ""
@@ -213,7 +261,9 @@ def _parse_slow(text: pd.Series, field: str, timezone: str | None, problems: Pro
         out[excel] = _localize(naive, text[excel], timezone, field, problems, timezone)
     if serial.any():
         days = text[serial].astype(float)
-        naive = (pd.Timestamp("1899-12-30") + pd.to_timedelta(days, unit="D")).dt.round("s")
+        # A workbook in the 1904 date system (Excel for Mac's old default) counts from 1904-01-01.
+        epoch = pd.Timestamp("1904-01-01" if date1904 else "1899-12-30")
+        naive = (epoch + pd.to_timedelta(days, unit="D")).dt.round("s")
         localized = _localize(naive, text[serial], timezone, field, problems, timezone)
         out[serial] = localized
         shown = naive.dt.strftime("%Y/%m/%d %H:%M:%S")
@@ -348,9 +398,21 @@ def _localize(naive: pd.Series, text: pd.Series, tz: str, field: str, problems: 
         problems.add(gap_rows, field, text[gap_rows], "time-nonexistent",
                      f"does not exist in {zone_label}: the clocks skip that hour for daylight saving time")
         problems.add(overlap_rows, field, text[overlap_rows], "time-ambiguous",
-                     f"happens twice in {zone_label} (the clocks go back that night); "
-                     "give it as ISO 8601 with its offset, e.g. 2016-11-06T01:30:00-07:00")
+                     [f"happens twice in {zone_label} (the clocks go back that night); give it as ISO 8601 with "
+                      f"its offset: {_both_offsets(naive[row], tz)}" for row in overlap_rows])
     return localized.dt.tz_convert("UTC")
+
+
+def _both_offsets(naive: pd.Timestamp, tz: str) -> str:
+    """The two ISO 8601 spellings of a wall-clock time that happens twice.
+
+    >>> _both_offsets(pd.Timestamp("2016-11-06 01:30"), "America/New_York")
+    '2016-11-06T01:30:00-04:00 (the first) or 2016-11-06T01:30:00-05:00 (the second)'
+    """
+    zone = ZoneInfo(tz)
+    wall = naive.to_pydatetime().replace(tzinfo=zone)
+    first, second = wall.replace(fold=0).isoformat(), wall.replace(fold=1).isoformat()
+    return f"{first} (the first) or {second} (the second)"
 
 
 __all__ = ["parse_times", "needs_timezone", "validate_timezone", "PACIFIC", "FORMATS_HINT"]

@@ -31,7 +31,7 @@ import phonenumbers
 
 from .fields import SCIENTIFIC_NOTATION, TIME_FIELDS
 from .problems import ERROR, WARNING, Problems
-from .read import TEXT, Table
+from .read import EXCEL_ERRORS, TEXT, Table
 from .schemas.rows import failures, signal_row_schema
 from .timestamps import parse_times
 
@@ -87,6 +87,7 @@ def validate_table(
     phone_region: str = "US",
     progress: Callable[[int], None] | None = None,
     phonebook: _PhoneBook | None = None,
+    now: float | None = None,
 ) -> Validation:
     """Validate and normalise every row of ``table``.
 
@@ -100,13 +101,15 @@ def validate_table(
     phones = phonebook or _PhoneBook(phone_region)
 
     _shape_problems(table, problems)
+    _spreadsheet_damage(table, canonical, problems)
     parts = []
     for start in range(0, len(canonical), CHUNK_ROWS):
         chunk = canonical.iloc[start : start + CHUNK_ROWS].copy()
         found = failures(schema, chunk)
         problems.add_records(found)
         for field in TIME_FIELDS:
-            chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field))
+            chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field),
+                                       date1904=table.date1904, now=now)
         chunk["calling_phone_number"] = phones.normalise(chunk["calling_phone_number"], problems)
         chunk["value"] = _boolean_text(chunk["value"])
         chunk["duration_in_seconds"] = chunk["duration_in_seconds"].astype(TEXT).str.replace(r"\.0*$", "", regex=True)
@@ -129,6 +132,53 @@ def _boolean_text(values: pd.Series) -> pd.Series:
     for text, meaning in _BOOLEAN.items():
         out[(lower == text).to_numpy()] = meaning
     return out
+
+
+def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problems) -> None:
+    """Cells a spreadsheet program spoiled: error values, formulas never calculated, ids that lost zeros."""
+    for field in table.fields:
+        if field not in canonical:
+            continue
+        column = canonical[field]
+        errors = column.isin(EXCEL_ERRORS).to_numpy(dtype=bool)
+        if errors.any():
+            problems.add(column.index[errors], field, column[errors], "excel-error",
+                         "is an Excel error value, not data: the cell's formula failed; fix it in the spreadsheet")
+    known = {header: field for field, header in table.fields.items()}
+    for row, headers in table.uncomputed.items():
+        for header in headers:
+            field = known.get(header)
+            if field is not None and row in canonical.index:
+                problems.add([row], field, table.frame.at[row, header], "formula-without-value",
+                             "is a formula with no saved value (the file was written by a program that does not "
+                             "calculate): open it in Excel or LibreOffice and save it, so the value is stored")
+    for field in ("transaction_id", "partner_unique_id"):
+        if field in table.fields:
+            _dropped_zeros(canonical[field], field, problems)
+
+
+def _dropped_zeros(ids: pd.Series, field: str, problems: Problems) -> None:
+    """Ids of one fixed width, written with leading zeros, beside a shorter all-digit one: the zeros were dropped.
+
+    A spreadsheet opening a CSV reads ``00012345`` as the number 12345. When
+    most of the file's ids share one width and some of them start with 0,
+    a shorter all-digit id is one of them, spoiled.
+    """
+    present = ids[ids != ""]
+    if len(present) < 3:
+        return
+    lengths = present.str.len()
+    width = int(lengths.mode().iloc[0])
+    same = lengths == width
+    if same.mean() < 0.8 or not present[same].str.startswith("0").any():
+        return
+    spoiled = (lengths < width) & present.str.fullmatch("[0-9]+").fillna(False).astype(bool)
+    if spoiled.any():
+        rows = present.index[spoiled.to_numpy()]
+        problems.add(rows, field, present[spoiled], "leading-zeros-dropped",
+                     [f"is shorter than the file's other ids ({width} characters, with leading zeros): a spreadsheet "
+                      f"probably dropped its zeros (it may be {v.zfill(width)}); format the column as text"
+                      for v in present[spoiled]])
 
 
 def _shape_problems(table: Table, problems: Problems) -> None:
