@@ -43,6 +43,7 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/workbooks.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

@@ -177,21 +177,63 @@ def test_a_read_only_state_folder_is_a_clear_error_before_anything_is_sent(tmp_p
 
 
 def test_the_same_file_under_two_names_is_not_uploaded_twice_at_once(tmp_path, make_emulator):
-    emulator = make_emulator(calls_file=many_calls(tmp_path, 300), latency_ms=20)
-    path, _ = signals_file(tmp_path, 300, 300)
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 300), latency_ms=100)
+    path, data = signals_file(tmp_path, 300, 300)
     link = tmp_path / "same.csv"
     os.link(path, link)
-    first = start_upload(path, emulator, state=tmp_path / "one")
+    first = start_upload(path, emulator, "--concurrency", "2", state=tmp_path / "one")  # about 15 s
     wait_for_confirmed(tmp_path / "one", 5)
     second = run_cli("upload", link, "--base-url", emulator.base_url, "--state-dir", tmp_path / "two")
     assert second.code == 2, second.output
     assert "already working on the same content" in second.stderr
-    first.communicate(timeout=120)
-    assert first.returncode == 0
-    assert emulator.requests == 300
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    assert first.returncode == 143
+    journal = next((tmp_path / "one" / "journals").glob("*.sqlite"))
+    confirmed = _confirmed(journal)
+    assert 5 <= confirmed < 300
+    sent = emulator.requests
 
-    # Afterwards, the other name finds the first upload's journal: nothing is sent again.
+    # The other name finds the first upload's journal by content: only the rest is sent.
     third = run_cli("upload", link, "--base-url", emulator.base_url, "--state-dir", tmp_path / "one")
     assert third.code == 0, third.output
-    assert emulator.requests == 300
-    assert {r["status"] for r in report_rows(tmp_path / "same.results.csv")} == {"skipped"}
+    assert emulator.requests - sent == 300 - confirmed
+    rows = report_rows(tmp_path / "same.results.csv")
+    assert sum(r["status"] == "skipped" for r in rows) == confirmed
+    assert actual_state(emulator) == expected_state(data)
+
+
+def test_a_folder_run_leaves_a_file_still_being_written_for_the_next_run(tmp_path, make_emulator):
+    import threading
+
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 50))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path, _ = signals_file(inbox, 50, 50, name="drop.csv")
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:10]))
+    done = threading.Event()
+
+    def keep_writing():  # the CRM's export, still appending a line every 0.2 s
+        for line in lines[10:30]:
+            if done.wait(0.2):
+                return
+            with open(path, "ab") as handle:
+                handle.write(line)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        result = run_cli("upload", inbox, "--base-url", emulator.base_url)
+    finally:
+        done.set()
+        writer.join()
+    assert result.code == 0, result.output
+    assert "drop.csv: still being written: left for the next run" in result.stdout
+    assert path.exists() and emulator.requests == 0
+
+    path.write_bytes(b"".join(lines))
+    os.utime(path, (time.time() - 10, time.time() - 10))  # settled
+    result = run_cli("upload", inbox, "--base-url", emulator.base_url)
+    assert result.code == 0, result.output
+    assert (inbox / "done" / "drop.csv").exists() and emulator.requests == 50
