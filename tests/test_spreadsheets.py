@@ -174,6 +174,11 @@ def test_ids_whose_leading_zeros_were_dropped_are_invalid(tmp_path):
     result, rows = validate(path)
     assert [r["status"] for r in rows] == ["valid"] * 4 + ["invalid"]
     assert "probably dropped its zeros (it may be 00012345)" in rows[4]["error"]
+    # An id cell stored as a number is a risk even alone: warned.
+    path = write_workbook(tmp_path / "n.xlsx", {"S": [HEADER, [12345, "Sale", 1], ["A-1", "Sale", 2]]})
+    result, rows = validate(path)
+    assert result.code == 0, result.output
+    assert "was stored as a number in the workbook" in rows[0]["warning"] and rows[1]["warning"] == ""
 
 
 def test_amounts_are_read_as_excel_shows_them(tmp_path):

@@ -95,6 +95,7 @@ class Table:
     date1904: bool = False  # the workbook counts serial dates from 1904 (Excel for Mac's old default)
     # row -> headers of cells holding a formula that was never calculated (no saved value)
     uncomputed: dict[int, list[str]] = field(default_factory=dict)
+    numeric_ids: dict[int, list[str]] = field(default_factory=dict)  # row -> id headers stored as numbers
 
     @property
     def columns(self) -> list[str]:
@@ -325,15 +326,21 @@ class TableReader:
             next(rows, None)
             number += 1
         width = self.layout.width
+        id_positions = {self.layout.header.index(self.layout.fields[f])
+                        for f in ("transaction_id", "partner_unique_id") if f in self.layout.fields}
         while True:
             dates = False
             block = []
             uncomputed: dict[int, list[str]] = {}
-            for cells, is_date, formulas in itertools.islice(rows, size):
+            numeric_ids: dict[int, list[str]] = {}
+            for cells, is_date, formulas, numbers in itertools.islice(rows, size):
                 dates = dates or is_date
                 block.append(cells)
                 if formulas:
                     uncomputed[number + len(block)] = [self.layout.header[c] for c in sorted(formulas) if c < width]
+                ids = numbers & id_positions
+                if ids:
+                    numeric_ids[number + len(block)] = [self.layout.header[c] for c in sorted(ids)]
             if not block:
                 return
             numbers = np.arange(number, number + len(block)) + 1
@@ -342,6 +349,7 @@ class TableReader:
             table.has_date_cells = dates
             table.date1904 = self._workbook.date1904
             table.uncomputed = {row: headers for row, headers in uncomputed.items() if headers}
+            table.numeric_ids = numeric_ids
             yield table
 
     def _records_table(self, records: list[list[str]], numbers, *, check_shape: bool = True) -> Table:
@@ -1122,11 +1130,13 @@ def _workbook_rows(workbook: Workbook, name: str):
     for (row, column), what in special.items():
         by_row.setdefault(row, {})[column] = what
     for number, values in enumerate(_sheet_rows(workbook, name), start=1):
-        cells, dates = [], False
-        for value in values:
+        cells, dates, numbers = [], False, set()
+        for position, value in enumerate(values):
             text, is_date = _cell_text(value)
             dates = dates or is_date
             cells.append(text)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                numbers.add(position)
         extra = by_row.get(number)
         formulas = set()
         if extra:
@@ -1136,7 +1146,7 @@ def _workbook_rows(workbook: Workbook, name: str):
                 cells[column - 1] = text
                 if kind == "formula":
                     formulas.add(column - 1)
-        yield cells, dates, formulas
+        yield cells, dates, formulas, numbers
 
 
 def _workbook_header(path: Path, sheet: str | None):
@@ -1144,7 +1154,7 @@ def _workbook_header(path: Path, sheet: str | None):
     workbook = open_workbook(path)
     name, why = choose_sheet(workbook, sheet)
     records = []
-    for number, (cells, _, _) in enumerate(_workbook_rows(workbook, name), start=1):
+    for number, (cells, _, _, _) in enumerate(_workbook_rows(workbook, name), start=1):
         if any(c.strip() for c in cells):
             records.append((number, cells))
         if len(records) >= HEADER_SEARCH_ROWS or number > 1000:

@@ -152,6 +152,13 @@ def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problem
                 problems.add([row], field, table.frame.at[row, header], "formula-without-value",
                              "is a formula with no saved value (the file was written by a program that does not "
                              "calculate): open it in Excel or LibreOffice and save it, so the value is stored")
+    for row, headers in table.numeric_ids.items():
+        for header in headers:
+            field = known.get(header)
+            if field is not None and row in canonical.index and canonical.at[row, field] != "":
+                problems.add([row], field, table.frame.at[row, header], "id-stored-as-number",
+                             "was stored as a number in the workbook: if the id had leading zeros, the spreadsheet "
+                             "dropped them (format the column as text)", severity=WARNING)
     for field in ("transaction_id", "partner_unique_id"):
         if field in table.fields:
             _dropped_zeros(canonical[field], field, problems)
