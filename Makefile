@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install programs test test-all demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## programs: the real spreadsheet programs whose files tests/test_genuine_files.py reads
+## (LibreOffice Calc and Gnumeric, from Debian's packages; skipped where apt-get cannot run)
+programs:
+	@command -v soffice >/dev/null && command -v ssconvert >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing LibreOffice Calc and Gnumeric (apt-get) for the genuine-file tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends libreoffice-calc-nogui gnumeric >/dev/null; \
+	  else echo "note: LibreOffice (soffice) or Gnumeric (ssconvert) missing: their tests will be skipped"; fi; }
+
 ## test: the default suite (long fault-injection runs are marked slow and left out)
-test: install
+test: install programs
 	$(BIN)/python -m pytest -m "not slow"
 
 ## test-all: everything, slow runs included
-test-all: install
+test-all: install programs
 	$(BIN)/python -m pytest
 
 ## demo: start the emulator, upload the sample CSV and XLSX, print summaries, stop it

@@ -868,11 +868,8 @@ def check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
-        raise FileFormatError(
-            f"{path}: not a readable .xlsx workbook (it may be corrupt, password-protected or another format)",
-            hint="open it in Excel and save it again as .xlsx (without a password), or export it as CSV",
-        ) from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _not_readable(path, repr(exc)) from None
     if len(entries) > MAX_XLSX_ENTRIES:
         raise FileFormatError(f"{path}: refused: the workbook's archive has {len(entries):,} parts "
                               f"(the limit is {MAX_XLSX_ENTRIES:,}), which no real workbook needs")
@@ -957,7 +954,12 @@ def open_workbook(path: Path) -> Workbook:
         check_archive(path)
         check_xml(path)
     try:
-        book = CalamineWorkbook.from_path(str(path))
+        try:
+            book = CalamineWorkbook.from_path(str(path))
+        except Exception:
+            if suffix != ".ods":
+                raise
+            book = CalamineWorkbook.from_filelike(_ods_without_layout(path))
         sheets = [(m.name, "chart" if "Chart" in str(m.typ) else "worksheet",
                    "visible" if str(m.visible).endswith(".Visible") else "hidden")
                   for m in book.sheets_metadata]
@@ -970,6 +972,30 @@ def open_workbook(path: Path) -> Workbook:
         except (KeyError, zipfile.BadZipFile, OSError) as exc:
             raise _not_readable(path, repr(exc)) from None
     return workbook
+
+
+# Whitespace with a line break between two tags, except before inline text markup,
+# where ODF collapses it to one space that belongs to the cell's text.
+_ODS_LAYOUT = re.compile(rb">[ \t\r]*\n\s*<(?!text:(?:span|a|s|tab|line-break)\b|/text:(?:p|span|a)>)")
+
+
+def _ods_without_layout(path: Path) -> io.BytesIO:
+    """The .ods with the indentation between its XML tags removed.
+
+    Gnumeric writes content.xml indented, one tag a line, and calamine's ODS
+    parser refuses text between table elements ("Expecting 'table-cell'").
+    Indentation carries no data in ODF, so it is dropped and the copy read.
+    Only tried after calamine refused the file as it is.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "content.xml":
+                data = _ODS_LAYOUT.sub(b"><", data)
+            copy.writestr(entry, data)
+    out.seek(0)
+    return out
 
 
 _ATTRIBUTE = r'\b{}\s*=\s*"([^"]*)"'
@@ -1058,30 +1084,25 @@ def _sheet_rows(workbook: Workbook, name: str):
 def special_cells(workbook: Workbook, name: str) -> dict[tuple[int, int], tuple[str, str]]:
     """Cells whose value calamine cannot give: Excel errors and formulas never calculated.
 
-    (row, column), from 1 -> ("error", "#N/A") or ("formula", "=1>2"). Only
-    .xlsx/.xlsm: the sheet's XML is scanned for error cells and formulas
-    without a saved value, which calamine reads as empty. Most sheets have
+    (row, column), from 1 -> ("error", "#N/A") or ("formula", "=1>2").
+    calamine reads both as empty. The .xlsx/.xlsm sheet's XML and the .ods
+    content are scanned for them; an .xls is read once more by xlrd, which
+    tells error cells apart. (.xlsb is not scanned.) Most sheets have
     neither, which one pass over the raw bytes shows.
     """
+    suffix = workbook.path.suffix.lower()
+    if suffix == ".ods":
+        return _ods_special_cells(workbook.path, name)
+    if suffix == ".xls":
+        return _xls_error_cells(workbook.path, name)
     part = workbook.parts.get(name)
     if part is None:
         return {}
     found: dict[tuple[int, int], tuple[str, str]] = {}
     with zipfile.ZipFile(workbook.path) as archive:
-        try:
-            handle = archive.open(part)
-        except KeyError:
-            return {}
-        interesting = False
-        with handle:
-            tail = b""
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                window = tail + block
-                if b't="e"' in window or b"<f>" in window or b"<f " in window or b":f>" in window or b":f " in window:
-                    interesting = True
-                    break
-                tail = block[-16:]
-        if not interesting:
+        if part not in archive.namelist():
+            return found
+        if not _contains(archive, part, (b't="e"', b"<f>", b"<f ", b":f>", b":f ")):
             return found
         from defusedxml.ElementTree import iterparse
 
@@ -1105,6 +1126,81 @@ def special_cells(workbook: Workbook, name: str) -> dict[tuple[int, int], tuple[
                     found[position] = ("error", value)
                 elif formula is not None and not value and kind not in ("s", "inlineStr"):
                     found[position] = ("formula", "=" + formula)
+    return found
+
+
+def _contains(archive: zipfile.ZipFile, part: str, needles: tuple[bytes, ...]) -> bool:
+    """Whether a part of the archive holds any of the byte strings (read in blocks, never whole)."""
+    longest = max(map(len, needles))
+    with archive.open(part) as handle:
+        tail = b""
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            window = tail + block
+            if any(needle in window for needle in needles):
+                return True
+            tail = block[-longest:]
+    return False
+
+
+_ODS = "{urn:oasis:names:tc:opendocument:xmlns:%s:1.0}%s"
+_ODS_CELLS = (_ODS % ("table", "table-cell"), _ODS % ("table", "covered-table-cell"))
+
+
+def _ods_special_cells(path: Path, name: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """Error cells (LibreOffice marks them calcext:value-type="error") and formulas without a value, in an .ods."""
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    with zipfile.ZipFile(path) as archive:
+        if not _contains(archive, "content.xml", (b'value-type="error"', b"table:formula")):
+            return found
+        from defusedxml.ElementTree import iterparse
+
+        table_name, rows_repeated = _ODS % ("table", "name"), _ODS % ("table", "number-rows-repeated")
+        columns_repeated = _ODS % ("table", "number-columns-repeated")
+        value_type, formula = _ODS % ("office", "value-type"), _ODS % ("table", "formula")
+        calc_type = "{urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0}value-type"
+        inside, row, column = False, 0, 0
+        with archive.open("content.xml") as handle:
+            for event, element in iterparse(handle, events=("start", "end")):
+                tag = element.tag
+                if tag == _ODS % ("table", "table"):
+                    inside = event == "start" and element.get(table_name) == name
+                    row = 0
+                    if not inside and event == "end" and found:
+                        break
+                elif not inside:
+                    continue
+                elif tag == _ODS % ("table", "table-row"):
+                    if event == "start":
+                        column = 0
+                    else:
+                        row += int(element.get(rows_repeated) or 1)
+                        element.clear()
+                elif tag in _ODS_CELLS and event == "end":
+                    if element.get(calc_type) == "error":
+                        text = "".join(element.itertext()).strip() or "#error"
+                        found[(row + 1, column + 1)] = ("error", text)
+                    elif element.get(formula) and element.get(value_type) is None:
+                        found[(row + 1, column + 1)] = ("formula", element.get(formula).split(":", 1)[-1])
+                    column += int(element.get(columns_repeated) or 1)
+    return found
+
+
+def _xls_error_cells(path: Path, name: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """Error cells of an .xls sheet, which xlrd reads with their type (BIFF keeps every formula's last value)."""
+    import xlrd
+
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    try:
+        with open(os.devnull, "w") as quiet:
+            book = xlrd.open_workbook(str(path), on_demand=True, logfile=quiet)
+            sheet = book.sheet_by_name(name)
+            for row in range(sheet.nrows):
+                for column, kind in enumerate(sheet.row_types(row)):
+                    if kind == xlrd.XL_CELL_ERROR:
+                        code = sheet.cell_value(row, column)
+                        found[(row + 1, column + 1)] = ("error", xlrd.error_text_from_code.get(code, "#error"))
+    except Exception as exc:  # calamine read the file; a second reader's trouble costs only this check
+        log.debug("%s: xlrd could not scan for error cells: %r", path, exc)
     return found
 
 
