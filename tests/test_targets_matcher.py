@@ -7,7 +7,8 @@ import pandas as pd
 from conftest import write_csv
 from uploader.config import Secret, resolve
 from uploader.jobs import check_file
-from uploader.sender import Prepared, interpret, lanes, prepare
+from uploader.jobs import prepare
+from uploader.sender import Prepared, interpret, lanes
 from uploader.targets import CALL_OUTCOMES, SIGNALS
 
 COLUMNS = ["transaction_id", "call_start_time", "calling_phone_number", "duration_in_seconds",

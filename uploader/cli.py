@@ -22,10 +22,13 @@ from .config import resolve
 from .cancel import Cancellation
 from .errors import Interrupted, UploaderError, UsageError
 from .logs import REDACT, setup_logging
+from .targets import TARGETS
 
 EXIT_USAGE = 2
 
-_API_CHOICE = click.Choice(["signals", "call_outcomes"])
+_API_CHOICE = click.Choice(list(TARGETS))
+_API_HELP = "Which API: " + ", ".join(f"{name} ({target.title}{', the default' if i == 0 else ''})"
+                                      for i, (name, target) in enumerate(TARGETS.items())) + "."
 
 
 def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE):
@@ -93,6 +96,51 @@ def stop_on_signals(cancellation: Cancellation):
             signal.signal(number, old)
 
 
+def _run(source, settings, job: str):
+    """Drive one :class:`~uploader.run.Run`: a progress bar listens, signals cancel it."""
+    from .run import Run
+
+    run = Run(source, settings, job=job)
+    if settings.progress and sys.stderr.isatty():
+        run.subscribe(ProgressBar())
+    with stop_on_signals(run.cancellation):
+        return run.run()
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by a run's events: rows done of the total, live as answers arrive."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.counted = 0  # rows of the current chunk already shown (answered ones)
+
+    def __call__(self, event) -> None:
+        from .events import ChunkDone, Finished, Opened, RowAnswered
+
+        if isinstance(event, Opened):
+            from tqdm import tqdm
+
+            self._close()
+            self.bar = tqdm(total=event.total, desc=event.description, unit="row", file=sys.stderr, leave=False,
+                            dynamic_ncols=True, unit_scale=True)
+        elif self.bar is None:
+            return
+        elif isinstance(event, RowAnswered):
+            self.bar.update(1)
+            self.counted += 1
+        elif isinstance(event, ChunkDone):
+            self.bar.update(max(event.rows - self.counted, 0))
+            self.counted = 0
+        elif isinstance(event, Finished):
+            self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.counted = 0
+
+
 # Options shared by the commands that read a file, so every command spells them the same.
 def file_options(func):
     return click.argument("file", type=click.Path(path_type=Path))(file_options_without_file(func))
@@ -101,7 +149,7 @@ def file_options(func):
 def file_options_without_file(func):
     options = [
         click.option("--api", type=_API_CHOICE, default=None,
-                     help="Signal API (default) or the older Call Outcomes API."),
+                     help=_API_HELP),
         click.option("--timezone", "-z", metavar="TZ", default=None,
                      help="IANA timezone of wall-clock times (Excel-compatible text and Excel date cells), "
                           "e.g. America/New_York. Required when the file has such times."),
@@ -154,15 +202,13 @@ def validate(file, api, timezone, phone_region, sheet, encoding, report, summary
     Prints how many rows are valid and the most common problems; --report
     writes one line per row with its status, errors and warnings.
     """
-    from .jobs import validate_file
-
     _setup_logging(verbose)
     settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, encoding=encoding,
                             report=report,
                             summary_json=summary_json, progress=not no_progress, verbose=verbose,
                             mask_pii=mask_pii))
     REDACT.mask_pii = mask_pii
-    result = validate_file(file, settings)
+    result = _run(file, settings, "validate")
     _print_summary(result)
     sys.exit(result.exit_code)
 
@@ -233,19 +279,15 @@ def upload(file, verbose, **params):
     oldest first, and moved with its report to done/ or failed/ beside it; a
     file whose content was imported before is not sent again.
     """
-    from .jobs import upload_file, upload_folder
-
     _setup_logging(verbose)
     settings = _send_settings(params, verbose=verbose)
     if Path(file).is_dir():
         if settings.report is not None:
             raise UsageError("--report names one file; a folder's reports go beside its files in done/ and failed/")
-        with stop_on_signals(Cancellation()) as cancellation:
-            result = upload_folder(file, settings, cancellation)
+        result = _run(file, settings, "folder")
         _print_folder(result)
         sys.exit(result.exit_code)
-    with stop_on_signals(Cancellation()) as cancellation:
-        result = upload_file(file, settings, cancellation)
+    result = _run(file, settings, "upload")
     _print_summary(result)
     sys.exit(result.exit_code)
 
@@ -266,12 +308,9 @@ def retry(report_file, include_not_found, verbose, **params):
     (failure_kind fix-data) can be corrected in the report before retrying.
     Invalid rows are resent by fixing them and running upload on the report.
     """
-    from .jobs import retry_report
-
     _setup_logging(verbose)
     settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found)
-    with stop_on_signals(Cancellation()) as cancellation:
-        result = retry_report(report_file, settings, cancellation)
+    result = _run(report_file, settings, "retry")
     _print_summary(result)
     sys.exit(result.exit_code)
 

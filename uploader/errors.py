@@ -73,6 +73,10 @@ class StorageError(StoppedEarly):
     """The report, the journal or a state file could not be written (disk full, read-only folder)."""
 
 
+class Cancelled(StoppedEarly):
+    """A caller of the library (the web page's cancel button, a script) stopped the run."""
+
+
 class Interrupted(StoppedEarly):
     """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; exit 128 + the signal's number."""
 

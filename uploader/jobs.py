@@ -23,7 +23,6 @@ import json
 import logging
 import shutil
 import sqlite3
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .cancel import Cancellation
+from .events import ChunkChecked, ChunkDone, Listener, Opened, RowAnswered, nobody
 from .config import Settings
 from .errors import (ApiUnavailable, AuthenticationError, FileFormatError, InputChanged, InputError, StorageError,
                      StoppedEarly, TransportError, UploaderError, UsageError)
@@ -44,7 +44,8 @@ from .problems import ERROR, WARNING
 from .read import CSV_EXTENSIONS, XLSX_EXTENSIONS, Table, file_identity, open_table, read_table
 from .report import (UPLOAD_COLUMNS, VALIDATE_COLUMNS, ReportWriter, RunLog, Summary, default_report_path,
                      report_frame, write_report)
-from .sender import FAILED, Outcome, Prepared, Sender, SendPolicy, prepare
+from .outcome import FAILED, Outcome, Prepared
+from .sender import Sender, SendPolicy
 from .validate import (DuplicateTracker, Validation, _PhoneBook, duplicate_message, duplicate_warnings,
                        validate_table)
 
@@ -67,15 +68,6 @@ class JobResult:
     sent: int = 0  # requests that got an answer or gave up (not counting retries)
 
 
-def progress_bar(settings: Settings, total: int, desc: str, unit: str = "row"):
-    """A tqdm bar on stderr when it is a terminal and progress is wanted."""
-    from tqdm import tqdm
-
-    enabled = settings.progress and sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr,
-                leave=False, dynamic_ncols=True, unit_scale=True)
-
-
 def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None,
                 tracker: DuplicateTracker | None = None) -> Validation:
     """Validate a table, adding the matcher's and the cross-row warnings.
@@ -83,9 +75,6 @@ def check_table(table: Table, settings: Settings, *, progress=None, phonebook=No
     With a ``tracker`` (a file read in chunks), rows that overwrite each other
     are only noted; the caller turns the tracker's groups into warnings at the end.
     """
-    if progress is None:
-        with progress_bar(settings, len(table.frame), "validating") as bar:
-            return check_table(table, settings, progress=bar.update, phonebook=phonebook, tracker=tracker)
     validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
                                 progress=progress, phonebook=phonebook)
     labels = _labels(table)
@@ -131,7 +120,8 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
 # ---------------------------------------------------------------------- validate
 
 
-def validate_file(path: str | Path, settings: Settings) -> JobResult:
+def validate_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
+                  emit: Listener = nobody) -> JobResult:
     """Check every row of a file without touching the network.
 
     The file is read, checked and reported on chunk by chunk, so memory does
@@ -139,13 +129,13 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
     """
     reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding)
 
-    def statuses(validation: Validation, progress) -> pd.DataFrame:
+    def statuses(validation: Validation) -> pd.DataFrame:
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
         return meta
 
     first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
-                                         report_path=settings.report, columns=VALIDATE_COLUMNS)
+                                         report_path=settings.report, columns=VALIDATE_COLUMNS, emit=emit)
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
                        file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
@@ -154,12 +144,12 @@ def validate_file(path: str | Path, settings: Settings) -> JobResult:
 
 
 def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
-                 columns, last_updates=None, cancellation: Cancellation | None = None
+                 columns, last_updates=None, cancellation: Cancellation | None = None, emit: Listener = nobody
                  ) -> tuple[Table, _Tally, Summary]:
     """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
 
-    ``handle(validation, progress)`` does a chunk's work and returns its status
-    columns by row (it may report rows done through ``progress``). Rows that
+    ``handle(validation)`` does a chunk's work and returns its status
+    columns by row. ``emit`` hears of the file, each chunk and the rows. Rows that
     overwrite each other across chunks, and ``last_updates(tally)`` (answers
     only known at the end), are applied to the report as it is closed.
     Returns the first chunk (for its layout), the tally and the summary.
@@ -174,40 +164,33 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
     writer = None
     first = None
     try:
-        with progress_bar(settings, reader.total, description) as bar:
-            for chunk in reader.chunks(settings.chunk_rows):
-                if cancellation is not None and not cancellation.requested:
-                    change = reader.changed()
-                    if change:
-                        cancellation.cancel(InputChanged(
-                            f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
-                            f"after {tally.rows + tally.blank:,} row(s)",
-                            hint="upload it again once it is complete; rows already confirmed are skipped"))
-                if cancellation is not None and isinstance(cancellation.reason, InputChanged):
-                    break  # this chunk may already hold the new content
-                first = first or chunk
-                tally.blank += chunk.blank_rows
-                if not len(chunk.frame):
-                    continue
-                validation = check_table(chunk, settings, progress=lambda n: None, phonebook=phonebook,
-                                         tracker=tracker)
-                counted = 0
-
-                def progress(n: int) -> None:
-                    nonlocal counted
-                    counted += n
-                    bar.update(n)
-
-                meta = handle(validation, progress)
-                bar.update(len(chunk.frame) - counted)
-                tally.add(validation, meta, settings, chunk)
-                if report_path is not None:
-                    frame = report_frame(chunk, meta, columns)
-                    with _storage(report_path, "the report"):
-                        if writer is None:
-                            writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
-                                                  guard_columns=_guarded_columns(reader, frame.columns))
-                        writer.write(frame)
+        emit(Opened(str(reader.path), reader.total, description))
+        for chunk in reader.chunks(settings.chunk_rows):
+            if cancellation is not None and not cancellation.requested:
+                change = reader.changed()
+                if change:
+                    cancellation.cancel(InputChanged(
+                        f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
+                        f"after {tally.rows + tally.blank:,} row(s)",
+                        hint="upload it again once it is complete; rows already confirmed are skipped"))
+            if cancellation is not None and isinstance(cancellation.reason, InputChanged):
+                break  # this chunk may already hold the new content
+            first = first or chunk
+            tally.blank += chunk.blank_rows
+            if not len(chunk.frame):
+                continue
+            validation = check_table(chunk, settings, phonebook=phonebook, tracker=tracker)
+            emit(ChunkChecked(int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum())))
+            meta = handle(validation)
+            tally.add(validation, meta, settings, chunk)
+            emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))
+            if report_path is not None:
+                frame = report_frame(chunk, meta, columns)
+                with _storage(report_path, "the report"):
+                    if writer is None:
+                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
+                                              guard_columns=_guarded_columns(reader, frame.columns))
+                    writer.write(frame)
         if first is None and cancellation is not None and cancellation.requested:
             raise cancellation.reason
         if not tally.rows:
@@ -316,7 +299,8 @@ class _Tally:
 # ------------------------------------------------------------------------ upload
 
 
-def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> JobResult:
+def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
+                emit: Listener = nobody) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
     The file flows through in chunks: each chunk is read, validated, planned
@@ -338,12 +322,12 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
         reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding)
         report_path = settings.report or default_report_path(reader.path)
         upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True, cancellation=cancellation,
-                         content=content.digest)
+                         content=content.digest, emit=emit)
         try:
             first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
                                                  columns=UPLOAD_COLUMNS, last_updates=upload.send_deferred,
                                                  description=f"uploading to the {settings.target.title}",
-                                                 cancellation=cancellation)
+                                                 cancellation=cancellation, emit=emit)
         finally:
             upload.close()
         log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
@@ -363,8 +347,9 @@ class _Upload:
     """
 
     def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False,
-                 cancellation: Cancellation | None = None, content: str | None = None):
+                 cancellation: Cancellation | None = None, content: str | None = None, emit: Listener = nobody):
         self.settings = settings
+        self.emit = emit
         self.target = settings.target
         self.cancellation = cancellation or Cancellation()
         self.run_log = None
@@ -386,7 +371,7 @@ class _Upload:
     def retries(self) -> int:
         return self.sender.retries if self.sender is not None else 0
 
-    def send(self, validation: Validation, progress=None) -> pd.DataFrame:
+    def send(self, validation: Validation) -> pd.DataFrame:
         """Send the valid rows of ``validation``; the report's status columns for all its rows."""
         settings = self.settings
         prepared = prepare(validation, self.target)
@@ -409,20 +394,19 @@ class _Upload:
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
-                outcomes[row] = Outcome(row, SKIPPED, None, "", "", earlier.signal_transaction_id,
-                                        earlier.corrects_transaction_id, earlier.call_transaction_id, 0)
+                outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
             if skipped:
                 log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
                 if self.run_log:
                     for row in sorted(skipped):
                         self.run_log.row(outcomes[row])
             if work:
-                outcomes.update(self._send(work, entries, progress))
+                outcomes.update(self._send(work, entries))
         for item in prepared:
             if item.row not in outcomes:  # left unsent when the run stopped
                 outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
                                              error=self._not_sent_reason())
-        _apply_outcomes(meta, outcomes)
+        _apply_outcomes(meta, outcomes, self.target.id_columns)
         return meta
 
     def _not_sent_reason(self) -> str:
@@ -432,7 +416,7 @@ class _Upload:
             return "not sent: the run stopped because the API looked unavailable"
         return "not sent: the run stopped (see the first failed row)"
 
-    def _send(self, work: list[list[Prepared]], entries: dict, progress=None) -> dict[int, Outcome]:
+    def _send(self, work: list[list[Prepared]], entries: dict) -> dict[int, Outcome]:
         outcomes = {}
         sender = self._sender()
         for batch in sender.send_batches(work):
@@ -448,9 +432,8 @@ class _Upload:
                 outcomes[outcome.row] = outcome
                 if self.run_log:
                     self.run_log.row(outcome)
+                self.emit(RowAnswered(outcome))
             self.sent += len(batch)
-            if progress is not None:
-                progress(len(batch))
         self.fatal = sender.fatal
         return outcomes
 
@@ -472,9 +455,7 @@ class _Upload:
             updates[row] = {"status": outcome.status, "error": outcome.error,
                             "http_status": "" if outcome.http_status is None else str(outcome.http_status),
                             "error_class": outcome.error_class, "failure_kind": outcome.failure_kind,
-                            "signal_transaction_id": outcome.signal_transaction_id,
-                            "corrects_transaction_id": outcome.corrects_transaction_id,
-                            "call_transaction_id": outcome.call_transaction_id}
+                            **{column: outcome.ids.get(column, "") for column in self.target.id_columns}}
         self.deferred.clear()
         return updates
 
@@ -485,7 +466,7 @@ class _Upload:
                                 max_attempts=settings.max_attempts, rate=settings.rate,
                                 stop_after_failures=settings.stop_after_failures)
             sender = Sender(self.target, settings.base_url, settings.token, policy,
-                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None, emit=self.emit)
             self.sender = sender
             self.cancellation.on_cancel(sender.cancel)
         return self.sender
@@ -546,17 +527,23 @@ def _problem_columns(validation: Validation) -> pd.DataFrame:
                          "warning": validation.problems.message_column(index, WARNING)}, index=index)
 
 
-_OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind", "signal_transaction_id",
-                    "corrects_transaction_id", "call_transaction_id")
+_OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind")
 
 
-def _apply_outcomes(meta: pd.DataFrame, outcomes: dict[int, Outcome]) -> None:
+def prepare(validation: Validation, target) -> list[Prepared]:
+    """The request of every valid row, in file order (the target builds them from the columns)."""
+    return target.prepare(validation.rows[validation.valid])
+
+
+def _apply_outcomes(meta: pd.DataFrame, outcomes: dict[int, Outcome], id_columns=()) -> None:
     if not outcomes:
         return
-    records = [{**vars(o), "failure_kind": o.failure_kind} for o in outcomes.values()]
+    records = [{"row": o.row, "status": o.status, "http_status": o.http_status, "error_class": o.error_class,
+                "error": o.error, "failure_kind": o.failure_kind,
+                **{column: o.ids.get(column, "") for column in id_columns}} for o in outcomes.values()]
     frame = pd.DataFrame(records).set_index("row")
     frame["http_status"] = frame["http_status"].map(lambda v: "" if pd.isna(v) else str(int(v)))
-    for column in _OUTCOME_COLUMNS:
+    for column in _OUTCOME_COLUMNS + tuple(id_columns):
         meta.loc[frame.index, column] = frame[column]
     meta.loc[frame.index, "error"] = frame["error"]
 
@@ -602,7 +589,8 @@ def _write_summary_json(settings: Settings, summary: Summary) -> None:
 # ------------------------------------------------------------------------- retry
 
 
-def retry_report(report_path: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> JobResult:
+def retry_report(report_path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
+                 emit: Listener = nobody) -> JobResult:
     """Send again the failed rows of a report and update the report.
 
     Rows whose ``failure_kind`` is ``not-found`` are included only with
@@ -635,11 +623,14 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
                              report_path, file_warnings=["no failed rows to send again"])
         subset.frame.index.name = "row"
         validation = check_table(subset, settings)
-        upload = _Upload(settings, journal_for=report_path, source=report_path, cancellation=cancellation)
+        emit(Opened(str(report_path), len(subset.frame), f"sending again to the {settings.target.title}"))
+        upload = _Upload(settings, journal_for=report_path, source=report_path, cancellation=cancellation,
+                         emit=emit)
         try:
             meta = upload.send(validation)
         finally:
             upload.close()
+        emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))
         frame = _merge_reports(base.set_index("row", drop=False), report_frame(subset, meta, UPLOAD_COLUMNS))
         with _storage(settings.report or report_path, "the report"):
             written = write_report(frame, settings.report or report_path, delimiter=table.delimiter or ",")
@@ -672,7 +663,8 @@ class FolderResult:
     exit_code: int = 0
 
 
-def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancellation | None = None) -> FolderResult:
+def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancellation | None = None,
+                  emit: Listener = nobody) -> FolderResult:
     """Upload every CSV/XLSX in ``folder``, oldest first, for unattended runs.
 
     Each file is moved to ``done/`` (every row confirmed) or ``failed/`` (some
@@ -709,7 +701,7 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
                     result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
                     continue
                 try:
-                    outcome = upload_file(path, replace(settings, report=None, summary_json=None), cancellation)
+                    outcome = upload_file(path, replace(settings, report=None, summary_json=None), cancellation, emit)
                 except (AuthenticationError, TransportError, StoppedEarly):
                     raise  # every file would fail, or the run was stopped: leave this one in place
                 except UploaderError as exc:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sender import Outcome, Prepared, lanes
+from .outcome import Outcome, Prepared, lanes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,10 +39,11 @@ CREATE TABLE IF NOT EXISTS confirmed (
     row INTEGER NOT NULL,
     status TEXT NOT NULL,
     http_status INTEGER,
-    signal_transaction_id TEXT,
+    signal_transaction_id TEXT,  -- the first version's three ids; now in ids
     corrects_transaction_id TEXT,
     call_transaction_id TEXT,
-    confirmed_at REAL NOT NULL
+    confirmed_at REAL NOT NULL,
+    ids TEXT  -- JSON: the ids the target names, e.g. {"signal_transaction_id": "..."}
 );
 CREATE TABLE IF NOT EXISTS last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);
 """
@@ -73,14 +74,20 @@ class Entry:
 
 @dataclass
 class Earlier:
-    """A confirmed result from an earlier run."""
+    """A confirmed result from an earlier run, with the ids its answer carried."""
 
     row: int
     status: str
     http_status: int | None
-    signal_transaction_id: str
-    corrects_transaction_id: str
-    call_transaction_id: str
+    ids: dict[str, str]
+
+    def __getattr__(self, name: str) -> str:
+        if name.endswith("_id"):
+            return self.__dict__.get("ids", {}).get(name, "")
+        raise AttributeError(name)
+
+
+_LEGACY_IDS = ("signal_transaction_id", "corrects_transaction_id", "call_transaction_id")
 
 
 class Occurrences:
@@ -154,6 +161,9 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(confirmed)")}
+        if "ids" not in columns:  # a journal from before targets named their ids
+            self.db.execute("ALTER TABLE confirmed ADD COLUMN ids TEXT")
 
     @classmethod
     def for_input(cls, state_dir: Path, input_path: Path, api: str, base_url: str,
@@ -224,9 +234,13 @@ class Journal:
         return to_send, skipped, ids
 
     def _confirmed(self, identities: list[str]) -> dict[str, Earlier]:
-        query = ("SELECT identity, row, status, http_status, signal_transaction_id, corrects_transaction_id, "
+        query = ("SELECT identity, row, status, http_status, ids, signal_transaction_id, corrects_transaction_id, "
                  "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value")
-        return {identity: Earlier(*rest) for identity, *rest in self._lookup(query, identities)}
+        found = {}
+        for identity, row, status, http_status, ids, *legacy in self._lookup(query, identities):
+            found[identity] = Earlier(row, status, http_status, json.loads(ids) if ids else
+                                      {name: value for name, value in zip(_LEGACY_IDS, legacy) if value})
+        return found
 
     def _last_applied(self, key_hashes: list[str]) -> dict[str, str]:
         query = ("SELECT key_hash, payload_hash FROM last_applied "
@@ -259,9 +273,10 @@ class Journal:
         with self.db:  # one transaction: both tables or neither
             self.db.execute("BEGIN")
             self.db.executemany(
-                "INSERT OR REPLACE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, o.signal_transaction_id,
-                  o.corrects_transaction_id, o.call_transaction_id, now) for e, o in confirmed],
+                "INSERT OR REPLACE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
+                "confirmed_at, ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, now,
+                  json.dumps(o.ids, separators=(",", ":"))) for e, o in confirmed],
             )
             self.db.executemany("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
                                 [(e.key_hash, e.payload_hash) for e, _ in confirmed])

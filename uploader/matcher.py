@@ -1,17 +1,9 @@
-"""Stage 3: build each row's ``search`` block, the part that finds the call.
+"""Stage 3: which call each row is for.
 
-With a ``transaction_id`` only that is sent: the API ignores the other search
-fields then, so sending them would only suggest they count. Otherwise the
-search is the call's start time plus whichever narrowing fields the row has.
-Times always go out as epoch numbers, never as the Excel-compatible text the
-server would read in the network's own timezone.
-
->>> import pandas as pd
->>> row = {"transaction_id": "", "call_start_time": pd.Timestamp("2016-04-11T20:00:00Z"),
-...        "calling_phone_number": "+18885551212", "duration_in_seconds": "125",
-...        "advertiser_id_from_network": "", "advertiser_campaign_id_from_network": "", "network_id": ""}
->>> search_block(row, time_key="call_start_time")
-{'call_start_time': '1460404800', 'calling_phone_number': '+18885551212', 'duration_in_seconds': '125'}
+A row finds its call by ``transaction_id``, or else by the call's start time
+plus whichever narrowing fields it has (the Signal API's ``search`` block,
+built by :mod:`uploader.targets.signals`). This module says which rows reach
+the same call, and warns of search fields the API would ignore.
 """
 
 from __future__ import annotations
@@ -44,18 +36,6 @@ def epoch_text(instant: pd.Timestamp, *, allow_ms: bool = True) -> str:
     if allow_ms and ms % 1000:
         return str(ms)
     return str(ms // 1000)
-
-
-def search_block(row, *, time_key: str) -> dict[str, str]:
-    """The ``search`` object for one normalised row (a mapping of canonical fields)."""
-    transaction_id = row["transaction_id"]
-    if transaction_id:
-        return {"transaction_id": transaction_id}
-    search = {time_key: epoch_text(row["call_start_time"])}
-    for field in NARROWING_FIELDS:
-        if row[field]:
-            search[field] = row[field]
-    return search
 
 
 def call_reference(rows: pd.DataFrame) -> pd.Series:

@@ -419,8 +419,7 @@ class RunLog:
         self._write({
             "event": "row", "row": outcome.row, "status": outcome.status, "http_status": outcome.http_status,
             "error_class": outcome.error_class or None, "failure_kind": outcome.failure_kind or None,
-            "attempts": outcome.attempts, "signal_transaction_id": outcome.signal_transaction_id or None,
-            "call_transaction_id": outcome.call_transaction_id or None,
+            "attempts": outcome.attempts, **outcome.ids,
         })
 
     def invalid(self, row: int, codes: list[str]) -> None:

@@ -1,14 +1,15 @@
-"""Stage 4: prepare each request, then send them concurrently, in key order.
+"""Stage 4: send prepared requests concurrently, in key order, and read each answer.
 
-Prepare, then send: :func:`prepare` turns every valid row into a
-:class:`Prepared` request (its JSON payload and its idempotency key) before any
-network call; :class:`Sender` then posts them over pooled keep-alive
-connections and turns each answer into an :class:`Outcome`.
+Prepare, then send: a target turns every valid row into a
+:class:`~uploader.outcome.Request` (method, path, JSON body, idempotency key)
+before any network call; :class:`Sender` then sends them over pooled
+keep-alive connections, puts the token where the target says, and turns each
+answer into an :class:`~uploader.outcome.Outcome` by the target's rules.
 
-Rows that share a key (the same call, the same name compared
-case-insensitively, the same partner_unique_id) update the same signal, so
-they form a *lane* that one worker sends in file order: the last row wins, as
-the API documents. Different lanes run in parallel.
+Rows that share a key (for the Signal API: the same call, the same name
+compared case-insensitively, the same partner_unique_id) update the same
+record, so they form a *lane* that one worker sends in file order: the last
+row wins. Different lanes run in parallel.
 """
 
 from __future__ import annotations
@@ -31,108 +32,20 @@ import requests
 import urllib3
 
 from . import __version__
-from .config import Secret
-from .matcher import call_reference
+from .events import Listener, Paused, Retrying, nobody
+from .outcome import (FAILED, GONE, INVALID_ANSWER, TOO_LARGE, Outcome, Prepared, Request,
+                      failure_kind, lanes)
 from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
-from .targets import Target
-from .validate import Validation
+from .secret import Secret
+from .targets.base import Target
 
 log = logging.getLogger(__name__)
 
-CREATED, UPDATED, FAILED = "created", "updated", "failed"
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One request ready to go: everything but the token."""
-
-    row: int
-    key: str
-    payload: dict
-
-    def body(self, token: Secret) -> bytes:
-        return json.dumps({**self.payload, "oauth_token": token.reveal()}, separators=(",", ":")).encode()
-
-
-@dataclass
-class Outcome:
-    """What happened to one sent row."""
-
-    row: int
-    status: str
-    http_status: int | None = None
-    error_class: str = ""
-    error: str = ""
-    signal_transaction_id: str = ""
-    corrects_transaction_id: str = ""
-    call_transaction_id: str = ""
-    attempts: int = 1
-
-    @property
-    def confirmed(self) -> bool:
-        return self.status in (CREATED, UPDATED)
-
-    @property
-    def failure_kind(self) -> str:
-        """retryable, fix-data, fix-config or not-found (empty unless failed)."""
-        return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
-
-
-# 403 classes that mean "this token may not do that" rather than "this row is wrong".
-_CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect"}
-# Answers that are not what the API sends: a maintenance page, a cut or oversized
-# body. The row was not confirmed, so sending it again later is the remedy.
-INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
-_RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
-                      "RetryAfterTooLong"}
-
-
-def failure_kind(http_status: int | None, error_class: str = "") -> str:
-    """Sort a failure by what the user should do about it.
-
-    >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
-    ('not-found', 'fix-data', 'retryable')
-    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect")
-    ('retryable', 'fix-config')
-    """
-    if http_status is None or http_status == 429 or http_status >= 500 or error_class in _RETRYABLE_CLASSES:
-        return "retryable"
-    if http_status == 401 or error_class in _CONFIG_CLASSES:
-        return "fix-config"
-    if http_status == 404:
-        return "not-found"
-    return "fix-data"
-
-
-def prepare(validation: Validation, target: Target) -> list[Prepared]:
-    """Build the payload and idempotency key of every valid row, in file order."""
-    rows = validation.rows[validation.valid]
-    if rows.empty:
-        return []
-    keys = (
-        call_reference(rows)
-        + "\x1f" + rows["name"].str.casefold()
-        + "\x1f" + rows["partner_unique_id"]
-    )
-    return [
-        Prepared(row=int(row_number), key=key, payload=target.build_payload(record))
-        for row_number, key, record in zip(rows.index, keys, rows.to_dict("records"))
-    ]
-
-
-def lanes(prepared: Iterable[Prepared]) -> list[list[Prepared]]:
-    """Group requests by key, each group in file order, groups by first row.
-
-    >>> [[p.row for p in lane] for lane in lanes([Prepared(2, "a", {}), Prepared(3, "b", {}), Prepared(4, "a", {})])]
-    [[2, 4], [3]]
-    """
-    by_key: dict[str, list[Prepared]] = {}
-    for item in prepared:
-        by_key.setdefault(item.key, []).append(item)
-    return list(by_key.values())
+__all__ = ["Sender", "SendPolicy", "interpret", "Outcome", "Prepared", "Request", "failure_kind", "lanes"]
 
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+REFUSED = "could not reach the API (connection refused)"  # the request surely never arrived
 # The API's answers are a few hundred bytes; anything past this is not one of them.
 MAX_ANSWER_BYTES = 1 << 20
 
@@ -173,9 +86,11 @@ class Sender:
     """
 
     def __init__(self, target: Target, base_url: str, token: Secret, policy: SendPolicy = SendPolicy(), *,
-                 ca_bundle: str | None = None, rng: random.Random | None = None):
+                 ca_bundle: str | None = None, rng: random.Random | None = None, emit: Listener = nobody):
         self.target = target
-        self.url = f"{base_url.rstrip('/')}/{target.path}"
+        self.emit = emit  # Retrying and Paused events, from the worker threads
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/{target.path}"  # for the proxy and the pool: every path shares its host
         self.token = token
         self.policy = policy
         self.limit = AdaptiveLimit(policy.concurrency)
@@ -337,7 +252,7 @@ class Sender:
         # Plain http through a proxy names the whole URL; otherwise (direct, or
         # https tunnelled through the proxy) the request names just the path.
         plain_proxy = bool(proxy) and self.url.startswith("http:")
-        self._request_target = self.url if plain_proxy else urllib3.util.parse_url(self.url).request_uri
+        self._base_target = self.base_url if plain_proxy else (urllib3.util.parse_url(self.base_url).path or "")
         options = dict(num_pools=2, maxsize=self.policy.concurrency, block=True, retries=False,
                        timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout))
         if self.url.startswith("https:"):
@@ -349,8 +264,17 @@ class Sender:
         pool.ConnectionCls = self._deadlines.watched(pool.ConnectionCls)
         return pool
 
-    def _post(self, body: bytes) -> tuple[int, dict, bytes]:
-        """One POST: the status, the headers and at most MAX_ANSWER_BYTES + 1 of the body.
+    def _wire(self, item: Request) -> tuple[str, bytes | None, dict]:
+        """The request target (path and query), body and headers, with the token where the target puts it."""
+        target = self.target
+        path, body, extra = item.wire(self.token, target.token_in, target.token_field, target.path)
+        headers = {**self._headers, **extra}
+        if body is None:
+            del headers["Content-Type"]
+        return f"{self._base_target}/{path}", body, headers
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, dict, bytes]:
+        """One request: the status, the headers and at most MAX_ANSWER_BYTES + 1 of the body.
 
         The whole exchange must end within ``policy.timeout``: urllib3's own
         timeouts bound each read, so a server dripping a byte a second would
@@ -360,7 +284,7 @@ class Sender:
         response = content = None
         expired = False
         try:
-            response = self._pool.urlopen("POST", self._request_target, body=body, headers=self._headers,
+            response = self._pool.urlopen(method, path, body=body, headers=headers,
                                           assert_same_host=False, redirect=False, preload_content=False,
                                           decode_content=False)
             content = response.read(MAX_ANSWER_BYTES + 1, decode_content=False)
@@ -379,15 +303,13 @@ class Sender:
 
     def send_one(self, item: Prepared) -> Outcome:
         """One row, with retries; always returns an Outcome."""
-        body = item.body(self.token)
+        wire = self._wire(item)
         attempt = 0
         while True:
             attempt += 1
-            outcome, retry_after = self._attempt(item, body)
+            outcome, retry_after = self._attempt(item, wire)
             outcome.attempts = attempt
-            retryable = outcome.status == FAILED and outcome.error_class not in ("TLSError", "RetryAfterTooLong") \
-                and (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
-                     or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
+            retryable = self._may_retry(outcome)
             if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
                 if retryable and attempt > 1:
                     outcome.error = f"{outcome.error} (gave up after {attempt} attempts)"
@@ -397,24 +319,37 @@ class Sender:
                 wait = backoff(attempt, base=self.policy.backoff_base, cap=self.policy.backoff_cap, rng=self.rng)
             if retry_after is not None:
                 wait = max(wait, retry_after)
-            log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row,
-                      outcome.http_status or outcome.error_class, attempt, wait)
+            reason = str(outcome.http_status or outcome.error_class)
+            log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row, reason, attempt, wait)
+            self.emit(Retrying(item.row, attempt, wait, reason))
             if self._stop.wait(wait):
                 return outcome
 
-    def _attempt(self, item: Prepared, body: bytes) -> tuple[Outcome, float | None]:
+    def _may_retry(self, outcome: Outcome) -> bool:
+        """Whether sending the row again may help, and cannot apply it twice.
+
+        A target that is not idempotent is sent again only when the request
+        surely did not reach the server: a 429, or a connection refused.
+        """
+        if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong"):
+            return False
+        if not self.target.idempotent:
+            return outcome.http_status == 429 or outcome.error == REFUSED
+        return (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
+                or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
+
+    def _attempt(self, item: Request, wire: tuple[str, bytes | None, dict]) -> tuple[Outcome, float | None]:
         self.pause.wait(self._stop)
         self.limit.acquire()
         try:
             self.rate.wait()
             try:
-                status, headers, content = self._post(body)
+                status, headers, content = self._send(item.method, *wire)
             except urllib3.exceptions.SSLError as exc:
                 return Outcome(item.row, FAILED, error_class="TLSError",
                                error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None
             except urllib3.exceptions.NewConnectionError:  # refused; urllib3 files it under timeouts
-                return Outcome(item.row, FAILED, error_class="ConnectionError",
-                               error="could not reach the API (connection refused)"), None
+                return Outcome(item.row, FAILED, error_class="ConnectionError", error=REFUSED), None
             except urllib3.exceptions.TimeoutError:
                 self.limit.on_overload()
                 return Outcome(item.row, FAILED, error_class="Timeout",
@@ -443,6 +378,7 @@ class Sender:
                 retry_after = None
             elif retry_after is not None:
                 self.pause.extend(retry_after)
+                self.emit(Paused(retry_after))
         if status == 429 or status >= 500:
             self.limit.on_overload()
         elif outcome.confirmed:
@@ -584,10 +520,11 @@ def _quote(content: bytes, limit: int = 80) -> str:
 
 
 def interpret(status: int, content: bytes | None, row: int, target: Target, location: str | None = None) -> Outcome:
-    """Turn one HTTP answer into an Outcome, following the documented bodies.
+    """Turn one HTTP answer into an Outcome, by the target's declarations.
 
-    A 200 or 201 counts only when it proves itself: a JSON object holding the
-    target's record with its ``transaction_id``.
+    A success status counts only when the answer proves itself (for the
+    platform's APIs: a JSON object holding the target's record with its
+    ``transaction_id``).
 
     >>> from uploader.targets import SIGNALS
     >>> interpret(201, b'{"signal": {"transaction_id": "T1"}, "call": {"transaction_id": "C1"}}', 2, SIGNALS).status
@@ -609,39 +546,24 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
         body = None
     if 300 <= status < 400:
         return _redirect(row, status, location, target)
-    if status in (200, 201):
-        record = body.get(target.record_key) if isinstance(body, dict) else None
-        transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
-        if not isinstance(transaction_id, (str, int)) or isinstance(transaction_id, bool) or not str(transaction_id):
+    if status in target.success:
+        ids = target.read_success(status, body)
+        if ids is None:
             return Outcome(row, FAILED, status, INVALID_ANSWER,
-                           f"the API answered {status} but not with the {target.record_key} record it returns "
-                           f"(its transaction_id missing); the answer began {_quote(content or b'')}")
-        call = body.get("call")
-        call = call if isinstance(call, dict) else {}
-        return Outcome(
-            row,
-            CREATED if status == 201 else UPDATED,
-            http_status=status,
-            signal_transaction_id=str(transaction_id),
-            corrects_transaction_id=_text(record.get("corrects_transaction_id")),
-            call_transaction_id=_text(call.get("transaction_id")),
-        )
-    body = body if isinstance(body, dict) else {}
-    errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
-    error_class = _text(errors.get("class"))[:100]
-    detail = _text(errors.get("invalid_data"))[:1000]
+                           f"the API answered {status} but not with {target.what_proves()}; "
+                           f"the answer began {_quote(content or b'')}")
+        return Outcome(row, target.success[status], status, **ids)
+    error_class, detail = target.read_error(body)
     if status == 401:
         return Outcome(row, FAILED, 401, error_class or "NotAuthorized",
                        detail or "the API rejected the token (401)")
+    if status == 404 and target.not_found_final:
+        error_class = GONE
     if not error_class:
         error_class = f"HTTP{status}"
     if not detail:
         detail = f"the API answered {status} without an error description; the answer began {_quote(content or b'')}"
     return Outcome(row, FAILED, status, error_class, detail)
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ("" if value is None or isinstance(value, (dict, list)) else str(value))
 
 
 def _redirect(row: int, status: int, location: str | None, target: Target) -> Outcome:
@@ -652,8 +574,9 @@ def _redirect(row: int, status: int, location: str | None, target: Target) -> Ou
     location = location.strip()[:300]
     suggestion = ""
     path = urllib3.util.parse_url(location).path or ""
-    if path.endswith("/" + target.path):
-        suggestion = f"; try --base-url {location.split('?')[0][: -len(target.path) - 1]}"
+    endpoint = target.path.split("?")[0]
+    if path.endswith("/" + endpoint):
+        suggestion = f"; try --base-url {location.split('?')[0][: -len(endpoint) - 1]}"
     return Outcome(row, FAILED, status, "Redirect",
                    f"the API answered {status}, pointing to {location}: redirects are not followed, so "
                    f"the base URL is probably out of date{suggestion}")

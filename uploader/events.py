@@ -1,0 +1,81 @@
+"""What a run reports as it goes: the events a :class:`~uploader.run.Run` publishes.
+
+Front ends listen: the CLI's progress bar, the web page's live counts. An
+event is a small frozen record; a listener is any callable that takes one.
+Events may come from the sender's worker threads (``Retrying``, ``Paused``):
+:class:`~uploader.run.Run` hands them to listeners one at a time.
+
+>>> Opened("march.csv", 1000, "uploading to the Signal API")
+Opened(path='march.csv', total=1000, description='uploading to the Signal API')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The file is open; ``total`` is its row count when known beforehand (else None)."""
+
+    path: str
+    total: int | None
+    description: str
+
+
+@dataclass(frozen=True)
+class ChunkChecked:
+    """A chunk of rows was read and validated (nothing of it sent yet)."""
+
+    first_row: int
+    rows: int
+    valid: int
+
+
+@dataclass(frozen=True)
+class RowAnswered:
+    """The API's answer for one row is in (and, when confirmed, journaled): its outcome."""
+
+    outcome: object  # uploader.outcome.Outcome
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A row's request is sent again after ``wait`` seconds (a 429, a 5xx, a network error)."""
+
+    row: int
+    attempt: int
+    wait: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The API asked every worker to wait (a 429's Retry-After)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    """Every row of a chunk has its status (in the report); counts by status."""
+
+    rows: int
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run is over: its result (None if it failed before having one), and the error that ended it."""
+
+    result: object
+    error: BaseException | None
+    exit_code: int
+
+
+Listener = Callable[[object], None]
+
+
+def nobody(event: object) -> None:
+    """The listener of a job run without a :class:`~uploader.run.Run`."""

@@ -1,0 +1,152 @@
+"""What travels between the stages: a prepared request, and what happened to it.
+
+A target turns rows into :class:`Request` objects (prepare), the sender turns
+each into an :class:`Outcome` (send), and the journal and the report keep
+outcomes. Neither record knows an API: the ids an answer carries are named by
+the target (``signal_transaction_id`` for the Signal API), and an outcome
+offers them as attributes.
+
+>>> outcome = Outcome(2, "created", 201, signal_transaction_id="S1")
+>>> outcome.signal_transaction_id, outcome.confirmed, outcome.call_transaction_id
+('S1', True, '')
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CREATED, UPDATED, FAILED = "created", "updated", "failed"
+CONFIRMED = (CREATED, UPDATED)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request ready to go: everything but the token.
+
+    ``payload`` is the JSON body (None for a request without one), ``path``
+    is relative to the base URL and may carry a query string, ``key`` is the
+    row's idempotency key: rows of one key are sent in file order.
+    """
+
+    row: int
+    key: str
+    payload: dict | None
+    method: str = "POST"
+    path: str = ""
+
+    def wire(self, token, token_in: str = "body", token_field: str = "oauth_token", default_path: str = ""
+             ) -> tuple[str, bytes | None, dict[str, str]]:
+        """The path (with its query), the body and the extra headers, the token where the API takes it.
+
+        A request without a path of its own goes to ``default_path`` (its target's).
+
+        >>> from uploader.secret import Secret
+        >>> Request(2, "k", None, "GET", "calls.json?id=1").wire(Secret("t"), "query")
+        ('calls.json?id=1&oauth_token=t', None, {})
+        """
+        path, payload, headers = self.path or default_path, self.payload, {}
+        secret = token.reveal() if token is not None else None
+        if secret is not None:
+            if token_in == "body":
+                payload = {**(payload or {}), token_field: secret}
+            elif token_in == "query":
+                path += ("&" if "?" in path else "?") + urllib.parse.urlencode({token_field: secret})
+            else:
+                headers["Authorization"] = f"Bearer {secret}"
+        body = None if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        return path, body, headers
+
+    def body(self, token) -> bytes | None:
+        """The JSON body with the token in it (the platform's APIs take it as ``oauth_token``)."""
+        return self.wire(token)[1]
+
+
+Prepared = Request  # the name the sender's first version used
+
+
+class Outcome:
+    """What happened to one sent row, with the ids its answer carried.
+
+    ``status`` is created, updated, failed (or, later in a run, skipped and
+    the like); the ids are keyword arguments named as the target names them.
+    """
+
+    __slots__ = ("row", "status", "http_status", "error_class", "error", "attempts", "ids")
+
+    def __init__(self, row: int, status: str, http_status: int | None = None, error_class: str = "",
+                 error: str = "", attempts: int = 1, **ids: str):
+        self.row = row
+        self.status = status
+        self.http_status = http_status
+        self.error_class = error_class
+        self.error = error
+        self.attempts = attempts
+        self.ids: dict[str, str] = {name: value for name, value in ids.items() if value}
+
+    def __getattr__(self, name: str) -> str:
+        # Only reached for names that are not slots: any id a target may name
+        # (…_id), empty when the answer did not carry it.
+        if name.endswith("_id") and not name.startswith("_"):
+            return object.__getattribute__(self, "ids").get(name, "")
+        raise AttributeError(name)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Outcome) and all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    def __repr__(self) -> str:
+        ids = "".join(f", {name}={value!r}" for name, value in self.ids.items())
+        return f"Outcome({self.row}, {self.status!r}, {self.http_status!r}, {self.error_class!r}{ids})"
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status in CONFIRMED
+
+    @property
+    def failure_kind(self) -> str:
+        """retryable, fix-data, fix-config or not-found (empty unless failed)."""
+        return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
+
+
+# 403 classes that mean "this token may not do that" rather than "this row is wrong".
+CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect"}
+# Answers that are not what the API sends: a maintenance page, a cut or oversized
+# body. The row was not confirmed, so sending it again later is the remedy.
+INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
+RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
+                     "RetryAfterTooLong"}
+# A failure a target declares final (a call that has ended never comes back).
+GONE = "Gone"
+
+
+def failure_kind(http_status: int | None, error_class: str = "") -> str:
+    """Sort a failure by what the user should do about it.
+
+    >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
+    ('not-found', 'fix-data', 'retryable')
+    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect"), failure_kind(404, "Gone")
+    ('retryable', 'fix-config', 'fix-data')
+    """
+    if http_status is None or http_status == 429 or http_status >= 500 or error_class in RETRYABLE_CLASSES:
+        return "retryable"
+    if http_status == 401 or error_class in CONFIG_CLASSES:
+        return "fix-config"
+    if http_status == 404 and error_class != GONE:
+        return "not-found"
+    return "fix-data"
+
+
+def lanes(prepared: Iterable[Request]) -> list[list[Request]]:
+    """Group requests by key, each group in file order, groups by first row.
+
+    >>> [[p.row for p in lane] for lane in lanes([Request(2, "a", {}), Request(3, "b", {}), Request(4, "a", {})])]
+    [[2, 4], [3]]
+    """
+    by_key: dict[str, list[Request]] = {}
+    for item in prepared:
+        by_key.setdefault(item.key, []).append(item)
+    return list(by_key.values())
+
+

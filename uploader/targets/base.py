@@ -1,0 +1,104 @@
+"""What every target declares, and the reading of answers that most targets share.
+
+A target is a small declaration, like a Meltano SDK ``RESTStream``: its name,
+the request (method, path, where the token goes), how rows become requests,
+which answers prove a success and which ids they carry, what a 404 means, and
+whether sending twice is safe. Counting, journaling, retries, pacing and
+reports are shared machinery that reads these declarations and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pandas as pd
+
+from ..outcome import CREATED, UPDATED, Request
+
+
+class Target:
+    """Base class: a subclass declares the class attributes and :meth:`payloads`."""
+
+    name: ClassVar[str]  # the --api value
+    title: ClassVar[str]  # for people
+    method: ClassVar[str] = "POST"
+    path: ClassVar[str]  # appended to the base URL; may carry a query string
+    token_in: ClassVar[str] = "body"  # "body" (a JSON field), "query" (a parameter) or "header" (Bearer)
+    token_field: ClassVar[str] = "oauth_token"  # the body field or query parameter that carries it
+    # Which answers are a success, and what each means for the row.
+    success: ClassVar[dict[int, str]] = {201: CREATED, 200: UPDATED}
+    # Sending a row twice is harmless (the API is idempotent by its key), so a
+    # request whose answer was lost may be sent again. When False, a request that
+    # may have reached the server is never sent again without the user asking.
+    idempotent: ClassVar[bool] = True
+    # A 404 that a later run may not get (the call was not in yet): "not-found",
+    # retried by `retry --include-not-found`. When True the thing is gone for good.
+    not_found_final: ClassVar[bool] = False
+    record_key: ClassVar[str] = ""  # the answer's object that proves the success
+    id_columns: ClassVar[tuple[str, ...]] = ()  # the ids an answer carries, as the report's columns
+
+    # -- rows into requests -------------------------------------------------
+
+    def keys(self, rows: pd.DataFrame) -> pd.Series:
+        """The key of each valid row: rows of one key go in file order, and a rerun is idempotent by it."""
+        raise NotImplementedError
+
+    def payloads(self, rows: pd.DataFrame) -> list[dict | None]:
+        """The JSON body of each valid row, without the token (None: the request has no body)."""
+        raise NotImplementedError
+
+    def paths(self, rows: pd.DataFrame) -> list[str] | None:
+        """The path of each row's request, when it differs by row (ids in the path or query)."""
+        return None
+
+    def prepare(self, rows: pd.DataFrame) -> list[Request]:
+        """Every valid row's request, in file order, built from the columns at once."""
+        if rows.empty:
+            return []
+        keys = self.keys(rows)
+        payloads = self.payloads(rows)
+        paths = self.paths(rows) or [self.path] * len(rows)
+        method = self.method
+        return [Request(int(row), key, payload, method, path)
+                for row, key, payload, path in zip(rows.index, keys, payloads, paths)]
+
+    # -- answers into outcomes ----------------------------------------------
+
+    def read_success(self, status: int, body) -> dict[str, str] | None:
+        """The ids a success answer carries, or None when it does not prove itself.
+
+        The default: a JSON object holding ``record_key`` with a non-empty
+        ``transaction_id`` (the platform's APIs).
+        """
+        record = body.get(self.record_key) if isinstance(body, dict) else None
+        transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
+        if not isinstance(transaction_id, (str, int)) or isinstance(transaction_id, bool) or not str(transaction_id):
+            return None
+        return self.ids(body, record, str(transaction_id))
+
+    def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
+        """The report's id columns from a proven answer."""
+        return {self.id_columns[0]: transaction_id} if self.id_columns else {}
+
+    def what_proves(self) -> str:
+        """Said when a success answer does not prove itself."""
+        return f"the {self.record_key} record it returns (its transaction_id missing)"
+
+    def read_error(self, body) -> tuple[str, str]:
+        """(error class, description) of a failure answer: the platform's ``{"errors": {...}}`` form."""
+        body = body if isinstance(body, dict) else {}
+        errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+        return text(errors.get("class"))[:100], text(errors.get("invalid_data"))[:1000]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def text(value) -> str:
+    """A JSON scalar as text; objects, lists and null as empty."""
+    return value if isinstance(value, str) else ("" if value is None or isinstance(value, (dict, list)) else str(value))
+
+
+def compact(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
