@@ -143,6 +143,36 @@ def test_journal_plans_prefixes_and_keeps_the_last_row_winning(tmp_path):
     assert [[i.row for i in lane] for lane in journal.plan(items, force=True)[0]] == [[2, 3, 4], [5]]
 
 
+def test_a_journal_written_before_targets_named_their_ids_still_skips_its_rows(tmp_path):
+    import sqlite3
+
+    from uploader.journal import entries
+
+    items = _items(2)
+    ids = entries(items)
+    # The first version's table: three fixed id columns, no "ids".
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript("""
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE confirmed (identity TEXT PRIMARY KEY, key_hash TEXT NOT NULL, payload_hash TEXT NOT NULL,
+            row INTEGER NOT NULL, status TEXT NOT NULL, http_status INTEGER, signal_transaction_id TEXT,
+            corrects_transaction_id TEXT, call_transaction_id TEXT, confirmed_at REAL NOT NULL);
+        CREATE TABLE last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);""")
+    entry = ids[2]
+    db.execute("INSERT INTO confirmed VALUES (?, ?, ?, 2, 'created', 201, 'S2', NULL, 'C2', 0)",
+               (entry.identity, entry.key_hash, entry.payload_hash))
+    db.execute("INSERT INTO last_applied VALUES (?, ?)", (entry.key_hash, entry.payload_hash))
+    db.commit()
+    db.close()
+
+    journal = Journal(tmp_path / "old.sqlite")
+    work, skipped, ids = journal.plan(items)
+    assert [[i.row for i in lane] for lane in work] == [[3]]
+    assert (skipped[2].signal_transaction_id, skipped[2].call_transaction_id) == ("S2", "C2")
+    journal.record(ids[3], Outcome(3, "created", 201, signal_transaction_id="S3"))
+    assert journal.plan(items)[1][3].signal_transaction_id == "S3"
+
+
 def test_journal_holds_no_content_and_no_token(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
     item = Prepared(2, "id:T1\x1fsale\x1f1", {"search": {"calling_phone_number": "+14155550134"},
