@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CREATED, UPDATED, FAILED = "created", "updated", "failed"
 CONFIRMED = (CREATED, UPDATED)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One request ready to go: everything but the token.
 
     ``payload`` is the JSON body (None for a request without one), ``path``
@@ -31,6 +30,8 @@ class Request:
     row's idempotency key: rows of one key are sent in file order.
     """
 
+    # A named tuple, not a dataclass: a million of them are built per million rows,
+    # and a tuple is built three times faster.
     row: int
     key: str
     payload: dict | None

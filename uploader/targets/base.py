@@ -56,12 +56,11 @@ class Target:
         """Every valid row's request, in file order, built from the columns at once."""
         if rows.empty:
             return []
-        keys = self.keys(rows)
+        keys = self.keys(rows).tolist()  # Arrow-backed text: one conversion, not a million boxed reads
         payloads = self.payloads(rows)
         paths = self.paths(rows) or [self.path] * len(rows)
         method = self.method
-        return [Request(int(row), key, payload, method, path)
-                for row, key, payload, path in zip(rows.index, keys, payloads, paths)]
+        return list(map(Request, rows.index.tolist(), keys, payloads, [method] * len(keys), paths))
 
     # -- answers into outcomes ----------------------------------------------
 

@@ -53,6 +53,17 @@ def epoch_texts(instants: pd.Series, *, allow_ms: bool = True) -> list[str | Non
             for m, here in zip(ms.tolist(), present.tolist())]
 
 
+def _fill(dicts: list[dict], field: str, column: pd.Series, positions: np.ndarray | None = None) -> None:
+    """Set ``field`` in the dicts whose cell is not empty, visiting only those (most optional cells are)."""
+    present = np.flatnonzero((column != "").to_numpy())
+    if not len(present):
+        return
+    values = column.iloc[present].tolist()
+    places = present if positions is None else positions[present]
+    for place, value in zip(places.tolist(), values):
+        dicts[place][field] = value
+
+
 class SignalTarget(Target):
     """POST {base}/transactions/signals.json."""
 
@@ -71,23 +82,16 @@ class SignalTarget(Target):
         return call_reference(rows) + "\x1f" + rows["name"].str.casefold() + "\x1f" + rows["partner_unique_id"]
 
     def payloads(self, rows: pd.DataFrame) -> list[dict]:
-        searches = self._searches(rows)
-        names = rows["name"].tolist()
-        optional = [(field, rows[field].tolist()) for field in _PLAIN_OPTIONAL]
+        records = [{self.name_key: name} for name in rows["name"].tolist()]
+        for field in _PLAIN_OPTIONAL:
+            _fill(records, field, rows[field])
         occurred = epoch_texts(rows["occurred_at_time"], allow_ms=self.occurred_ms)
-        values = rows["value"].tolist()
-        name_key, occurred_key, record_key = self.name_key, self.occurred_key, self.record_key
-        payloads = []
-        for i, search in enumerate(searches):
-            record = {name_key: names[i]}
-            for field, column in optional:
-                if column[i]:
-                    record[field] = column[i]
-            if occurred[i] is not None:
-                record[occurred_key] = occurred[i]
-            record["value"] = values[i]
-            payloads.append({"search": search, record_key: record})
-        return payloads
+        for record, when, value in zip(records, occurred, rows["value"].tolist()):
+            if when is not None:
+                record[self.occurred_key] = when
+            record["value"] = value
+        record_key = self.record_key
+        return [{"search": search, record_key: record} for search, record in zip(self._searches(rows), records)]
 
     def _searches(self, rows: pd.DataFrame) -> list[dict[str, str]]:
         """The ``search`` block of each row: the transaction id alone, else the start time and narrowing fields.
@@ -96,20 +100,13 @@ class SignalTarget(Target):
         sending them would only suggest they count. Times always go out as
         epoch numbers, never as text the server would read in its own zone.
         """
-        ids = rows["transaction_id"].tolist()
-        starts = epoch_texts(rows["call_start_time"])
-        narrowing = [(field, rows[field].tolist()) for field in NARROWING_FIELDS]
         time_key = self.time_key
-        searches = []
-        for i, transaction_id in enumerate(ids):
-            if transaction_id:
-                searches.append({"transaction_id": transaction_id})
-                continue
-            search = {time_key: starts[i]}
-            for field, column in narrowing:
-                if column[i]:
-                    search[field] = column[i]
-            searches.append(search)
+        searches = [{"transaction_id": transaction_id} if transaction_id else {time_key: start}
+                    for transaction_id, start in zip(rows["transaction_id"].tolist(),
+                                                     epoch_texts(rows["call_start_time"]))]
+        by_time = rows[(rows["transaction_id"] == "").to_numpy()]
+        for field in NARROWING_FIELDS:
+            _fill(searches, field, by_time[field], positions=rows.index.get_indexer(by_time.index))
         return searches
 
     def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
