@@ -318,9 +318,13 @@ def main() -> int:
         f"| {base['rss_mb']:.0f} | 1.0x | | {1000 * base['cpu'] / rows:.3f} |",
         f"| validate, signal-uploader | {rows:,} | {ours['wall']:.1f} | {rows / ours['wall']:,.0f} "
         f"| {ours['rss_mb']:.0f} | {base['wall'] / ours['wall']:.2f}x | | {1000 * ours['cpu'] / rows:.3f} |",
-        *[f"| upload --dry-run (read, validate, prepare, report) | {d['rows']:,} | {d['wall']:.1f} "
-          f"| {d['rows'] / d['wall']:,.0f} | {d['rss_mb']:.0f} | | | {1000 * d['cpu'] / d['rows']:.3f} |"
-          for d in (dry["tenth"], dry["full"])],
+        f"| upload --dry-run (read, validate, prepare, report) | {dry['tenth']['rows']:,} | "
+        f"{dry['tenth']['wall']:.1f} | {dry['tenth']['rows'] / dry['tenth']['wall']:,.0f} "
+        f"| {dry['tenth']['rss_mb']:.0f} | | | {1000 * dry['tenth']['cpu'] / dry['tenth']['rows']:.3f} |",
+        # The house issue's bound: a dry-run costs at most twice a validate of the same file.
+        f"| upload --dry-run (read, validate, prepare, report) | {rows:,} | {dry['full']['wall']:.1f} "
+        f"| {rows / dry['full']['wall']:,.0f} | {dry['full']['rss_mb']:.0f} | "
+        f"| {dry['full']['wall'] / ours['wall']:.2f}x validate (limit 2x) | {1000 * dry['full']['cpu'] / rows:.3f} |",
         f"| upload, {latency} ms API, concurrency {options.concurrency} | {upload_rows:,} | {up['wall']:.1f} "
         f"| {upload_rows / up['wall']:,.0f} | {up['rss_mb']:.0f} | | {up['wall'] / limit:.0%} of {limit:.2f} s "
         f"| {1000 * up['cpu'] / upload_rows:.3f} |",
