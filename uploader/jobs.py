@@ -34,7 +34,7 @@ import pandas as pd
 from .cancel import Cancellation
 from .events import ChunkChecked, ChunkDone, Listener, Opened, RowAnswered, nobody
 from .config import Settings
-from .errors import (ApiUnavailable, AuthenticationError, FileFormatError, InputChanged, InputError, StorageError,
+from .errors import (ApiUnavailable, AuthenticationError, FileFormatError, InputChanged, StorageError,
                      StoppedEarly, TransportError, UploaderError, UsageError)
 from .journal import Journal, Occurrences
 from .locking import ContentLock, RunLock
