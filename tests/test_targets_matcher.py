@@ -6,8 +6,8 @@ import pandas as pd
 
 from conftest import write_csv
 from uploader.config import Secret, resolve
-from uploader.jobs import check_file
-from uploader.jobs import prepare
+from uploader.pipeline import check_file
+from uploader.pipeline import prepare
 from uploader.sender import Prepared, interpret, lanes
 from uploader.targets import CALL_OUTCOMES, SIGNALS
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from conftest import write_csv
-from uploader.jobs import check_file
+from uploader.pipeline import check_file
 from uploader.config import resolve
 
 COLUMNS = ["transaction_id", "call_start_time", "calling_phone_number", "duration_in_seconds", "name",

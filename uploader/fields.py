@@ -1,87 +1,40 @@
-"""The input columns the uploader understands, and how headers are matched.
+"""What a target's rows hold, declared once: :class:`FieldSet`, and how headers are matched.
 
-Canonical names are the Signal API's. Headers match case-insensitively,
-ignoring spaces, underscores and hyphens, and the Call Outcomes API's names are
-accepted as aliases:
+Each target's schema module (``schemas/signals.py``, ...) declares a
+FieldSet: the field names, the other spellings accepted for them, the columns
+a file must have, and which fields are times, phone numbers, identifiers,
+booleans, whole numbers or free text. The reader, the validator and the
+report read these declarations; none of them knows a target's fields.
 
->>> canonical_field("Transaction ID")
-'transaction_id'
->>> canonical_field("outcome_name")
-'name'
->>> canonical_field("Custom Paramter 1")   # the Call Outcomes doc's typo
-'custom_parameter_1'
->>> canonical_field("Notes") is None
-True
+Headers match case-insensitively, ignoring spaces, underscores and hyphens:
+
+>>> fields = FieldSet(names=("name", "transaction_id"), aliases={"outcome_name": "name"},
+...                   needs=(Need(("name",), "no 'name' column", "add one"),))
+>>> fields.canonical("Transaction ID"), fields.canonical("Outcome Name"), fields.canonical("Notes")
+('transaction_id', 'name', None)
+>>> fields.looks_like_header(["Name", "Notes"]), fields.looks_like_header(["Notes"])
+(True, False)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
-# Fields of the search block: they find the call.
-SEARCH_FIELDS = (
-    "transaction_id",
-    "call_start_time",
-    "calling_phone_number",
-    "duration_in_seconds",
-    "advertiser_id_from_network",
-    "advertiser_campaign_id_from_network",
-    "network_id",
-)
+import numpy as np
+import pandas as pd
 
-# Fields of the signal itself.
-SIGNAL_FIELDS = (
-    "name",
-    "partner_unique_id",
-    "description",
-    "occurred_at_time",
-    "sale_amount",
-    "value",
-    "custom_parameter_1",
-    "custom_parameter_2",
-    "custom_parameter_3",
-)
-
-FIELDS = SEARCH_FIELDS + SIGNAL_FIELDS
-TIME_FIELDS = ("call_start_time", "occurred_at_time")
-# Identifiers: a spreadsheet that shows them as 1.23457E+15 has lost digits.
-ID_FIELDS = (
-    "transaction_id",
-    "partner_unique_id",
-    "advertiser_id_from_network",
-    "advertiser_campaign_id_from_network",
-    "network_id",
-)
-CUSTOM_FIELDS = ("custom_parameter_1", "custom_parameter_2", "custom_parameter_3")
-# Sent exactly as written, surrounding white space included.
-FREE_TEXT_FIELDS = ("description",) + CUSTOM_FIELDS
-
-# Other spellings accepted for a canonical field (the Call Outcomes API's names).
-ALIASES = {
-    "outcome_name": "name",
-    "start_time_t": "call_start_time",
-    "occurred_at_time_t": "occurred_at_time",
-    "custom_paramter_1": "custom_parameter_1",
-    "custom_paramter_2": "custom_parameter_2",
-    "custom_paramter_3": "custom_parameter_3",
-}
+# Every cell is text in an Arrow-backed column: pandas' string methods on it
+# run as compiled Arrow kernels, not one Python call per cell.
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 
 # Columns the uploader itself writes in front of the input's columns in its
-# reports, in order. A report fed back in as input (the way failed rows are
-# reprocessed) carries them; they are dropped silently rather than warned about
-# and copied into the next report a second time.
-REPORT_COLUMNS = (
-    "row",
-    "status",
-    "http_status",
-    "error_class",
-    "failure_kind",
-    "error",
-    "warning",
-    "signal_transaction_id",
-    "corrects_transaction_id",
-    "call_transaction_id",
-)
+# reports, in order; the target's id columns follow them. A report fed back in
+# as input (the way failed rows are reprocessed) carries them; they are dropped
+# silently rather than warned about and copied into the next report again.
+OUTCOME_COLUMNS = ("row", "status", "http_status", "error_class", "failure_kind", "error", "warning")
 
 # What Excel shows for a long number in a General-format cell: 1.23457E+15.
 SCIENTIFIC_NOTATION = r"[-+]?\d(?:[.,]\d+)?[eE][-+]?\d+"
@@ -98,25 +51,64 @@ def squash(header: str) -> str:
     return _SQUASH.sub("", str(header)).casefold()
 
 
-_LOOKUP = {squash(name): name for name in FIELDS}
-_LOOKUP.update({squash(alias): name for alias, name in ALIASES.items()})
-_REPORT_LOOKUP = {squash(name): name for name in REPORT_COLUMNS}
+@dataclass(frozen=True)
+class Need:
+    """A file must have at least one of these columns; otherwise no row could be sent."""
+
+    any_of: tuple[str, ...]
+    message: str  # after "{path}: "
+    hint: str
 
 
-def canonical_field(header: str) -> str | None:
-    """The canonical field a header stands for, or None for an unknown column."""
-    return _LOOKUP.get(squash(header))
+@dataclass(frozen=True)
+class FieldSet:
+    """The fields of one target's rows, and what kind each is."""
 
+    names: tuple[str, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)  # other spelling -> field
+    needs: tuple[Need, ...] = ()  # column requirements, checked on the header
+    times: tuple[str, ...] = ()  # read with the timestamp rules and --timezone
+    phones: tuple[str, ...] = ()  # parsed to E.164 with --phone-region
+    ids: tuple[str, ...] = ()  # identifiers: a spreadsheet's 1.23457E+15 lost their digits
+    padded_ids: tuple[str, ...] = ()  # ids whose leading zeros a spreadsheet may drop
+    free_text: tuple[str, ...] = ()  # sent exactly as written, surrounding white space included
+    booleans: Mapping[str, str] = field(default_factory=dict)  # field -> what an empty cell means ("" = absent)
+    whole_numbers: tuple[str, ...] = ()  # "30.0" is sent as "30"
+    report_ids: tuple[str, ...] = ()  # the ids a success carries: the report's columns after the outcome
+    # The pandera schema of the rules on the text, for the columns a file has
+    # (canonical names) -> ``pandera.DataFrameSchema``; None: no text rules.
+    rules: Callable | None = None
 
-def is_report_column(header: str) -> bool:
-    """True for a column this tool writes into its reports (see REPORT_COLUMNS)."""
-    return squash(header) in _REPORT_LOOKUP
+    @cached_property
+    def _lookup(self) -> dict[str, str]:
+        lookup = {squash(name): name for name in self.names}
+        lookup.update({squash(alias): name for alias, name in self.aliases.items()})
+        return lookup
 
+    @cached_property
+    def _report_lookup(self) -> dict[str, str]:
+        return {squash(name): name for name in self.report_columns}
 
-def report_column(header: str) -> str | None:
-    """The report column a header stands for, or None.
+    @property
+    def report_columns(self) -> tuple[str, ...]:
+        """The columns a report of this target puts before the input's own."""
+        return OUTCOME_COLUMNS + self.report_ids
 
-    >>> report_column("Failure Kind")
-    'failure_kind'
-    """
-    return _REPORT_LOOKUP.get(squash(header))
+    def canonical(self, header: str) -> str | None:
+        """The field a header stands for, or None for an unknown column."""
+        return self._lookup.get(squash(header))
+
+    def report_column(self, header: str) -> str | None:
+        """The report column a header stands for, or None (see OUTCOME_COLUMNS)."""
+        return self._report_lookup.get(squash(header))
+
+    def unmet(self, present: Iterable[str]) -> Need | None:
+        """The first requirement a set of fields does not meet, or None."""
+        present = set(present)
+        return next((need for need in self.needs if not present & set(need.any_of)), None)
+
+    def looks_like_header(self, cells) -> bool:
+        """Whether a record names the fields a row needs (a title row above the header does not)."""
+        present = {self.canonical(str(c).strip()) for c in cells if str(c).strip()}
+        present.discard(None)
+        return bool(present) and self.unmet(present) is None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .fields import TEXT
 from .problems import WARNING, Problems
-from .read import TEXT
 
 NARROWING_FIELDS = (
     "calling_phone_number",

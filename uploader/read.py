@@ -38,7 +38,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import FileFormatError, UsageError
-from .fields import FIELDS, FREE_TEXT_FIELDS, canonical_field, is_report_column, report_column
+from .fields import TEXT, FieldSet
+from .schemas.signals import FIELDS as SIGNAL_FIELDS  # the default: files of signals
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,6 @@ csv.field_size_limit(64 * 1024 * 1024)
 # What the report writer puts before a cell a spreadsheet could run as a
 # formula (OWASP's advice). Reading a report back takes it off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-# Every cell is text in an Arrow-backed column: pandas' string methods on it
-# run as compiled Arrow kernels, not one Python call per cell.
-TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
-
 
 @dataclass
 class Table:
@@ -96,6 +92,7 @@ class Table:
     # row -> headers of cells holding a formula that was never calculated (no saved value)
     uncomputed: dict[int, list[str]] = field(default_factory=dict)
     numeric_ids: dict[int, list[str]] = field(default_factory=dict)  # row -> id headers stored as numbers
+    fieldset: FieldSet = SIGNAL_FIELDS  # the target's fields the headers were matched against
 
     @property
     def columns(self) -> list[str]:
@@ -110,11 +107,12 @@ class Table:
         The original cells stay untouched in :attr:`frame` for the report.
         """
         columns = {}
-        for name in FIELDS:
+        free_text = self.fieldset.free_text
+        for name in self.fieldset.names:
             header = self.fields.get(name)
             if header is None:
                 columns[name] = pd.Series("", index=self.frame.index, dtype=TEXT)
-            elif name in FREE_TEXT_FIELDS:
+            elif name in free_text:
                 columns[name] = self.frame[header]
             else:
                 columns[name] = self.frame[header].str.strip()
@@ -134,6 +132,16 @@ class Layout:
     fields: dict[str, str]
     ignored: list[str]
     unnamed: int
+    fieldset: FieldSet = SIGNAL_FIELDS
+
+    @property
+    def sentinel(self) -> int:
+        """A column to test first for rows of only spaces: a required field's (usually filled), else the first."""
+        for need in self.fieldset.needs:
+            for name in need.any_of:
+                if name in self.fields:
+                    return self.header.index(self.fields[name])
+        return 0
 
     @property
     def width(self) -> int:
@@ -246,9 +254,9 @@ class TableReader:
         if any(not e.all() for e in empty[layout.width:]):
             raise _NotPlain("a cell to the right of the last header")
         blank = np.logical_and.reduce(empty) if empty else np.zeros(block.num_rows, dtype=bool)
-        name_column = columns[layout.header.index(layout.fields["name"])]
-        # A row of only spaces is blank too; only rows with no name can be.
-        maybe = ~blank & pc.equal(pc.utf8_trim_whitespace(name_column), "").to_numpy(zero_copy_only=False)
+        sentinel = columns[layout.sentinel]
+        # A row of only spaces is blank too; only rows with a blank sentinel cell can be.
+        maybe = ~blank & pc.equal(pc.utf8_trim_whitespace(sentinel), "").to_numpy(zero_copy_only=False)
         for i in np.flatnonzero(maybe):
             blank[i] = not any(c[i].as_py().strip() for c in columns)
         numbers = np.arange(first, first + block.num_rows) + 1
@@ -262,7 +270,7 @@ class TableReader:
 
     def _careful_csv_chunks(self, size: int, skip: int = 0):
         """Count every record's fields first (the csv module), then read from data record ``skip``."""
-        header_index, _, lengths = _count_fields(self.source, self.encoding, self.delimiter)
+        header_index, _, lengths = _count_fields(self.source, self.encoding, self.delimiter, self.layout.fieldset)
         data = lengths[header_index + 1:]
         self._data_start = header_index + 1
         self.total = len(data)
@@ -327,7 +335,7 @@ class TableReader:
             number += 1
         width = self.layout.width
         id_positions = {self.layout.header.index(self.layout.fields[f])
-                        for f in ("transaction_id", "partner_unique_id") if f in self.layout.fields}
+                        for f in self.layout.fieldset.padded_ids if f in self.layout.fields}
         while True:
             dates = False
             block = []
@@ -368,9 +376,8 @@ class TableReader:
             values = np.hstack([values, np.full((len(values), width - values.shape[1]), "", dtype=object)])
         empty = values == ""
         blank = empty.all(axis=1)
-        # A row of only spaces is blank too; only rows with no name can be.
-        name_position = layout.header.index(layout.fields["name"])
-        maybe = ~blank & np.fromiter((not str(v).strip() for v in values[:, name_position]), dtype=bool,
+        # A row of only spaces is blank too; only rows with a blank sentinel cell can be.
+        maybe = ~blank & np.fromiter((not str(v).strip() for v in values[:, layout.sentinel]), dtype=bool,
                                      count=len(values))
         for i in np.flatnonzero(maybe):
             blank[i] = not any(str(v).strip() for v in values[i])
@@ -403,12 +410,14 @@ class TableReader:
             frame = frame.apply(unescape_formulas)
         report_meta = None
         if self.keep_report_columns:
-            report_meta = _frame(meta, [report_column(layout.header[p]) for p in layout.report_positions], index)
+            report_meta = _frame(meta, [layout.fieldset.report_column(layout.header[p])
+                                        for p in layout.report_positions], index)
         return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
                      ignored_columns=layout.ignored, unnamed_columns=layout.unnamed,
                      shape_problems=shape_problems, blank_rows=blank_rows,
                      encoding=_ENCODING_NAMES.get(self.encoding, self.encoding),
-                     delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta)
+                     delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta,
+                     fieldset=layout.fieldset)
 
 
 def file_identity(path: Path) -> tuple[int, int, int, int] | None:
@@ -474,8 +483,11 @@ _ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "ut
 
 
 def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               encoding: str | None = None) -> TableReader:
+               encoding: str | None = None, fields: FieldSet = SIGNAL_FIELDS) -> TableReader:
     """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
+
+    ``fields`` are the target's (see :mod:`uploader.fields`): the header is
+    the first row naming the columns they need, and headers map onto them.
 
     File-level problems (unreadable file, bad header) raise
     :class:`~uploader.errors.FileFormatError` here, before any row is read.
@@ -487,8 +499,8 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         raise FileFormatError(f"{path}: is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in XLSX_EXTENSIONS:
-        workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet)
-        layout = _layout(path, header)
+        workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet, fields)
+        layout = _layout(path, header, fields)
         reader = TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
                              total=total, data_start=header_row)
         reader._workbook = workbook
@@ -500,7 +512,8 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
             reader.notes.append(f"the header is row {header_row}; the rows above it were skipped")
         return reader
     if suffix == ".gz" and Path(path.stem).suffix.lower() in CSV_EXTENSIONS:
-        reader = open_table(_gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding)
+        reader = open_table(_gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding,
+                            fields=fields)
         reader.notes.insert(0, f"decompressed {path.name}")
         reader.path, reader._identity = path, file_identity(path)  # named and watched as given
         return reader
@@ -513,17 +526,17 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         declared = re.match(r"\ufeff?sep=(.)\r?\n", sample)  # Excel's own first line: "sep=;"
         delimiter = declared.group(1) if declared else _sniff_delimiter(sample)
         header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" and not declared else None
-        if header is not None and _looks_like_header(header):
+        if header is not None and fields.looks_like_header(header):
             # No counting pass: the line count is the progress bar's estimate.
-            reader = TableReader(path, "csv", _layout(path, header), keep_report_columns=keep_report_columns,
+            reader = TableReader(path, "csv", _layout(path, header, fields), keep_report_columns=keep_report_columns,
                                  encoding=encoding, delimiter=delimiter, total=max(newlines - 1, 0),
                                  data_start=1, escaped=escaped)
             reader._arrow_width = len(header)
             reader.may_start_formulas = formulas
             reader.notes.extend([note] if note else [])
             return reader
-        header_index, header, lengths = _count_fields(path, encoding, delimiter)
-        layout = _layout(path, header)
+        header_index, header, lengths = _count_fields(path, encoding, delimiter, fields)
+        layout = _layout(path, header, fields)
         data = lengths[header_index + 1:]
         # Records longer than the header need their cells looked at one by one
         # (are the extra cells empty?); pandas' fast parser refuses them.
@@ -586,7 +599,8 @@ import atexit  # noqa: E402
 atexit.register(_remove_gunzipped)
 
 
-def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False) -> Table:
+def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
+               fields: FieldSet = SIGNAL_FIELDS) -> Table:
     """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
 
     The status columns of one of this tool's reports are left out of
@@ -594,7 +608,7 @@ def read_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     :attr:`Table.report_meta` (to reprocess a report's failed rows). For large
     files, :func:`open_table` reads chunk by chunk.
     """
-    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns)
+    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, fields=fields)
     return combine(list(reader.chunks()), reader)
 
 
@@ -830,7 +844,7 @@ class _NotPlain(Exception):
 ARROW_BLOCK_BYTES = 8 << 20
 
 
-def _count_fields(path: Path, encoding: str, delimiter: str):
+def _count_fields(path: Path, encoding: str, delimiter: str, fields: FieldSet = SIGNAL_FIELDS):
     """The header (see :func:`pick_header`), its index, and every record's field count.
 
     The csv module is the judge of where records start and end; only counts
@@ -847,14 +861,14 @@ def _count_fields(path: Path, encoding: str, delimiter: str):
                     if len(lengths) == 1 and record and record[0].lstrip("\ufeff").startswith("sep="):
                         continue  # Excel's "sep=;" line
                     candidates.append((len(lengths) - 1, record))
-                    if _looks_like_header(record) or len(candidates) >= HEADER_SEARCH_ROWS:
+                    if fields.looks_like_header(record) or len(candidates) >= HEADER_SEARCH_ROWS:
                         break
             rest = np.fromiter(map(len, reader), dtype=np.int64)
         except csv.Error as exc:
             raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
     if not candidates:
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
-    index, header = pick_header(path, [(i + 1, r) for i, r in candidates])
+    index, header = pick_header(path, [(i + 1, r) for i, r in candidates], fields)
     index -= 1
     counted = np.concatenate([np.array(lengths, dtype=np.int64), rest])
     return index, header, counted
@@ -1245,7 +1259,7 @@ def _workbook_rows(workbook: Workbook, name: str):
         yield cells, dates, formulas, numbers
 
 
-def _workbook_header(path: Path, sheet: str | None):
+def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
     """Open a workbook and find its header: (workbook, sheet name, why, header row, cells, rows to expect)."""
     workbook = open_workbook(path)
     name, why = choose_sheet(workbook, sheet)
@@ -1268,17 +1282,12 @@ def _workbook_header(path: Path, sheet: str | None):
         raise FileFormatError(f"{path}: the sheet {name!r} ({why}) is empty",
                               hint=(f"the workbook's other worksheets: {', '.join(others)}; choose one with --sheet"
                                     if others else "it needs a header row and at least one data row"))
-    number, header = pick_header(path, records)
+    number, header = pick_header(path, records, fields)
     return workbook, name, why, number, header, max(workbook.sheet(name).height - number, 0)
 
 
-def _looks_like_header(cells: list[str]) -> bool:
-    """Whether a record names the fields a row needs: a name, and a way to find the call."""
-    fields = {canonical_field(str(c).strip()) for c in cells if str(c).strip()}
-    return "name" in fields and bool(fields & {"transaction_id", "call_start_time"})
-
-
-def pick_header(path: Path, records: list[tuple[int, list[str]]]) -> tuple[int, list[str]]:
+def pick_header(path: Path, records: list[tuple[int, list[str]]],
+                fields: FieldSet = SIGNAL_FIELDS) -> tuple[int, list[str]]:
     """The header among the first non-blank records: the first that names the needed fields.
 
     A title row, a note or the first row of a two-row merged header may
@@ -1289,11 +1298,11 @@ def pick_header(path: Path, records: list[tuple[int, list[str]]]) -> tuple[int, 
     (2, ['Name', 'Transaction ID'])
     """
     for number, cells in records:
-        if _looks_like_header(cells):
+        if fields.looks_like_header(cells):
             return number, cells
     number, cells = records[0]
     try:
-        _layout(path, cells)
+        _layout(path, cells, fields)
     except FileFormatError as exc:
         shown = ", ".join(repr(str(c).strip()) for c in cells[:6] if str(c).strip()) + (", ..." if len(cells) > 6 else "")
         where = (f"row {number}, taken as the header, holds {shown}" if len(records) == 1 else
@@ -1359,8 +1368,9 @@ def unescape_formulas(column: pd.Series) -> pd.Series:
 
 
 
-def _layout(path: Path, header: list[str]) -> Layout:
+def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> Layout:
     """Map a header's cells to fields; refuse headers no row could be sent under."""
+    fieldset = fields
     header = [str(h).strip() for h in header]
     while header and not header[-1]:
         header.pop()
@@ -1378,10 +1388,10 @@ def _layout(path: Path, header: list[str]) -> Layout:
         if key in seen:
             raise FileFormatError(f"{path}: the header {name!r} appears twice", hint="rename or remove one of the columns")
         seen[key] = name
-        if is_report_column(name):
+        canonical = fieldset.canonical(name)
+        if canonical is None and fieldset.report_column(name):
             report_positions.append(position)  # a report fed back in: not input
             continue
-        canonical = canonical_field(name)
         if canonical is not None:
             if canonical in fields:
                 raise FileFormatError(
@@ -1393,14 +1403,7 @@ def _layout(path: Path, header: list[str]) -> Layout:
             ignored.append(name)
         keep.append(position)
 
-    if "name" not in fields:
-        raise FileFormatError(
-            f"{path}: no 'name' column (the signal's name, e.g. Sale)",
-            hint="add a column headed 'name' (or 'outcome_name')",
-        )
-    if "transaction_id" not in fields and "call_start_time" not in fields:
-        raise FileFormatError(
-            f"{path}: neither a 'transaction_id' nor a 'call_start_time' column, so no row can be matched to a call",
-            hint="add a transaction_id column, or call_start_time (with calling_phone_number or duration_in_seconds)",
-        )
-    return Layout(header, keep, report_positions, fields, ignored, unnamed)
+    need = fieldset.unmet(fields)
+    if need is not None:
+        raise FileFormatError(f"{path}: {need.message}", hint=need.hint)
+    return Layout(header, keep, report_positions, fields, ignored, unnamed, fieldset)

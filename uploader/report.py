@@ -28,11 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fields import REPORT_COLUMNS
 from .read import FORMULA_STARTS, TEXT, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
-UPLOAD_COLUMNS = REPORT_COLUMNS
 HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow
 
 

@@ -102,10 +102,10 @@ class Run:
         return self._done.is_set()
 
     def _main(self) -> None:
-        from . import jobs
+        from . import pipeline
 
-        job = {"upload": jobs.upload_file, "validate": jobs.validate_file, "retry": jobs.retry_report,
-               "folder": jobs.upload_folder}[self.job]
+        job = {"upload": pipeline.upload_file, "validate": pipeline.validate_file, "retry": pipeline.retry_report,
+               "folder": pipeline.upload_folder}[self.job]
         result, error = None, None
         try:
             result = job(self.source, self.settings, self.cancellation, emit=self._emit)

@@ -14,28 +14,23 @@ row wins. Different lanes run in parallel.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import os
 import queue
 import random
-import re
-import socket
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import requests
 import urllib3
 
-from . import __version__
 from .events import Listener, Paused, Retrying, nobody
 from .outcome import (FAILED, GONE, INVALID_ANSWER, TOO_LARGE, Outcome, Prepared, Request,
                       failure_kind, lanes)
 from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
+from .http import (MAX_ANSWER_BYTES, RETRYABLE_STATUS, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after,
+                   quote_body)
 from .secret import Secret
 from .targets.base import Target
 
@@ -44,10 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Sender", "SendPolicy", "interpret", "Outcome", "Prepared", "Request", "failure_kind", "lanes"]
 
 
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 REFUSED = "could not reach the API (connection refused)"  # the request surely never arrived
-# The API's answers are a few hundred bytes; anything past this is not one of them.
-MAX_ANSWER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -89,8 +81,9 @@ class Sender:
                  ca_bundle: str | None = None, rng: random.Random | None = None, emit: Listener = nobody):
         self.target = target
         self.emit = emit  # Retrying and Paused events, from the worker threads
-        self.base_url = base_url.rstrip("/")
-        self.url = f"{self.base_url}/{target.path}"  # for the proxy and the pool: every path shares its host
+        self.connection = Connection(base_url, timeout=policy.timeout, maxsize=policy.concurrency,
+                                     ca_bundle=ca_bundle)
+        self.base_url = self.connection.base_url
         self.token = token
         self.policy = policy
         self.limit = AdaptiveLimit(policy.concurrency)
@@ -100,13 +93,6 @@ class Sender:
         self._rng_lock = threading.Lock()
         self._stop = threading.Event()
         self._abandon_at: float | None = None  # set by cancel(): stop waiting for answers after this
-        self.ca_bundle = ca_bundle
-        # --ca-bundle, else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE as requests reads them, else requests' bundle.
-        self.verify = (ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                       or requests.certs.where())
-        self.proxies = requests.utils.get_environ_proxies(self.url)
-        self._deadlines = Deadlines()
-        self._pool = self._make_pool()
         # A 401, an untrusted certificate, or an API that fails everything: every row would fail.
         self.fatal: Outcome | None = None
         self.retries = 0
@@ -236,70 +222,14 @@ class Sender:
                                      f"success between them (the last: {outcome.error})")
                 self._stop.set()
 
-    def _make_pool(self) -> urllib3.HTTPConnectionPool:
-        """One keep-alive pool for all workers (urllib3's pools are thread-safe).
-
-        The hot path talks to urllib3 directly: requests' per-request work
-        (preparing, merging settings, cookies) cost a third of the client's
-        1 ms budget per row. requests still decides what the environment
-        says: proxies (honouring NO_PROXY) and its CA bundle.
-        """
-        # identity: the API's answers are small, and decoding them ourselves keeps a
-        # compressed bomb from expanding past MAX_ANSWER_BYTES.
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "Accept-Encoding": "identity", "User-Agent": f"signal-uploader/{__version__}"}
-        proxy = self.proxies.get("https" if self.url.startswith("https:") else "http") or self.proxies.get("all")
-        # Plain http through a proxy names the whole URL; otherwise (direct, or
-        # https tunnelled through the proxy) the request names just the path.
-        plain_proxy = bool(proxy) and self.url.startswith("http:")
-        self._base_target = self.base_url if plain_proxy else (urllib3.util.parse_url(self.base_url).path or "")
-        options = dict(num_pools=2, maxsize=self.policy.concurrency, block=True, retries=False,
-                       timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout))
-        if self.url.startswith("https:"):
-            # Never off: the documents' curl -k is not followed.
-            options.update(cert_reqs="CERT_REQUIRED", ca_certs=self.verify)
-        manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-        # Resolve the connection pool once: every request goes to the same URL.
-        pool = manager.connection_from_url(self.url)
-        pool.ConnectionCls = self._deadlines.watched(pool.ConnectionCls)
-        return pool
-
     def _wire(self, item: Request) -> tuple[str, bytes | None, dict]:
         """The request target (path and query), body and headers, with the token where the target puts it."""
         target = self.target
         path, body, extra = item.wire(self.token, target.token_in, target.token_field, target.path)
-        headers = {**self._headers, **extra}
+        headers = {**self.connection.headers, **extra}
         if body is None:
             del headers["Content-Type"]
-        return f"{self._base_target}/{path}", body, headers
-
-    def _send(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, dict, bytes]:
-        """One request: the status, the headers and at most MAX_ANSWER_BYTES + 1 of the body.
-
-        The whole exchange must end within ``policy.timeout``: urllib3's own
-        timeouts bound each read, so a server dripping a byte a second would
-        hold a row forever; :class:`Deadlines` closes the socket instead.
-        """
-        self._deadlines.arm(self.policy.timeout)
-        response = content = None
-        expired = False
-        try:
-            response = self._pool.urlopen(method, path, body=body, headers=headers,
-                                          assert_same_host=False, redirect=False, preload_content=False,
-                                          decode_content=False)
-            content = response.read(MAX_ANSWER_BYTES + 1, decode_content=False)
-        except (urllib3.exceptions.HTTPError, OSError):
-            if not self._deadlines.expired():
-                raise
-        finally:
-            expired = self._deadlines.disarm()
-            if response is not None:
-                if expired or content is None or len(content) > MAX_ANSWER_BYTES:
-                    response.close()  # unread bytes, or a socket shut down: the connection cannot be reused
-                response.release_conn()
-        if expired:  # even a body that seemed to end: it may have been cut by the shutdown
-            raise urllib3.exceptions.ReadTimeoutError(self._pool, self.url, "the whole answer took too long")
-        return response.status, response.headers, content
+        return self.connection.target(path), body, headers
 
     def send_one(self, item: Prepared) -> Outcome:
         """One row, with retries; always returns an Outcome."""
@@ -344,7 +274,7 @@ class Sender:
         try:
             self.rate.wait()
             try:
-                status, headers, content = self._send(item.method, *wire)
+                status, headers, content = self.connection.send(item.method, *wire)
             except urllib3.exceptions.SSLError as exc:
                 return Outcome(item.row, FAILED, error_class="TLSError",
                                error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None
@@ -386,139 +316,6 @@ class Sender:
         return outcome, retry_after
 
 
-class Deadlines:
-    """Closes the connection of a request whose whole answer has not arrived in time.
-
-    Each worker arms a deadline before its request and disarms it after
-    the last byte; the connection it used registers itself (see
-    :meth:`watched`). One watcher thread shuts down the sockets of requests
-    past their deadline, which ends any read blocked on them.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: dict[int, list] = {}  # thread id -> [deadline, connection, expired]
-        self._thread: threading.Thread | None = None
-
-    def watched(self, connection_class):
-        deadlines = self
-
-        class Watched(connection_class):
-            def request(self, *args, **kwargs):
-                deadlines._bind(self)
-                return super().request(*args, **kwargs)
-
-        Watched.__name__ = f"Watched{connection_class.__name__}"
-        return Watched
-
-    def arm(self, seconds: float) -> None:
-        with self._lock:
-            self._armed[threading.get_ident()] = [time.monotonic() + seconds, None, False]
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="deadlines", daemon=True)
-                self._thread.start()
-
-    def _bind(self, connection) -> None:
-        entry = self._armed.get(threading.get_ident())
-        if entry is not None:
-            entry[1] = connection
-
-    def expired(self) -> bool:
-        entry = self._armed.get(threading.get_ident())
-        return bool(entry and entry[2])
-
-    def disarm(self) -> bool:
-        """Forget this thread's deadline; whether it had passed."""
-        with self._lock:
-            entry = self._armed.pop(threading.get_ident(), None)
-        return bool(entry and entry[2])
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(0.1)
-            now = time.monotonic()
-            with self._lock:
-                late = [entry for entry in self._armed.values() if entry[0] <= now and not entry[2]]
-                for entry in late:
-                    entry[2] = True
-                    sock = getattr(entry[1], "sock", None)
-                    if sock is not None:
-                        try:
-                            sock.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-
-
-def decoded(content: bytes, encoding: str | None) -> bytes | None:
-    """The body, decompressed if the server compressed it anyway; None if too large or unreadable.
-
-    Decompression stops at MAX_ANSWER_BYTES, so a small gzip body cannot
-    expand into gigabytes.
-
-    >>> import gzip
-    >>> decoded(gzip.compress(b'{"a": 1}'), "gzip"), decoded(gzip.compress(bytes(10**7)), "gzip") is TOO_BIG
-    (b'{"a": 1}', True)
-    """
-    if len(content) > MAX_ANSWER_BYTES:
-        return TOO_BIG
-    encoding = (encoding or "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return content
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        return UNREADABLE
-    for wbits in (47, -15):  # gzip or zlib header (auto), else raw deflate
-        try:
-            inflater = zlib.decompressobj(wbits)
-            out = inflater.decompress(content, MAX_ANSWER_BYTES + 1)
-        except zlib.error:
-            continue
-        if len(out) > MAX_ANSWER_BYTES or inflater.unconsumed_tail:
-            return TOO_BIG
-        return out
-    return UNREADABLE
-
-
-TOO_BIG = b"\x00too big"  # sentinels: identity-compared, never real answers
-UNREADABLE = b"\x00unreadable"
-
-_DIGITS = re.compile(r"[0-9]{1,10}")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date).
-
-    >>> parse_retry_after("3"), parse_retry_after(None), parse_retry_after("soon"), parse_retry_after("\u00b2")
-    (3.0, None, None, None)
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if _DIGITS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    try:
-        return max(0.0, when.timestamp() - time.time())
-    except (OverflowError, ValueError, OSError):
-        return None
-
-
-def _quote(content: bytes, limit: int = 80) -> str:
-    """The start of a body, on one line, for a message.
-
-    >>> _quote(b"<html>\\n  <title>Down for maintenance</title>")
-    '"<html> <title>Down for maintenance</title>"'
-    >>> _quote(b"")
-    'an empty body'
-    """
-    if not content:
-        return "an empty body"
-    text = " ".join(content[: limit * 4].decode("utf-8", "replace").split())
-    return json.dumps(text[:limit] + ("..." if len(text) > limit else ""), ensure_ascii=False)
-
-
 def interpret(status: int, content: bytes | None, row: int, target: Target, location: str | None = None) -> Outcome:
     """Turn one HTTP answer into an Outcome, by the target's declarations.
 
@@ -551,7 +348,7 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
         if ids is None:
             return Outcome(row, FAILED, status, INVALID_ANSWER,
                            f"the API answered {status} but not with {target.what_proves()}; "
-                           f"the answer began {_quote(content or b'')}")
+                           f"the answer began {quote_body(content or b'')}")
         return Outcome(row, target.success[status], status, **ids)
     error_class, detail = target.read_error(body)
     if status == 401:
@@ -562,7 +359,7 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
     if not error_class:
         error_class = f"HTTP{status}"
     if not detail:
-        detail = f"the API answered {status} without an error description; the answer began {_quote(content or b'')}"
+        detail = f"the API answered {status} without an error description; the answer began {quote_body(content or b'')}"
     return Outcome(row, FAILED, status, error_class, detail)
 
 

@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .fields import SCIENTIFIC_NOTATION
+from .fields import SCIENTIFIC_NOTATION, TEXT
 from .problems import WARNING, Problems
-from .read import TEXT
 
 PACIFIC = "America/Los_Angeles"
 

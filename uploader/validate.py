@@ -1,22 +1,24 @@
 """Stage 2b: validate every row, collecting every problem, and normalise values.
 
-Works column-wise on the reader's text: the pandera schema
-(:mod:`uploader.schemas.rows`) checks the text rules, :mod:`uploader.timestamps`
-turns times into instants, and phone numbers are parsed once per distinct
-value. The result keeps every row, valid or not, in file order.
+Works column-wise on the reader's text, driven by the target's field
+declarations (:class:`uploader.fields.FieldSet`, carried by the table): its
+pandera schema (``schemas/<target>.py``) checks the text rules,
+:mod:`uploader.timestamps` turns its times into instants, and its phone
+numbers are parsed once per distinct value. The result keeps every row, valid
+or not, in file order.
 
 >>> from uploader.read import read_table
 >>> result = validate_table(read_table("sample_files/signals.csv"), timezone="America/Los_Angeles")
 >>> int(result.valid.sum()), len(result.rows)
 (10, 13)
 
-Normalised values in :attr:`Validation.rows`:
+Normalised values in :attr:`Validation.rows` (the Signal API's fields named):
 
-- ``call_start_time``, ``occurred_at_time``: UTC instants (NaT when empty);
-- ``calling_phone_number``: E.164 (``+18885551212``);
-- ``value``: ``"true"`` or ``"false"`` (an empty cell means true);
-- ``duration_in_seconds``: whole seconds as text;
-- everything else: the cell stripped of surrounding white space.
+- times (``call_start_time``, ``occurred_at_time``): UTC instants (NaT when empty);
+- phones (``calling_phone_number``): E.164 (``+18885551212``);
+- booleans (``value``): ``"true"`` or ``"false"`` (an empty ``value`` means true);
+- whole numbers (``duration_in_seconds``): whole seconds as text;
+- free text: exactly as written; everything else: the cell stripped of surrounding white space.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
-from .fields import SCIENTIFIC_NOTATION, TIME_FIELDS
+from .fields import SCIENTIFIC_NOTATION, TEXT
 from .problems import ERROR, WARNING, Problems
-from .read import EXCEL_ERRORS, TEXT, Table
-from .schemas.rows import failures, signal_row_schema
+from .read import EXCEL_ERRORS, Table
+from .schemas.checks import failures
 from .timestamps import parse_times
 
 CHUNK_ROWS = 100_000
 _SCIENTIFIC = re.compile(SCIENTIFIC_NOTATION)
 _SEPARATORS = str.maketrans("", "", " ().-")
 _SEPARATOR_PATTERN = r"[ ().\-]"
-_BOOLEAN = {"": "true", "1": "true", "0": "false", "true": "true", "false": "false"}
+_BOOLEAN = {"1": "true", "0": "false", "true": "true", "false": "false"}
 
 
 def _nanp_e164(value: str) -> str | None:
@@ -96,8 +98,9 @@ def validate_table(
     present and ``timezone`` is None.
     """
     canonical = table.canonical()
+    fields = table.fieldset
     problems = Problems()
-    schema = signal_row_schema([f for f in canonical.columns if f in table.fields])
+    schema = fields.rules([f for f in canonical.columns if f in table.fields]) if fields.rules else None
     phones = phonebook or _PhoneBook(phone_region)
 
     _shape_problems(table, problems)
@@ -105,14 +108,17 @@ def validate_table(
     parts = []
     for start in range(0, len(canonical), CHUNK_ROWS):
         chunk = canonical.iloc[start : start + CHUNK_ROWS].copy()
-        found = failures(schema, chunk)
-        problems.add_records(found)
-        for field in TIME_FIELDS:
+        if schema is not None:
+            problems.add_records(failures(schema, chunk))
+        for field in fields.times:
             chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field),
                                        date1904=table.date1904, now=now)
-        chunk["calling_phone_number"] = phones.normalise(chunk["calling_phone_number"], problems)
-        chunk["value"] = _boolean_text(chunk["value"])
-        chunk["duration_in_seconds"] = chunk["duration_in_seconds"].astype(TEXT).str.replace(r"\.0*$", "", regex=True)
+        for field in fields.phones:
+            chunk[field] = phones.normalise(chunk[field], problems, field)
+        for field, empty in fields.booleans.items():
+            chunk[field] = _boolean_text(chunk[field], empty)
+        for field in fields.whole_numbers:
+            chunk[field] = chunk[field].astype(TEXT).str.replace(r"\.0*$", "", regex=True)
         parts.append(chunk)
         if progress is not None:
             progress(len(chunk))
@@ -121,15 +127,15 @@ def validate_table(
     return Validation(table=table, rows=rows, problems=problems)
 
 
-def _boolean_text(values: pd.Series) -> pd.Series:
-    """``value`` as the API's "true"/"false" (empty means true); anything else NaN (the schema refuses it).
+def _boolean_text(values: pd.Series, empty: str = "true") -> pd.Series:
+    """A boolean as the API's "true"/"false" (``empty`` for an empty cell); anything else NaN (the schema refuses it).
 
     >>> _boolean_text(pd.Series(["", "1", "FALSE", "maybe"])).tolist()
     ['true', 'true', 'false', nan]
     """
     lower = values.astype(TEXT).str.lower()
     out = pd.Series(np.nan, index=values.index, dtype=TEXT)
-    for text, meaning in _BOOLEAN.items():
+    for text, meaning in {"": empty, **_BOOLEAN}.items():
         out[(lower == text).to_numpy()] = meaning
     return out
 
@@ -159,7 +165,7 @@ def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problem
                 problems.add([row], field, table.frame.at[row, header], "id-stored-as-number",
                              "was stored as a number in the workbook: if the id had leading zeros, the spreadsheet "
                              "dropped them (format the column as text)", severity=WARNING)
-    for field in ("transaction_id", "partner_unique_id"):
+    for field in table.fieldset.padded_ids:
         if field in table.fields:
             _dropped_zeros(canonical[field], field, problems)
 
@@ -203,7 +209,7 @@ class _PhoneBook:
         self._cache: dict[str, tuple[str | None, str | None]] = {}
         self._nanp = phonenumbers.country_code_for_region(self.region) == 1
 
-    def normalise(self, values: pd.Series, problems: Problems) -> pd.Series:
+    def normalise(self, values: pd.Series, problems: Problems, field: str = "calling_phone_number") -> pd.Series:
         values = values.astype(TEXT)
         e164 = pd.Series("", index=values.index, dtype=TEXT)
         todo = (values != "").to_numpy().copy()
@@ -222,7 +228,7 @@ class _PhoneBook:
         e164[todo] = np.array([a[0] or "" for a in answers], dtype=object)[codes]
         reason = np.array([a[1] for a in answers], dtype=object)[codes]
         bad = pd.notna(reason)
-        problems.add(rest.index[bad], "calling_phone_number", rest[bad], "phone-invalid", list(reason[bad]))
+        problems.add(rest.index[bad], field, rest[bad], "phone-invalid", list(reason[bad]))
         return e164
 
     @staticmethod
@@ -263,61 +269,3 @@ def _with_headers(problems: Problems, table: Table) -> Problems:
     out = Problems()
     out.add_records(frame)
     return out
-
-
-def duplicate_warnings(rows: pd.DataFrame, call_key: pd.Series, problems: Problems, name_label: str,
-                       id_label: str) -> None:
-    """Warn about rows that would silently overwrite each other.
-
-    Two rows for the same call and name (case-insensitive) without a
-    partner_unique_id both get the API's default id, the empty string, so the
-    later one replaces the earlier one.
-    """
-    tracker = DuplicateTracker()
-    tracker.add(rows, call_key)
-    row_numbers, messages = [], []
-    for members in tracker.groups():
-        text = duplicate_message(members, name_label, id_label)
-        row_numbers.extend(members)
-        messages.extend([text] * len(members))
-    problems.add(row_numbers, None, None, "duplicate-without-id", messages, severity=WARNING)
-
-
-def duplicate_message(members: list[int], name_label: str, id_label: str) -> str:
-    listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
-    return (f"rows {listed} are the same call and {name_label} with no {id_label}: "
-            f"each replaces the one before, so only row {members[-1]} will remain; "
-            f"give each its own {id_label} to keep them all")
-
-
-class DuplicateTracker:
-    """Finds rows without a partner_unique_id that share call and name, across chunks.
-
-    Keeps 16 bytes per candidate row (a 64-bit hash of its key and its row
-    number), not the keys themselves.
-    """
-
-    def __init__(self) -> None:
-        self._hashes: list[np.ndarray] = []
-        self._rows: list[np.ndarray] = []
-
-    def add(self, rows: pd.DataFrame, call_key: pd.Series) -> None:
-        candidates = ((rows["partner_unique_id"] == "") & (call_key != "") & (rows["name"] != "")).to_numpy()
-        if not candidates.any():
-            return
-        key = call_key[candidates] + "\x1f" + rows.loc[candidates, "name"].str.casefold()
-        self._hashes.append(pd.util.hash_array(key.to_numpy(dtype=object)))
-        self._rows.append(rows.index[candidates].to_numpy(dtype=np.int64))
-
-    def groups(self) -> list[list[int]]:
-        """Row numbers of each group of two or more, in file order."""
-        if not self._hashes:
-            return []
-        hashes = np.concatenate(self._hashes)
-        rows = np.concatenate(self._rows)
-        order = np.lexsort((rows, hashes))
-        hashes, rows = hashes[order], rows[order]
-        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
-        sizes = np.diff(np.r_[starts, len(hashes)])
-        groups = [rows[start:start + size].tolist() for start, size in zip(starts, sizes) if size > 1]
-        return sorted(groups)

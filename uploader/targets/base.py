@@ -1,10 +1,12 @@
 """What every target declares, and the reading of answers that most targets share.
 
 A target is a small declaration, like a Meltano SDK ``RESTStream``: its name,
-the request (method, path, where the token goes), how rows become requests,
-which answers prove a success and which ids they carry, what a 404 means, and
-whether sending twice is safe. Counting, journaling, retries, pacing and
-reports are shared machinery that reads these declarations and nothing else.
+its rows' fields (a :class:`~uploader.fields.FieldSet` from its schema module,
+``schemas/<target>.py``, with the pandera rules), its cross-row warnings, the
+request (method, path, where the token goes), how rows become requests, which
+answers prove a success and which ids they carry, what a 404 means, and
+whether sending twice is safe. Reading, counting, journaling, retries, pacing
+and reports are shared machinery that reads these declarations and nothing else.
 """
 
 from __future__ import annotations
@@ -14,7 +16,24 @@ from typing import ClassVar
 
 import pandas as pd
 
+from ..fields import FieldSet
 from ..outcome import CREATED, UPDATED, Request
+
+
+class RowChecks:
+    """The warnings that compare rows with each other, for one run.
+
+    Fed chunk by chunk (:meth:`add`, which may add warnings to the chunk's
+    problems at once); :meth:`finish` gives those only the whole file can
+    tell, as ``(rows, code, message)`` groups. The default has none.
+    """
+
+    def add(self, validation, labels: dict[str, str]) -> None:
+        """Look at one checked chunk; ``labels`` name fields by the file's headers."""
+
+    def finish(self, labels: dict[str, str]) -> list[tuple[list[int], str, str]]:
+        """Warnings about rows of different chunks, once every chunk was added."""
+        return []
 
 
 class Target:
@@ -22,6 +41,7 @@ class Target:
 
     name: ClassVar[str]  # the --api value
     title: ClassVar[str]  # for people
+    fields: ClassVar[FieldSet]  # the rows' fields and rules, from schemas/<target>.py
     method: ClassVar[str] = "POST"
     path: ClassVar[str]  # appended to the base URL; may carry a query string
     token_in: ClassVar[str] = "body"  # "body" (a JSON field), "query" (a parameter) or "header" (Bearer)
@@ -36,7 +56,15 @@ class Target:
     # retried by `retry --include-not-found`. When True the thing is gone for good.
     not_found_final: ClassVar[bool] = False
     record_key: ClassVar[str] = ""  # the answer's object that proves the success
-    id_columns: ClassVar[tuple[str, ...]] = ()  # the ids an answer carries, as the report's columns
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        """The ids a success carries, as the report's columns (declared with the fields)."""
+        return self.fields.report_ids
+
+    def row_checks(self) -> RowChecks:
+        """A fresh collector of this target's cross-row warnings, for one run."""
+        return RowChecks()
 
     # -- rows into requests -------------------------------------------------
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..matcher import NARROWING_FIELDS, call_reference
-from .base import Target, text
+from ..matcher import NARROWING_FIELDS, call_reference, ignored_search_warnings
+from ..schemas.signals import FIELDS
+from .base import RowChecks, Target, text
 
 # Optional text fields copied as they are; an empty cell is left out so the
 # API applies its documented default instead of an empty value.
@@ -71,11 +72,14 @@ class SignalTarget(Target):
     title = "Signal API"
     path = "transactions/signals.json"
     record_key = "signal"
-    id_columns = ("signal_transaction_id", "corrects_transaction_id", "call_transaction_id")
+    fields = FIELDS
     name_key = "name"  # how the API spells the signal's name
     time_key = "call_start_time"  # how the search block spells the call's start time
     occurred_key = "occurred_at_time"  # how the record spells when the signal happened
     occurred_ms = True  # may that time carry milliseconds?
+
+    def row_checks(self) -> RowChecks:
+        return _SignalRowChecks()
 
     def keys(self, rows: pd.DataFrame) -> pd.Series:
         # The same call, the same name (compared case-insensitively), the same partner_unique_id.
@@ -115,6 +119,70 @@ class SignalTarget(Target):
         return {"signal_transaction_id": transaction_id,
                 "corrects_transaction_id": text(record.get("corrects_transaction_id")),
                 "call_transaction_id": text(call.get("transaction_id"))}
+
+
+class _SignalRowChecks(RowChecks):
+    """Search fields the API ignores (per row), and rows that would overwrite each other (across the file).
+
+    Two valid rows for the same call and name (case-insensitive) without a
+    ``partner_unique_id`` both get the API's default id, the empty string, so
+    the later one replaces the earlier one.
+    """
+
+    def __init__(self) -> None:
+        self.tracker = DuplicateTracker()
+
+    def add(self, validation, labels: dict[str, str]) -> None:
+        ignored_search_warnings(validation.rows, validation.problems, labels)
+        rows = validation.rows
+        # Only rows that will be sent can overwrite each other, and only without a partner_unique_id.
+        candidates = rows[validation.valid.to_numpy() & (rows["partner_unique_id"] == "").to_numpy()
+                          & (rows["name"] != "").to_numpy()]
+        self.tracker.add(candidates, call_reference(candidates))
+
+    def finish(self, labels: dict[str, str]) -> list[tuple[list[int], str, str]]:
+        return [(members, "duplicate-without-id", duplicate_message(members, labels["name"], labels["partner_unique_id"]))
+                for members in self.tracker.groups()]
+
+
+def duplicate_message(members: list[int], name_label: str, id_label: str) -> str:
+    listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
+    return (f"rows {listed} are the same call and {name_label} with no {id_label}: "
+            f"each replaces the one before, so only row {members[-1]} will remain; "
+            f"give each its own {id_label} to keep them all")
+
+
+class DuplicateTracker:
+    """Finds rows without a partner_unique_id that share call and name, across chunks.
+
+    Keeps 16 bytes per candidate row (a 64-bit hash of its key and its row
+    number), not the keys themselves.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+
+    def add(self, rows: pd.DataFrame, call_key: pd.Series) -> None:
+        candidates = ((rows["partner_unique_id"] == "") & (call_key != "") & (rows["name"] != "")).to_numpy()
+        if not candidates.any():
+            return
+        key = call_key[candidates] + "\x1f" + rows.loc[candidates, "name"].str.casefold()
+        self._hashes.append(pd.util.hash_array(key.to_numpy(dtype=object)))
+        self._rows.append(rows.index[candidates].to_numpy(dtype=np.int64))
+
+    def groups(self) -> list[list[int]]:
+        """Row numbers of each group of two or more, in file order."""
+        if not self._hashes:
+            return []
+        hashes = np.concatenate(self._hashes)
+        rows = np.concatenate(self._rows)
+        order = np.lexsort((rows, hashes))
+        hashes, rows = hashes[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+        sizes = np.diff(np.r_[starts, len(hashes)])
+        groups = [rows[start:start + size].tolist() for start, size in zip(starts, sizes) if size > 1]
+        return sorted(groups)
 
 
 SIGNALS = SignalTarget()

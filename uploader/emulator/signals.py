@@ -1,71 +1,32 @@
-"""A local emulator of the Signal API and the Call Outcomes API, for demos and tests.
+"""The emulated Signal API and Call Outcomes API (``signal_api.rst``, ``call_outcomes_api.rst``).
 
-It follows ``signal_api.rst`` and ``call_outcomes_api.rst``: the same
-endpoints, bodies, status codes and idempotency rule (call + name compared
-case-insensitively + partner_unique_id), over real HTTP on 127.0.0.1 only.
+The same endpoints, bodies, status codes and idempotency rule (call + name
+compared case-insensitively + partner_unique_id) as the documents. It parses
+timestamps on its own (with pendulum, one value at a time, where the uploader
+works column-wise with pandas), so a test that passes through both checks one
+against the other.
 
-It deliberately shares no code with the uploader: it parses timestamps on its
-own (with pendulum, one value at a time, where the uploader works column-wise
-with pandas), so a test that passes through both checks one against the
-other. The only thing they share is the wire format in the documents.
-
-Besides the API it answers:
-
-- ``GET /_emulator/signals``: every signal it holds, and how many API requests it saw;
-- ``GET /_emulator/arrivals``: when the latest requests arrived, and which were given a fault;
-- ``POST /_emulator/reset``: forget all signals.
-
->>> emulator = start_in_thread(EmulatorConfig(token="t"))
->>> emulator.base_url.startswith("http://127.0.0.1:"), emulator.base_url.endswith("/api/2020-10-01")
-(True, True)
->>> emulator.stop()
+>>> api = SignalApi(EmulatorConfig(calls_file=None))
+>>> sorted({route.method for route in api.routes})
+['POST', 'PUT']
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections import deque
-import json
-import random
 import re
-import signal
-import socket
-import ssl
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pendulum
 
-API_VERSION = "2020-10-01"
-DEFAULT_CALLS = Path(__file__).resolve().parent.parent / "sample_files" / "calls.csv"
-HOST = "127.0.0.1"
+from .base import DEFAULT_CALLS, PACIFIC, ApiRequest, EmulatorConfig, Refusal, Route, platform_error
 
-_PACIFIC = "America/Los_Angeles"
+_PACIFIC = PACIFIC
 _CUSTOM = ("custom_parameter_1", "custom_parameter_2", "custom_parameter_3")
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    calls_file: Path | None = None
-    token: str = "demo-token"
-    network_timezone: str = _PACIFIC
-    latency_ms: int = 0
-    # Faults, each a share of API requests, drawn once per request with `seed`:
-    fail_rate: float = 0.0  # 503 before anything is done
-    rate_limit_rate: float = 0.0  # 429 with Retry-After, before anything is done
-    retry_after: int = 1
-    drop_rate: float = 0.0  # connection closed before anything is done
-    lost_answer_rate: float = 0.0  # applied, then the connection closed: the answer is lost
-    seed: int | None = None
-    tls_cert: Path | None = None  # serve https with this certificate (PEM) and key
-    tls_key: Path | None = None
-    match_window_s: int = 600  # how far a call_start_time may be from the call's start
-    known_advertisers: tuple[str, ...] | None = None  # None: those found in the calls file
 
 
 @dataclass
@@ -79,16 +40,12 @@ class Call:
     network_id: str = ""
 
 
-class Refusal(Exception):
-    """An API error answer: status, class and message as the documents show them."""
-
-    def __init__(self, status: int, error_class: str, message: str):
-        super().__init__(message)
-        self.status, self.error_class, self.message = status, error_class, message
+def _not_found() -> Refusal:
+    return platform_error(404, "RecordNotFound", "No call found. Please refer to the documentation.")
 
 
 def _invalid(message: str) -> Refusal:
-    return Refusal(403, "RecordInvalid", f"Validation failed: {message}")
+    return platform_error(403, "RecordInvalid", f"Validation failed: {message}")
 
 
 # ------------------------------------------------------------------ timestamps
@@ -174,10 +131,6 @@ class Store:
     calls: list[Call] = field(default_factory=list)
     signals: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # casefold -> first spelling seen
-    requests: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
-    # (monotonic arrival time, fault or "") of the latest API requests, for tests of pacing
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=10_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 0
 
@@ -201,7 +154,7 @@ class Store:
         if transaction_id:
             call = self.by_id.get(transaction_id)
             if call is None:
-                raise Refusal(404, "RecordNotFound", "No call found. Please refer to the documentation.")
+                raise _not_found()
             return call
         raw_start = search.get(time_key, search.get("call_start_time", search.get("start_time_t")))
         if raw_start in (None, ""):
@@ -216,7 +169,7 @@ class Store:
                            ("network_id", self.networks)):
             value = str(search.get(key) or "").strip()
             if value and value not in known:
-                raise Refusal(403, "UnauthorizedAdvertiser", "You do not have access to this advertiser")
+                raise platform_error(403, "UnauthorizedAdvertiser", "You do not have access to this advertiser")
         phone = re.sub(r"\D", "", str(search.get("calling_phone_number") or ""))
         duration = search.get("duration_in_seconds")
         try:
@@ -241,7 +194,7 @@ class Store:
                 continue
             candidates.append((gap, spread, call.transaction_id, call))
         if not candidates:
-            raise Refusal(404, "RecordNotFound", "No call found. Please refer to the documentation.")
+            raise _not_found()
         return min(candidates)[3]
 
     # -- writing
@@ -336,231 +289,49 @@ class Store:
 
     def snapshot(self) -> dict:
         with self.lock:
-            return {"signals": [dict(s) for s in self.signals.values()], "requests": self.requests,
-                    "faults": dict(self.faults)}
+            return {"signals": [dict(s) for s in self.signals.values()]}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.signals.clear()
 
 
-# ------------------------------------------------------------------------ HTTP
+class SignalApi:
+    """The routes of both APIs over one store of calls and signals."""
 
+    def __init__(self, config: EmulatorConfig, calls: list[Call] | None = None):
+        self.config = config
+        self.store = Store(config, calls=load_calls(config.calls_file) if calls is None else calls)
+        self.routes = [
+            Route.of(method, pattern, handler)
+            for pattern, handler in (
+                (r"/api/[^/]+/transactions/signals(?:\.json)?", self._signals),
+                (r"/api/[^/]+/transactions/(?P<id>[^/]+)/signals(?:\.json)?", self._signals),
+                (r"/api/[^/]+/call_outcomes(?:\.json)?", self._call_outcomes),
+            )
+            for method in ("POST", "PUT")
+        ]
 
-_ROUTES = [
-    (re.compile(r"/api/[^/]+/transactions/signals(?:\.json)?"), "signals"),
-    (re.compile(r"/api/[^/]+/transactions/(?P<id>[^/]+)/signals(?:\.json)?"), "signals"),
-    (re.compile(r"/api/[^/]+/call_outcomes(?:\.json)?"), "call_outcomes"),
-]
+    def describe(self) -> str:
+        return f"{len(self.store.calls)} calls loaded"
 
+    def snapshot(self) -> dict:
+        return self.store.snapshot()
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the real service
-    # Headers and body go out in two writes; with Nagle's algorithm on, the
-    # second waits for the client's delayed ACK, adding 40 ms to every answer.
-    disable_nagle_algorithm = True
-    server_version = "signal-api-emulator"
-    store: Store
-    rng: random.Random
-    rng_lock: threading.Lock
+    def reset(self) -> None:
+        self.store.reset()
 
-    def log_message(self, format, *args):  # quiet: one line per request is noise in tests
-        pass
+    def _signals(self, request: ApiRequest) -> tuple[int, dict]:
+        return self._apply("signals", request)
 
-    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self._hold()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+    def _call_outcomes(self, request: ApiRequest) -> tuple[int, dict]:
+        return self._apply("call_outcomes", request)
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def do_GET(self):
-        self._read_body()
-        path = self.path.split("?")[0]
-        if path == "/_emulator/signals":
-            return self._send(200, self.store.snapshot())
-        if path == "/_emulator/health":
-            return self._send(200, {"ok": True})
-        if path == "/_emulator/arrivals":
-            with self.store.lock:
-                return self._send(200, {"arrivals": list(self.store.arrivals)})
-        self._send(404, {"errors": {"class": "RecordNotFound", "invalid_data": "No such endpoint."}})
-
-    def do_POST(self):
-        self._api()
-
-    def do_PUT(self):
-        self._api()
-
-    def _api(self):
-        # --latency-ms is the time from the request to its answer, the work
-        # included, as a real server's would be: the answer is held back until then.
-        self._answer_at = time.monotonic() + self.store.config.latency_ms / 1000
-        raw = self._read_body()
-        path = self.path.split("?")[0]
-        if path == "/_emulator/reset":
-            with self.store.lock:
-                self.store.signals.clear()
-                self.store.requests = 0
-            return self._send(200, {"ok": True})
-        config = self.store.config
-        for pattern, kind in _ROUTES:
-            match = pattern.fullmatch(path)
-            if match:
-                break
-        else:
-            return self._send(404, {"errors": {"class": "RecordNotFound", "invalid_data": "No such endpoint."}})
-        fault = self._draw_fault(config)
-        with self.store.lock:
-            self.store.requests += 1
-            self.store.arrivals.append((time.monotonic(), fault or ""))
-            if fault:
-                self.store.faults[fault] = self.store.faults.get(fault, 0) + 1
-        if fault == "503":
-            return self._send(503, {"errors": {"class": "ServiceUnavailable", "invalid_data": "Try again later."}})
-        if fault == "429":
-            return self._send(429, {"errors": {"class": "TooManyRequests", "invalid_data": "Slow down."}},
-                              {"Retry-After": str(config.retry_after)})
-        if fault == "drop":
-            return self._drop()
-        try:
-            body = json.loads(raw or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError
-        except ValueError:
-            return self._send(403, {"errors": {"class": "RecordInvalid",
-                                               "invalid_data": "Validation failed: the body is not a JSON object"}})
-        token = body.get("oauth_token") or _query_token(self.path)
-        if token != config.token:
-            return self._send(401, {"errors": {"class": "NotAuthorized",
-                                               "invalid_data": "Invalid or missing oauth token"}})
-        try:
-            status, answer = self.store.apply(kind, body, match.groupdict().get("id"))
-        except Refusal as refusal:
-            return self._send(refusal.status, {"errors": {"class": refusal.error_class,
-                                                          "invalid_data": refusal.message}})
-        if fault == "lost":
-            return self._drop()  # the write is applied; only the answer is lost
-        self._send(status, answer)
-
-    def _draw_fault(self, config: EmulatorConfig) -> str | None:
-        rates = (("503", config.fail_rate), ("429", config.rate_limit_rate), ("drop", config.drop_rate),
-                 ("lost", config.lost_answer_rate))
-        if not any(rate for _, rate in rates):
-            return None
-        with self.rng_lock:
-            draw = self.rng.random()
-        for name, rate in rates:
-            if draw < rate:
-                return name
-            draw -= rate
-        return None
-
-    def _hold(self) -> None:
-        wait = getattr(self, "_answer_at", 0) - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._answer_at = 0
-
-    def _drop(self) -> None:
-        """Close the connection without an answer, as a crashed proxy would."""
-        self._hold()
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _query_token(path: str) -> str | None:
-    from urllib.parse import parse_qs, urlsplit
-
-    values = parse_qs(urlsplit(path).query).get("oauth_token")
-    return values[0] if values else None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-    allow_reuse_address = True
-
-
-def make_server(config: EmulatorConfig, port: int = 0) -> _Server:
-    """Build (but do not start) a server bound to 127.0.0.1 only."""
-    # One thread per connection, most asleep in --latency-ms: hand the GIL
-    # over sooner than the default 5 ms so that waking threads answer on time.
-    sys.setswitchinterval(0.0005)
-    store = Store(config, calls=load_calls(config.calls_file))
-    handler = type("Handler", (_Handler,), {"store": store, "rng": random.Random(config.seed),
-                                            "rng_lock": threading.Lock()})
-    server = _Server((HOST, port), handler)
-    server.store = store
-    server.scheme = "http"
-    if config.tls_cert is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(config.tls_cert, config.tls_key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        server.scheme = "https"
-    return server
-
-
-def base_url(server: _Server) -> str:
-    return f"{server.scheme}://{HOST}:{server.server_address[1]}/api/{API_VERSION}"
-
-
-@dataclass
-class RunningEmulator:
-    server: _Server
-    thread: threading.Thread
-
-    @property
-    def base_url(self) -> str:
-        return base_url(self.server)
-
-    @property
-    def store(self) -> Store:
-        return self.server.store
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-def start_in_thread(config: EmulatorConfig, port: int = 0) -> RunningEmulator:
-    server = make_server(config, port)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator",
-                              daemon=True)
-    thread.start()
-    return RunningEmulator(server, thread)
-
-
-def serve(config: EmulatorConfig, port: int = 8080, ready_file: Path | None = None) -> None:
-    """Run in the foreground until Ctrl-C or SIGTERM."""
-    try:
-        server = make_server(config, port)
-    except OSError as exc:
-        print(f"error: cannot listen on {HOST}:{port}: {exc.strerror}", file=sys.stderr)
-        print("hint: pick another --port, or --port 0 for any free one", file=sys.stderr)
-        raise SystemExit(2) from None
-    url = base_url(server)
-    print(f"emulator: {len(server.store.calls)} calls loaded; listening on {url}", flush=True)
-    print("emulator: Ctrl-C stops it", flush=True)
-    if ready_file is not None:
-        Path(ready_file).write_text(url + "\n", encoding="utf-8")
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        print("emulator: stopped", flush=True)
+    def _apply(self, kind: str, request: ApiRequest) -> tuple[int, dict]:
+        body = request.json()
+        if body is None:
+            raise _invalid("the body is not a JSON object")
+        # The documents put the token in the body; the query string works too.
+        if (body.get("oauth_token") or request.query.get("oauth_token")) != self.config.token:
+            raise platform_error(401, "NotAuthorized", "Invalid or missing oauth token")
+        return self.store.apply(kind, body, request.params.get("id"))

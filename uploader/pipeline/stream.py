@@ -1,0 +1,328 @@
+"""Read, validate and report a file chunk by chunk: the loop ``validate`` and ``upload`` share.
+
+``validate_file`` is the whole ``validate`` job; :func:`stream_file` is the loop
+``upload`` drives with its own chunk handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cancel import Cancellation
+from ..events import ChunkChecked, ChunkDone, Listener, Opened, nobody
+from ..config import Settings
+from ..errors import FileFormatError, InputChanged, StorageError, UsageError
+from ..logs import mask_phone
+from ..problems import ERROR, WARNING
+from ..read import Table, open_table, read_table
+from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_frame
+from ..validate import Validation, _PhoneBook, validate_table
+
+
+log = logging.getLogger(__name__)
+
+OK_STATUSES = {"created", "updated", "skipped", "dry-run"}
+SKIPPED = "skipped"
+
+
+@dataclass
+class JobResult:
+    """What a job did: the summary, the report's path, the exit code."""
+
+    table: Table
+    validation: Validation | None
+    summary: Summary
+    exit_code: int
+    report_path: Path | None = None
+    file_warnings: list[str] = field(default_factory=list)
+    sent: int = 0  # requests that got an answer or gave up (not counting retries)
+
+
+def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None,
+                checks=None) -> Validation:
+    """Validate a table, adding the target's cross-row warnings.
+
+    With ``checks`` (a file read in chunks: the target's
+    :class:`~uploader.targets.base.RowChecks` for the whole run), warnings
+    between rows of different chunks are only noted; the caller adds them at
+    the end. Without, the table is the whole file and they are added here.
+    """
+    validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
+                                progress=progress, phonebook=phonebook)
+    labels = _labels(table)
+    whole = checks is None
+    checks = settings.target.row_checks() if whole else checks
+    checks.add(validation, labels)
+    if whole:
+        for rows, code, message in checks.finish(labels):
+            validation.problems.add(rows, None, None, code, [message] * len(rows), severity=WARNING)
+    return validation
+
+
+def _labels(table: Table) -> dict[str, str]:
+    """Each field by the file's own header for it (its own name when the file has none)."""
+    return {f: table.fields.get(f, f) for f in table.fieldset.names}
+
+
+def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
+    """Read and validate a file."""
+    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields)
+    return table, check_table(table, settings), file_warnings(table)
+
+
+def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -> list[str]:
+    """Notes about the file as a whole (how it was read, ignored columns, skipped blank rows)."""
+    blank_rows = table.blank_rows if blank_rows is None else blank_rows
+    out = list(getattr(reader, "notes", []))
+    if table.ignored_columns:
+        names = ", ".join(repr(c) for c in table.ignored_columns)
+        out.append(f"ignored column(s) the API does not take: {names}")
+    if table.unnamed_columns:
+        out.append(f"ignored {table.unnamed_columns} column(s) without a header")
+    if blank_rows:
+        out.append(f"skipped {blank_rows} blank row(s)")
+    return out
+
+
+# ---------------------------------------------------------------------- validate
+
+
+def validate_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
+                  emit: Listener = nobody) -> JobResult:
+    """Check every row of a file without touching the network.
+
+    The file is read, checked and reported on chunk by chunk, so memory does
+    not grow with it. Exit code 0 when every row is valid, 1 when some are not.
+    """
+    reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields)
+
+    def statuses(validation: Validation) -> pd.DataFrame:
+        meta = _problem_columns(validation)
+        meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
+        return meta
+
+    first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
+                                         report_path=settings.report, columns=VALIDATE_COLUMNS, emit=emit)
+    result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
+                       report_path=Path(summary.report) if summary.report else None,
+                       file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
+    _write_summary_json(settings, summary)
+    return result
+
+
+def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
+                 columns, last_updates=None, cancellation: Cancellation | None = None, emit: Listener = nobody
+                 ) -> tuple[Table, _Tally, Summary]:
+    """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
+
+    ``handle(validation)`` does a chunk's work and returns its status
+    columns by row. ``emit`` hears of the file, each chunk and the rows. Rows that
+    overwrite each other across chunks, and ``last_updates(tally)`` (answers
+    only known at the end), are applied to the report as it is closed.
+    Returns the first chunk (for its layout), the tally and the summary.
+
+    With a ``cancellation``, the file is checked before each chunk: if it
+    changed since it was opened, the run is cancelled and nothing more of it
+    is read (the rows already reported stay; the rest may be new content).
+    """
+    tally = _Tally()
+    phonebook = _PhoneBook(settings.phone_region)
+    checks = settings.target.row_checks()
+    writer = None
+    first = None
+    try:
+        emit(Opened(str(reader.path), reader.total, description))
+        for chunk in reader.chunks(settings.chunk_rows):
+            if cancellation is not None and not cancellation.requested:
+                change = reader.changed()
+                if change:
+                    cancellation.cancel(InputChanged(
+                        f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
+                        f"after {tally.rows + tally.blank:,} row(s)",
+                        hint="upload it again once it is complete; rows already confirmed are skipped"))
+            if cancellation is not None and isinstance(cancellation.reason, InputChanged):
+                break  # this chunk may already hold the new content
+            first = first or chunk
+            tally.blank += chunk.blank_rows
+            if not len(chunk.frame):
+                continue
+            validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
+            emit(ChunkChecked(int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum())))
+            meta = handle(validation)
+            tally.add(validation, meta, settings, chunk)
+            emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))
+            if report_path is not None:
+                frame = report_frame(chunk, meta, columns)
+                with _storage(report_path, "the report"):
+                    if writer is None:
+                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
+                                              guard_columns=_guarded_columns(reader, frame.columns))
+                    writer.write(frame)
+        if first is None and cancellation is not None and cancellation.requested:
+            raise cancellation.reason
+        if not tally.rows:
+            raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
+        updates = tally.late_warnings(checks.finish(_labels(first)))
+        for row, cells in (last_updates(tally) if last_updates else {}).items():
+            updates.setdefault(row, {}).update(cells)
+        summary = tally.summary(reader, settings)
+        if writer is not None:
+            with _storage(report_path, "the report"):
+                summary.report = str(writer.close(updates))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+    return first, tally, summary
+
+
+def _guarded_columns(reader, columns) -> list[str] | None:
+    """Columns that may hold a cell a spreadsheet would run as a formula.
+
+    Our own status columns always; the input's columns only if the file has
+    such a cell somewhere (a CSV says so cheaply, from its raw bytes).
+    """
+    if reader.kind == "csv" and not reader.may_start_formulas:
+        return [c for c in ("error", "warning") if c in columns]
+    return None
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def _storage(path, what: str):
+    """Turn a failure to write ``what`` at ``path`` (disk full, read-only) into a StorageError.
+
+    >>> with _storage("/nowhere/r.csv", "the report"):
+    ...     raise OSError(errno.ENOSPC, "No space left on device")
+    Traceback (most recent call last):
+    uploader.errors.StorageError: could not write the report /nowhere/r.csv (No space left on device)
+    """
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise StorageError(f"could not write {what} {path} ({reason})",
+                           hint="free some space or choose a writable place; what the API confirmed is in the "
+                                "journal, so running the same command again reports those rows as skipped"
+                           ) from None
+
+
+class _Tally:
+    """What a chunked run has seen so far: counts, problem codes, examples."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.blank = 0
+        self.statuses: Counter = Counter()
+        self.code_rows: Counter = Counter()
+        self.examples: dict[str, str] = {}
+        self.warned = 0
+        self.failed_by_class: Counter = Counter()
+        self._warned: list[np.ndarray] = []
+
+    def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
+        self.rows += len(meta)
+        self.statuses.update(meta["status"].value_counts().to_dict())
+        if "error_class" in meta:
+            failed = meta.loc[meta["status"] == "failed", "error_class"]
+            self.failed_by_class.update({str(k): int(v) for k, v in failed.value_counts().items()})
+        counts = validation.problems.counts(ERROR)
+        self.code_rows.update({str(k): int(v) for k, v in counts.items()})
+        mask = mask_phone if settings.mask_pii else None
+        phone_column = {table.fields.get(f, f) for f in table.fieldset.phones}
+        for code in counts.index:
+            if code not in self.examples:
+                self.examples[code] = validation.problems.example_message(code, mask, phone_column)
+        warned = (meta["warning"] != "").to_numpy()
+        self.warned += int(warned.sum())
+        # Rows may get a cross-row warning at the end: remember which already
+        # count, so no row is counted twice.
+        self._warned.append(meta.index[warned].to_numpy(dtype=np.int64))
+
+    def late_warnings(self, groups: list[tuple[list[int], str, str]]) -> dict[int, dict[str, str]]:
+        """The report's updates for warnings known only at the end (added to the rows' warning cells)."""
+        updates: dict[int, dict[str, str]] = {}
+        for members, _code, text in groups:
+            for row in members:
+                updates[row] = {"+warning": text}
+        counted = set(np.concatenate(self._warned).tolist()) if self._warned else set()
+        self.warned += sum(1 for row in updates if row not in counted)
+        return updates
+
+    def summary(self, reader, settings: Settings) -> Summary:
+        top = [{"code": code, "rows": n, "example": self.examples[code]}
+               for code, n in self.code_rows.most_common(5)]
+        return Summary(file=str(reader.path), api=settings.api, rows=self.rows,
+                       statuses={str(k): int(v) for k, v in self.statuses.items()},
+                       failed_by_class=dict(self.failed_by_class.most_common()), top_problems=top,
+                       warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank)
+
+
+# ------------------------------------------------------------------------ upload
+
+
+def _require_base_url(settings: Settings) -> None:
+    if settings.base_url is None and not settings.dry_run:
+        raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
+                                                        "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
+
+
+def _problem_columns(validation: Validation) -> pd.DataFrame:
+    index = validation.rows.index
+    return pd.DataFrame({"error": validation.problems.message_column(index, ERROR),
+                         "warning": validation.problems.message_column(index, WARNING)}, index=index)
+
+
+def _summary(table: Table, validation: Validation | None, settings: Settings, report: pd.DataFrame) -> Summary:
+    status = report["status"]
+    failed_by_class: dict[str, int] = {}
+    if "error_class" in report:
+        failed = report[status == "failed"]
+        failed_by_class = {str(k): int(v) for k, v in failed["error_class"].value_counts().items()}
+    top, warned = [], 0
+    if validation is not None:
+        problem_counts = validation.problems.counts(ERROR)
+        # Phone numbers are personal data: with --mask-pii, examples show the last 4 digits only.
+        mask = mask_phone if settings.mask_pii else None
+        phone_column = {table.fields.get(f, f) for f in table.fieldset.phones}
+        top = [{"code": code, "rows": int(n),
+                "example": validation.problems.example_message(code, mask, phone_column)}
+               for code, n in problem_counts.head(5).items()]
+        warned = len(validation.problems.rows_with(WARNING))
+    return Summary(
+        file=str(table.path),
+        api=settings.api,
+        rows=len(report),
+        statuses={str(k): int(v) for k, v in status.value_counts().items()},
+        failed_by_class=failed_by_class,
+        top_problems=top,
+        warnings=warned,
+        dry_run=settings.dry_run,
+        blank_rows=table.blank_rows,
+    )
+
+
+def _write_summary_json(settings: Settings, summary: Summary) -> None:
+    if settings.summary_json is None:
+        return
+    path = Path(settings.summary_json)
+    with _storage(path, "the summary"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- retry
