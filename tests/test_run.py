@@ -97,3 +97,34 @@ def test_a_failing_listener_costs_no_row(tmp_path, make_emulator):
     run.subscribe(lambda event: 1 / 0)
     assert run.run().exit_code == 0
     assert final_state(emulator) == expected_state(data)
+
+
+def test_a_named_source_is_recognised_from_another_place_after_an_edit(tmp_path, make_emulator):
+    # A browser upload lands in a temporary file; the page names it by the analyst's file name.
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 10))
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    path, data = signals_file(tmp_path / "first", 10, 10, name="upload-1a2b.csv")
+    assert Run(path, settings_for(emulator), name="march.csv").run().exit_code == 0
+    requests_before = emulator.requests
+
+    # The analyst fixed one row and added one: a new temporary file, new content, the same name.
+    data[3] = [data[3][0], "Sale", data[3][2], "fixed", "99.00"]
+    data.append(["CALL-00007", "Sale", "new", "added", "1.00"])
+    edited, _ = signals_file(tmp_path / "second", 0, 10, name="upload-9f8e.csv")
+    edited.write_text(edited.read_text() + "".join(",".join(r) + "\n" for r in data))
+    result = Run(edited, settings_for(emulator), name="march.csv").run()
+
+    assert result.exit_code == 0
+    statuses = [r["status"] for r in report_rows(result.report_path)]
+    assert statuses.count("skipped") == 9
+    assert emulator.requests - requests_before == 2  # the fixed row and the new one, nothing else
+    assert final_state(emulator) == expected_state(data)
+
+    # Without the name, the edited copy elsewhere is a new source: every row goes out again.
+    requests_before = emulator.requests
+    (tmp_path / "third").mkdir()
+    elsewhere = tmp_path / "third" / "copy.csv"
+    elsewhere.write_text(edited.read_text() + "CALL-00008,Sale,more,another,2.00\n")
+    Run(elsewhere, settings_for(emulator)).run()
+    assert emulator.requests - requests_before == 12

@@ -97,14 +97,25 @@ def stop_on_signals(cancellation: Cancellation):
 
 
 def _run(source, settings, job: str):
-    """Drive one :class:`~uploader.run.Run`: a progress bar listens, signals cancel it."""
+    """Drive one :class:`~uploader.run.Run`: the progress bar, --log-file and --summary-json listen; signals cancel it."""
+    from .report import RunLog, SummaryJson
     from .run import Run
 
     run = Run(source, settings, job=job)
     if settings.progress and sys.stderr.isatty():
         run.subscribe(ProgressBar())
+    writers = []
+    if settings.log_file is not None:
+        writers.append(run.subscribe(RunLog(settings.log_file)))
+    if settings.summary_json is not None:
+        writers.append(run.subscribe(SummaryJson(settings.summary_json)))
     with stop_on_signals(run.cancellation):
-        return run.run()
+        result = run.run()
+    for writer in writers:  # a file that could not be written is an error, once the report is safe
+        if writer.error is not None:
+            writer.error.result = result
+            raise writer.error
+    return result
 
 
 class ProgressBar:

@@ -35,9 +35,20 @@ class ChunkChecked:
 
 @dataclass(frozen=True)
 class RowAnswered:
-    """The API's answer for one row is in (and, when confirmed, journaled): its outcome."""
+    """The API's answer for one row is in (and, when confirmed, journaled): its outcome.
+
+    Rows an earlier run confirmed are reported too, with the status ``skipped``.
+    """
 
     outcome: object  # uploader.outcome.Outcome
+
+
+@dataclass(frozen=True)
+class RowRejected:
+    """A row is invalid, so it is never sent: its problem codes."""
+
+    row: int
+    codes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,13 @@ class ChunkDone:
 
     rows: int
     statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Summarised:
+    """A file's summary is ready (``uploader.report.Summary``); a folder run has one per file."""
+
+    summary: object
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import sqlite3
 import time
@@ -167,16 +168,23 @@ class Journal:
 
     @classmethod
     def for_input(cls, state_dir: Path, input_path: Path, api: str, base_url: str,
-                  content: str | None = None) -> Journal:
+                  content: str | None = None, name: str | None = None) -> Journal:
         """The journal file for this input, API and base URL (never the token).
 
-        Found by the input's path, or else by its content (``content``, its
-        SHA-256): the same file under another name (a hard link, a copy
-        uploaded from elsewhere) finds the journal of its first upload.
+        Found by the caller's ``name`` for the source when there is one (a
+        table has no path: ``crm.orders``; a browser upload lands in a
+        temporary file: its original name), else by the input's path; or
+        else by its content (``content``, its SHA-256): the same file under
+        another name (a hard link, a copy uploaded from elsewhere) finds the
+        journal of its first upload.
         """
         resolved = str(Path(input_path).resolve())
         folder = Path(state_dir) / "journals"
-        path = folder / f"{Path(input_path).stem[:40]}-{api}-{_digest(resolved, api, base_url)[:16]}.sqlite"
+        if name:
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:40]
+            path = folder / f"{stem}-{api}-{_digest('name:' + name, api, base_url)[:16]}.sqlite"
+        else:
+            path = folder / f"{Path(input_path).stem[:40]}-{api}-{_digest(resolved, api, base_url)[:16]}.sqlite"
         alias = folder / "by-content" / f"{api}-{_digest(content or '', api, base_url)[:32]}" if content else None
         try:
             if not path.exists() and alias is not None and alias.exists():
@@ -185,7 +193,7 @@ class Journal:
                     path = earlier
             journal = cls(path)
             journal.db.execute("INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)",
-                               (resolved, api, base_url))
+                               (name or resolved, api, base_url))
             if alias is not None:
                 alias.parent.mkdir(parents=True, exist_ok=True)
                 alias.write_text(path.name, encoding="utf-8")

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import StorageError
+from .events import Finished, Opened, RowAnswered, RowRejected, Summarised
 from .read import FORMULA_STARTS, TEXT, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
@@ -396,22 +398,47 @@ class Summary:
 
 
 class RunLog:
-    """``--log-file``: JSON lines, one per row outcome and one summary per run.
+    """``--log-file``, a listener of a run's events: JSON lines, one per row and one summary per file.
 
     Lines hold row numbers, statuses and the API's ids, never row content
-    (phone numbers are personal data) and never the token.
+    (phone numbers are personal data) and never the token. The file is
+    opened (and appended to) when the listener is made, so a path that cannot
+    be written fails before the run starts; a write failing later is kept in
+    :attr:`error` and the run goes on.
     """
 
-    def __init__(self, path: Path, input_path: Path):
+    def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.input = str(input_path)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self.input = ""
+        self.error: Exception | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(f"could not write the log file {self.path} ({exc.strerror})",
+                               hint="choose a writable place for --log-file") from None
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Opened):
+            self.input = event.path
+        elif isinstance(event, RowAnswered):
+            self.row(event.outcome)
+        elif isinstance(event, RowRejected):
+            self.invalid(event.row, list(event.codes))
+        elif isinstance(event, Summarised):
+            self.summary(event.summary)
+        elif isinstance(event, Finished):
+            self.close()
 
     def _write(self, record: dict) -> None:
+        if self._handle.closed:
+            return
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "file": self.input, **record}
-        self._handle.write(json.dumps(record) + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(json.dumps(record) + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            self.error = self.error or StorageError(f"could not write the log file {self.path} ({exc.strerror})")
 
     def row(self, outcome) -> None:
         self._write({
@@ -428,3 +455,25 @@ class RunLog:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class SummaryJson:
+    """``--summary-json``, a listener: the run's result as JSON when it finishes (a folder: a summary per file).
+
+    Written even when the run stopped early, if it got far enough to have a
+    result; a write failure is kept in :attr:`error`.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.error: Exception | None = None
+
+    def __call__(self, event) -> None:
+        if not isinstance(event, Finished) or event.result is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(event.result.as_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.error = StorageError(f"could not write the summary {self.path} ({exc.strerror})",
+                                      hint="choose a writable place for --summary-json")

@@ -36,10 +36,13 @@ class Run:
     """One job over one source: subscribe, then ``run()``, or ``start()`` and ``wait()``; ``cancel()`` any time."""
 
     def __init__(self, source: str | Path, settings: Settings, *, job: str = "upload",
-                 cancellation: Cancellation | None = None):
+                 cancellation: Cancellation | None = None, name: str | None = None):
         if job not in JOBS:
             raise ValueError(f"job must be one of {JOBS}, not {job!r}")
         self.source = Path(source)
+        # What the journal knows the source by (an upload's original name, a table's name);
+        # None: the file's own path, else its content.
+        self.name = name
         self.settings = settings
         self.job = job
         self.cancellation = cancellation or Cancellation()
@@ -108,7 +111,8 @@ class Run:
                "folder": pipeline.upload_folder}[self.job]
         result, error = None, None
         try:
-            result = job(self.source, self.settings, self.cancellation, emit=self._emit)
+            options = {"name": self.name} if self.job == "upload" and self.name else {}
+            result = job(self.source, self.settings, self.cancellation, emit=self._emit, **options)
         except UploaderError as exc:
             error, result = exc, getattr(exc, "result", None)
         except BaseException as exc:  # a bug: still finish, so waiting front ends learn of it

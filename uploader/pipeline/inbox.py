@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import sqlite3
@@ -33,6 +32,13 @@ class FolderResult:
     folder: Path
     files: list[tuple[Path, str, int, JobResult | None]] = field(default_factory=list)  # path, outcome, code
     exit_code: int = 0
+
+    def as_dict(self) -> dict:
+        """One document for the whole folder, a summary per file (``--summary-json``)."""
+        files = [{"file": str(path), "outcome": outcome, "exit_code": code,
+                  "summary": job.summary.as_dict() if job is not None else None}
+                 for path, outcome, code, job in self.files]
+        return {"folder": str(self.folder), "exit_code": self.exit_code, "files": files}
 
 
 def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancellation | None = None,
@@ -73,7 +79,7 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
                     result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
                     continue
                 try:
-                    outcome = upload_file(path, replace(settings, report=None, summary_json=None), cancellation, emit)
+                    outcome = upload_file(path, replace(settings, report=None), cancellation, emit)
                 except (AuthenticationError, TransportError, StoppedEarly):
                     raise  # every file would fail, or the run was stopped: leave this one in place
                 except UploaderError as exc:
@@ -94,14 +100,6 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
         finally:
             seen.close()
     result.exit_code = max([code for _, _, code, _ in result.files], default=0)
-    if settings.summary_json is not None:
-        # one document for the whole folder: a summary per file
-        files = [{"file": str(path), "outcome": outcome, "exit_code": code,
-                  "summary": job.summary.as_dict() if job is not None else None}
-                 for path, outcome, code, job in result.files]
-        Path(settings.summary_json).write_text(
-            json.dumps({"folder": str(folder), "exit_code": result.exit_code, "files": files}, indent=2) + "\n",
-            encoding="utf-8")
     return result
 
 

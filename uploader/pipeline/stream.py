@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import sqlite3
 from collections import Counter
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..cancel import Cancellation
-from ..events import ChunkChecked, ChunkDone, Listener, Opened, nobody
+from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
 from ..config import Settings
 from ..errors import FileFormatError, InputChanged, StorageError, UsageError
 from ..logs import mask_phone
@@ -46,6 +45,10 @@ class JobResult:
     report_path: Path | None = None
     file_warnings: list[str] = field(default_factory=list)
     sent: int = 0  # requests that got an answer or gave up (not counting retries)
+
+    def as_dict(self) -> dict:
+        """The summary as JSON-ready data (``--summary-json``)."""
+        return self.summary.as_dict()
 
 
 def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None,
@@ -116,7 +119,7 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
                        file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
-    _write_summary_json(settings, summary)
+    emit(Summarised(summary))
     return result
 
 
@@ -157,6 +160,8 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
             if not len(chunk.frame):
                 continue
             validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
+            if emit is not nobody:
+                _emit_rejected(validation, emit)
             emit(ChunkChecked(int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum())))
             meta = handle(validation)
             tally.add(validation, meta, settings, chunk)
@@ -184,6 +189,14 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
         if writer is not None:
             writer.abort()
     return first, tally, summary
+
+
+def _emit_rejected(validation: Validation, emit: Listener) -> None:
+    """A RowRejected event for each invalid row, with its problem codes."""
+    problems = validation.problems.frame()
+    errors = problems[problems["severity"] == ERROR]
+    for row, codes in errors.groupby("row", sort=True)["code"]:
+        emit(RowRejected(int(row), tuple(sorted(set(codes)))))
 
 
 def _guarded_columns(reader, columns) -> list[str] | None:
@@ -314,15 +327,6 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         dry_run=settings.dry_run,
         blank_rows=table.blank_rows,
     )
-
-
-def _write_summary_json(settings: Settings, summary: Summary) -> None:
-    if settings.summary_json is None:
-        return
-    path = Path(settings.summary_json)
-    with _storage(path, "the summary"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------- retry

@@ -14,26 +14,25 @@ import numpy as np
 import pandas as pd
 
 from ..cancel import Cancellation
-from ..events import Listener, RowAnswered, nobody
+from ..events import Listener, RowAnswered, Summarised, nobody
 from ..config import Settings
 from ..errors import ApiUnavailable, AuthenticationError, StorageError, TransportError
 from ..journal import Journal, Occurrences
 from ..locking import ContentLock, RunLock
-from ..problems import ERROR
 from ..read import open_table
-from ..report import RunLog, Summary, default_report_path
+from ..report import Summary, default_report_path
 from ..outcome import FAILED, Outcome, Prepared
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
-from .stream import (OK_STATUSES, SKIPPED, JobResult, _problem_columns, _require_base_url, _storage,
-                     _stream_file, _Tally, _write_summary_json, file_warnings)
+from .stream import (OK_STATUSES, SKIPPED, JobResult, _problem_columns, _require_base_url, _stream_file,
+                     _Tally, file_warnings)
 
 
 log = logging.getLogger(__name__)
 
 
 def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                emit: Listener = nobody) -> JobResult:
+                emit: Listener = nobody, *, name: str | None = None) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
     The file flows through in chunks: each chunk is read, validated, planned
@@ -47,15 +46,19 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
     :class:`AuthenticationError` after the report is written; so does every
     early stop (:class:`~uploader.errors.StoppedEarly`: ``cancellation``, an
     API that fails everything, the input changing, a full disk).
+
+    ``name`` names the source for the journal and the lock (see
+    :meth:`~uploader.journal.Journal.for_input`): a file uploaded from a
+    temporary copy, or rows from a table, are recognised by it on a rerun.
     """
     path = Path(path)
     _require_base_url(settings)
     cancellation = cancellation or Cancellation()
-    with RunLock(settings.state_folder, path), ContentLock(path) as content:
+    with RunLock(settings.state_folder, name or path), ContentLock(path) as content:
         reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields)
         report_path = settings.report or default_report_path(reader.path)
         upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True, cancellation=cancellation,
-                         content=content.digest, emit=emit)
+                         content=content.digest, emit=emit, name=name)
         try:
             first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
                                                  columns=settings.target.fields.report_columns, last_updates=upload.send_deferred,
@@ -80,19 +83,16 @@ class _Upload:
     """
 
     def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False,
+                 name: str | None = None,
                  cancellation: Cancellation | None = None, content: str | None = None, emit: Listener = nobody):
         self.settings = settings
         self.emit = emit
         self.target = settings.target
         self.cancellation = cancellation or Cancellation()
-        self.run_log = None
-        if settings.log_file:
-            with _storage(settings.log_file, "the log file"):
-                self.run_log = RunLog(settings.log_file, source)
         self.journal = None
         if not settings.dry_run:
             self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url,
-                                             content=content)
+                                             content=content, name=name)
         self.sender: Sender | None = None
         self.seen = Occurrences()  # the journal's occurrence counts, across chunks
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
@@ -110,11 +110,6 @@ class _Upload:
         prepared = prepare(validation, self.target)
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "", "invalid")
-        if self.run_log:
-            problems = validation.problems.frame()
-            errors = problems[problems["severity"] == ERROR]
-            for row, codes in errors.groupby("row")["code"]:
-                self.run_log.invalid(int(row), sorted(set(codes)))
         if not prepared:
             return meta
         if settings.dry_run:
@@ -130,9 +125,8 @@ class _Upload:
                 outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
             if skipped:
                 log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
-                if self.run_log:
-                    for row in sorted(skipped):
-                        self.run_log.row(outcomes[row])
+                for row in sorted(skipped):
+                    self.emit(RowAnswered(outcomes[row]))
             if work:
                 outcomes.update(self._send(work, entries))
         for item in prepared:
@@ -163,8 +157,6 @@ class _Upload:
                     hint="free some space (or choose another --state-dir) and run the same command again"))
             for outcome in batch:
                 outcomes[outcome.row] = outcome
-                if self.run_log:
-                    self.run_log.row(outcome)
                 self.emit(RowAnswered(outcome))
             self.sent += len(batch)
         self.fatal = sender.fatal
@@ -211,11 +203,7 @@ class _Upload:
 
     def finish(self, result: JobResult, summary: Summary) -> JobResult:
         """Log the summary; raise for a run stopped early (a 401, an untrusted certificate, ...)."""
-        _write_summary_json(self.settings, summary)
-        if self.run_log:
-            with _storage(self.settings.log_file, "the log file"):
-                self.run_log.summary(summary)
-                self.run_log.close()
+        self.emit(Summarised(summary))
         report_path = result.report_path
         stopped = self.cancellation.reason
         if stopped is not None:
