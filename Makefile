@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install programs test test-all demo bench clean
+.PHONY: install programs test test-all demo bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ demo: install
 	  [ $$code -le 1 ] || exit $$code; \
 	done; \
 	echo; echo "The second upload of signals.csv skipped the rows the first one confirmed (journal in .demo/state)."
+
+## readme: regenerate the README's table of APIs from the registry (uploader/targets)
+readme: install
+	$(BIN)/python -c "from uploader.targets import update_readme; print('README.md updated' if update_readme('README.md') else 'README.md up to date')"
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -146,3 +146,15 @@ def test_a_lost_answer_is_sent_again_only_where_that_is_safe(recorder):
     _, [outcome] = send(Hangup(), recorder, {"transaction_id": ["T2"], "disposition": ["A"]}, max_attempts=3)
     assert outcome.status == "failed" and len(recorder.seen) == 1  # may have been applied: never twice
     assert TOKEN not in outcome.error
+
+
+def test_the_readme_lists_every_registered_target():
+    # The README's table of APIs is generated from the registry (`make readme`); it cannot drift.
+    from pathlib import Path
+
+    from uploader.targets import TARGETS, markdown
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown() in readme, "run `make readme`"
+    for name in TARGETS:
+        assert f"| `{name}` |" in markdown()

@@ -17,4 +17,33 @@ from .signals import SIGNALS, SignalTarget
 
 TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES)}
 
+README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
+README_END = "<!-- /targets -->"
+
+
+def markdown() -> str:
+    """The README's table of targets, from the registry (a test keeps the README equal to it)."""
+    lines = ["| `--api` | API | request | success | sent twice? |", "| --- | --- | --- | --- | --- |"]
+    for target in TARGETS.values():
+        success = ", ".join(f"{status} {meaning}" for status, meaning in sorted(target.success.items()))
+        token = {"body": f"token in the body (`{target.token_field}`)",
+                 "query": f"token in the query (`{target.token_field}`)",
+                 "header": "token in the `Authorization` header"}[target.token_in]
+        twice = "safe: idempotent" if target.idempotent else "never without the user asking"
+        lines.append(f"| `{target.name}` | {target.title} | `{target.method} {{base}}/{target.path}`, {token} "
+                     f"| {success} | {twice} |")
+    return "\n".join([README_START, *lines, README_END])
+
+
+def update_readme(path) -> bool:
+    """Rewrite the README's table of targets; whether it changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    new = text[:start] + markdown() + text[end:]
+    path.write_text(new, encoding="utf-8")
+    return new != text
+
 __all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "SignalTarget", "CallOutcomeTarget"]
