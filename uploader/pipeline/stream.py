@@ -194,9 +194,16 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
 def _emit_rejected(validation: Validation, emit: Listener) -> None:
     """A RowRejected event for each invalid row, with its problem codes."""
     problems = validation.problems.frame()
-    errors = problems[problems["severity"] == ERROR]
-    for row, codes in errors.groupby("row", sort=True)["code"]:
-        emit(RowRejected(int(row), tuple(sorted(set(codes)))))
+    errors = problems.loc[(problems["severity"] == ERROR).to_numpy(), ["row", "code"]]
+    if errors.empty:
+        return
+    # One sort and a split, not a pandas group per row: a file may have many invalid rows.
+    errors = errors.drop_duplicates().sort_values(["row", "code"], kind="stable")
+    rows = errors["row"].to_numpy(dtype=np.int64)
+    codes = errors["code"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    for row, group in zip(rows[starts].tolist(), np.split(codes, starts[1:])):
+        emit(RowRejected(row, tuple(group.tolist())))
 
 
 def _guarded_columns(reader, columns) -> list[str] | None:
