@@ -133,7 +133,7 @@ def test_the_token_in_a_header_and_a_final_404(recorder):
     assert seen["authorization"] == f"Bearer {TOKEN}" and TOKEN not in seen["path"]
     assert json.loads(seen["body"]) == {"call_in_progress": {"custom_data": [{"name": "Disposition", "value": ""}]}}
     # The call has ended: it never comes back, so this is not a "try again later" not-found.
-    assert (outcome.error_class, outcome.failure_kind) == ("Gone", "fix-data")
+    assert (outcome.error_class, outcome.failure_kind) == ("CallEnded", "call-ended")
     assert outcome.error == "ended"
 
 

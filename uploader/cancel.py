@@ -27,6 +27,7 @@ class Cancellation:
         self.reason: StoppedEarly | None = None
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
+        self._event = threading.Event()
 
     @property
     def requested(self) -> bool:
@@ -39,8 +40,13 @@ class Cancellation:
                 return
             self.reason = reason
             callbacks = list(self._callbacks)
+        self._event.set()
         for callback in callbacks:
             callback()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking at once when cancelled; whether it was."""
+        return self._event.wait(max(seconds, 0))
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the run is cancelled (at once if it already is)."""

@@ -224,6 +224,24 @@ def validate(file, api, timezone, phone_region, sheet, encoding, report, summary
     sys.exit(result.exit_code)
 
 
+def _with(options_factory):
+    def apply(func):
+        for option in reversed(options_factory()):
+            func = option(func)
+        return func
+    return apply
+
+
+def organization_options():
+    """The organization the Calls In Progress API acts for (``calls``, and ``upload --api calls_in_progress``)."""
+    return [
+        click.option("--organization-type", metavar="TYPE", default=None,
+                     help="Calls In Progress API: Network or Advertiser (or organization_type in --config)."),
+        click.option("--organization-id", metavar="ID", default=None,
+                     help="Calls In Progress API: the network's or advertiser's id (or organization_id in --config)."),
+    ]
+
+
 def send_options(func):
     """Options of the commands that send (upload, retry), spelled the same in both."""
     options = [
@@ -253,6 +271,7 @@ def send_options(func):
                      help="PEM file of certificate authorities to trust (or REQUESTS_CA_BUNDLE). "
                           "Certificates are always verified."),
         click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
+        *organization_options(),
     ]
     for option in reversed(options):
         func = option(func)
@@ -327,6 +346,137 @@ def retry(report_file, include_not_found, verbose, **params):
 
 
 @main.command()
+@click.option("--transaction-id", metavar="ID", default=None, help="Only the call with this transaction id.")
+@click.option("--external-unique-id", metavar="ID", default=None,
+              help="Only the call given this external id (set earlier through the API).")
+@click.option("--calling-phone-number", metavar="PHONE", default=None,
+              help="Only calls from this number (with --destination-phone-number); any format, e.g. 800-555-1234.")
+@click.option("--destination-phone-number", metavar="PHONE", default=None,
+              help="Only calls transferred to this number (with --calling-phone-number).")
+@click.option("--lookups", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CSV/XLSX with one lookup per row (transaction_id, external_unique_id, or calling_phone_number "
+                   "+ destination_phone_number): each row gets its call's fields.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
+@click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
+              help="Keep polling every SECONDS; each call is written once and updated as it changes. "
+                   "Ctrl-C or SIGTERM stops it, with the file complete.")
+@click.option("--until", metavar="WHEN", default=None,
+              help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00).")
+@click.option("--phone-region", metavar="CC", default=None,
+              help="Country of phone numbers written without +country code (default US).")
+@click.option("--sheet", metavar="NAME", default=None, help="Worksheet of a --lookups workbook.")
+@click.option("--base-url", metavar="URL", default=None,
+              help="API address up to and including the version (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TOML file of settings (base_url, organization_type, organization_id, ...); flags override it.")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="Read the API token from this file instead of INVOCA_API_TOKEN.")
+@click.option("--concurrency", "-c", type=int, default=None, help="Lookups in flight at once (default 8).")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
+@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="PEM file of certificate authorities to trust. Certificates are always verified.")
+@click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@_with(organization_options)
+@handle_errors
+def calls(transaction_id, external_unique_id, calling_phone_number, destination_phone_number, lookups, out, every,
+          until, phone_region, sheet, verbose, config_file, token_file, mask_pii, **params):
+    """Find calls in progress (Calls In Progress API), once, per lookup, or watched.
+
+    \b
+    signal-uploader calls --organization-type Advertiser --organization-id 1234
+    signal-uploader calls ... --calling-phone-number 415-555-0134 --destination-phone-number 888-555-0100
+    signal-uploader calls ... --lookups crm_rows.xlsx --out crm_rows_with_calls.xlsx
+    signal-uploader calls ... --watch 5 --until 8h --out today.csv
+
+    A call is listed from its transfer until it ends. custom_data and
+    demographics_data become one column per field; a field the API left
+    out is an empty cell. Exit codes: 0 done, 1 some lookups invalid or
+    not found, 2 usage error or rejected token.
+    """
+    from .live_calls import CallFilter, CallsClient, check_output, lookup_calls, parse_until, watch_calls
+
+    _setup_logging(verbose)
+    settings = resolve(dict(params, phone_region=phone_region, sheet=sheet, verbose=verbose, mask_pii=mask_pii),
+                       token_file=token_file, config_file=config_file, need_token=True)
+    REDACT.add_secret(settings.token.reveal())
+    REDACT.mask_pii = mask_pii
+    check_output(out)
+    filters = CallFilter.of(transaction_id=transaction_id, external_unique_id=external_unique_id,
+                            calling_phone_number=calling_phone_number,
+                            destination_phone_number=destination_phone_number, phone_region=settings.phone_region)
+    if lookups is not None and (every is not None or filters.query()):
+        raise UsageError("--lookups takes its filters from the file", hint="leave out --watch and the filter flags")
+    if until is not None and every is None:
+        raise UsageError("--until goes with --watch")
+    if every is not None and every <= 0:
+        raise UsageError("--watch needs a number of seconds above 0")
+    if lookups is not None:
+        result = lookup_calls(lookups, settings)
+        _show_rows(result.frame, out, f"{len(result.frame)} lookup(s): " + ", ".join(
+            f"{count} {status}" for status, count in sorted(result.counts.items())))
+        sys.exit(result.exit_code)
+    client = CallsClient(settings)
+    if every is None:
+        from .live_calls import flatten, rows_frame
+
+        found = client.find(filters)
+        _show_rows(rows_frame([flatten(c) for c in found]), out, f"{len(found)} call(s) in progress")
+        return
+    deadline = parse_until(until)
+    cancellation = Cancellation()
+
+    def told(kind, row):
+        phone = REDACT.clean(row.get("calling_phone_number", ""))
+        click.echo(f"{kind:<8} {row['transaction_id']}  {phone}  {row.get('external_unique_id', '')}", err=out is not None)
+
+    click.echo(f"watching calls in progress every {every:g} s" + (f", writing {out}" if out else "")
+               + "; Ctrl-C stops", err=True)
+    with _quiet_stop(cancellation):
+        result = watch_calls(client, filters, every=every, until=deadline, out=out, cancellation=cancellation,
+                             on_call=told)
+    click.echo(f"captured {len(result.calls)} call(s) in {result.polls} poll(s); {result.changed} change(s) seen"
+               + (f"; {result.failed_polls} poll(s) failed" if result.failed_polls else "")
+               + (f"; file: {out}" if out else ""), err=True)
+
+
+@contextlib.contextmanager
+def _quiet_stop(cancellation: Cancellation):
+    """Ctrl-C, SIGTERM and SIGHUP end a watch normally: the poll in flight finishes, the file is written."""
+
+    def handler(number, _frame):
+        name = _STOP_SIGNALS.get(number, f"signal {number}")
+        if cancellation.requested:
+            os._exit(128 + number)
+        os.write(2, f"{name}: stopping after the poll in flight\n".encode())
+        cancellation.cancel(Interrupted(f"stopped by {name}", signal_number=number))
+
+    previous = {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _show_rows(frame, out, headline: str) -> None:
+    """Write rows to --out, or print them as a table that fits the screen."""
+    from .live_calls import write_rows
+
+    if out is not None:
+        write_rows(frame, out)
+        click.echo(f"{headline}; written to {out}")
+        return
+    click.echo(headline)
+    if frame.empty:
+        return
+    shown = frame.loc[:, [c for c in frame.columns if (frame[c] != "").any()]]
+    text = shown.to_string(index=False, max_colwidth=40)
+    click.echo(REDACT.clean(text))
+
+
+@main.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port on 127.0.0.1 (0 = any free port).")
 @click.option("--calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="CSV of the calls the emulator knows (default: the bundled sample calls).")
@@ -351,23 +501,43 @@ def retry(report_file, include_not_found, verbose, **params):
               help="Serve https with this PEM certificate (with --tls-key), to try --ca-bundle.")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="The PEM private key of --tls-cert.")
+@click.option("--live-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="JSON list of the calls in progress it plays (default: the bundled sample_files/live_calls.json); "
+                   "each has start_s (seconds from the clock's start) or start_time_utc, and duration_s.")
+@click.option("--clock", "clock", metavar="TIME", default=None,
+              help="Start the emulator's clock at this UTC time (e.g. 2026-11-24T09:00:00Z; default: now).")
+@click.option("--clock-speed", type=float, default=1.0, show_default=True,
+              help="Emulated seconds per real second: 60 plays an hour of calls in a minute.")
 @handle_errors
 def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_limit_rate, retry_after, drop_rate,
-             lost_answer_rate, seed, ready_file, tls_cert, tls_key):
-    """Run a local Signal API / Call Outcomes API on 127.0.0.1 to try uploads against.
+             lost_answer_rate, seed, ready_file, tls_cert, tls_key, live_calls, clock, clock_speed):
+    """Run a local Signal, Call Outcomes and Calls In Progress API on 127.0.0.1 to try the uploader against.
 
     Base URL: http://127.0.0.1:PORT/api/2020-10-01. GET /_emulator/signals
-    shows what it holds. Stop it with Ctrl-C.
+    shows what it holds; calls in progress start and end on its clock
+    (GET/POST /_emulator/clock). Stop it with Ctrl-C.
     """
+    import datetime as dt
+
     from .emulator import EmulatorConfig, serve
 
     rates = (fail_rate, rate_limit_rate, drop_rate, lost_answer_rate)
     if not all(0 <= r <= 1 for r in rates) or sum(rates) > 1:
         _fail("fault rates must be between 0 and 1, and add up to at most 1")
+    clock_start = None
+    if clock is not None:
+        try:
+            when = dt.datetime.fromisoformat(clock.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"--clock {clock!r} is not a time", "e.g. --clock 2026-11-24T09:00:00Z")
+        clock_start = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+    if clock_speed < 0:
+        _fail("--clock-speed must be 0 (a stopped clock) or more")
     config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
                             latency_ms=latency_ms, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
                             retry_after=retry_after, drop_rate=drop_rate, lost_answer_rate=lost_answer_rate,
-                            seed=seed, tls_cert=tls_cert, tls_key=tls_key or tls_cert)
+                            seed=seed, tls_cert=tls_cert, tls_key=tls_key or tls_cert, live_calls_file=live_calls,
+                            clock_start=clock_start, clock_speed=clock_speed)
     serve(config, port=port, ready_file=ready_file)
 
 

@@ -19,12 +19,14 @@ import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import UsageError
 from .secret import Secret
 from .targets import TARGETS
+from .targets.calls_in_progress import ORGANIZATION_TYPES
 from .timestamps import validate_timezone
 
 TOKEN_ENV = "INVOCA_API_TOKEN"
@@ -58,11 +60,16 @@ class Settings:
     dry_run: bool = False
     progress: bool = True
     verbose: int = 0
+    # The platform organization the Calls In Progress API acts for (its query's
+    # organization_type and id): "Network" or "Advertiser", and a number.
+    organization_type: str | None = None
+    organization_id: str | None = None
     token: Secret | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def target(self):
-        return TARGETS[self.api]
+        """The target of ``api``, bound to these settings (the organization a target may need)."""
+        return TARGETS[self.api].bind(self)
 
     @property
     def state_folder(self) -> Path:
@@ -74,7 +81,7 @@ class Settings:
 # Settings that may come from the environment or a config file, with their types.
 SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
                    "timeout": float, "rate": float, "max_attempts": int, "stop_after_failures": int, "state_dir": Path, "log_file": Path,
-                   "ca_bundle": Path, "chunk_rows": int}
+                   "ca_bundle": Path, "chunk_rows": int, "organization_type": str, "organization_id": str}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path}
 
@@ -107,6 +114,8 @@ def load_config_file(path: str | Path) -> dict:
         kind = allowed[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if name == "organization_id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # an id is a number in TOML, text everywhere else
         if kind is Path and isinstance(value, str):
             value = (path.parent / value).expanduser()
         elif not isinstance(value, kind) or isinstance(value, bool):
@@ -152,6 +161,7 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("--rate must be more than 0 requests per second")
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
+    settings = _check_organization(settings)
     if settings.base_url is not None:
         settings = replace(settings, base_url=check_base_url(settings.base_url))
     if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
@@ -178,6 +188,23 @@ def check_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise UsageError(f"--base-url {url!r} must not have a query string or fragment")
     return url.rstrip("/")
+
+
+def _check_organization(settings: Settings) -> Settings:
+    """Spell the organization type as the current document does (the beta page wrote it in lower case)."""
+    kind, number = settings.organization_type, settings.organization_id
+    if kind is not None:
+        spelled = {t.casefold(): t for t in ORGANIZATION_TYPES}.get(kind.strip().casefold())
+        if spelled is None:
+            raise UsageError(f"--organization-type {kind!r} is not Network or Advertiser")
+        settings = replace(settings, organization_type=spelled)
+    if number is not None:
+        number = str(number).strip()
+        if not number.isdigit() or not number.isascii():
+            raise UsageError(f"--organization-id {settings.organization_id!r} is not a number",
+                             hint="the id of the network or advertiser, as the platform shows it, e.g. 1234")
+        settings = replace(settings, organization_id=number)
+    return settings
 
 
 def _is_loopback(host: str) -> bool:

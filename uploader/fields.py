@@ -75,6 +75,10 @@ class FieldSet:
     booleans: Mapping[str, str] = field(default_factory=dict)  # field -> what an empty cell means ("" = absent)
     whole_numbers: tuple[str, ...] = ()  # "30.0" is sent as "30"
     report_ids: tuple[str, ...] = ()  # the ids a success carries: the report's columns after the outcome
+    # When set, every column that is not a field is a value of this block, named
+    # by its header exactly as written (the Calls In Progress API's custom_data:
+    # marketing data fields such as "Five9 Disposition"), not an ignored column.
+    custom_block: str = ""
     # The pandera schema of the rules on the text, for the columns a file has
     # (canonical names) -> ``pandera.DataFrameSchema``; None: no text rules.
     rules: Callable | None = None

@@ -27,8 +27,12 @@ class Redact(logging.Filter):
         self.mask_pii = False
 
     def add_secret(self, value: str) -> None:
-        if value and value not in self.secrets:
-            self.secrets.append(value)
+        """Redact ``value``, and its URL-encoded forms (a token in a query string is written encoded)."""
+        from urllib.parse import quote, quote_plus
+
+        for form in (value, quote(value, safe=""), quote_plus(value)):
+            if form and form not in self.secrets:
+                self.secrets.append(form)
 
     def clean(self, text: str) -> str:
         for secret in self.secrets:

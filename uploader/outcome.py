@@ -107,7 +107,7 @@ class Outcome:
 
     @property
     def failure_kind(self) -> str:
-        """retryable, fix-data, fix-config or not-found (empty unless failed)."""
+        """retryable, fix-data, fix-config, not-found or call-ended (empty unless failed)."""
         return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
 
 
@@ -118,8 +118,10 @@ CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthori
 INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
 RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
                      "RetryAfterTooLong"}
-# A failure a target declares final (a call that has ended never comes back).
-GONE = "Gone"
+# A 404 a target declares final: the call has ended and never comes back, so
+# no later retry can find it (failure_kind "call-ended", never sent again).
+GONE = "CallEnded"
+CALL_ENDED = "call-ended"
 
 
 def failure_kind(http_status: int | None, error_class: str = "") -> str:
@@ -127,14 +129,16 @@ def failure_kind(http_status: int | None, error_class: str = "") -> str:
 
     >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
     ('not-found', 'fix-data', 'retryable')
-    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect"), failure_kind(404, "Gone")
-    ('retryable', 'fix-config', 'fix-data')
+    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect"), failure_kind(404, "CallEnded")
+    ('retryable', 'fix-config', 'call-ended')
     """
+    if error_class == GONE:
+        return CALL_ENDED
     if http_status is None or http_status == 429 or http_status >= 500 or error_class in RETRYABLE_CLASSES:
         return "retryable"
     if http_status == 401 or error_class in CONFIG_CLASSES:
         return "fix-config"
-    if http_status == 404 and error_class != GONE:
+    if http_status == 404:
         return "not-found"
     return "fix-data"
 

@@ -79,6 +79,7 @@ class Table:
     frame: pd.DataFrame
     fields: dict[str, str]  # canonical field -> the file's header for it
     ignored_columns: list[str] = field(default_factory=list)
+    custom_columns: list[str] = field(default_factory=list)  # values of the target's custom block, by header
     # row number -> (fields in that row, fields in the header)
     shape_problems: dict[int, tuple[int, int]] = field(default_factory=dict)
     blank_rows: int = 0
@@ -116,6 +117,8 @@ class Table:
                 columns[name] = self.frame[header]
             else:
                 columns[name] = self.frame[header].str.strip()
+        for header in self.custom_columns:  # under their own headers, which no field name can equal
+            columns[header] = self.frame[header].str.strip()
         return pd.DataFrame(columns, index=self.frame.index)
 
 
@@ -133,6 +136,7 @@ class Layout:
     ignored: list[str]
     unnamed: int
     fieldset: FieldSet = SIGNAL_FIELDS
+    custom: list[str] = field(default_factory=list)  # headers that are values of the target's custom block
 
     @property
     def sentinel(self) -> int:
@@ -413,7 +417,7 @@ class TableReader:
             report_meta = _frame(meta, [layout.fieldset.report_column(layout.header[p])
                                         for p in layout.report_positions], index)
         return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
-                     ignored_columns=layout.ignored, unnamed_columns=layout.unnamed,
+                     ignored_columns=layout.ignored, custom_columns=layout.custom, unnamed_columns=layout.unnamed,
                      shape_problems=shape_problems, blank_rows=blank_rows,
                      encoding=_ENCODING_NAMES.get(self.encoding, self.encoding),
                      delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta,
@@ -600,7 +604,7 @@ atexit.register(_remove_gunzipped)
 
 
 def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               fields: FieldSet = SIGNAL_FIELDS) -> Table:
+               fields: FieldSet = SIGNAL_FIELDS, encoding: str | None = None) -> Table:
     """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
 
     The status columns of one of this tool's reports are left out of
@@ -608,7 +612,7 @@ def read_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     :attr:`Table.report_meta` (to reprocess a report's failed rows). For large
     files, :func:`open_table` reads chunk by chunk.
     """
-    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, fields=fields)
+    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields)
     return combine(list(reader.chunks()), reader)
 
 
@@ -1378,6 +1382,7 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
     keep: list[int] = []
     report_positions: list[int] = []
     ignored: list[str] = []
+    custom: list[str] = []
     seen: dict[str, str] = {}
     unnamed = 0
     for position, name in enumerate(header):
@@ -1399,6 +1404,8 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
                     hint="keep only one of them",
                 )
             fields[canonical] = name
+        elif fieldset.custom_block:
+            custom.append(name)
         else:
             ignored.append(name)
         keep.append(position)
@@ -1406,4 +1413,4 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
     need = fieldset.unmet(fields)
     if need is not None:
         raise FileFormatError(f"{path}: {need.message}", hint=need.hint)
-    return Layout(header, keep, report_positions, fields, ignored, unnamed, fieldset)
+    return Layout(header, keep, report_positions, fields, ignored, unnamed, fieldset, custom)

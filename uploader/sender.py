@@ -32,7 +32,7 @@ from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
 from .http import (MAX_ANSWER_BYTES, RETRYABLE_STATUS, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after,
                    quote_body)
 from .secret import Secret
-from .targets.base import Target
+from .targets.base import NOT_JSON, Target
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
     try:
         body = json.loads(content) if content else None
     except (ValueError, RecursionError):
-        body = None
+        body = NOT_JSON  # not None: an empty answer and a maintenance page are told apart
     if 300 <= status < 400:
         return _redirect(row, status, location, target)
     if status in target.success:

@@ -142,7 +142,7 @@ def _boolean_text(values: pd.Series, empty: str = "true") -> pd.Series:
 
 def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problems) -> None:
     """Cells a spreadsheet program spoiled: error values, formulas never calculated, ids that lost zeros."""
-    for field in table.fields:
+    for field in [*table.fields, *table.custom_columns]:
         if field not in canonical:
             continue
         column = canonical[field]
@@ -151,6 +151,7 @@ def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problem
             problems.add(column.index[errors], field, column[errors], "excel-error",
                          "is an Excel error value, not data: the cell's formula failed; fix it in the spreadsheet")
     known = {header: field for field, header in table.fields.items()}
+    known.update({header: header for header in table.custom_columns})
     for row, headers in table.uncomputed.items():
         for header in headers:
             field = known.get(header)

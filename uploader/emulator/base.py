@@ -10,6 +10,8 @@ with ``routes`` (a list of :class:`Route`: method, path pattern, handler),
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 HOST = "127.0.0.1"
 PACIFIC = "America/Los_Angeles"
 DEFAULT_CALLS = Path(__file__).resolve().parent.parent.parent / "sample_files" / "calls.csv"
+DEFAULT_LIVE_CALLS = DEFAULT_CALLS.with_name("live_calls.json")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,38 @@ class EmulatorConfig:
     tls_key: Path | None = None
     match_window_s: int = 600  # how far a call_start_time may be from the call's start
     known_advertisers: tuple[str, ...] | None = None  # None: those found in the calls file
+    live_calls_file: Path | None = None  # the Calls In Progress API's calls (None: the bundled sample)
+    clock_start: float | None = None  # epoch seconds the emulator's clock starts at (None: now)
+    clock_speed: float = 1.0  # emulated seconds per real second
+
+
+class Clock:
+    """The emulator's time: starts at ``start`` (default now) and runs ``speed`` times faster than real time.
+
+    Tests may set it or move it on (``POST /_emulator/clock``), so calls start
+    and end when a test wants them to.
+
+    >>> clock = Clock(start=1_000_000.0, speed=0)
+    >>> clock.advance(30); clock.now()
+    1000030.0
+    """
+
+    def __init__(self, start: float | None = None, speed: float = 1.0):
+        self.origin = time.time() if start is None else float(start)  # what offsets in calls files count from
+        self.speed = speed
+        self._base, self._t0 = self.origin, time.monotonic()
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._base + (time.monotonic() - self._t0) * self.speed
+
+    def set(self, epoch: float) -> None:
+        with self._lock:
+            self._base, self._t0 = float(epoch), time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.now() + seconds)
 
 
 class Refusal(Exception):

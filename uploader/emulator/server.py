@@ -11,6 +11,9 @@ Besides the APIs it answers:
 - ``GET /_emulator/signals``: every API module's state, and how many API requests it saw;
 - ``GET /_emulator/arrivals``: when the latest requests arrived, and which were given a fault;
 - ``GET /_emulator/health``;
+- ``GET /_emulator/clock``: the emulator's time (epoch seconds); ``POST`` it
+  ``{"advance": seconds}`` or ``{"set": epoch}`` to move it (calls in
+  progress start and end on it);
 - ``POST /_emulator/reset``: forget what the APIs were sent.
 """
 
@@ -29,12 +32,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .base import HOST, ApiRequest, EmulatorConfig, Refusal, Route, platform_error
+from .base import HOST, ApiRequest, Clock, EmulatorConfig, Refusal, Route, platform_error
+from .calls_in_progress import CallsInProgressApi
 from .signals import SignalApi
 
 API_VERSION = "2020-10-01"
-# The emulated APIs, each a module of this package: a class built from the configuration.
-API_MODULES = (SignalApi,)
+# The emulated APIs, each a module of this package: a class built from the
+# configuration and the server's clock.
+API_MODULES = (SignalApi, CallsInProgressApi)
 
 
 @dataclass
@@ -53,7 +58,8 @@ class Emulated:
 
     def __init__(self, config: EmulatorConfig):
         self.config = config
-        self.apis = [make(config) for make in API_MODULES]
+        self.clock = Clock(config.clock_start, config.clock_speed)
+        self.apis = [make(config, clock=self.clock) for make in API_MODULES]
         self.routes: list[Route] = [route for api in self.apis for route in api.routes]
         self.traffic = Traffic()
 
@@ -125,6 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, self.emulated.snapshot())
             if path == "/_emulator/health":
                 return self._send(200, {"ok": True})
+            if path == "/_emulator/clock":
+                return self._send(200, {"now": self.emulated.clock.now()})
             if path == "/_emulator/arrivals":
                 with self.emulated.traffic.lock:
                     return self._send(200, {"arrivals": list(self.emulated.traffic.arrivals)})
@@ -136,6 +144,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_body()
             self.emulated.reset()
             return self._send(200, {"ok": True})
+        if self.path.split("?")[0] == "/_emulator/clock":
+            try:
+                order = json.loads(self._read_body() or b"{}")
+                if "set" in order:
+                    self.emulated.clock.set(float(order["set"]))
+                if "advance" in order:
+                    self.emulated.clock.advance(float(order["advance"]))
+            except (ValueError, TypeError, AttributeError):
+                return self._send(400, {"error": 'send {"advance": seconds} or {"set": epoch seconds}'})
+            return self._send(200, {"now": self.emulated.clock.now()})
         self._api("POST")
 
     def do_PUT(self):

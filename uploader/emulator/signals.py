@@ -299,7 +299,7 @@ class Store:
 class SignalApi:
     """The routes of both APIs over one store of calls and signals."""
 
-    def __init__(self, config: EmulatorConfig, calls: list[Call] | None = None):
+    def __init__(self, config: EmulatorConfig, calls: list[Call] | None = None, clock=None):
         self.config = config
         self.store = Store(config, calls=load_calls(config.calls_file) if calls is None else calls)
         self.routes = [

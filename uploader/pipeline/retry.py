@@ -14,6 +14,7 @@ from ..events import ChunkDone, Listener, Opened, nobody
 from ..config import Settings
 from ..errors import UsageError
 from ..locking import RunLock
+from ..outcome import CALL_ENDED
 from ..read import read_table
 from ..report import report_frame, write_report
 from .stream import OK_STATUSES, JobResult, _require_base_url, _storage, _summary, check_table
@@ -29,7 +30,8 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
 
     Rows whose ``failure_kind`` is ``not-found`` are included only with
     ``settings.include_not_found`` (calls can take a while to reach the
-    platform). Every other row keeps its line unchanged.
+    platform); ``call-ended`` rows never are (the call is over). Every other
+    row keeps its line unchanged.
     """
     report_path = Path(report_path)
     _require_base_url(settings)
@@ -41,8 +43,11 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
                              hint="retry takes the report an upload wrote; to send a file, use upload")
         base = pd.concat([meta.reindex(columns=list(settings.target.fields.report_columns)).fillna(""), table.frame], axis=1)
         failed = meta["status"].str.strip().str.lower() == "failed"
-        if not settings.include_not_found and "failure_kind" in meta:
-            failed &= meta["failure_kind"].str.strip() != "not-found"
+        if "failure_kind" in meta:
+            kind = meta["failure_kind"].str.strip()
+            failed &= kind != CALL_ENDED  # the call is over: no retry can find it
+            if not settings.include_not_found:
+                failed &= kind != "not-found"
         try:
             original_rows = meta["row"].astype(int)
         except ValueError:

@@ -296,6 +296,8 @@ class _Tally:
 
 
 def _require_base_url(settings: Settings) -> None:
+    """What a run that sends (or builds requests) needs before it reads anything."""
+    settings.target.require(settings)
     if settings.base_url is None and not settings.dry_run:
         raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
                                                         "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")

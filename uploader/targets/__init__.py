@@ -6,16 +6,17 @@ from :data:`TARGETS`. To add an API, write a module beside these with a
 (see the README's Development section).
 
 >>> sorted(TARGETS)
-['call_outcomes', 'signals']
+['call_outcomes', 'calls_in_progress', 'signals']
 """
 
 from __future__ import annotations
 
 from .base import Target
 from .call_outcomes import CALL_OUTCOMES, CallOutcomeTarget
+from .calls_in_progress import CALLS_IN_PROGRESS, CallsInProgressTarget
 from .signals import SIGNALS, SignalTarget
 
-TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES)}
+TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES, CALLS_IN_PROGRESS)}
 
 README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
 README_END = "<!-- /targets -->"
@@ -46,4 +47,5 @@ def update_readme(path) -> bool:
     path.write_text(new, encoding="utf-8")
     return new != text
 
-__all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "SignalTarget", "CallOutcomeTarget"]
+__all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "CALLS_IN_PROGRESS", "SignalTarget", "CallOutcomeTarget",
+           "CallsInProgressTarget"]

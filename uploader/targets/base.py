@@ -20,6 +20,10 @@ from ..fields import FieldSet
 from ..outcome import CREATED, UPDATED, Request
 
 
+# What a target's readers get for a body that is not JSON (an empty body is None).
+NOT_JSON = type("NotJson", (), {"__repr__": lambda self: "NOT_JSON", "__bool__": lambda self: False})()
+
+
 class RowChecks:
     """The warnings that compare rows with each other, for one run.
 
@@ -65,6 +69,13 @@ class Target:
     def row_checks(self) -> RowChecks:
         """A fresh collector of this target's cross-row warnings, for one run."""
         return RowChecks()
+
+    def bind(self, settings) -> Target:
+        """This target with what it takes from the run's settings (the default takes nothing)."""
+        return self
+
+    def require(self, settings) -> None:
+        """Refuse, with a UsageError, settings this target cannot send with (checked before anything is read)."""
 
     # -- rows into requests -------------------------------------------------
 
