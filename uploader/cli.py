@@ -96,12 +96,14 @@ def stop_on_signals(cancellation: Cancellation):
             signal.signal(number, old)
 
 
-def _run(source, settings, job: str):
+def _run(source, settings, job: str, listeners=()):
     """Drive one :class:`~uploader.run.Run`: the progress bar, --log-file and --summary-json listen; signals cancel it."""
     from .report import RunLog, SummaryJson
     from .run import Run
 
     run = Run(source, settings, job=job)
+    for listener in listeners:
+        run.subscribe(listener)
     if settings.progress and sys.stderr.isatty():
         run.subscribe(ProgressBar())
     writers = []
@@ -293,8 +295,10 @@ def _send_settings(params: dict, **extra):
 @main.command()
 @file_options
 @send_options
+@click.option("--watch", type=float, default=None, metavar="SECONDS",
+              help="FILE is a folder: keep running, looking for new files every SECONDS, until Ctrl-C or SIGTERM.")
 @handle_errors
-def upload(file, verbose, **params):
+def upload(file, verbose, watch, **params):
     """Validate FILE and send every valid row; write a report beside it.
 
     \b
@@ -307,16 +311,24 @@ def upload(file, verbose, **params):
     \b
     FILE may be a folder (nightly imports): every CSV/XLSX in it is uploaded,
     oldest first, and moved with its report to done/ or failed/ beside it; a
-    file whose content was imported before is not sent again.
+    file whose content was imported before is not sent again. With --watch
+    SECONDS the folder is watched for new files until Ctrl-C or SIGTERM.
     """
     _setup_logging(verbose)
-    settings = _send_settings(params, verbose=verbose)
+    settings = _send_settings(params, verbose=verbose, watch=watch)
     if Path(file).is_dir():
         if settings.report is not None:
             raise UsageError("--report names one file; a folder's reports go beside its files in done/ and failed/")
-        result = _run(file, settings, "folder")
-        _print_folder(result)
+        if watch is None:
+            result = _run(file, settings, "folder")
+            _print_folder(result)
+            sys.exit(result.exit_code)
+        click.echo(f"watching {file} for new files every {watch:g} s; Ctrl-C or SIGTERM stops", err=True)
+        result = _run(file, settings, "folder", listeners=[_print_file_done])
+        click.echo(f"{result.folder}: {len(result.files)} file(s) while watching, exit code {result.exit_code}")
         sys.exit(result.exit_code)
+    if watch is not None:
+        raise UsageError("--watch watches a folder", hint=f"{file} is not a folder")
     result = _run(file, settings, "upload")
     _print_summary(result)
     sys.exit(result.exit_code)
@@ -568,6 +580,16 @@ def _print_summary(result) -> None:
             echo(f"  {problem['rows']:>6} row(s)  {problem['code']}: {problem['example']}")
     if summary.report:
         echo(f"report: {summary.report}")
+
+
+def _print_file_done(event) -> None:
+    """In a watched folder, each file's outcome as soon as it is known."""
+    from .events import FileDone
+
+    if isinstance(event, FileDone):
+        click.echo(f"== {Path(event.path).name}: {event.outcome}")
+        if event.result is not None:
+            _print_summary(event.result)
 
 
 def _print_folder(result) -> None:

@@ -58,6 +58,7 @@ class Settings:
     ca_bundle: Path | None = None
     mask_pii: bool = False
     dry_run: bool = False
+    watch: float | None = None  # folder mode: look for new files every this many seconds until stopped
     progress: bool = True
     verbose: int = 0
     # The platform organization the Calls In Progress API acts for (its query's
@@ -157,6 +158,8 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("--max-attempts must be at least 1")
     if settings.stop_after_failures < 0:
         raise UsageError("--stop-after-failures must be 0 (never stop) or more")
+    if settings.watch is not None and settings.watch <= 0:
+        raise UsageError("--watch needs a number of seconds above 0")
     if settings.rate is not None and settings.rate <= 0:
         raise UsageError("--rate must be more than 0 requests per second")
     validate_timezone(settings.timezone)

@@ -84,6 +84,16 @@ class Summarised:
 
 
 @dataclass(frozen=True)
+class FileDone:
+    """Folder mode finished one file: where it went, what happened, its exit code, its ``JobResult`` (or None)."""
+
+    path: object
+    outcome: str
+    exit_code: int
+    result: object = None
+
+
+@dataclass(frozen=True)
 class Finished:
     """The run is over: its result (None if it failed before having one), and the error that ended it."""
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 
 from ..cancel import Cancellation
-from ..events import Listener, nobody
+from ..events import FileDone, Listener, nobody
 from ..config import Settings
-from ..errors import AuthenticationError, StoppedEarly, TransportError, UploaderError
+from ..errors import AuthenticationError, StoppedEarly, TransportError, UploaderError, UsageError
 from ..locking import RunLock
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, file_identity
 from .stream import JobResult, _require_base_url
@@ -52,55 +52,78 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
     :data:`SETTLE_SECONDS` is read only once it has stopped changing; one
     still being written is left for the next run. A run stopped early (a
     signal, the API down) leaves the file it was on in place, with its report.
+
+    With ``settings.watch`` it keeps going: the folder is looked at again
+    every ``watch`` seconds, for feeds that drop a small file every minute,
+    until ``cancellation`` (Ctrl-C, SIGTERM) stops it between files or
+    between passes.
     """
     folder = Path(folder)
     _require_base_url(settings)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    cancellation = cancellation or Cancellation()
     result = FolderResult(folder)
     with RunLock(settings.state_folder, folder):
         seen = _SeenFiles(settings.state_folder, folder)
         try:
-            candidates = sorted(
-                (p for p in folder.iterdir()
-                 if p.is_file() and not p.name.startswith(".") and ".results." not in p.name
-                 and (p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
-                      or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS)))),
-                key=lambda p: (p.stat().st_mtime, p.name),
-            )
-            for path in candidates:
-                if cancellation is not None and cancellation.requested:
+            while True:
+                _one_pass(folder, settings, cancellation, emit, seen, result, watching=settings.watch is not None)
+                if settings.watch is None or cancellation.wait(settings.watch):
                     break
-                if not _settled(path):
-                    result.files.append((path, "still being written: left for the next run", 0, None))
-                    continue
-                digest = _file_hash(path)
-                earlier = seen.get(digest)
-                if earlier is not None:
-                    moved = _move(path, folder / "done")
-                    result.files.append((moved, f"already imported as {earlier}: not sent again", 0, None))
-                    continue
-                try:
-                    outcome = upload_file(path, replace(settings, report=None), cancellation, emit)
-                except (AuthenticationError, TransportError, StoppedEarly):
-                    raise  # every file would fail, or the run was stopped: leave this one in place
-                except UploaderError as exc:
-                    moved = _move(path, folder / "failed")
-                    moved.with_name(moved.name + ".error.txt").write_text(
-                        f"{exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), encoding="utf-8")
-                    result.files.append((moved, f"error: {exc.message}", exc.exit_code, None))
-                    seen.add(digest, path.name)
-                    continue
-                destination = folder / ("done" if outcome.exit_code == 0 else "failed")
-                moved = _move(path, destination)
-                if outcome.report_path is not None:
-                    outcome.report_path = _move(Path(outcome.report_path), destination,
-                                                name=f"{moved.stem}.results{Path(outcome.report_path).suffix}")
-                    outcome.summary.report = str(outcome.report_path)
-                seen.add(digest, path.name)
-                result.files.append((moved, destination.name, outcome.exit_code, outcome))
         finally:
             seen.close()
     result.exit_code = max([code for _, _, code, _ in result.files], default=0)
     return result
+
+
+def _one_pass(folder: Path, settings: Settings, cancellation: Cancellation, emit: Listener, seen: _SeenFiles,
+              result: FolderResult, *, watching: bool) -> None:
+    """Upload the files the folder holds now."""
+
+    def done(path: Path, outcome: str, code: int, job: JobResult | None = None) -> None:
+        result.files.append((path, outcome, code, job))
+        emit(FileDone(path, outcome, code, job))
+
+    candidates = sorted(
+        (p for p in folder.iterdir()
+         if p.is_file() and not p.name.startswith(".") and ".results." not in p.name
+         and (p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
+              or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS)))),
+        key=lambda p: (p.stat().st_mtime, p.name),
+    )
+    for path in candidates:
+        if cancellation.requested:
+            return
+        if not _settled(path):
+            if not watching:  # a watch takes it on a later pass
+                done(path, "still being written: left for the next run", 0)
+            continue
+        digest = _file_hash(path)
+        earlier = seen.get(digest)
+        if earlier is not None:
+            moved = _move(path, folder / "done")
+            done(moved, f"already imported as {earlier}: not sent again", 0)
+            continue
+        try:
+            outcome = upload_file(path, replace(settings, report=None), cancellation, emit)
+        except (AuthenticationError, TransportError, StoppedEarly):
+            raise  # every file would fail, or the run was stopped: leave this one in place
+        except UploaderError as exc:
+            moved = _move(path, folder / "failed")
+            moved.with_name(moved.name + ".error.txt").write_text(
+                f"{exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), encoding="utf-8")
+            seen.add(digest, path.name)
+            done(moved, f"error: {exc.message}", exc.exit_code)
+            continue
+        destination = folder / ("done" if outcome.exit_code == 0 else "failed")
+        moved = _move(path, destination)
+        if outcome.report_path is not None:
+            outcome.report_path = _move(Path(outcome.report_path), destination,
+                                        name=f"{moved.stem}.results{Path(outcome.report_path).suffix}")
+            outcome.summary.report = str(outcome.report_path)
+        seen.add(digest, path.name)
+        done(moved, destination.name, outcome.exit_code, outcome)
 
 
 SETTLE_SECONDS = 2.0
