@@ -361,3 +361,33 @@ def _xlsx_text(path: Path) -> str:
 
     with zipfile.ZipFile(path) as archive:
         return "".join(archive.read(name).decode("utf-8", "replace") for name in archive.namelist())
+
+
+def test_dry_run_builds_every_request_and_sends_none(live, tmp_path):
+    updates = write_csv(tmp_path / "updates.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"], ["T-6", "NO"]])
+    before = live.requests
+    result = run_cli("upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG,
+                     "--dry-run", "--report", tmp_path / "dry.csv", token=None)  # no token needed to send nothing
+    assert result.code == 0, result.output
+    assert [r["status"] for r in read_csv(tmp_path / "dry.csv")] == ["dry-run", "dry-run"]
+    assert live.requests == before
+
+
+@pytest.mark.parametrize("status, body, expected", [
+    (202, b"", ("updated", "")),  # "202 Accepted: the update was successful", nothing to show
+    (202, b'{"current_call": {"transaction_id": "T-1", "call_status": "in_progress"}}', ("updated", "T-1")),
+    (200, b'{"current_call": {"transaction_id": "T-1"}}', ("updated", "T-1")),
+    (200, b"{}", ("failed", "")),  # a 200 must show the call it updated
+    (202, b"<html>Accepted</html>", ("failed", "")),  # not the API's answer
+    (404, b'{"errors": {"class": "RecordNotFound", "invalid_data": "over"}}', ("failed", "")),
+])
+def test_which_answers_prove_an_update(status, body, expected):
+    from uploader.sender import interpret
+    from uploader.targets import CALLS_IN_PROGRESS
+
+    outcome = interpret(status, body, 2, CALLS_IN_PROGRESS)
+    assert (outcome.status, outcome.call_transaction_id) == expected
+    if status == 404:
+        assert (outcome.error_class, outcome.failure_kind) == ("CallEnded", "call-ended")
+    elif outcome.status == "failed":
+        assert outcome.failure_kind == "retryable"

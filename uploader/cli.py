@@ -483,8 +483,9 @@ def _show_rows(frame, out, headline: str) -> None:
     click.echo(headline)
     if frame.empty:
         return
-    shown = frame.loc[:, [c for c in frame.columns if (frame[c] != "").any()]]
-    text = shown.to_string(index=False, max_colwidth=40)
+    # The screen gets what fits: no empty columns, no start times beside the transfer times.
+    shown = frame.loc[:, [c for c in frame.columns if (frame[c] != "").any() and not c.endswith("call_start_time_utc")]]
+    text = shown.to_string(index=False, max_colwidth=30)
     click.echo(REDACT.clean(text))
 
 

@@ -79,8 +79,12 @@ class CallsInProgressTarget(Target):
         require_organization(settings)
 
     def keys(self, rows: pd.DataFrame) -> pd.Series:
+        # The organization is part of the key: the journal then tells the same file sent for
+        # another network or advertiser from a rerun.
+        kind, number = self.organization or ("", "")
         by_id = rows["transaction_id"] != ""
-        return ("t\x1f" + rows["transaction_id"]).where(by_id, "e\x1f" + rows["external_unique_id"])
+        call = ("t\x1f" + rows["transaction_id"]).where(by_id, "e\x1f" + rows["external_unique_id"])
+        return f"{kind}\x1f{number}\x1f" + call
 
     def paths(self, rows: pd.DataFrame) -> list[str]:
         if self.organization is None:
