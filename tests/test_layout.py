@@ -23,7 +23,8 @@ EMULATOR = "uploader.emulator"
 # The stages that turn a file into checked rows: they run with no network.
 OFFLINE_STAGES = {"uploader.read", "uploader.validate", "uploader.timestamps", "uploader.problems",
                   "uploader.fields", "uploader.matcher"}
-HTTP_LAYER = {"uploader.sender", "uploader.http", "uploader.pacing", "uploader.live_calls"}
+HTTP_LAYER = {"uploader.sender", "uploader.http", "uploader.pacing", "uploader.live_calls", "uploader.auth",
+              "uploader.engage_calls"}
 
 
 def module_name(path: Path) -> str:

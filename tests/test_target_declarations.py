@@ -144,8 +144,14 @@ def test_a_lost_answer_is_sent_again_only_where_that_is_safe(recorder):
 
     recorder.seen.clear()
     _, [outcome] = send(Hangup(), recorder, {"transaction_id": ["T2"], "disposition": ["A"]}, max_attempts=3)
-    assert outcome.status == "failed" and len(recorder.seen) == 1  # may have been applied: never twice
+    assert outcome.status == "unknown" and len(recorder.seen) == 1  # may have been applied: never twice
+    assert outcome.failure_kind == "unknown" and "retry --include-unknown" in outcome.error
     assert TOKEN not in outcome.error
+
+    recorder.seen.clear()
+    recorder.mode, recorder.status, recorder.body = "answer", 400, b'{"errorCode": "bad"}'
+    _, [outcome] = send(Hangup(), recorder, {"transaction_id": ["T3"], "disposition": ["A"]}, max_attempts=3)
+    assert outcome.status == "failed" and len(recorder.seen) == 1  # a refusal says it was not applied
 
 
 def test_the_readme_lists_every_registered_target():

@@ -254,10 +254,18 @@ def send_options(func):
                      help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); "
                           "flags override it."),
         click.option("--token-file", type=click.Path(path_type=Path), default=None,
-                     help="Read the API token from this file instead of INVOCA_API_TOKEN."),
+                     help="Read the API token from this file instead of INVOCA_API_TOKEN (ENGAGE_VOICE_TOKEN "
+                          "for the engage_* APIs)."),
+        click.option("--refresh-token-file", type=click.Path(path_type=Path), default=None,
+                     help="engage_* APIs: read the refresh token that renews expired access tokens from this file "
+                          "instead of ENGAGE_VOICE_REFRESH_TOKEN."),
         click.option("--concurrency", "-c", type=int, default=None,
                      help="Most requests in flight at once (default 8); lowered by itself when the API struggles."),
-        click.option("--rate", type=float, default=None, help="At most this many requests per second (all workers)."),
+        click.option("--rate", type=float, default=None,
+                     help="At most this many requests per second (all workers). Default: no limit, or the API's "
+                          "documented one (engage_*: 120 a minute)."),
+        click.option("--exceed-documented-rate", is_flag=True, default=None,
+                     help="Allow a --rate above the API's documented limit (only if your account allows more)."),
         click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30)."),
         click.option("--max-attempts", type=int, default=None,
                      help="Tries per row on 429, 5xx and network errors (default 6)."),
@@ -274,6 +282,9 @@ def send_options(func):
                           "Certificates are always verified."),
         click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
         *organization_options(),
+        click.option("--account-id", metavar="ID", default=None,
+                     help="engage_* APIs: the Engage Voice account whose active calls are acted on "
+                          "(or account_id in --config)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -283,11 +294,14 @@ def send_options(func):
 def _send_settings(params: dict, **extra):
     config_file = params.pop("config_file")
     token_file = params.pop("token_file")
+    refresh_token_file = params.pop("refresh_token_file")
     no_progress = params.pop("no_progress")
     settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
-                       config_file=config_file, need_token=not params["dry_run"])
-    if settings.token is not None:
-        REDACT.add_secret(settings.token.reveal())
+                       config_file=config_file, need_token=not params["dry_run"],
+                       refresh_token_file=refresh_token_file)
+    for secret in (settings.token, settings.refresh_token):
+        if secret is not None:
+            REDACT.add_secret(secret.reveal())
     REDACT.mask_pii = settings.mask_pii
     return settings
 
@@ -338,20 +352,25 @@ def upload(file, verbose, watch, **params):
 @click.argument("report_file", metavar="REPORT", type=click.Path(path_type=Path))
 @click.option("--include-not-found", is_flag=True,
               help="Also send rows that failed with 404 (no matching call yet: calls can take a while to arrive).")
+@click.option("--include-unknown", is_flag=True,
+              help="Also send rows whose outcome is unknown (an action that must not happen twice, sent without "
+                   "an answer): check first that it did not happen.")
 @file_options_without_file
 @send_options
 @handle_errors
-def retry(report_file, include_not_found, verbose, **params):
+def retry(report_file, include_not_found, include_unknown, verbose, **params):
     """Send again the failed rows of REPORT (written by upload) and update it.
 
     \b
     Only rows whose status is failed are sent; not-found (404) rows only with
-    --include-not-found. Rows that failed because their data was refused
+    --include-not-found, and unknown rows (sent, no answer, must not happen
+    twice) only with --include-unknown. Rows that failed because their data was refused
     (failure_kind fix-data) can be corrected in the report before retrying.
     Invalid rows are resent by fixing them and running upload on the report.
     """
     _setup_logging(verbose)
-    settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found)
+    settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found,
+                              include_unknown=include_unknown)
     result = _run(report_file, settings, "retry")
     _print_summary(result)
     sys.exit(result.exit_code)
@@ -453,6 +472,101 @@ def calls(transaction_id, external_unique_id, calling_phone_number, destination_
                + (f"; file: {out}" if out else ""), err=True)
 
 
+@main.group()
+def engage():
+    """Engage Voice (a contact centre's active calls): list them; act on them with upload --api engage_*.
+
+    \b
+    signal-uploader engage calls --account-id 12440011 --base-url https://engage.ringcentral.com/voice
+    signal-uploader engage calls ... --out live.xlsx
+    signal-uploader engage calls ... --watch 10 --until 8h --out today.csv
+    signal-uploader upload dispositions.xlsx --api engage_disposition --account-id 12440011 \\
+        --base-url https://engage.ringcentral.com/voice --timezone America/New_York
+
+    The token comes from ENGAGE_VOICE_TOKEN (or --token-file); access tokens
+    expire after about 5 minutes, so give ENGAGE_VOICE_REFRESH_TOKEN (or
+    --refresh-token-file) for anything longer: it renews them.
+    """
+
+
+@engage.command("calls")
+@click.option("--account-id", metavar="ID", default=None,
+              help="The Engage Voice account (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID).")
+@click.option("--product", metavar="NAME", default=None,
+              help="List the calls of this product: ACCOUNT (default), ACD, AGENT, OUTBOUND, DNIS, ...")
+@click.option("--product-id", metavar="ID", default=None,
+              help="The product's id (default for ACCOUNT: the account id).")
+@click.option("--page-size", type=int, default=100, show_default=True, help="Calls asked for per page (maxRows).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
+@click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
+              help="Keep listing every SECONDS; each call is written once and updated as it changes. "
+                   "Ctrl-C or SIGTERM stops it, with the file complete.")
+@click.option("--until", metavar="WHEN", default=None,
+              help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00).")
+@click.option("--base-url", metavar="URL", default=None,
+              help="Engage Voice address, e.g. https://engage.ringcentral.com/voice (or base_url in --config).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TOML file of settings (base_url, account_id, ...); flags override it.")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="Read the access token from this file instead of ENGAGE_VOICE_TOKEN.")
+@click.option("--refresh-token-file", type=click.Path(path_type=Path), default=None,
+              help="Read the refresh token from this file instead of ENGAGE_VOICE_REFRESH_TOKEN.")
+@click.option("--rate", type=float, default=None, help="At most this many requests per second (default: 120 a minute).")
+@click.option("--exceed-documented-rate", is_flag=True, default=None,
+              help="Allow a --rate above the documented 120 requests a minute.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
+@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="PEM file of certificate authorities to trust. Certificates are always verified.")
+@click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@handle_errors
+def engage_calls(product, product_id, page_size, out, every, until, verbose, config_file, token_file,
+                 refresh_token_file, mask_pii, **params):
+    """List Engage Voice active calls, every page: once, or watched.
+
+    One row per call: uii, accountId, ani, dnis, enqueueTime, dequeueTime,
+    callState, archive, agent and destination names, then any other field
+    the API sends. Exit codes: 0 done, 2 usage error or rejected token.
+    """
+    from .engage_calls import CALL_FIELDS, EngageClient, Listing, flatten
+    from .live_calls import check_output, parse_until, rows_frame, watch_calls
+
+    _setup_logging(verbose)
+    settings = resolve(dict(params, api="engage_hangup", verbose=verbose, mask_pii=mask_pii), token_file=token_file,
+                       refresh_token_file=refresh_token_file, config_file=config_file, need_token=True)
+    for secret in (settings.token, settings.refresh_token):
+        if secret is not None:
+            REDACT.add_secret(secret.reveal())
+    REDACT.mask_pii = mask_pii
+    check_output(out)
+    if until is not None and every is None:
+        raise UsageError("--until goes with --watch")
+    if every is not None and every <= 0:
+        raise UsageError("--watch needs a number of seconds above 0")
+    client = EngageClient(settings, Listing.of(product, product_id), page_size=page_size)
+    if every is None:
+        found = client.find()
+        _show_rows(rows_frame([flatten(c) for c in found], fields=CALL_FIELDS), out,
+                   f"{len(found)} active call(s) in {client.pages_read} page(s)")
+        return
+    deadline = parse_until(until)
+    cancellation = Cancellation()
+
+    def told(kind, row):
+        phone = REDACT.clean(row.get("ani", ""))
+        click.echo(f"{kind:<8} {row['uii']}  {phone}  {row.get('callState', '')}", err=out is not None)
+
+    click.echo(f"watching active calls every {every:g} s" + (f", writing {out}" if out else "")
+               + "; Ctrl-C stops", err=True)
+    with _quiet_stop(cancellation):
+        result = watch_calls(client, None, every=every, until=deadline, out=out, cancellation=cancellation,
+                             on_call=told, key="uii", flatten=flatten, fields=CALL_FIELDS)
+    click.echo(f"captured {len(result.calls)} call(s) in {result.polls} poll(s); {result.changed} change(s) seen"
+               + (f"; {result.failed_polls} poll(s) failed" if result.failed_polls else "")
+               + (f"; file: {out}" if out else ""), err=True)
+
+
 @contextlib.contextmanager
 def _quiet_stop(cancellation: Cancellation):
     """Ctrl-C, SIGTERM and SIGHUP end a watch normally: the poll in flight finishes, the file is written."""
@@ -521,14 +635,23 @@ def _show_rows(frame, out, headline: str) -> None:
               help="Start the emulator's clock at this UTC time (e.g. 2026-11-24T09:00:00Z; default: now).")
 @click.option("--clock-speed", type=float, default=1.0, show_default=True,
               help="Emulated seconds per real second: 60 plays an hour of calls in a minute.")
+@click.option("--engage-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Engage Voice: JSON of the account, its agents, dispositions and calls (default: the bundled "
+                   "sample_files/engage_calls.json).")
+@click.option("--engage-token-life", type=float, default=300.0, show_default=True,
+              help="Engage Voice: seconds (of the clock) an access token lasts before it must be renewed.")
+@click.option("--engage-rate-limit", type=int, default=120, show_default=True,
+              help="Engage Voice: requests allowed per minute; more get 429 with Retry-After.")
 @handle_errors
 def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_limit_rate, retry_after, drop_rate,
-             lost_answer_rate, seed, ready_file, tls_cert, tls_key, live_calls, clock, clock_speed):
-    """Run a local Signal, Call Outcomes and Calls In Progress API on 127.0.0.1 to try the uploader against.
+             lost_answer_rate, seed, ready_file, tls_cert, tls_key, live_calls, clock, clock_speed, engage_calls,
+             engage_token_life, engage_rate_limit):
+    """Run a local Signal, Call Outcomes, Calls In Progress and Engage Voice API on 127.0.0.1 to try the uploader against.
 
-    Base URL: http://127.0.0.1:PORT/api/2020-10-01. GET /_emulator/signals
-    shows what it holds; calls in progress start and end on its clock
-    (GET/POST /_emulator/clock). Stop it with Ctrl-C.
+    Base URL: http://127.0.0.1:PORT/api/2020-10-01 (Engage Voice:
+    http://127.0.0.1:PORT/voice, tokens demo-engage-token and refresh token
+    demo-engage-refresh). GET /_emulator/signals shows what it holds; calls
+    start and end on its clock (GET/POST /_emulator/clock). Stop it with Ctrl-C.
     """
     import datetime as dt
 
@@ -550,7 +673,8 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_l
                             latency_ms=latency_ms, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
                             retry_after=retry_after, drop_rate=drop_rate, lost_answer_rate=lost_answer_rate,
                             seed=seed, tls_cert=tls_cert, tls_key=tls_key or tls_cert, live_calls_file=live_calls,
-                            clock_start=clock_start, clock_speed=clock_speed)
+                            clock_start=clock_start, clock_speed=clock_speed, engage_file=engage_calls,
+                            engage_token_life=engage_token_life, engage_rate_limit=engage_rate_limit)
     serve(config, port=port, ready_file=ready_file)
 
 
@@ -561,7 +685,7 @@ def _print_summary(result) -> None:
         echo(f"warning: {warning}", err=True)
     mode = " (dry run: nothing sent)" if summary.dry_run else ""
     echo(f"{summary.file}: {summary.rows} row(s){mode}")
-    order = ["valid", "created", "updated", "skipped", "dry-run", "invalid", "failed"]
+    order = ["valid", "created", "updated", "skipped", "dry-run", "invalid", "failed", "unknown"]
     for status in order + sorted(set(summary.statuses) - set(order)):
         count = summary.statuses.get(status)
         if not count:

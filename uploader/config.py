@@ -65,7 +65,17 @@ class Settings:
     # organization_type and id): "Network" or "Advertiser", and a number.
     organization_type: str | None = None
     organization_id: str | None = None
+    account_id: str | None = None  # Engage Voice: the account whose active calls are acted on
+    auth_url: str | None = None  # Engage Voice: the token refresh endpoint (None: derived from base_url)
+    include_unknown: bool = False  # retry: also send rows whose outcome is unknown
+    exceed_documented_rate: bool = False  # allow --rate above the API's documented limit
     token: Secret | None = field(default=None, repr=False)
+    refresh_token: Secret | None = field(default=None, repr=False)  # Engage Voice: renews the access token
+
+    @property
+    def pace(self) -> float | None:
+        """Requests per second: --rate, else the target's documented limit (None: no limit)."""
+        return self.rate if self.rate is not None else self.target.documented_rate
 
     @cached_property
     def target(self):
@@ -82,9 +92,10 @@ class Settings:
 # Settings that may come from the environment or a config file, with their types.
 SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
                    "timeout": float, "rate": float, "max_attempts": int, "stop_after_failures": int, "state_dir": Path, "log_file": Path,
-                   "ca_bundle": Path, "chunk_rows": int, "organization_type": str, "organization_id": str}
+                   "ca_bundle": Path, "chunk_rows": int, "organization_type": str, "organization_id": str,
+                   "account_id": str, "auth_url": str}
 # Only in a config file: where the token is (the token itself never is).
-FILE_ONLY = {"token_file": Path}
+FILE_ONLY = {"token_file": Path, "refresh_token_file": Path}
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -115,7 +126,7 @@ def load_config_file(path: str | Path) -> dict:
         kind = allowed[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if name == "organization_id" and isinstance(value, int) and not isinstance(value, bool):
+        if name in ("organization_id", "account_id") and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # an id is a number in TOML, text everywhere else
         if kind is Path and isinstance(value, str):
             value = (path.parent / value).expanduser()
@@ -126,7 +137,8 @@ def load_config_file(path: str | Path) -> dict:
 
 
 def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
-            need_token: bool = False, config_file: str | Path | None = None) -> Settings:
+            need_token: bool = False, config_file: str | Path | None = None,
+            refresh_token_file: str | Path | None = None) -> Settings:
     """Merge flags (None = not given) over the config file over the environment over the defaults."""
     environ = os.environ if environ is None else environ
     known = {f.name for f in fields(Settings)}
@@ -142,6 +154,9 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         from_file = load_config_file(config_file)
         token_file = token_file if token_file is not None else from_file.pop("token_file", None)
         from_file.pop("token_file", None)
+        refresh_token_file = (refresh_token_file if refresh_token_file is not None
+                              else from_file.get("refresh_token_file"))
+        from_file.pop("refresh_token_file", None)
         values.update(from_file)
     values.update({k: v for k, v in flags.items() if v is not None and k in known})
     settings = Settings(**values)
@@ -162,16 +177,38 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         raise UsageError("--watch needs a number of seconds above 0")
     if settings.rate is not None and settings.rate <= 0:
         raise UsageError("--rate must be more than 0 requests per second")
+    documented = settings.target.documented_rate
+    if (documented is not None and settings.rate is not None and settings.rate > documented
+            and not settings.exceed_documented_rate):
+        raise UsageError(f"--rate {settings.rate:g} is above the {settings.target.title}'s documented limit of "
+                         f"{settings.target.documented_limit}",
+                         hint="the default keeps to it; to go faster anyway (your account allows more), add "
+                              "--exceed-documented-rate")
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
     settings = _check_organization(settings)
+    if settings.account_id is not None:
+        account = str(settings.account_id).strip()
+        if not account.isascii() or not account.isdigit():
+            raise UsageError(f"--account-id {settings.account_id!r} is not a number",
+                             hint="the Engage Voice (sub-)account id, e.g. 12440011")
+        settings = replace(settings, account_id=account)
     if settings.base_url is not None:
         settings = replace(settings, base_url=check_base_url(settings.base_url))
     if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
         raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file",
                          hint="give a PEM file of the certificate authorities to trust")
+    if settings.auth_url is not None:
+        settings = replace(settings, auth_url=check_base_url(settings.auth_url))
     if need_token:
-        settings = replace(settings, token=read_token(environ, token_file))
+        target = settings.target
+        refresh = None
+        if target.refresh_token_env:
+            refresh = read_token(environ, refresh_token_file, env=target.refresh_token_env, required=False,
+                                 flag="--refresh-token-file")
+        token = read_token(environ, token_file, env=target.token_env, required=refresh is None,
+                           also=target.refresh_token_env)
+        settings = replace(settings, token=token, refresh_token=refresh)
     return settings
 
 
@@ -227,8 +264,9 @@ def _check_region(region: str) -> None:
                          hint="use a two-letter country code such as US, CA, GB or DE")
 
 
-def read_token(environ, token_file: str | Path | None) -> Secret:
-    """The API token, from --token-file or INVOCA_API_TOKEN (file wins)."""
+def read_token(environ, token_file: str | Path | None, *, env: str = TOKEN_ENV, required: bool = True,
+               flag: str = "--token-file", also: str = "") -> Secret | None:
+    """A token, from its file or its environment variable (the file wins); None when not required and absent."""
     if token_file is not None:
         path = Path(token_file)
         try:
@@ -241,10 +279,12 @@ def read_token(environ, token_file: str | Path | None) -> Secret:
             logging.getLogger(__name__).warning(
                 "the token file %s can be read by other users; make it yours alone: chmod 600 %s", path, path)
         return Secret(value)
-    value = environ.get(TOKEN_ENV, "").strip()
+    value = environ.get(env, "").strip()
     if not value:
+        if not required:
+            return None
         raise UsageError(
-            "no API token: set INVOCA_API_TOKEN or give --token-file",
+            f"no API token: set {env}" + (f" (or {also})" if also else "") + f" or give {flag}",
             hint="the token is never taken as a command-line value, which would show in shell history",
         )
     return Secret(value)

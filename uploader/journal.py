@@ -14,22 +14,30 @@ confirmed with the same payload are skipped, and from the first row that is
 not, the rest of the lane is sent, so the last row still wins. If every row of
 a lane is confirmed but the last payload the server saw for that key is not
 the lane's last row (the file was reordered), the last row is sent again.
+
+For a target that may not be sent twice (a manual call dials), rows are
+planned one by one instead, and each request is marked *pending* in the
+journal, committed, before it goes out. An answer that settles it (a
+success, a refusal) clears the mark; a timeout, a lost answer or a 5xx
+leaves it, as does ``kill -9`` mid-request. A rerun reports a pending row
+``unknown`` and does not send it; only ``retry --include-unknown`` does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import os
+import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .outcome import Outcome, Prepared, lanes
+from .outcome import UNKNOWN, Outcome, Prepared, lanes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +55,10 @@ CREATE TABLE IF NOT EXISTS confirmed (
     ids TEXT  -- JSON: the ids the target names, e.g. {"signal_transaction_id": "..."}
 );
 CREATE TABLE IF NOT EXISTS last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);
+-- Requests of a target that may not be sent twice, marked before they go out and
+-- kept while what happened is unknown: a rerun never sends them again unasked.
+CREATE TABLE IF NOT EXISTS pending (identity TEXT PRIMARY KEY, row INTEGER NOT NULL, since REAL NOT NULL,
+                                    error TEXT);
 """
 
 
@@ -81,6 +93,7 @@ class Earlier:
     status: str
     http_status: int | None
     ids: dict[str, str]
+    error: str = ""  # for an unknown row: what happened when it was sent
 
     def __getattr__(self, name: str) -> str:
         if name.endswith("_id"):
@@ -162,6 +175,8 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        # Pending marks are written from the sender's workers while answers are recorded here.
+        self._lock = threading.RLock()
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(confirmed)")}
         if "ids" not in columns:  # a journal from before targets named their ids
             self.db.execute("ALTER TABLE confirmed ADD COLUMN ids TEXT")
@@ -206,7 +221,8 @@ class Journal:
         return journal
 
     def plan(self, prepared: list[Prepared], *, force: bool = False, seen: Occurrences | None = None,
-             deferred: dict[str, tuple[Prepared, Entry]] | None = None
+             deferred: dict[str, tuple[Prepared, Entry]] | None = None, idempotent: bool = True,
+             release_unknown: bool = False
              ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
         """Split the work: lanes to send, and rows already confirmed (skipped).
 
@@ -219,6 +235,8 @@ class Journal:
         ends (:meth:`deferred_lanes`).
         """
         ids = entries(prepared, seen)
+        if not idempotent:
+            return self._plan_once_only(prepared, ids, force=force, release_unknown=release_unknown)
         if force:
             return lanes(prepared), {}, ids
         done = self._confirmed([e.identity for e in ids.values()])
@@ -241,6 +259,36 @@ class Journal:
                 to_send.append(lane[cut:])
         return to_send, skipped, ids
 
+    def _plan_once_only(self, prepared: list[Prepared], ids: dict[int, Entry], *, force: bool,
+                        release_unknown: bool) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+        """Row by row: confirmed rows are skipped (unless ``force``), pending ones reported unknown (unless released)."""
+        identities = [e.identity for e in ids.values()]
+        done = {} if force else self._confirmed(identities)
+        pending = {} if release_unknown else self.pending(identities)
+        to_send: list[Prepared] = []
+        skipped: dict[int, Earlier] = {}
+        for item in prepared:
+            identity = ids[item.row].identity
+            if identity in done:
+                skipped[item.row] = done[identity]
+            elif identity in pending:
+                skipped[item.row] = Earlier(item.row, UNKNOWN, None, {}, pending[identity])
+            else:
+                to_send.append(item)
+        return lanes(to_send), skipped, ids
+
+    def pending(self, identities: list[str]) -> dict[str, str]:
+        """The identities marked pending, with what happened when they were sent."""
+        query = "SELECT identity, error FROM pending JOIN temp.wanted ON pending.identity = temp.wanted.value"
+        return {identity: error or "" for identity, error in self._lookup(query, identities)}
+
+    def mark_pending(self, entry: Entry, row: int) -> None:
+        """Commit that a request which may not be sent twice is about to go out."""
+        with self._lock, self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)",
+                            (entry.identity, row, time.time(), "the run stopped before its answer"))
+
     def _confirmed(self, identities: list[str]) -> dict[str, Earlier]:
         query = ("SELECT identity, row, status, http_status, ids, signal_transaction_id, corrects_transaction_id, "
                  "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value")
@@ -257,8 +305,8 @@ class Journal:
 
     def _lookup(self, query: str, values: list[str]) -> list[tuple]:
         """Rows for just these values (a chunk's), not the whole journal: a join with a temporary table."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (value TEXT PRIMARY KEY)")
-        with self.db:
+        with self._lock, self.db:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (value TEXT PRIMARY KEY)")
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM temp.wanted")
             self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((v,) for v in values))
@@ -275,10 +323,13 @@ class Journal:
         last one applied.
         """
         confirmed = [(e, o) for e, o in answers if o.confirmed]
-        if not confirmed:
+        unknown = [(" ".join(str(x) for x in (o.error_class, o.http_status) if x) or "no answer", e.identity)
+                   for e, o in answers if o.status == UNKNOWN]
+        settled = [(e.identity,) for e, o in answers if o.status != UNKNOWN]
+        if not confirmed and not unknown and not self._has_pending:
             return
         now = time.time()
-        with self.db:  # one transaction: both tables or neither
+        with self._lock, self.db:  # one transaction: every table or none
             self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT OR REPLACE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
@@ -288,6 +339,13 @@ class Journal:
             )
             self.db.executemany("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
                                 [(e.key_hash, e.payload_hash) for e, _ in confirmed])
+            if self._has_pending:
+                self.db.executemany("UPDATE pending SET error = ? WHERE identity = ?", unknown)
+                self.db.executemany("DELETE FROM pending WHERE identity = ?", settled)
+
+    @property
+    def _has_pending(self) -> bool:
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM pending)").fetchone()[0] == 1
 
     def confirmed_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]

@@ -162,9 +162,10 @@ def _cell(value) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else text(value)
 
 
-def rows_frame(rows: list[dict[str, str]], first: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Rows as a frame: ``first`` columns, the call's fields, then custom data and demographics in the order seen."""
-    columns = list(first) + [c for c in CALL_COLUMNS if c not in first and f"call.{c}" not in first]
+def rows_frame(rows: list[dict[str, str]], first: tuple[str, ...] = (),
+               fields: tuple[str, ...] = CALL_COLUMNS) -> pd.DataFrame:
+    """Rows as a frame: ``first`` columns, the call's ``fields``, then custom data and demographics in the order seen."""
+    columns = list(first) + [c for c in fields if c not in first and f"call.{c}" not in first]
     extra = []
     for row in rows:
         extra += [c for c in row if c not in columns and c not in extra]
@@ -271,9 +272,11 @@ class WatchResult:
     failed_polls: int = 0
     changed: int = 0  # times a call's fields changed after it was first seen
     output: Path | None = None
+    key: str = "transaction_id"  # the field that tells one call from another
+    fields: tuple[str, ...] = CALL_COLUMNS
 
     def frame(self) -> pd.DataFrame:
-        return rows_frame(list(self.calls.values()), ("transaction_id",))
+        return rows_frame(list(self.calls.values()), (self.key,), self.fields)
 
 
 def parse_until(value: str | None, now: float | None = None) -> float | None:
@@ -298,17 +301,21 @@ def parse_until(value: str | None, now: float | None = None) -> float | None:
 
 def watch_calls(client: CallsClient, filters: CallFilter, *, every: float, until: float | None = None,
                 out: Path | None = None, cancellation: Cancellation | None = None,
-                on_call: Callable[[str, dict[str, str]], None] | None = None) -> WatchResult:
+                on_call: Callable[[str, dict[str, str]], None] | None = None, key: str = "transaction_id",
+                flatten: Callable[[dict], dict[str, str]] = flatten, fields: tuple[str, ...] = CALL_COLUMNS
+                ) -> WatchResult:
     """Poll every ``every`` seconds until cancelled or ``until``; keep each call once, updated as it changes.
 
     The output file is rewritten atomically after every poll that saw a
     call, so it is complete whenever the watch stops. ``on_call("new" |
     "changed", row)`` is told as calls appear and change. A poll that fails
     on the network or a 5xx is logged and the watch goes on; a rejected
-    token stops it.
+    token stops it. ``client.find(filters)`` lists the calls; ``key``
+    tells calls apart and ``flatten`` makes each a row (another API's
+    client, such as Engage Voice's, gives its own).
     """
     cancellation = cancellation or Cancellation()
-    result = WatchResult(output=out)
+    result = WatchResult(output=out, key=key, fields=fields)
     while not cancellation.requested and (until is None or time.time() < until):
         started = time.monotonic()
         try:
@@ -324,9 +331,9 @@ def watch_calls(client: CallsClient, filters: CallFilter, *, every: float, until
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             for call in calls:
                 row = flatten(call)
-                known = result.calls.get(row["transaction_id"])
+                known = result.calls.get(row[key])
                 if known is None:
-                    result.calls[row["transaction_id"]] = {**row, "first_seen_utc": stamp, "last_seen_utc": stamp}
+                    result.calls[row[key]] = {**row, "first_seen_utc": stamp, "last_seen_utc": stamp}
                     if on_call:
                         on_call("new", row)
                     continue
@@ -336,7 +343,7 @@ def watch_calls(client: CallsClient, filters: CallFilter, *, every: float, until
                     result.changed += 1
                     if on_call:
                         on_call("changed", merged)
-                result.calls[row["transaction_id"]] = merged
+                result.calls[row[key]] = merged
             if out is not None:
                 write_rows(result.frame(), out)
         wait = every - (time.monotonic() - started)

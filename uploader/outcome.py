@@ -20,6 +20,10 @@ from typing import NamedTuple
 
 CREATED, UPDATED, FAILED = "created", "updated", "failed"
 CONFIRMED = (CREATED, UPDATED)
+# A request of a target that may not be sent twice, which may have reached the
+# server but got no answer that says what happened (a timeout, a lost answer,
+# a 5xx). It is never sent again unasked: `retry --include-unknown` does.
+UNKNOWN = "unknown"
 
 
 class Request(NamedTuple):
@@ -107,7 +111,9 @@ class Outcome:
 
     @property
     def failure_kind(self) -> str:
-        """retryable, fix-data, fix-config, not-found or call-ended (empty unless failed)."""
+        """retryable, fix-data, fix-config, not-found or call-ended; unknown for an unknown row; else empty."""
+        if self.status == UNKNOWN:
+            return UNKNOWN
         return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
 
 
@@ -122,6 +128,26 @@ RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "N
 # no later retry can find it (failure_kind "call-ended", never sent again).
 GONE = "CallEnded"
 CALL_ENDED = "call-ended"
+
+
+def may_have_arrived(outcome: Outcome) -> bool:
+    """Whether a failed request may still have been applied: nothing the server said rules it out.
+
+    A 4xx (429 included) is the server refusing it; a connection refused or a
+    TLS handshake that failed never carried it. A timeout, a dropped
+    connection, a 5xx or an answer that is not the API's may follow the work.
+
+    >>> may_have_arrived(Outcome(2, FAILED, None, "Timeout")), may_have_arrived(Outcome(2, FAILED, 400, "Bad"))
+    (True, False)
+    """
+    if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong", "NotSent"):
+        return False
+    if outcome.http_status is None:
+        return outcome.error != REFUSED
+    return outcome.http_status >= 500 or outcome.error_class in (INVALID_ANSWER, TOO_LARGE, "ClientError")
+
+
+REFUSED = "could not reach the API (connection refused)"  # the request surely never arrived
 
 
 def failure_kind(http_status: int | None, error_class: str = "") -> str:

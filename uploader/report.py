@@ -352,6 +352,10 @@ def _letter(position: int) -> str:
 # ----------------------------------------------------------------------- summary
 
 
+# The APIs that find a row's call by a search (time, phone number), so a match rate means something.
+SEARCHING_APIS = ("signals", "call_outcomes")
+
+
 @dataclass
 class Summary:
     """Counts of a run, for the printed summary and ``--summary-json``."""
@@ -369,7 +373,7 @@ class Summary:
 
     @property
     def sent(self) -> int:
-        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "failed"))
+        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "failed", "unknown"))
 
     @property
     def matched(self) -> int:
@@ -378,6 +382,9 @@ class Summary:
 
     @property
     def match_rate(self) -> float | None:
+        """Of the rows sent to an API that searches for their call, the share that found it."""
+        if self.api not in SEARCHING_APIS:
+            return None  # the other APIs name their call (or make one): nothing to match
         found = self.matched + self.failed_by_class.get("RecordNotFound", 0)
         return None if not found else self.matched / found
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import urllib3
 
 from .events import Listener, Paused, Retrying, nobody
-from .outcome import (FAILED, GONE, INVALID_ANSWER, TOO_LARGE, Outcome, Prepared, Request,
-                      failure_kind, lanes)
+from .auth import StaticToken
+from .outcome import (FAILED, GONE, INVALID_ANSWER, REFUSED, TOO_LARGE, UNKNOWN, Outcome, Prepared, Request,
+                      failure_kind, lanes, may_have_arrived)
 from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
 from .http import (MAX_ANSWER_BYTES, RETRYABLE_STATUS, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after,
                    quote_body)
@@ -37,9 +38,6 @@ from .targets.base import NOT_JSON, Target
 log = logging.getLogger(__name__)
 
 __all__ = ["Sender", "SendPolicy", "interpret", "Outcome", "Prepared", "Request", "failure_kind", "lanes"]
-
-
-REFUSED = "could not reach the API (connection refused)"  # the request surely never arrived
 
 
 @dataclass(frozen=True)
@@ -77,14 +75,19 @@ class Sender:
     server sends can kill a worker.
     """
 
-    def __init__(self, target: Target, base_url: str, token: Secret, policy: SendPolicy = SendPolicy(), *,
-                 ca_bundle: str | None = None, rng: random.Random | None = None, emit: Listener = nobody):
+    def __init__(self, target: Target, base_url: str, token, policy: SendPolicy = SendPolicy(), *,
+                 ca_bundle: str | None = None, rng: random.Random | None = None, emit: Listener = nobody,
+                 on_send=None):
         self.target = target
+        # Called in the worker just before a request that may not be sent twice goes out
+        # (the journal's write-ahead mark), with the request.
+        self.on_send = on_send
         self.emit = emit  # Retrying and Paused events, from the worker threads
         self.connection = Connection(base_url, timeout=policy.timeout, maxsize=policy.concurrency,
                                      ca_bundle=ca_bundle)
         self.base_url = self.connection.base_url
-        self.token = token
+        # A Secret, or a token source (auth.StaticToken / RefreshingToken): a 401 may renew it once.
+        self.tokens = token if hasattr(token, "current") else StaticToken(token)
         self.policy = policy
         self.limit = AdaptiveLimit(policy.concurrency)
         self.rate = RateLimiter(policy.rate)
@@ -212,7 +215,7 @@ class Sender:
             return
         threshold = self.policy.stop_after_failures
         with self._streak_lock:
-            if outcome.status == FAILED and outcome.failure_kind == "retryable":
+            if outcome.status == UNKNOWN or (outcome.status == FAILED and outcome.failure_kind == "retryable"):
                 self._streak += 1
             else:
                 self._streak = 0  # any real answer (a success, a 404, a 403) shows the API is up
@@ -222,28 +225,47 @@ class Sender:
                                      f"success between them (the last: {outcome.error})")
                 self._stop.set()
 
-    def _wire(self, item: Request) -> tuple[str, bytes | None, dict]:
+    def _wire(self, item: Request, token: Secret | None) -> tuple[str, bytes | None, dict]:
         """The request target (path and query), body and headers, with the token where the target puts it."""
         target = self.target
-        path, body, extra = item.wire(self.token, target.token_in, target.token_field, target.path)
+        path, body, extra = item.wire(token, target.token_in, target.token_field, target.path)
         headers = {**self.connection.headers, **extra}
         if body is None:
             del headers["Content-Type"]
         return self.connection.target(path), body, headers
 
     def send_one(self, item: Prepared) -> Outcome:
-        """One row, with retries; always returns an Outcome."""
-        wire = self._wire(item)
+        """One row, with retries; always returns an Outcome.
+
+        A request of a target that may not be sent twice is sent again only
+        when it surely did not arrive (a 429, a connection refused, a 401
+        followed by a renewed token); when it may have arrived, its outcome
+        is ``unknown``.
+        """
         attempt = 0
+        renewed = False
+        uncertain = False  # an earlier attempt may have been applied (its answer was lost)
+        if self.on_send is not None and not self.target.idempotent:
+            self.on_send(item)
         while True:
             attempt += 1
-            outcome, retry_after = self._attempt(item, wire)
+            outcome, retry_after, token = self._attempt(item)
             outcome.attempts = attempt
+            if outcome.http_status == 401 and not renewed and self.tokens.can_refresh and not self._stop.is_set():
+                # An expired token: the request was not applied. Renew once and send it again.
+                renewed = True
+                if self.tokens.refresh(token):
+                    attempt -= 1
+                    continue
+            if uncertain and outcome.error_class == GONE:
+                outcome.error = (f"{outcome.error} (an earlier attempt's answer was lost: that attempt may have "
+                                 "done it before the call ended)")
             retryable = self._may_retry(outcome)
             if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
                 if retryable and attempt > 1:
                     outcome.error = f"{outcome.error} (gave up after {attempt} attempts)"
-                return outcome
+                return self._settle(outcome)
+            uncertain = uncertain or may_have_arrived(outcome)
             self.retries += 1
             with self._rng_lock:
                 wait = backoff(attempt, base=self.policy.backoff_base, cap=self.policy.backoff_cap, rng=self.rng)
@@ -253,7 +275,16 @@ class Sender:
             log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row, reason, attempt, wait)
             self.emit(Retrying(item.row, attempt, wait, reason))
             if self._stop.wait(wait):
-                return outcome
+                return self._settle(outcome)
+
+    def _settle(self, outcome: Outcome) -> Outcome:
+        """A final failure of a target that may not be sent twice, which may have been applied, is ``unknown``."""
+        if not self.target.idempotent and may_have_arrived(outcome):
+            outcome.status = UNKNOWN
+            outcome.error = (f"{outcome.error}: the request may have reached the API, and this action must not be "
+                             "sent twice, so it was not sent again; check whether it happened, then `retry "
+                             "--include-unknown` sends it again if it did not")
+        return outcome
 
     def _may_retry(self, outcome: Outcome) -> bool:
         """Whether sending the row again may help, and cannot apply it twice.
@@ -268,33 +299,37 @@ class Sender:
         return (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
                 or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
 
-    def _attempt(self, item: Request, wire: tuple[str, bytes | None, dict]) -> tuple[Outcome, float | None]:
+    def _attempt(self, item: Request) -> tuple[Outcome, float | None, Secret | None]:
+        """One try: the outcome, a 429's Retry-After, and the token it carried."""
         self.pause.wait(self._stop)
         self.limit.acquire()
         try:
             self.rate.wait()
+            # The token is taken now, after the waits: one that expires meanwhile is not sent.
+            token = self.tokens.current()
+            wire = self._wire(item, token)
             try:
                 status, headers, content = self.connection.send(item.method, *wire)
             except urllib3.exceptions.SSLError as exc:
                 return Outcome(item.row, FAILED, error_class="TLSError",
-                               error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None
+                               error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None, token
             except urllib3.exceptions.NewConnectionError:  # refused; urllib3 files it under timeouts
-                return Outcome(item.row, FAILED, error_class="ConnectionError", error=REFUSED), None
+                return Outcome(item.row, FAILED, error_class="ConnectionError", error=REFUSED), None, token
             except urllib3.exceptions.TimeoutError:
                 self.limit.on_overload()
                 return Outcome(item.row, FAILED, error_class="Timeout",
-                               error=f"no complete answer within {self.policy.timeout:g} s"), None
+                               error=f"no complete answer within {self.policy.timeout:g} s"), None, token
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 # Connection refused, reset, or dropped mid-answer; the pool
                 # throws the broken connection away by itself.
                 log.debug("row %s: %s", item.row, type(exc).__name__)
                 return Outcome(item.row, FAILED, error_class="ConnectionError",
-                               error="could not reach the API (connection refused or dropped)"), None
+                               error="could not reach the API (connection refused or dropped)"), None, token
         finally:
             self.limit.release()
         outcome = interpret(status, decoded(content, headers.get("Content-Encoding")), item.row, self.target,
                             location=headers.get("Location"))
-        secret = self.token.reveal() if self.token is not None else ""
+        secret = token.reveal() if token is not None else ""
         if secret and secret in outcome.error:  # a server may echo what it was sent
             outcome.error = outcome.error.replace(secret, "***")
         retry_after = None
@@ -313,7 +348,7 @@ class Sender:
             self.limit.on_overload()
         elif outcome.confirmed:
             self.limit.on_success()
-        return outcome, retry_after
+        return outcome, retry_after, token
 
 
 def interpret(status: int, content: bytes | None, row: int, target: Target, location: str | None = None) -> Outcome:
@@ -344,6 +379,9 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
     if 300 <= status < 400:
         return _redirect(row, status, location, target)
     if status in target.success:
+        refused = target.read_refusal(status, body)
+        if refused is not None:
+            return Outcome(row, FAILED, status, *refused)
         ids = target.read_success(status, body)
         if ids is None:
             return Outcome(row, FAILED, status, INVALID_ANSWER,

@@ -101,6 +101,9 @@ EARLIEST = pd.Timestamp(1_000_000_000, unit="s", tz="UTC")
 # How far ahead of this computer's clock a time may be: a call cannot have started
 # in the future (clocks drift a little); a conversion may be logged a day ahead of UTC.
 AHEAD = {"call_start_time": pd.Timedelta(minutes=10), "occurred_at_time": pd.Timedelta(days=1)}
+# Times that schedule something (an Engage Voice callback): ahead of now by at most
+# a year, and not already past (an hour's grace for a file prepared a little earlier).
+SCHEDULED = {"callBackDTS": (pd.Timedelta(hours=1), pd.Timedelta(days=366))}
 # A 17-digit compressed time a spreadsheet stored as a number: 15 significant digits survive.
 _COMPRESSED_AS_NUMBER = r"[0-9]\.[0-9]{14,15}E\+16"
 
@@ -144,13 +147,24 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
 
 
 def _plausible(out: pd.Series, text: pd.Series, field: str, problems: Problems, now: float | None) -> pd.Series:
-    """Refuse instants the platform cannot have recorded: before the documented epoch forms, or in the future."""
-    latest = pd.Timestamp(time.time() if now is None else now, unit="s", tz="UTC") + AHEAD.get(field, AHEAD["occurred_at_time"])
-    early = (out < EARLIEST).to_numpy(dtype=bool)
+    """Refuse instants the platform cannot have recorded: before the documented epoch forms, or in the future.
+
+    A scheduled time (:data:`SCHEDULED`) is refused when it has passed, or is more than a year ahead.
+    """
+    now_ts = pd.Timestamp(time.time() if now is None else now, unit="s", tz="UTC")
+    if field in SCHEDULED:
+        grace, horizon = SCHEDULED[field]
+        earliest, latest = now_ts - grace, now_ts + horizon
+        bounds = (f"which has passed (before {earliest:%Y-%m-%d %H:%M} UTC): a callback is scheduled ahead",
+                  f"more than a year ahead (after {latest:%Y-%m-%d %H:%M} UTC)")
+    else:
+        earliest, latest = EARLIEST, now_ts + AHEAD.get(field, AHEAD["occurred_at_time"])
+        bounds = (f"before {EARLIEST:%Y-%m-%d %H:%M:%S} UTC, the earliest time the API takes",
+                  f"after {latest:%Y-%m-%d %H:%M} UTC (now, plus "
+                  f"{'10 minutes' if field == 'call_start_time' else 'a day'}): a time in the future")
+    early = (out < earliest).to_numpy(dtype=bool)
     late = (out > latest).to_numpy(dtype=bool)
-    for mask, bound in ((early, f"before {EARLIEST:%Y-%m-%d %H:%M:%S} UTC, the earliest time the API takes"),
-                        (late, f"after {latest:%Y-%m-%d %H:%M} UTC (now, plus "
-                               f"{'10 minutes' if field == 'call_start_time' else 'a day'}): a time in the future")):
+    for mask, bound in ((early, bounds[0]), (late, bounds[1])):
         if mask.any():
             rows = out.index[mask]
             shown = out[rows].dt.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -43,6 +43,12 @@ class EmulatorConfig:
     live_calls_file: Path | None = None  # the Calls In Progress API's calls (None: the bundled sample)
     clock_start: float | None = None  # epoch seconds the emulator's clock starts at (None: now)
     clock_speed: float = 1.0  # emulated seconds per real second
+    # Engage Voice: its account, agents and calls (None: the bundled sample), its tokens and its limit.
+    engage_file: Path | None = None
+    engage_token: str = "demo-engage-token"  # an access token, valid for engage_token_life from the clock's start
+    engage_refresh_token: str = "demo-engage-refresh"  # renews access tokens; the renewed ones are single-use
+    engage_token_life: float = 300.0  # seconds of the clock an access token lasts (the vendor's: about 5 minutes)
+    engage_rate_limit: int = 120  # requests per minute (the vendor's documented limit)
 
 
 class Clock:

@@ -34,12 +34,13 @@ from pathlib import Path
 
 from .base import HOST, ApiRequest, Clock, EmulatorConfig, Refusal, Route, platform_error
 from .calls_in_progress import CallsInProgressApi
+from .engage import EngageApi
 from .signals import SignalApi
 
 API_VERSION = "2020-10-01"
 # The emulated APIs, each a module of this package: a class built from the
 # configuration and the server's clock.
-API_MODULES = (SignalApi, CallsInProgressApi)
+API_MODULES = (SignalApi, CallsInProgressApi, EngageApi)
 
 
 @dataclass

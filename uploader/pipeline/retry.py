@@ -14,7 +14,7 @@ from ..events import ChunkDone, Listener, Opened, nobody
 from ..config import Settings
 from ..errors import UsageError
 from ..locking import RunLock
-from ..outcome import CALL_ENDED
+from ..outcome import CALL_ENDED, UNKNOWN
 from ..read import read_table
 from ..report import report_frame, write_report
 from .stream import OK_STATUSES, JobResult, _require_base_url, _storage, _summary, check_table
@@ -30,8 +30,10 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
 
     Rows whose ``failure_kind`` is ``not-found`` are included only with
     ``settings.include_not_found`` (calls can take a while to reach the
-    platform); ``call-ended`` rows never are (the call is over). Every other
-    row keeps its line unchanged.
+    platform); ``call-ended`` rows never are (the call is over). Rows whose
+    status is ``unknown`` (an action that must not happen twice, sent without
+    an answer) only with ``settings.include_unknown``. Every other row keeps
+    its line unchanged.
     """
     report_path = Path(report_path)
     _require_base_url(settings)
@@ -42,7 +44,10 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
             raise UsageError(f"{report_path}: not a signal-uploader report (no 'row' and 'status' columns)",
                              hint="retry takes the report an upload wrote; to send a file, use upload")
         base = pd.concat([meta.reindex(columns=list(settings.target.fields.report_columns)).fillna(""), table.frame], axis=1)
-        failed = meta["status"].str.strip().str.lower() == "failed"
+        status = meta["status"].str.strip().str.lower()
+        failed = status == "failed"
+        if settings.include_unknown:
+            failed |= status == UNKNOWN
         if "failure_kind" in meta:
             kind = meta["failure_kind"].str.strip()
             failed &= kind != CALL_ENDED  # the call is over: no retry can find it

@@ -21,7 +21,8 @@ from ..journal import Journal, Occurrences
 from ..locking import ContentLock, RunLock
 from ..read import open_table
 from ..report import Summary, default_report_path
-from ..outcome import FAILED, Outcome, Prepared
+from ..outcome import FAILED, UNKNOWN, Outcome, Prepared
+from ..auth import token_source
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
 from .stream import (OK_STATUSES, SKIPPED, JobResult, _problem_columns, _require_base_url, _stream_file,
@@ -99,6 +100,9 @@ class _Upload:
         self.deferred: dict | None = {} if chunked else None
         self.sent = 0  # requests that got an answer or gave up (not counting retries)
         self.fatal: Outcome | None = None  # a 401 or an untrusted certificate: nothing more is sent
+        # Rows of a target that may not be sent twice whose request went out (see Journal.mark_pending).
+        self.started: set[int] = set()
+        self._entries: dict = {}
 
     @property
     def retries(self) -> int:
@@ -117,11 +121,17 @@ class _Upload:
             return meta
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
+            idempotent = self.target.idempotent
             work, skipped, entries = self.journal.plan(prepared, force=settings.force, seen=self.seen,
-                                                       deferred=self.deferred)
+                                                       deferred=self.deferred if idempotent else None,
+                                                       idempotent=idempotent,
+                                                       release_unknown=settings.include_unknown)
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
+                if earlier.status == UNKNOWN:
+                    outcomes[row] = Outcome(row, UNKNOWN, attempts=0, error=_still_unknown(earlier.error))
+                    continue
                 outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
             if skipped:
                 log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
@@ -130,7 +140,14 @@ class _Upload:
             if work:
                 outcomes.update(self._send(work, entries))
         for item in prepared:
-            if item.row not in outcomes:  # left unsent when the run stopped
+            if item.row in outcomes:
+                continue
+            if item.row in self.started:  # in flight when the run stopped: it may have been applied
+                outcomes[item.row] = Outcome(item.row, UNKNOWN, error_class="NoAnswer", error=(
+                    "the run stopped while this request was in flight: it may have reached the API, and this "
+                    "action must not be sent twice; check whether it happened, then `retry --include-unknown` "
+                    "sends it again if it did not"))
+            else:  # left unsent when the run stopped
                 outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
                                              error=self._not_sent_reason())
         _apply_outcomes(meta, outcomes, self.target.id_columns)
@@ -145,6 +162,7 @@ class _Upload:
 
     def _send(self, work: list[list[Prepared]], entries: dict) -> dict[int, Outcome]:
         outcomes = {}
+        self._entries = entries  # for the pending marks of this chunk's requests
         sender = self._sender()
         for batch in sender.send_batches(work):
             # committed before anything else is done with these answers
@@ -188,13 +206,19 @@ class _Upload:
         if self.sender is None:
             settings = self.settings
             policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                max_attempts=settings.max_attempts, rate=settings.rate,
+                                max_attempts=settings.max_attempts, rate=settings.pace,
                                 stop_after_failures=settings.stop_after_failures)
-            sender = Sender(self.target, settings.base_url, settings.token, policy,
-                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None, emit=self.emit)
+            sender = Sender(self.target, settings.base_url, token_source(settings), policy,
+                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None, emit=self.emit,
+                            on_send=self._mark_pending)
             self.sender = sender
             self.cancellation.on_cancel(sender.cancel)
         return self.sender
+
+    def _mark_pending(self, item: Prepared) -> None:
+        """Before a request that may not be sent twice goes out: committed, so no rerun sends it unasked."""
+        self.journal.mark_pending(self._entries[item.row], item.row)
+        self.started.add(item.row)
 
     def close(self) -> None:
         if self.journal is not None:
@@ -223,8 +247,10 @@ class _Upload:
             error = AuthenticationError(
                 f"the API rejected the token (401): the run stopped; report written to {report_path}",
                 status=401, error_class=self.fatal.error_class,
-                hint="check INVOCA_API_TOKEN (or --token-file) and that the token may use this API; "
-                     "a rerun sends the rows that were not sent",
+                hint=f"check {self.target.token_env} (or --token-file) and that the token may use this API"
+                     + (f"; an expired one is renewed with {self.target.refresh_token_env} (or --refresh-token-file)"
+                        if self.target.refresh_token_env else "")
+                     + "; a rerun sends the rows that were not sent",
             )
         else:
             error = TransportError(
@@ -237,6 +263,12 @@ class _Upload:
 
 
 _OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind")
+
+
+def _still_unknown(error: str) -> str:
+    return ("not sent: an earlier run sent this row and got no answer that says what happened"
+            + (f" ({error})" if error else "") + "; this action must not be sent twice: check whether it "
+            "happened, then `retry --include-unknown` on the report sends it again if it did not")
 
 
 def prepare(validation: Validation, target) -> list[Prepared]:

@@ -5,8 +5,8 @@ from :data:`TARGETS`. To add an API, write a module beside these with a
 :class:`~uploader.targets.base.Target` subclass and register its instance here
 (see the README's Development section).
 
->>> sorted(TARGETS)
-['call_outcomes', 'calls_in_progress', 'signals']
+>>> sorted(TARGETS)[:4]
+['call_outcomes', 'calls_in_progress', 'engage_add_session', 'engage_disposition']
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 from .base import Target
 from .call_outcomes import CALL_OUTCOMES, CallOutcomeTarget
 from .calls_in_progress import CALLS_IN_PROGRESS, CallsInProgressTarget
+from .engage import ENGAGE_TARGETS, EngageAction
 from .signals import SIGNALS, SignalTarget
 
-TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES, CALLS_IN_PROGRESS)}
+TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES, CALLS_IN_PROGRESS, *ENGAGE_TARGETS)}
 
 README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
 README_END = "<!-- /targets -->"
@@ -47,5 +48,5 @@ def update_readme(path) -> bool:
     path.write_text(new, encoding="utf-8")
     return new != text
 
-__all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "CALLS_IN_PROGRESS", "SignalTarget", "CallOutcomeTarget",
-           "CallsInProgressTarget"]
+__all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "CALLS_IN_PROGRESS", "ENGAGE_TARGETS", "SignalTarget",
+           "CallOutcomeTarget", "CallsInProgressTarget", "EngageAction"]

@@ -60,6 +60,14 @@ class Target:
     # retried by `retry --include-not-found`. When True the thing is gone for good.
     not_found_final: ClassVar[bool] = False
     record_key: ClassVar[str] = ""  # the answer's object that proves the success
+    # Where the token comes from: its environment variable (or --token-file), and, for an API
+    # whose access tokens expire, the variable of the refresh token that renews them.
+    token_env: ClassVar[str] = "INVOCA_API_TOKEN"
+    refresh_token_env: ClassVar[str] = ""
+    # The API's documented limit, in requests per second: the default pace, and
+    # --rate above it needs --exceed-documented-rate. None: none is documented.
+    documented_rate: ClassVar[float | None] = None
+    documented_limit: ClassVar[str] = ""  # the same, as the document says it
 
     @property
     def id_columns(self) -> tuple[str, ...]:
@@ -118,6 +126,10 @@ class Target:
     def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
         """The report's id columns from a proven answer."""
         return {self.id_columns[0]: transaction_id} if self.id_columns else {}
+
+    def read_refusal(self, status: int, body) -> tuple[str, str] | None:
+        """(error class, description) when a success status carries the API's own "not done"; else None."""
+        return None
 
     def what_proves(self) -> str:
         """Said when a success answer does not prove itself."""
