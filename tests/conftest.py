@@ -71,7 +71,8 @@ class CliResult:
 
 def run_cli(*args, env: dict | None = None, token: str | None = TOKEN, cwd: Path | None = None) -> CliResult:
     """Run the real command line in a subprocess, as a user would."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))}
     if token is not None:
         environment["INVOCA_API_TOKEN"] = token
     environment.update(env or {})

@@ -34,6 +34,8 @@ from .secret import Secret
 log = logging.getLogger(__name__)
 
 REFRESH_PATH = "api/auth/token/refresh"
+# A token renewed less than this long ago and refused has not expired: the refusal is final.
+FRESH_S = 30.0
 
 
 def refresh_url_for(base_url: str) -> str:
@@ -60,6 +62,9 @@ class StaticToken:
     def refresh(self, stale: Secret | None) -> bool:
         return False
 
+    def fresh(self, token: Secret | None) -> bool:
+        return True
+
 
 class RefreshingToken:
     """An access token renewed with a refresh token when the API says 401 (at most once per rejected token)."""
@@ -77,6 +82,7 @@ class RefreshingToken:
         self.path = parts.path.lstrip("/")
         self.attempts = attempts
         self.refreshes = 0
+        self._obtained = 0.0  # when the current access token was obtained (monotonic)
         self._lock = threading.Lock()
 
     def current(self) -> Secret | None:
@@ -100,6 +106,11 @@ class RefreshingToken:
                 log.warning("could not renew the access token: %s", exc.message)
                 return False
             return True
+
+    def fresh(self, token: Secret | None, within: float = FRESH_S) -> bool:
+        """Whether ``token`` is the one obtained last, within ``within`` seconds: refused now, it is not expired."""
+        with self._lock:
+            return token is not None and token == self._access and time.monotonic() - self._obtained < within
 
     def _renew(self) -> None:
         """POST the refresh token; keep the new access and refresh tokens (in memory only)."""
@@ -130,6 +141,7 @@ class RefreshingToken:
                          "used already; sign in again for a new one")
             REDACT.add_secret(token)
             self._access = Secret(token)
+            self._obtained = time.monotonic()
             renewed = answer.get("refreshToken")
             if isinstance(renewed, str) and renewed:  # the vendor rotates it: the next refresh needs the new one
                 REDACT.add_secret(renewed)

@@ -30,6 +30,7 @@ from .targets.calls_in_progress import ORGANIZATION_TYPES
 from .timestamps import validate_timezone
 
 TOKEN_ENV = "INVOCA_API_TOKEN"
+PACE_MARGIN = 0.98  # the default pace's share of an API's documented limit
 ENV_PREFIX = "SIGNAL_UPLOADER_"
 
 
@@ -74,8 +75,14 @@ class Settings:
 
     @property
     def pace(self) -> float | None:
-        """Requests per second: --rate, else the target's documented limit (None: no limit)."""
-        return self.rate if self.rate is not None else self.target.documented_rate
+        """Requests per second: --rate, else just under the target's documented limit (None: no limit).
+
+        2% under it, so that the network's jitter cannot put a 121st request into a server's minute.
+        """
+        if self.rate is not None:
+            return self.rate
+        documented = self.target.documented_rate
+        return None if documented is None else documented * PACE_MARGIN
 
     @cached_property
     def target(self):

@@ -251,12 +251,18 @@ class Sender:
             attempt += 1
             outcome, retry_after, token = self._attempt(item)
             outcome.attempts = attempt
-            if outcome.http_status == 401 and not renewed and self.tokens.can_refresh and not self._stop.is_set():
-                # An expired token: the request was not applied. Renew once and send it again.
-                renewed = True
-                if self.tokens.refresh(token):
+            if outcome.http_status == 401 and self.tokens.can_refresh and not self._stop.is_set():
+                # An expired token: the request was not applied, so it may go again with a new one.
+                if self.tokens.current() != token:  # another worker renewed it meanwhile
                     attempt -= 1
                     continue
+                # This request renews it once: a new token refused too stops the run. A token that
+                # has aged meanwhile (a long wait for the pace) may have expired, and is renewed again.
+                if not renewed or not self.tokens.fresh(token):
+                    renewed = True
+                    if self.tokens.refresh(token):
+                        attempt -= 1
+                        continue
             if uncertain and outcome.error_class == GONE:
                 outcome.error = (f"{outcome.error} (an earlier attempt's answer was lost: that attempt may have "
                                  "done it before the call ended)")

@@ -186,12 +186,12 @@ class EngageApi:
         self._accepted.append(moment)
 
     def _logged(self, request: ApiRequest, refusal: Refusal) -> Refusal:
-        self.log.append({"t": time.monotonic(), "method": request.method, "path": request.path,
+        self.log.append({"t": time.monotonic(), "method": request.method, "target": request.target,
                          "status": refusal.status})
         return refusal
 
     def _answer(self, request: ApiRequest, status: int, body):
-        self.log.append({"t": time.monotonic(), "method": request.method, "path": request.path, "status": status})
+        self.log.append({"t": time.monotonic(), "method": request.method, "target": request.target, "status": status})
         return status, body
 
     @staticmethod
