@@ -143,7 +143,7 @@ def test_watching_sees_an_action_change_the_list(engage, tmp_path):
 def test_each_action_from_a_file(engage, tmp_path):
     # Recording: on then off for one call (the last row wins), on for another.
     write_csv(tmp_path / "recording.csv", [["uii", "record"], [PACO_1, "true"], [KIM_1, "1"], [PACO_1, "FALSE"]])
-    result = upload(engage, tmp_path / "recording.csv", "engage_recording")
+    result = upload(engage, tmp_path / "recording.csv", "engage_recording", *FAST)
     assert result.code == 0, result.output
     calls = engage.calls()
     assert calls[PACO_1]["recording"] is False and calls[KIM_1]["recording"] is True
@@ -152,7 +152,7 @@ def test_each_action_from_a_file(engage, tmp_path):
     write_csv(tmp_path / "sessions.csv", [["uii", "Destination", "Session Type"],
                                           [ADA_1, "(650) 555-0100", "monitor"], [ADA_1, "+1 415 555 0199", "COACHING"],
                                           [KIM_2, "212.555.0111", "BargeIn"]])
-    result = upload(engage, tmp_path / "sessions.csv", "engage_add_session")
+    result = upload(engage, tmp_path / "sessions.csv", "engage_add_session", *FAST)
     assert result.code == 0, result.output
     assert [r["status"] for r in read_report(tmp_path / "sessions.results.csv")] == ["created"] * 3
     sessions = engage.calls()[ADA_1]["sessions"]
@@ -162,7 +162,7 @@ def test_each_action_from_a_file(engage, tmp_path):
 
     # Ending one of them; a phone that joined no session: the API's false, reported.
     write_csv(tmp_path / "end_sessions.csv", [["uii", "phone"], [ADA_1, "650-555-0100"], [KIM_2, "6505550100"]])
-    result = upload(engage, tmp_path / "end_sessions.csv", "engage_hangup_session")
+    result = upload(engage, tmp_path / "end_sessions.csv", "engage_hangup_session", *FAST)
     assert result.code == 1
     report = by_row(read_report(tmp_path / "end_sessions.results.csv"))
     assert report[2]["status"] == "updated"
@@ -180,7 +180,7 @@ def test_each_action_from_a_file(engage, tmp_path):
         [ENDED, "NO ANSWER", "", "", ""],
         [PACO_2, "REFUND", "false", "", ""],
     ])
-    result = upload(engage, tmp_path / "dispositions.csv", "engage_disposition", "--timezone", "America/New_York")
+    result = upload(engage, tmp_path / "dispositions.csv", "engage_disposition", "--timezone", "America/New_York", *FAST)
     assert result.code == 1, result.output
     assert_no_traceback(result)
     report = by_row(read_report(tmp_path / "dispositions.results.csv"))
@@ -196,7 +196,7 @@ def test_each_action_from_a_file(engage, tmp_path):
 
     # Hang-ups; the disposed call is gone by now: 404, final, never retried.
     write_csv(tmp_path / "hangups.csv", [["uii"], [ADA_2], [PACO_1]])
-    result = upload(engage, tmp_path / "hangups.csv", "engage_hangup")
+    result = upload(engage, tmp_path / "hangups.csv", "engage_hangup", *FAST)
     assert result.code == 1
     report = by_row(read_report(tmp_path / "hangups.results.csv"))
     assert (report[2]["status"], report[3]["failure_kind"]) == ("updated", "call-ended")
