@@ -426,7 +426,7 @@ def calls(transaction_id, external_unique_id, calling_phone_number, destination_
     out is an empty cell. Exit codes: 0 done, 1 some lookups invalid or
     not found, 2 usage error or rejected token.
     """
-    from .live_calls import CallFilter, CallsClient, check_output, lookup_calls, parse_until, watch_calls
+    from .live_calls import CallFilter, CallsClient, check_output, lookup_calls
 
     _setup_logging(verbose)
     settings = resolve(dict(params, phone_region=phone_region, sheet=sheet, verbose=verbose, mask_pii=mask_pii),
@@ -455,21 +455,8 @@ def calls(transaction_id, external_unique_id, calling_phone_number, destination_
         found = client.find(filters)
         _show_rows(rows_frame([flatten(c) for c in found]), out, f"{len(found)} call(s) in progress")
         return
-    deadline = parse_until(until)
-    cancellation = Cancellation()
-
-    def told(kind, row):
-        phone = REDACT.clean(row.get("calling_phone_number", ""))
-        click.echo(f"{kind:<8} {row['transaction_id']}  {phone}  {row.get('external_unique_id', '')}", err=out is not None)
-
-    click.echo(f"watching calls in progress every {every:g} s" + (f", writing {out}" if out else "")
-               + "; Ctrl-C stops", err=True)
-    with _quiet_stop(cancellation):
-        result = watch_calls(client, filters, every=every, until=deadline, out=out, cancellation=cancellation,
-                             on_call=told)
-    click.echo(f"captured {len(result.calls)} call(s) in {result.polls} poll(s); {result.changed} change(s) seen"
-               + (f"; {result.failed_polls} poll(s) failed" if result.failed_polls else "")
-               + (f"; file: {out}" if out else ""), err=True)
+    _watch(client, filters, every, until, out, "calls in progress",
+           ("transaction_id", "calling_phone_number", "external_unique_id"))
 
 
 @main.group()
@@ -530,9 +517,10 @@ def engage_calls(product, product_id, page_size, out, every, until, verbose, con
     the API sends. Exit codes: 0 done, 2 usage error or rejected token.
     """
     from .engage_calls import CALL_FIELDS, EngageClient, Listing, flatten
-    from .live_calls import check_output, parse_until, rows_frame, watch_calls
+    from .live_calls import check_output, rows_frame
 
     _setup_logging(verbose)
+    # Any engage_* target: they share the token variables and the documented pace.
     settings = resolve(dict(params, api="engage_hangup", verbose=verbose, mask_pii=mask_pii), token_file=token_file,
                        refresh_token_file=refresh_token_file, config_file=config_file, need_token=True)
     for secret in (settings.token, settings.refresh_token):
@@ -550,18 +538,27 @@ def engage_calls(product, product_id, page_size, out, every, until, verbose, con
         _show_rows(rows_frame([flatten(c) for c in found], fields=CALL_FIELDS), out,
                    f"{len(found)} active call(s) in {client.pages_read} page(s)")
         return
+    _watch(client, None, every, until, out, "active calls", ("uii", "ani", "callState"), key="uii",
+           flatten=flatten, fields=CALL_FIELDS)
+
+
+def _watch(client, filters, every, until, out, what: str, shown: tuple[str, str, str], **options) -> None:
+    """Watch calls until --until, Ctrl-C or SIGTERM, printing each new or changed call (``shown``: key, phone, more)."""
+    from .live_calls import parse_until, watch_calls
+
     deadline = parse_until(until)
     cancellation = Cancellation()
+    key, phone_field, more = shown
 
     def told(kind, row):
-        phone = REDACT.clean(row.get("ani", ""))
-        click.echo(f"{kind:<8} {row['uii']}  {phone}  {row.get('callState', '')}", err=out is not None)
+        phone = REDACT.clean(row.get(phone_field, ""))
+        click.echo(f"{kind:<8} {row[key]}  {phone}  {row.get(more, '')}", err=out is not None)
 
-    click.echo(f"watching active calls every {every:g} s" + (f", writing {out}" if out else "")
-               + "; Ctrl-C stops", err=True)
+    click.echo(f"watching {what} every {every:g} s" + (f", writing {out}" if out else "") + "; Ctrl-C stops",
+               err=True)
     with _quiet_stop(cancellation):
-        result = watch_calls(client, None, every=every, until=deadline, out=out, cancellation=cancellation,
-                             on_call=told, key="uii", flatten=flatten, fields=CALL_FIELDS)
+        result = watch_calls(client, filters, every=every, until=deadline, out=out, cancellation=cancellation,
+                             on_call=told, **options)
     click.echo(f"captured {len(result.calls)} call(s) in {result.polls} poll(s); {result.changed} change(s) seen"
                + (f"; {result.failed_polls} poll(s) failed" if result.failed_polls else "")
                + (f"; file: {out}" if out else ""), err=True)
