@@ -197,6 +197,8 @@ def main():
     signal-uploader validate FILE --timezone America/Los_Angeles
     signal-uploader upload FILE --base-url https://invoca.net/api/2020-10-01
     signal-uploader retry FILE.results.csv --base-url ...   # send the failed rows again
+    signal-uploader calls ...           # calls in progress (Calls In Progress API)
+    signal-uploader engage calls ...    # a contact centre's active calls (Engage Voice)
     signal-uploader emulator            # a local API to try it against
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
