@@ -173,6 +173,9 @@ def file_options_without_file(func):
         click.option("--encoding", metavar="NAME", default=None,
                      help="Text encoding of a CSV, e.g. utf-8, windows-1252, mac-roman, cp850 "
                           "(default: detected, and said when it is not UTF-8)."),
+        click.option("--mapping", "mapping_name", metavar="NAME", default=None,
+                     help="Read the columns with a column mapping saved on the web page (serve); it also "
+                          "chooses the API."),
         click.option("--report", type=click.Path(path_type=Path), default=None,
                      help="Where to write the per-row report (.csv or .xlsx)."),
         click.option("--summary-json", type=click.Path(path_type=Path), default=None,
@@ -199,6 +202,7 @@ def main():
     signal-uploader retry FILE.results.csv --base-url ...   # send the failed rows again
     signal-uploader calls ...           # calls in progress (Calls In Progress API)
     signal-uploader engage calls ...    # a contact centre's active calls (Engage Voice)
+    signal-uploader serve --open        # the same on a local web page
     signal-uploader emulator            # a local API to try it against
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
@@ -210,8 +214,8 @@ def main():
 @main.command()
 @file_options
 @handle_errors
-def validate(file, api, timezone, phone_region, sheet, encoding, report, summary_json, no_progress, mask_pii,
-             verbose):
+def validate(file, api, timezone, phone_region, sheet, encoding, mapping_name, report, summary_json, no_progress,
+             mask_pii, verbose):
     """Check every row of FILE without sending anything.
 
     Prints how many rows are valid and the most common problems; --report
@@ -221,7 +225,7 @@ def validate(file, api, timezone, phone_region, sheet, encoding, report, summary
     settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, encoding=encoding,
                             report=report,
                             summary_json=summary_json, progress=not no_progress, verbose=verbose,
-                            mask_pii=mask_pii))
+                            mask_pii=mask_pii), mapping_name=mapping_name)
     REDACT.mask_pii = mask_pii
     result = _run(file, settings, "validate")
     _print_summary(result)
@@ -298,9 +302,10 @@ def _send_settings(params: dict, **extra):
     token_file = params.pop("token_file")
     refresh_token_file = params.pop("refresh_token_file")
     no_progress = params.pop("no_progress")
+    mapping_name = params.pop("mapping_name", None)
     settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
                        config_file=config_file, need_token=not params["dry_run"],
-                       refresh_token_file=refresh_token_file)
+                       refresh_token_file=refresh_token_file, mapping_name=mapping_name)
     for secret in (settings.token, settings.refresh_token):
         if secret is not None:
             REDACT.add_secret(secret.reveal())
@@ -675,6 +680,49 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_l
                             clock_start=clock_start, clock_speed=clock_speed, engage_file=engage_calls,
                             engage_token_life=engage_token_life, engage_rate_limit=engage_rate_limit)
     serve(config, port=port, ready_file=ready_file)
+
+
+@main.command()
+@click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0 = any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Keep the default: the page is for this machine only.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--base-url", metavar="URL", default=None,
+              help="API address the page sends to (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TOML file of settings (base_url, concurrency, rate, organization, account, ...).")
+@click.option("--token-file", type=click.Path(path_type=Path), default=None,
+              help="Read the API token from this file (else INVOCA_API_TOKEN, else the page asks for it).")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where journals, saved mappings and the page's files and reports live.")
+@click.option("--max-upload-mb", type=float, default=200, show_default=True,
+              help="Largest file the page accepts, in MB.")
+@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
+              help="Write the page's address (with its key) to this file once it listens (for scripts).")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@handle_errors
+def serve(port, host, open_browser, base_url, config_file, token_file, state_dir, max_upload_mb, ready_file, verbose):
+    """Start the local web page: choose a file, map its columns, fix invalid rows, upload, download the report.
+
+    \b
+    It listens on 127.0.0.1 and prints its address with a random access key
+    (open that address; other websites cannot reach the page). Files and
+    reports stay on this machine. The token is entered on the page, or taken
+    from INVOCA_API_TOKEN (ENGAGE_VOICE_TOKEN) or --token-file; it is held in
+    memory only. Needs the web extra: pip install 'signal-uploader[web]'.
+    """
+    _setup_logging(verbose)
+    try:
+        from .web.server import serve as serve_page
+    except ImportError as exc:
+        raise UsageError(f"the web page needs packages that are not installed ({exc.name})",
+                         hint="pip install 'signal-uploader[web]'") from None
+    if max_upload_mb <= 0:
+        raise UsageError("--max-upload-mb must be more than 0")
+    settings = resolve(dict(base_url=base_url, state_dir=state_dir, verbose=verbose), config_file=config_file)
+    serve_page(settings, host=host, port=port, open_browser=open_browser, token_file=token_file,
+               max_upload_mb=max_upload_mb, ready_file=ready_file, environ=os.environ,
+               echo=click.echo)
 
 
 def _print_summary(result) -> None:

@@ -70,6 +70,8 @@ class Settings:
     auth_url: str | None = None  # Engage Voice: the token refresh endpoint (None: derived from base_url)
     include_unknown: bool = False  # retry: also send rows whose outcome is unknown
     exceed_documented_rate: bool = False  # allow --rate above the API's documented limit
+    # The user's column mapping, header -> field ("" leaves the column out): --mapping NAME, or the page.
+    mapping: tuple[tuple[str, str], ...] = ()
     token: Secret | None = field(default=None, repr=False)
     refresh_token: Secret | None = field(default=None, repr=False)  # Engage Voice: renews the access token
 
@@ -87,7 +89,10 @@ class Settings:
     @cached_property
     def target(self):
         """The target of ``api``, bound to these settings (the organization a target may need)."""
-        return TARGETS[self.api].bind(self)
+        target = TARGETS[self.api].bind(self)
+        if self.mapping:
+            target = target.with_fields(target.fields.mapped(dict(self.mapping)))
+        return target
 
     @property
     def state_folder(self) -> Path:
@@ -145,8 +150,12 @@ def load_config_file(path: str | Path) -> dict:
 
 def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
             need_token: bool = False, config_file: str | Path | None = None,
-            refresh_token_file: str | Path | None = None) -> Settings:
-    """Merge flags (None = not given) over the config file over the environment over the defaults."""
+            refresh_token_file: str | Path | None = None, mapping_name: str | None = None) -> Settings:
+    """Merge flags (None = not given) over the config file over the environment over the defaults.
+
+    ``mapping_name`` names a saved column mapping (:mod:`uploader.mappings`);
+    without ``api`` among the flags, its API is the run's.
+    """
     environ = os.environ if environ is None else environ
     known = {f.name for f in fields(Settings)}
     values: dict = {}
@@ -167,6 +176,14 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         values.update(from_file)
     values.update({k: v for k, v in flags.items() if v is not None and k in known})
     settings = Settings(**values)
+    if mapping_name is not None:
+        from .mappings import MappingStore
+
+        saved = MappingStore(settings.state_folder).load(mapping_name)
+        if flags.get("api") is not None and flags["api"] != saved.api:
+            raise UsageError(f"the mapping {mapping_name!r} is for --api {saved.api}, not {flags['api']}",
+                             hint=f"drop --api (the mapping chooses {saved.api}) or choose another mapping")
+        settings = replace(settings, api=saved.api, mapping=saved.pairs)
 
     if settings.api not in TARGETS:
         raise UsageError(f"unknown API {settings.api!r}", hint="use --api " + " or --api ".join(TARGETS))
@@ -191,6 +208,11 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
                          f"{settings.target.documented_limit}",
                          hint="the default keeps to it; to go faster anyway (your account allows more), add "
                               "--exceed-documented-rate")
+    if settings.mapping:
+        try:
+            settings.target  # noqa: B018 - the mapping's fields are checked once, here
+        except ValueError as exc:
+            raise UsageError(f"the column mapping names {exc}") from None
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
     settings = _check_organization(settings)

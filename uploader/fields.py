@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -82,12 +82,32 @@ class FieldSet:
     # The pandera schema of the rules on the text, for the columns a file has
     # (canonical names) -> ``pandera.DataFrameSchema``; None: no text rules.
     rules: Callable | None = None
+    # Headers (squashed) the user chose to leave out: ignored, whatever they would have meant.
+    left_out: frozenset[str] = frozenset()
 
     @cached_property
     def _lookup(self) -> dict[str, str]:
         lookup = {squash(name): name for name in self.names}
         lookup.update({squash(alias): name for alias, name in self.aliases.items()})
         return lookup
+
+    def mapped(self, columns: Mapping[str, str]) -> FieldSet:
+        """These fields with a user's column mapping: header -> field, or "" to leave the column out.
+
+        >>> fields = FieldSet(names=("name", "transaction_id"))
+        >>> mine = fields.mapped({"Conversion": "name", "Transaction ID": ""})
+        >>> mine.canonical("conversion"), mine.canonical("Transaction ID"), mine.is_left_out("transaction id")
+        ('name', None, True)
+        """
+        unknown = sorted({f for f in columns.values() if f and f not in self.names})
+        if unknown:
+            raise ValueError(f"not fields of these rows: {', '.join(unknown)}")
+        aliases = {**self.aliases, **{header: name for header, name in columns.items() if name}}
+        left_out = self.left_out | {squash(header) for header, name in columns.items() if not name}
+        return replace(self, aliases=aliases, left_out=frozenset(left_out))
+
+    def is_left_out(self, header: str) -> bool:
+        return squash(header) in self.left_out
 
     @cached_property
     def _report_lookup(self) -> dict[str, str]:
@@ -99,8 +119,9 @@ class FieldSet:
         return OUTCOME_COLUMNS + self.report_ids
 
     def canonical(self, header: str) -> str | None:
-        """The field a header stands for, or None for an unknown column."""
-        return self._lookup.get(squash(header))
+        """The field a header stands for, or None for an unknown column (or one left out)."""
+        key = squash(header)
+        return None if key in self.left_out else self._lookup.get(key)
 
     def report_column(self, header: str) -> str | None:
         """The report column a header stands for, or None (see OUTCOME_COLUMNS)."""

@@ -561,6 +561,66 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     )
 
 
+@dataclass(frozen=True)
+class HeaderPeek:
+    """A file's header before it is read for its rows: what a column-mapping step shows."""
+
+    headers: list[str]  # stripped, in file order, blanks dropped
+    sheets: list[str] = field(default_factory=list)  # a workbook's worksheets ([] for a CSV)
+    sheet: str | None = None  # the one whose header this is
+
+
+def peek_header(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
+                fields: FieldSet = SIGNAL_FIELDS) -> HeaderPeek:
+    """The header row of a file (the first that names the fields, else the first non-blank), without judging it.
+
+    Unlike :func:`open_table`, a header that lacks a needed column is
+    returned, not refused: a person may still map its columns to fields.
+
+    >>> peek_header("sample_files/signals.csv").headers[:3]
+    ['Transaction ID', 'Call Start Time', 'Calling Phone Number']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    records: list[list[str]] = []
+    sheets: list[str] = []
+    chosen = None
+    if suffix in XLSX_EXTENSIONS:
+        workbook = open_workbook(path)
+        sheets = [name for name, kind, _ in workbook.sheets if kind == "worksheet"]
+        chosen, _ = choose_sheet(workbook, sheet)
+        for number, (cells, _, _, _) in enumerate(_workbook_rows(workbook, chosen), start=1):
+            if any(c.strip() for c in cells):
+                records.append(cells)
+            if len(records) >= HEADER_SEARCH_ROWS or number > 1000:
+                break
+    elif suffix in CSV_EXTENSIONS:
+        encoding = _detect_encoding(path, encoding)[0]
+        with open(path, newline="", encoding=encoding) as handle:
+            sample = handle.read(_SNIFF_CHARS)
+        declared = re.match(r"\ufeff?sep=(.)\r?\n", sample)
+        delimiter = declared.group(1) if declared else _sniff_delimiter(sample)
+        lines = sample.splitlines(keepends=True)[1:] if declared else sample.splitlines(keepends=True)
+        try:
+            for record in csv.reader(lines, delimiter=delimiter):
+                if any(cell.strip() for cell in record):
+                    records.append(record)
+                if len(records) >= HEADER_SEARCH_ROWS:
+                    break
+        except csv.Error as exc:
+            raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
+    else:
+        raise FileFormatError(f"{path}: unknown file type {suffix or '(no extension)'!r}",
+                              hint="give a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file")
+    if not records:
+        raise FileFormatError(f"{path}: the file is empty" if not sheets else f"{path}: the sheet {chosen!r} is empty",
+                              hint="it needs a header row and at least one data row")
+    header = next((r for r in records if fields.looks_like_header(r)), records[0])
+    return HeaderPeek([str(c).strip() for c in header if str(c).strip()], sheets, chosen)
+
+
 MAX_GUNZIPPED = 4 << 30  # a 1,000,000-row CSV is about 100 MB
 
 
@@ -1394,6 +1454,10 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
             raise FileFormatError(f"{path}: the header {name!r} appears twice", hint="rename or remove one of the columns")
         seen[key] = name
         canonical = fieldset.canonical(name)
+        if fieldset.is_left_out(name):  # the user's mapping leaves it out
+            ignored.append(name)
+            keep.append(position)
+            continue
         if canonical is None and fieldset.report_column(name):
             report_positions.append(position)  # a report fed back in: not input
             continue

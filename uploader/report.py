@@ -110,6 +110,24 @@ def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Pa
     return write_chunks([frame], path, delimiter=delimiter)
 
 
+def report_as(path: Path, suffix: str) -> Path:
+    """The report at ``path`` in another format (``.csv`` or ``.xlsx``), written beside it; itself if it is one.
+
+    The cells are copied as text, so a guarded formula stays guarded.
+    """
+    path = Path(path)
+    suffix = suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ValueError(f"a report is .csv or .xlsx, not {suffix}")
+    if path.suffix.lower() == suffix:
+        return path
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    else:
+        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="calamine")
+    return write_report(frame, path.with_suffix(suffix))
+
+
 class ReportWriter:
     """A report written chunk by chunk, so its size never sits in memory.
 

@@ -36,13 +36,14 @@ class Run:
     """One job over one source: subscribe, then ``run()``, or ``start()`` and ``wait()``; ``cancel()`` any time."""
 
     def __init__(self, source: str | Path, settings: Settings, *, job: str = "upload",
-                 cancellation: Cancellation | None = None, name: str | None = None):
+                 cancellation: Cancellation | None = None, name: str | None = None, edits=None):
         if job not in JOBS:
             raise ValueError(f"job must be one of {JOBS}, not {job!r}")
         self.source = Path(source)
         # What the journal knows the source by (an upload's original name, a table's name);
         # None: the file's own path, else its content.
         self.name = name
+        self.edits = edits  # upload, validate: cells corrected by a person (row -> header -> text)
         self.settings = settings
         self.job = job
         self.cancellation = cancellation or Cancellation()
@@ -112,6 +113,8 @@ class Run:
         result, error = None, None
         try:
             options = {"name": self.name} if self.job == "upload" and self.name else {}
+            if self.edits and self.job in ("upload", "validate"):
+                options["edits"] = self.edits
             result = job(self.source, self.settings, self.cancellation, emit=self._emit, **options)
         except UploaderError as exc:
             error, result = exc, getattr(exc, "result", None)

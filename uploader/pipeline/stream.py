@@ -11,6 +11,7 @@ import errno
 import logging
 import sqlite3
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
 
 
 def validate_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                  emit: Listener = nobody) -> JobResult:
+                  emit: Listener = nobody, *, edits: Edits | None = None) -> JobResult:
     """Check every row of a file without touching the network.
 
     The file is read, checked and reported on chunk by chunk, so memory does
@@ -115,7 +116,8 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
         return meta
 
     first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
-                                         report_path=settings.report, columns=VALIDATE_COLUMNS, emit=emit)
+                                         report_path=settings.report, columns=VALIDATE_COLUMNS, emit=emit,
+                                         edits=edits)
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
                        file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
@@ -124,8 +126,8 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
 
 
 def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
-                 columns, last_updates=None, cancellation: Cancellation | None = None, emit: Listener = nobody
-                 ) -> tuple[Table, _Tally, Summary]:
+                 columns, last_updates=None, cancellation: Cancellation | None = None, emit: Listener = nobody,
+                 edits: Edits | None = None) -> tuple[Table, _Tally, Summary]:
     """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
 
     ``handle(validation)`` does a chunk's work and returns its status
@@ -133,6 +135,10 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
     overwrite each other across chunks, and ``last_updates(tally)`` (answers
     only known at the end), are applied to the report as it is closed.
     Returns the first chunk (for its layout), the tally and the summary.
+
+    ``edits`` (row -> header -> text: cells a person corrected on the web
+    page) replace those cells as each chunk is read, before it is checked;
+    the report shows the corrected cells.
 
     With a ``cancellation``, the file is checked before each chunk: if it
     changed since it was opened, the run is cancelled and nothing more of it
@@ -155,6 +161,8 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
                         hint="upload it again once it is complete; rows already confirmed are skipped"))
             if cancellation is not None and isinstance(cancellation.reason, InputChanged):
                 break  # this chunk may already hold the new content
+            if edits:
+                apply_edits(chunk, edits)
             first = first or chunk
             tally.blank += chunk.blank_rows
             if not len(chunk.frame):
@@ -189,6 +197,27 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
         if writer is not None:
             writer.abort()
     return first, tally, summary
+
+
+Edits = Mapping[int, Mapping[str, str]]
+
+
+def apply_edits(table: Table, edits: Edits) -> None:
+    """Put corrected cells into a table read from the file (the rows of ``edits`` it holds).
+
+    A corrected cell is text the person typed: what the spreadsheet's cell
+    held (a number, a formula never calculated) no longer applies to it.
+    """
+    frame = table.frame
+    for row in frame.index.intersection(list(edits)).tolist():
+        for header, value in edits[row].items():
+            if header not in frame.columns:
+                raise UsageError(f"{table.path}: a corrected cell names the column {header!r}, which the file "
+                                 "does not have")
+            frame.loc[row, header] = value
+            for noted in (table.numeric_ids, table.uncomputed):
+                if header in noted.get(row, ()):
+                    noted[row] = [h for h in noted[row] if h != header]
 
 
 def _emit_rejected(validation: Validation, emit: Listener) -> None:

@@ -25,7 +25,7 @@ from ..outcome import FAILED, UNKNOWN, Outcome, Prepared
 from ..auth import token_source
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
-from .stream import (OK_STATUSES, SKIPPED, JobResult, _problem_columns, _require_base_url, _stream_file,
+from .stream import (OK_STATUSES, SKIPPED, Edits, JobResult, _problem_columns, _require_base_url, _stream_file,
                      _Tally, file_warnings)
 
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                emit: Listener = nobody, *, name: str | None = None) -> JobResult:
+                emit: Listener = nobody, *, name: str | None = None, edits: Edits | None = None) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
     The file flows through in chunks: each chunk is read, validated, planned
@@ -51,6 +51,7 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
     ``name`` names the source for the journal and the lock (see
     :meth:`~uploader.journal.Journal.for_input`): a file uploaded from a
     temporary copy, or rows from a table, are recognised by it on a rerun.
+    ``edits`` are corrected cells (see :func:`~uploader.pipeline.stream.apply_edits`).
     """
     path = Path(path)
     _require_base_url(settings)
@@ -64,7 +65,7 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
             first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
                                                  columns=settings.target.fields.report_columns, last_updates=upload.send_deferred,
                                                  description=f"uploading to the {settings.target.title}",
-                                                 cancellation=cancellation, emit=emit)
+                                                 cancellation=cancellation, emit=emit, edits=edits)
         finally:
             upload.close()
         log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)

@@ -82,6 +82,14 @@ class Target:
         """This target with what it takes from the run's settings (the default takes nothing)."""
         return self
 
+    def with_fields(self, fields: FieldSet) -> Target:
+        """This target reading its rows with other fields (a user's column mapping: :meth:`FieldSet.mapped`)."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.fields = fields
+        return clone
+
     def require(self, settings) -> None:
         """Refuse, with a UsageError, settings this target cannot send with (checked before anything is read)."""
 
