@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install programs test test-all demo bench readme clean
+.PHONY: install programs browser test test-all demo web screenshots bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,22 @@ programs:
 	      --no-install-recommends libreoffice-calc-nogui gnumeric >/dev/null; \
 	  else echo "note: LibreOffice (soffice) or Gnumeric (ssconvert) missing: their tests will be skipped"; fi; }
 
+## browser: Debian's chromium, which the web page's tests drive with Playwright
+## (never `playwright install`: its download host cannot be reached)
+browser:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (apt-get) for the web page's browser tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null; \
+	  else echo "note: chromium missing and apt-get unavailable: the browser tests will fail"; fi; }
+
 ## test: the default suite (long fault-injection runs are marked slow and left out)
-test: install programs
+test: install programs browser
 	$(BIN)/python -m pytest -m "not slow"
 
 ## test-all: everything, slow runs included
-test-all: install programs
+test-all: install programs browser
 	$(BIN)/python -m pytest
 
 ## demo: start the emulator, upload the sample CSV and XLSX, print summaries, stop it
@@ -49,7 +59,24 @@ demo: install
 	  code=$$?; echo "(exit code $$code: 0 = all rows sent, 1 = some rows invalid or failed, as in these samples)"; \
 	  [ $$code -le 1 ] || exit $$code; \
 	done; \
-	echo; echo "The second upload of signals.csv skipped the rows the first one confirmed (journal in .demo/state)."
+	echo; echo "The second upload of signals.csv skipped the rows the first one confirmed (journal in .demo/state)."; \
+	echo; echo "The same on a web page: make web  (it prints the page's address; open it in a browser)"
+
+## web: the web page against the emulator; choose a file from sample_files/ on the page (Ctrl-C stops both)
+web: install
+	@mkdir -p .demo
+	@set -u; \
+	$(BIN)/signal-uploader emulator --port 0 --ready-file .demo/web-emulator > .demo/web-emulator.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 100); do [ -s .demo/web-emulator ] && break; sleep 0.1; done; \
+	url=$$(cat .demo/web-emulator); echo "emulator listening on $$url"; \
+	echo "sample files to choose on the page: $$(pwd)/sample_files (signals.xlsx, signals.csv; timezone $(DEMO_TZ))"; \
+	INVOCA_API_TOKEN=demo-token $(BIN)/signal-uploader serve --port $${PORT:-8765} --base-url $$url \
+	  --state-dir .demo/state $${OPEN:+--open}
+
+## screenshots: run the browser tests, keeping each step's screenshot in tests/screenshots/ (for the README)
+screenshots: install browser
+	SIGNAL_UPLOADER_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_web.py -q
 
 ## readme: regenerate the README's table of APIs from the registry (uploader/targets)
 readme: install

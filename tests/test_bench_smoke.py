@@ -13,3 +13,11 @@ def test_bench_script_smoke_run(tmp_path):
     assert "| validate, signal-uploader | 3,000 |" in process.stdout
     assert "| upload, 10 ms API, concurrency 32 | 200 |" in process.stdout
     assert (tmp_path / "uploader_report.csv").exists()
+
+
+def test_web_bench_script_smoke_run(tmp_path):
+    process = subprocess.run([sys.executable, "bench/web.py", "--smoke", "--work", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| preview: click to counts + first page of invalid rows on screen |" in process.stdout
+    assert "The upload is finished. | Rows by outcome: created 500" in process.stdout

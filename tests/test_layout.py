@@ -2,7 +2,8 @@
 
 - The emulator checks the uploader, so it must not share its mistakes: it
   imports nothing of the uploader's.
-- No stage imports a front end (the CLI).
+- No stage imports a front end (the CLI, the web page).
+- The CLI's start-up does not pay for the web page's framework.
 - Reading and validation never import the HTTP layer (the sender).
 - The package has no import cycle.
 
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "uploader"
-FRONT_ENDS = {"uploader.cli", "uploader.__main__"}
+FRONT_ENDS = {"uploader.cli", "uploader.__main__", "uploader.web", "uploader.web.app", "uploader.web.server",
+              "uploader.web.workspace"}
 EMULATOR = "uploader.emulator"
 # The stages that turn a file into checked rows: they run with no network.
 OFFLINE_STAGES = {"uploader.read", "uploader.validate", "uploader.timestamps", "uploader.problems",
@@ -96,7 +98,18 @@ def test_no_stage_imports_a_front_end(graph):
     for name, imported in graph.items():
         if name in FRONT_ENDS:
             continue
-        assert not imported & FRONT_ENDS, f"{name} imports the CLI"
+        assert not imported & FRONT_ENDS, f"{name} imports a front end: {sorted(imported & FRONT_ENDS)}"
+    assert set(modules()) & FRONT_ENDS == FRONT_ENDS  # every front end named here exists
+
+
+def test_the_command_line_starts_without_the_web_framework():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, uploader.cli; "
+                             "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2') if m in sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_reading_and_validation_never_import_the_http_layer(graph):

@@ -187,6 +187,11 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
 
     if settings.api not in TARGETS:
         raise UsageError(f"unknown API {settings.api!r}", hint="use --api " + " or --api ".join(TARGETS))
+    if settings.mapping:
+        try:
+            settings.target  # noqa: B018 - the mapping's fields are checked once, here
+        except ValueError as exc:
+            raise UsageError(f"the column mapping names {exc}") from None
     if settings.concurrency < 1 or settings.concurrency > 256:
         raise UsageError("--concurrency must be between 1 and 256")
     if settings.timeout <= 0:
@@ -208,11 +213,6 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
                          f"{settings.target.documented_limit}",
                          hint="the default keeps to it; to go faster anyway (your account allows more), add "
                               "--exceed-documented-rate")
-    if settings.mapping:
-        try:
-            settings.target  # noqa: B018 - the mapping's fields are checked once, here
-        except ValueError as exc:
-            raise UsageError(f"the column mapping names {exc}") from None
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
     settings = _check_organization(settings)

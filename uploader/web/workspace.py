@@ -1,7 +1,7 @@
 """What the web page works on, kept on this machine: uploaded files, previews, runs.
 
 This is glue between the page and the library, with no web framework in it:
-a file is read and checked by :func:`~uploader.pipeline.check_file`, a
+a file is read and checked as :func:`~uploader.pipeline.check_file` does, a
 corrected cell is checked again by :func:`~uploader.pipeline.check_table`, and
 every upload or retry is a :class:`~uploader.run.Run`, exactly as the CLI's.
 Nothing here decides a row's fate; it only keeps state between the page's
@@ -16,6 +16,8 @@ requests and shapes what the page shows.
 {'rows': 13, 'valid': 10, 'invalid': 3, 'warned': 2}
 >>> preview.fix(9, "Sale Amount", "12.50")["errors"], preview.counts()["valid"]
 ([], 11)
+>>> work.preview(file.id, {"api": "signals", "timezone": "America/Los_Angeles"}).counts()["valid"]  # kept
+11
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,10 +40,10 @@ from ..events import ChunkDone, Finished, Opened, RowAnswered, RowRejected
 from ..logs import REDACT
 from ..fields import squash
 from ..mappings import MappingStore
-from ..pipeline import check_file, check_table, file_warnings
+from ..pipeline import check_table, file_warnings
 from ..pipeline.stream import apply_edits
 from ..problems import ERROR, WARNING
-from ..read import XLSX_EXTENSIONS, CSV_EXTENSIONS, peek_header
+from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, peek_header, read_table
 from ..run import Run
 from ..secret import Secret
 from ..targets import TARGETS
@@ -188,10 +190,18 @@ class Workspace:
         if name and mapping:
             headers = peek_header(stored.path, sheet=settings.sheet, fields=TARGETS[settings.api].fields).headers
             self.mappings.save(name, settings.api, headers, mapping)
+        # Cells corrected in an earlier preview of this file stay corrected (a new mapping, another timezone).
+        earlier = [p.edits for p in self.previews.values() if p.file.id == file_id]
+        edits = {row: dict(cells) for row, cells in (earlier[-1] if earlier else {}).items()}
         started = time.perf_counter()
-        table, validation, warnings = check_file(stored.path, settings)
-        preview = Preview(secrets.token_hex(8), stored, settings, table, validation, warnings,
+        table = read_table(stored.path, sheet=settings.sheet, fields=settings.target.fields)
+        if edits:
+            edits = {row: {h: v for h, v in cells.items() if h in table.frame.columns} for row, cells in edits.items()}
+            apply_edits(table, edits)
+        validation = check_table(table, settings)
+        preview = Preview(secrets.token_hex(8), stored, settings, table, validation, file_warnings(table),
                           seconds=time.perf_counter() - started)
+        preview.edits = edits
         with self._lock:
             # One preview per file: the newest choices replace the older ones (and free their memory).
             for key in [k for k, p in self.previews.items() if p.file.id == file_id]:
