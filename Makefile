@@ -82,9 +82,10 @@ screenshots: install browser
 readme: install
 	$(BIN)/python -c "from uploader.targets import update_readme; print('README.md updated' if update_readme('README.md') else 'README.md up to date')"
 
-bench: install
+bench: install browser
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/workbooks.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

@@ -18,7 +18,6 @@ processes; Debian's chromium, driven by Playwright, is the analyst. Measured:
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import shutil
@@ -32,30 +31,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from run import generate_signals  # noqa: E402
+from run import generate_calls, generate_signals, generate_uploads  # noqa: E402
 
 PYTHON = sys.executable
 TZ = "America/Los_Angeles"
 MARKERS = ("<!-- web:start -->", "<!-- web:end -->")
-
-
-def generate_orders(path: Path, rows: int, calls: int) -> Path:
-    """Rows that all find their call (transaction ids over ``calls`` calls), each its own signal."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["transaction_id", "name", "partner_unique_id", "description", "sale_amount"])
-        for i in range(rows):
-            writer.writerow([f"CALL-{i % calls:06d}", "Sale", str(i), f"order {i}", f"{i % 500}.99"])
-    return path
-
-
-def generate_calls(path: Path, rows: int) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["transaction_id", "start_time", "calling_phone_number", "duration_in_seconds"])
-        for i in range(rows):
-            writer.writerow([f"CALL-{i:06d}", 1793639700 + 60 * i, f"+1415555{i % 10000:04d}", 60])
-    return path
 
 
 def start(args: list, ready: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
@@ -83,10 +63,11 @@ def main() -> int:
 
     print(f"generating {rows:,}-row files in {work} ...", flush=True)
     signals = generate_signals(work / f"web_signals_{rows}.csv", rows)
-    orders = generate_orders(work / f"web_orders_{rows}.csv", rows, calls=1000)
+    orders = generate_uploads(work / f"web_orders_{rows}.csv", rows)  # all on 1,000 calls, each its own signal
     calls = generate_calls(work / "web_calls.csv", 1000)
     state = work / "web_state"
     shutil.rmtree(state, ignore_errors=True)
+    shutil.rmtree(work / "web_state_cli", ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
     emulator, base_url = start(["emulator", "--port", "0", "--calls", calls, "--token", "bench-token"],
                                work / "web_emulator.url")
@@ -162,6 +143,14 @@ def main() -> int:
             measured["headline"] = page.inner_text("#report-headline")
             measured["chart"] = page.inner_text("#chart-caption")
             browser.close()
+        # The same file through the command line, to the same emulator, in the same run: the page's cost.
+        began = time.perf_counter()
+        cli = subprocess.run([PYTHON, "-m", "uploader", "upload", orders, "--base-url", base_url, "--state-dir",
+                              work / "web_state_cli", "--no-progress", "--report", work / "web_cli_report.csv"],
+                             cwd=ROOT, env={**env, "INVOCA_API_TOKEN": "bench-token"}, capture_output=True,
+                             text=True)
+        measured["cli_s"] = time.perf_counter() - began
+        measured["cli"] = cli.stdout.strip().splitlines()[1] if cli.returncode == 0 else cli.stderr
     finally:
         page_server.terminate()
         emulator.terminate()
@@ -178,6 +167,7 @@ def main() -> int:
         f"| next page of invalid rows | {measured['page_s'] * 1000:.0f} ms |\n"
         f"| correct a cell, row checked again | {measured['fix_s'] * 1000:.0f} ms |\n"
         f"| upload of {rows:,} rows (emulator, no latency), click to report | {measured['upload_s']:.1f} s |\n"
+        f"| the same upload with the command line, same emulator, same run | {measured['cli_s']:.1f} s |\n"
         f"| progress updates the page received | {measured['updates']:,} "
         f"({measured['updates'] / max(measured['upload_s'], 1e-9):.1f}/s) |\n"
         f"| page's answer to a script call during the upload: median / p95 / max "
@@ -187,6 +177,7 @@ def main() -> int:
         f"(longest {measured['longest_task_ms']:.0f} ms) |\n")
     print(table)
     print(measured["headline"], "|", measured["chart"])
+    print("command line:", measured["cli"])
     if not options.smoke:
         results = HERE / "RESULTS.md"
         text = results.read_text(encoding="utf-8")

@@ -229,6 +229,9 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
 
     # past runs list it; the token is nowhere: page, log, report, files
     assert "signals.xlsx" in page.inner_text("#past-body")
+    page.wait_for_function("() => document.getElementById('sources-body').textContent.includes('signals.xlsx')")
+    assert any(line.startswith("signals.xlsx\tsignals\t5\t0\t")  # what the journal holds: 5 confirmed
+               for line in page.locator("#sources-body tr").all_inner_texts())
     assert TOKEN not in page.content()
     log = served.stop()
     assert TOKEN not in log

@@ -68,6 +68,29 @@ def default_state_dir() -> Path:
     return Path(base) / "signal-uploader"
 
 
+def known_sources(state_dir: Path) -> list[dict]:
+    """What every journal of a state folder knows: each source's API, rows confirmed, rows pending, last answer.
+
+    Read-only: a run writing one of them at the same moment is not disturbed.
+    """
+    out = []
+    for path in sorted((Path(state_dir) / "journals").glob("*.sqlite")):
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+            try:
+                meta = dict(db.execute("SELECT name, value FROM meta"))
+                confirmed, last = db.execute("SELECT count(*), max(confirmed_at) FROM confirmed").fetchone()
+                pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            continue  # not a journal of ours, or being created
+        out.append({"source": meta.get("input", path.stem), "api": meta.get("api", ""),
+                    "base_url": meta.get("base_url", ""), "confirmed": confirmed, "pending": pending,
+                    "last_confirmed": last})
+    return sorted(out, key=lambda s: s["last_confirmed"] or 0, reverse=True)
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 

@@ -29,7 +29,7 @@ from ..errors import UploaderError
 from ..logs import REDACT
 from ..report import report_as
 from ..targets import TARGETS
-from .workspace import FileTooLarge, Workspace
+from .workspace import FileTooLarge, Workspace, journal_sources
 
 COOKIE = "signal_uploader_key"
 EVENT_INTERVAL = 0.25  # seconds between progress events at most: a 100,000-row run sends a few per second
@@ -195,7 +195,8 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         return JSONResponse({"run": run.id})
 
     async def runs(request: Request):
-        return JSONResponse({"runs": workspace.past_runs()})
+        sources = await run_in_threadpool(journal_sources, workspace.settings)
+        return JSONResponse({"runs": workspace.past_runs(), "sources": sources})
 
     async def run_state(request: Request):
         return JSONResponse(workspace.get_run(request.path_params["run"]).snapshot())

@@ -50,6 +50,7 @@ from ..targets import TARGETS
 
 PAGE_ROWS = 25  # invalid rows per page of the preview's table
 FIRST_ROWS = 5  # requests shown as they will be sent
+MAX_PREVIEWS = 3  # previews held in memory at once (the oldest is dropped)
 _SAFE_NAME = re.compile(r"[^\w.() -]+")
 
 
@@ -207,6 +208,8 @@ class Workspace:
             for key in [k for k, p in self.previews.items() if p.file.id == file_id]:
                 del self.previews[key]
             self.previews[preview.id] = preview
+            while len(self.previews) > MAX_PREVIEWS:  # a 100,000-row preview holds about 100 MB
+                del self.previews[next(iter(self.previews))]
         return preview
 
     def get_preview(self, preview_id: str) -> Preview:
@@ -276,6 +279,18 @@ class Workspace:
         current = {r.id: r.record for r in self.runs.values() if not r.done}
         records = [r for r in records if r.get("id") not in current] + list(current.values())
         return sorted(records, key=lambda r: r.get("started", ""), reverse=True)
+
+
+def journal_sources(settings: Settings) -> list[dict]:
+    """Every source the journals know (page and command-line uploads alike), newest first."""
+    from ..journal import known_sources
+
+    sources = known_sources(settings.state_folder)
+    for source in sources:
+        when = source.pop("last_confirmed")
+        source["last_confirmed"] = (datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
+                                    if when else "")
+    return sources
 
 
 def _by_header(columns: dict[str, str], headers: list[str]) -> dict[str, str]:

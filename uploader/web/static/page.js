@@ -352,6 +352,11 @@ async function loadRuns() {
       el("td", { text: r.file }), el("td", { text: r.api }), el("td", { text: r.job }),
       el("td", { text: r.state + (statuses ? ": " + statuses : "") }), el("td", {}, link));
   }) : [el("tr", {}, el("td", { colspan: "6", text: "No runs yet." }))]));
+  $("sources-body").replaceChildren(...(data.sources.length ? data.sources.map((s) => el("tr", {},
+    el("td", { text: s.source }), el("td", { text: s.api }), el("td", { text: s.confirmed.toLocaleString() }),
+    el("td", { text: s.pending.toLocaleString() }),
+    el("td", { text: s.last_confirmed.replace("T", " ").replace("+00:00", " UTC") })))
+    : [el("tr", {}, el("td", { colspan: "5", text: "Nothing uploaded yet." }))]));
 }
 
 // ---- wiring ------------------------------------------------------------------
