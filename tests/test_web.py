@@ -115,10 +115,11 @@ def tab(browser):
     assert not errors, errors
 
 
-def shot(page, tmp_path: Path, name: str) -> None:
+def shot(page, tmp_path: Path, name: str, step: str) -> None:
+    """A picture of one step's section (README), taken by the test's own browser."""
     folder = SHOTS if os.environ.get("SIGNAL_UPLOADER_SCREENSHOTS") else tmp_path
     folder.mkdir(exist_ok=True)
-    page.screenshot(path=str(folder / name), full_page=True)
+    page.locator(step).screenshot(path=str(folder / name))
 
 
 def drop_file(page, path: Path) -> None:
@@ -164,7 +165,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     page.fill("#timezone", "")
     page.fill("#timezone", "America/Los_Angeles")
     page.fill("#token", TOKEN)
-    shot(page, tmp_path, "1-file.png")
+    shot(page, tmp_path, "1-file.png", "#step-file")
     page.click("#to-columns")
 
     # 2. columns: each header as recognised; 'Notes' is not sent
@@ -173,7 +174,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
                           page.locator("#columns-body td:nth-child(2)").all_inner_texts()))
     assert recognised["Outcome Name"] == "name" and recognised["Notes"] == "not recognised (not sent)"
     assert page.input_value("#token") == ""  # handed to the server, gone from the page
-    shot(page, tmp_path, "2-columns.png")
+    shot(page, tmp_path, "2-columns.png", "#step-columns")
     page.click("#to-preview")
 
     # 3. preview: counts, reasons, the bad cells marked; nothing sent yet
@@ -185,7 +186,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     assert "ignored column(s) the API does not take: 'Notes'" in page.inner_text("#warnings")
     assert '"partner_unique_id": "X-1"' in page.inner_text("#first-requests")
     assert emulator.signals() == [] and emulator.requests == 0
-    shot(page, tmp_path, "3-preview.png")
+    shot(page, tmp_path, "3-preview.png", "#step-preview")
 
     # fix the sale amount of row 7: checked again at once
     cell = page.locator('#row-7 input[data-header="Sale Amount"]')
@@ -194,7 +195,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     page.wait_for_selector("#row-7 .fixed")
     assert numbers(page.inner_text("#counts")) == [7, 6, 1, 1]
     assert page.inner_text("#start-upload") == "Upload the 6 valid rows"
-    shot(page, tmp_path, "3-preview-fixed.png")
+    shot(page, tmp_path, "3-preview-fixed.png", "#step-preview")
 
     # 4. upload, watched to the end
     page.click("#start-upload")
@@ -205,7 +206,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     chart = page.inner_text("#chart-caption")
     assert "created 5" in chart and "invalid 1" in chart and "failed 1" in chart
     assert "1 failed: RecordNotFound" in page.inner_text("#failed-classes")
-    shot(page, tmp_path, "4-report.png")
+    shot(page, tmp_path, "5-report.png", "#step-report")
 
     # 5. the report, downloaded as the analyst would
     with page.expect_download() as download:
@@ -261,7 +262,7 @@ def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tm
     assert numbers(page.inner_text("#counts"))[:3] == [rows, rows, 0]
     page.click("#start-upload")
     page.wait_for_function("() => Number(document.getElementById('progress').value) >= 40")
-    shot(page, tmp_path, "4-upload.png")
+    shot(page, tmp_path, "4-upload.png", "#step-upload")
     page.click("#cancel")
     page.wait_for_selector("#step-report:not([hidden])")
     assert page.inner_text("#report-headline").startswith("The upload was cancelled; the report is complete.")
