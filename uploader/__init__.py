@@ -5,6 +5,21 @@ The pipeline, one module per stage, data flowing one way::
     read -> timestamps / validate -> matcher -> sender -> report
 
 The command line (:mod:`uploader.cli`) is a thin layer over :class:`uploader.run.Run`, which drives :mod:`uploader.pipeline`.
+So is the Python API (:mod:`uploader.api`): ``from uploader import upload_rows, validate_rows``.
 """
 
 __version__ = "0.1.0"
+__all__ = ["RowsResult", "Run", "upload_rows", "validate_rows"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so that `import uploader` (and the CLI's start-up) stays cheap.
+    if name in ("RowsResult", "upload_rows", "validate_rows"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "Run":
+        from .run import Run
+
+        return Run
+    raise AttributeError(f"module 'uploader' has no attribute {name!r}")

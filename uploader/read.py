@@ -1432,6 +1432,17 @@ def unescape_formulas(column: pd.Series) -> pd.Series:
 
 
 
+def check_header(name: str, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> Layout:
+    """Refuse a header no row could be sent under, naming the source ``name`` (rows that are not a file).
+
+    >>> check_header("crm.orders", ["Notes"]).ignored
+    Traceback (most recent call last):
+    ...
+    uploader.errors.FileFormatError: crm.orders: no 'name' column (the signal's name, e.g. Sale)
+    """
+    return _layout(Path(name), header, fields)
+
+
 def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> Layout:
     """Map a header's cells to fields; refuse headers no row could be sent under."""
     fieldset = fields
