@@ -86,6 +86,7 @@ bench: install browser
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/workbooks.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

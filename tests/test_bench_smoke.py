@@ -21,3 +21,11 @@ def test_web_bench_script_smoke_run(tmp_path):
     assert process.returncode == 0, process.stdout + process.stderr
     assert "| preview: click to counts + first page of invalid rows on screen |" in process.stdout
     assert "The upload is finished. | Rows by outcome: created 500" in process.stdout
+
+
+def test_api_bench_script_smoke_run(tmp_path):
+    process = subprocess.run([sys.executable, "bench/api.py", "--smoke", "--work", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| `upload_rows`, a generator of dicts from sqlite3 |" in process.stdout
+    assert '| {"created": 300} |' in process.stdout and '| {"skipped": 300} |' in process.stdout

@@ -27,7 +27,8 @@ TZ = "America/Los_Angeles"
 MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "caller": "calling_phone_number",
            "kind": "name", "amount": "sale_amount"}
 # Orders on calls of sample_files/calls.csv; order 5's phone number is not one, so it is never sent.
-# The times are a TIMESTAMP column: naive datetimes, read as wall clock in TZ.
+# The times are a TIMESTAMP column: naive datetimes, read as wall clock in TZ. The amounts are NUMERIC:
+# Decimals padded to SQLite's scale of 10 places.
 ORDERS = [
     (1, "Sale", 149.99, "2026-11-02 09:15:00", "+14155550134", "ann"),
     (2, "Sale", 20.0, "2026-11-02 10:02:30", "(415) 555-0177", "bob"),
@@ -49,7 +50,7 @@ def dlt_here(tmp_path, monkeypatch):
 
 def orders_db(path, rows=ORDERS):
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount FLOAT, "
+    db.execute("CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount NUMERIC, "
                "called_at TIMESTAMP, caller TEXT, rep TEXT)")
     db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", rows)
     db.commit()
@@ -94,7 +95,7 @@ def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryabl
     signals = landed(emulator)
     assert set(signals) == {"1", "2", "3", "4", "6"}
     assert signals["1"]["call_transaction_id"] == "00000000-00000001" and signals["1"]["sale_amount"] == "149.99"
-    assert signals["4"]["call_transaction_id"] == "00000000-00000006" and signals["4"]["sale_amount"] == "1250.5"
+    assert signals["4"]["call_transaction_id"] == "00000000-00000006" and signals["4"]["sale_amount"] == "1250.50"
     assert signals["6"]["name"] == "Appointment" and signals["6"]["call_transaction_id"] == "00000000-00000007"
     assert emulator.requests == 5  # the invalid row was never sent
 

@@ -109,12 +109,18 @@ def test_the_command_line_starts_without_the_web_framework_or_dlt():
     import subprocess
     import sys
 
-    heavy = "('starlette', 'uvicorn', 'jinja2', 'dlt', 'sqlalchemy')"
-    for start in ("import uploader.cli", "import uploader", "from uploader import upload_rows"):
+    heavy = ("starlette", "uvicorn", "jinja2", "dlt", "sqlalchemy")
+    # The Python API is loaded on first use only: `import uploader` costs nothing.
+    for start, unwanted in (("import uploader.cli", heavy + ("uploader.api",)),
+                            ("import uploader", heavy + ("uploader.api", "pandas")),
+                            ("from uploader import upload_rows", heavy)):
         loaded = subprocess.run([sys.executable, "-c", f"import sys; {start}; "
-                                 f"print(sorted(m for m in {heavy} if m in sys.modules))"],
+                                 f"print(sorted(m for m in {unwanted!r} if m in sys.modules))"],
                                 capture_output=True, text=True, check=True).stdout.strip()
         assert loaded == "[]", f"{start} loads {loaded}"
+    assert "upload_rows" in subprocess.run([sys.executable, "-c", "from uploader import upload_rows; "
+                                            "print(upload_rows.__name__)"],
+                                           capture_output=True, text=True, check=True).stdout
 
 
 def test_reading_and_validation_never_import_the_http_layer(graph):

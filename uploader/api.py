@@ -340,15 +340,18 @@ def cell_text(value: Any) -> str:
 
     Naive datetimes are wall-clock times (read in ``timezone``); aware ones
     keep their offset. Whole floats lose their ``.0`` (an id from a column
-    with gaps arrives as 12345.0).
+    with gaps arrives as 12345.0); decimals keep two places, and more only
+    where they are not zeros (a NUMERIC column's scale pads them).
 
     >>> import datetime as dt
     >>> cell_text(None), cell_text(float("nan")), cell_text(12345.0), cell_text(149.99), cell_text(True)
     ('', '', '12345', '149.99', 'true')
     >>> cell_text(dt.datetime(2026, 11, 2, 9, 15)), cell_text(dt.datetime(2026, 11, 2, 17, 15, tzinfo=dt.timezone.utc))
     ('2026/11/02 09:15:00', '2026-11-02T17:15:00+00:00')
-    >>> cell_text(Decimal("25.00")), cell_text(Decimal("1E+2")), cell_text(pd.Timestamp("2026-11-02 09:15:00.250"))
-    ('25.00', '100', '2026/11/02 09:15:00.250000')
+    >>> cell_text(Decimal("25.00")), cell_text(Decimal("149.9900000000")), cell_text(Decimal("0.125"))
+    ('25.00', '149.99', '0.125')
+    >>> cell_text(Decimal("1E+2")), cell_text(pd.Timestamp("2026-11-02 09:15:00.250"))
+    ('100', '2026/11/02 09:15:00.250000')
     """
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
@@ -361,7 +364,13 @@ def cell_text(value: Any) -> str:
             return ""
         return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
     if isinstance(value, Decimal):
-        return "" if value.is_nan() else format(value, "f")  # as the database holds it: 25.00 stays 25.00
+        if value.is_nan():
+            return ""
+        # A database's NUMERIC scale pads with zeros (SQLite's: 149.9900000000): those past the
+        # second decimal say nothing about the amount; the first two are kept, as written (25.00).
+        whole, _, decimals = format(value, "f").partition(".")
+        decimals = decimals[:2] + decimals[2:].rstrip("0")
+        return f"{whole}.{decimals}" if decimals else whole
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None and value.utcoffset() is not None:
             return value.isoformat()
