@@ -16,12 +16,13 @@ import pytest
 
 from tests.conftest import TOKEN
 
-dlt = pytest.importorskip("dlt")
-from dlt.common.destination.exceptions import DestinationTerminalException  # noqa: E402
-from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
-from dlt.sources.sql_database import sql_database  # noqa: E402
+# Not importorskip: `make test` installs the dlt extra, and a missing dlt must fail, not pass quietly.
+import dlt
+from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.sources.sql_database import sql_database
 
-from uploader.dlt_destination import signal_uploader  # noqa: E402
+from uploader.dlt_destination import signal_uploader
 
 TZ = "America/Los_Angeles"
 MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "caller": "calling_phone_number",
@@ -58,9 +59,15 @@ def orders_db(path, rows=ORDERS):
     return path
 
 
-def run_pipeline(tmp_path, emulator, monkeypatch, *, token=TOKEN, **settings):
-    monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__API_TOKEN", token)
-    monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__BASE_URL", emulator.base_url)
+def run_pipeline(tmp_path, emulator, monkeypatch, *, token=TOKEN, secrets_toml=False, **settings):
+    """Run the pipeline; the token and the address are dlt secrets: the environment, or .dlt/secrets.toml."""
+    if secrets_toml:
+        (tmp_path / ".dlt").mkdir(exist_ok=True)
+        (tmp_path / ".dlt" / "secrets.toml").write_text(
+            f'[destination.signal_uploader]\napi_token = "{token}"\nbase_url = "{emulator.base_url}"\n')
+    else:
+        monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__API_TOKEN", token)
+        monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__BASE_URL", emulator.base_url)
     settings = {"timezone": TZ, "mapping": MAPPING, "state_dir": str(tmp_path / "state"), **settings}
     destination = signal_uploader(**settings)
     pipeline = dlt.pipeline("crm_signals", destination=destination, pipelines_dir=str(tmp_path / "pipelines"))
@@ -90,7 +97,7 @@ def landed(emulator) -> dict:
 
 def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryable(tmp_path, emulator, monkeypatch):
     orders_db(tmp_path / "orders.db")
-    info = run_pipeline(tmp_path, emulator, monkeypatch)
+    info = run_pipeline(tmp_path, emulator, monkeypatch, secrets_toml=True)
     assert not info.has_failed_jobs
     signals = landed(emulator)
     assert set(signals) == {"1", "2", "3", "4", "6"}
@@ -111,7 +118,7 @@ def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryabl
 
     # The second night: the same table, plus one new order. Only the new one is sent.
     orders_db(tmp_path / "orders.db", [(7, "Sale", 99.0, "2026-11-05 12:00:00", "+14155550134", "gus")])
-    info = run_pipeline(tmp_path, emulator, monkeypatch)
+    info = run_pipeline(tmp_path, emulator, monkeypatch, secrets_toml=True)
     assert not info.has_failed_jobs
     assert emulator.requests == 6
     assert set(landed(emulator)) == {"1", "2", "3", "4", "6", "7"}
@@ -122,10 +129,10 @@ def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryabl
         ("7", "created")]
 
     # A third run changes nothing at all.
-    run_pipeline(tmp_path, emulator, monkeypatch)
+    run_pipeline(tmp_path, emulator, monkeypatch, secrets_toml=True)
     assert emulator.requests == 6
-    # The token is in no file the pipeline or the uploader wrote.
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    # The token is in no file the pipeline or the uploader wrote (but the secrets file it was put in).
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "secrets.toml"]
     assert written and not [p for p in written if TOKEN.encode() in p.read_bytes()]
 
 
