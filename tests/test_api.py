@@ -93,6 +93,18 @@ def test_a_generator_with_bad_rows_reports_them_and_sends_the_rest(emulator, tmp
     assert emulator.requests == 3  # the invalid rows were never sent
     assert result.by_status("invalid")["order_id"].tolist() == ["2", "3"]
 
+    # The invalid rows of the result, corrected, go back in as they are (the report's columns are dropped).
+    fixed = result.by_status("invalid").copy()
+    fixed.loc[1, "called_at"] = "2026/11/02 10:02:30"
+    fixed.loc[2, "amount"] = "12"
+    again = send(fixed, emulator, tmp_path / "state")
+    assert again.rows["index"].tolist() == [1, 2]  # the labels of the first result's rows
+    assert again.rows["status"].tolist() == ["created", "created"]
+    assert again.warnings == ["ignored column(s) the API does not take: 'note'"]  # not 'index', nor the report's
+    assert set(landed(emulator)) == {("00000000-00000001", "Sale", "1"), ("00000000-00000009", "Sale", "4"),
+                                     ("00000000-00000002", "Sale", "2"), ("00000000-00000009", "Sale", "3")}
+    assert landed(emulator)[("00000000-00000009", "Sale", "3")]["sale_amount"] == "12"
+
 
 def test_a_rerun_under_the_same_source_sends_nothing(emulator, tmp_path):
     state = tmp_path / "state"

@@ -238,6 +238,8 @@ def _result(result, labels: list, report) -> RowsResult:
     for column in frame.columns:
         frame[column] = unescape_formulas(frame[column])
     # The temporary CSV's record n+2 is the rows' n-th (record 1 is the header).
+    if "index" in frame.columns:  # a column of the rows' own: marked, as the report marks its clashes
+        frame = frame.rename(columns={"index": "input index"})
     frame.insert(0, "index", [labels[int(row) - 2] for row in frame["row"]])
     kept = None
     if report is not None:
@@ -269,6 +271,10 @@ def write_rows(rows: Rows, path: Path, settings: Settings) -> list:
     The header is checked first, so a missing column is named as the rows' own.
     """
     if isinstance(rows, pd.DataFrame):
+        if {"index", "row", "status"} <= set(map(str, rows.columns)):
+            # A result's rows sent again (the failed ones, corrected): its index column is ours, not
+            # the rows'; the report's own columns are recognised and dropped by the reader.
+            rows = rows.drop(columns=["index"])
         columns = [str(c) for c in rows.columns]
         if len(set(columns)) != len(columns):
             raise UsageError("the DataFrame has two columns of the same name")
