@@ -199,3 +199,16 @@ def test_validate_rows_sends_nothing_and_dry_run_needs_no_token(emulator, tmp_pa
     dry = send(orders(), emulator, tmp_path / "state", token=None, dry_run=True)
     assert dry.summary.statuses == {"dry-run": 4}
     assert emulator.requests == 0
+
+
+def test_the_token_from_a_token_file_named_in_the_config_file(emulator, tmp_path, monkeypatch):
+    monkeypatch.delenv("INVOCA_API_TOKEN", raising=False)
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    secret.chmod(0o600)
+    config = tmp_path / "uploader.toml"
+    config.write_text(f'token_file = "{secret.name}"\nconcurrency = 2\n')
+    result = send(orders(), emulator, tmp_path / "state", token=None, config=config)
+    assert result.summary.statuses == {"created": 4}
+    direct = send(orders(), emulator, tmp_path / "state", token=None, token_file=secret)
+    assert direct.summary.statuses == {"skipped": 4}

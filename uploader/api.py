@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from .cancel import Cancellation
-from .config import Settings, read_token, resolve
+from .config import Settings, resolve
 from .errors import FileFormatError, UploaderError, UsageError
 from .logs import REDACT
 from .read import check_header, unescape_formulas
@@ -125,7 +125,6 @@ def upload_rows(rows: Rows, *, source: str, api: str = "signals", timezone: str 
     early stop a :class:`~uploader.errors.StoppedEarly`; either carries
     ``.result``, the :class:`RowsResult` of what was done until then.
 
-    >>> import os
     >>> from uploader.emulator import EmulatorConfig, start_in_thread
     >>> emulator = start_in_thread(EmulatorConfig(token="doc-token", calls_file="sample_files/calls.csv"))
     >>> orders = [{"Name": "Sale", "Transaction ID": "00000000-00000001", "Partner Unique ID": "A-1",
@@ -141,26 +140,22 @@ def upload_rows(rows: Rows, *, source: str, api: str = "signals", timezone: str 
     {'skipped': 1}
     >>> emulator.stop()
     """
-    settings = _settings(api=api, timezone=timezone, base_url=base_url, mapping=mapping, state_dir=state_dir,
-                         config=config, options=options)
-    if token is not None:
-        token = token if isinstance(token, Secret) else Secret(str(token))
-        if not token.reveal().strip():
-            raise UsageError("the token given is empty")
-        settings = replace(settings, token=Secret(token.reveal().strip()))
-    elif not settings.dry_run:
-        target = settings.target
-        refresh = read_token(os.environ, None, env=target.refresh_token_env, required=False,
-                             flag="refresh token") if target.refresh_token_env else None
-        settings = replace(settings, refresh_token=refresh,
-                           token=read_token(os.environ, token_file, env=target.token_env, required=refresh is None,
-                                            flag="token= or token_file=", also=target.refresh_token_env))
-    for secret in (settings.token, settings.refresh_token):
-        if secret is not None:
-            REDACT.add_secret(secret.reveal())
     if not source or not str(source).strip():
         raise UsageError("upload_rows needs a source name", hint='e.g. source="crm.orders": a rerun under the same '
                                                                  "name skips the rows already confirmed")
+    given = None
+    if token is not None:
+        given = (token.reveal() if isinstance(token, Secret) else str(token)).strip()
+        if not given:
+            raise UsageError("the token given is empty")
+    settings = _settings(api=api, timezone=timezone, base_url=base_url, mapping=mapping, state_dir=state_dir,
+                         config=config, options=options, token_file=token_file,
+                         need_token=given is None and not options.get("dry_run"))
+    if given is not None:
+        settings = replace(settings, token=Secret(given))
+    for secret in (settings.token, settings.refresh_token):
+        if secret is not None:
+            REDACT.add_secret(secret.reveal())
     return _run_rows(rows, settings, job="upload", name=str(source).strip(), report=report, on_event=on_event,
                      cancellation=cancellation)
 
@@ -189,7 +184,8 @@ def validate_rows(rows: Rows, *, api: str = "signals", timezone: str | None = No
 # ---------------------------------------------------------------------- wiring
 
 
-def _settings(*, api, timezone, base_url, mapping, state_dir, config, options) -> Settings:
+def _settings(*, api, timezone, base_url, mapping, state_dir, config, options, token_file=None,
+              need_token=False) -> Settings:
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(unknown)}", hint="known: " + ", ".join(sorted(OPTIONS)))
@@ -198,7 +194,15 @@ def _settings(*, api, timezone, base_url, mapping, state_dir, config, options) -
         if not isinstance(mapping, Mapping):
             raise UsageError("mapping= is a dict: a column's name -> the field it holds (\"\" leaves it out)")
         flags["mapping"] = tuple((str(k), str(v or "")) for k, v in mapping.items())
-    return resolve(flags, config_file=config)
+    try:
+        # The same resolution as the CLI's: the token from token_file= (or the config file's), else the
+        # target's environment variable.
+        return resolve(flags, config_file=config, token_file=token_file, need_token=need_token)
+    except UsageError as exc:
+        if not exc.message.startswith("no API token"):
+            raise
+        raise UsageError(exc.message.replace("give --token-file", "give token= or token_file="),
+                         hint="or name a token_file in the config file (config=)") from None
 
 
 def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, report, on_event,
