@@ -195,3 +195,19 @@ def test_a_batch_that_fails_midway_is_retried_by_dlt_and_no_row_is_applied_twice
     final = results(tmp_path)
     assert len(final) == 40 and {r["status"] for r in final} <= {"created", "skipped"}
     assert any(r["status"] == "skipped" for r in final)  # the retried batch skipped what an earlier try confirmed
+
+
+def test_the_results_table_keeps_a_rows_own_column_that_shares_a_name_with_its_own(tmp_path):
+    from uploader import validate_rows
+    from uploader.dlt_destination import Results
+
+    result = validate_rows([{"name": "Sale", "transaction_id": "00000000-00000001", "source": "web"},
+                            {"name": "", "transaction_id": "00000000-00000002", "source": "phone"}])
+    results = Results(tmp_path / "results.sqlite")
+    results.write("orders", result, [("L1", "a"), ("L1", "b")], "shop.orders")
+    results.write("orders", result, [("L1", "a"), ("L1", "b")], "shop.orders")  # a retried batch: replaced
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.row_factory = sqlite3.Row
+    rows = [dict(r) for r in db.execute("SELECT * FROM orders ORDER BY _dlt_id")]
+    assert [(r["_dlt_id"], r["source"], r["input source"], r["status"]) for r in rows] == [
+        ("a", "shop.orders", "web", "valid"), ("b", "shop.orders", "phone", "invalid")]

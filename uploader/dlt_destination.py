@@ -85,6 +85,8 @@ class Results:
     def write(self, table: str, result: RowsResult, dlt_ids: list[tuple[str, str]], source: str) -> None:
         frame = result.rows.drop(columns=["row"])
         positions = frame.pop("index").tolist()
+        ours = set(DLT_COLUMNS) | {"source", "answered_at"}
+        frame.columns = [f"input {c}" if c in ours else c for c in frame.columns]  # as the report marks clashes
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         columns = list(DLT_COLUMNS) + ["source", "answered_at"] + [str(c) for c in frame.columns]
         records = [(*dlt_ids[position], source, now, *values)
