@@ -48,7 +48,11 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import dlt
+try:
+    import dlt
+except ModuleNotFoundError as exc:  # the extra is not installed: say how to get it
+    raise ModuleNotFoundError("the dlt destination needs dlt: pip install 'signal-uploader[dlt]'",
+                              name=exc.name) from None
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
 from dlt.common.schema import TTableSchema
 from dlt.common.typing import TDataItems, TSecretStrValue
