@@ -150,15 +150,19 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         name = unquote(request.headers.get("x-file-name", ""))
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > workspace.max_upload_bytes:
+            # Read what the browser sends before answering: an answer while it is still sending makes
+            # the server close a connection with unread data, a reset the browser reports instead of it.
+            async for _ in request.stream():
+                pass
             raise FileTooLarge(f"{name or 'the file'} is larger than this page accepts "
                                f"({workspace.max_upload_bytes / (1 << 20):,.0f} MB)",
                                hint="split the file, or upload it with the command line (signal-uploader upload "
                                     "FILE), or start the page with a higher --max-upload-mb")
-        chunks = []
+        chunks, size = [], 0
         async for chunk in request.stream():  # gathered, then written in a thread: the size is checked as it comes
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > workspace.max_upload_bytes:
-                break
+            size += len(chunk)
+            if size <= workspace.max_upload_bytes + len(chunk):
+                chunks.append(chunk)  # once over the limit, the rest is read (see above) and dropped
         stored = await run_in_threadpool(workspace.add_file, name, chunks)
         return JSONResponse({"id": stored.id, "name": stored.name, "size": stored.size,
                              "workbook": stored.is_workbook})

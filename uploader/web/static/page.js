@@ -25,7 +25,13 @@ function say(message, hint) {
   box.hidden = !message;
 }
 
+// Which call a shown error came from: a call started before it cannot clear it by succeeding later
+// (the list of runs, read in the background, must not wipe the answer to the file just chosen).
+let calls = 0;
+let messageFrom = 0;
+
 async function call(path, options = {}) {
+  const started = ++calls;
   const init = { method: options.method || "GET", credentials: "same-origin", headers: {} };
   if (options.json !== undefined) {
     init.method = options.method || "POST";
@@ -36,14 +42,22 @@ async function call(path, options = {}) {
     init.body = options.body;
     Object.assign(init.headers, options.headers || {});
   }
-  const answer = await fetch(path, init);
+  let answer;
+  try {
+    answer = await fetch(path, init);
+  } catch (e) {  // no answer at all: the page's server was stopped, or the connection broke
+    say("the page's server could not be reached", "is signal-uploader serve still running? Start it again and reload this page");
+    messageFrom = started;
+    throw e;
+  }
   let data = {};
   try { data = await answer.json(); } catch (e) { data = { error: "the server's answer could not be read" }; }
   if (!answer.ok) {
     say(data.error || ("the server answered " + answer.status), data.hint);
+    messageFrom = started;
     throw new Error(data.error);
   }
-  say("");
+  if (started >= messageFrom) say("");
   return data;
 }
 
@@ -63,6 +77,7 @@ function hideSteps(...ids) { for (const id of ids) $(id).hidden = true; }
 
 async function sendFile(file) {
   $("file-name").textContent = "Reading " + file.name + "…";
+  $("to-columns").disabled = true;  // until this file is read: the next step must not show the last one's columns
   hideSteps("step-columns", "step-preview", "step-upload", "step-report");
   try {
     const stored = await call("/api/files", { body: file, headers: { "X-File-Name": encodeURIComponent(file.name) } });
