@@ -20,6 +20,7 @@ from uploader.emulator import EmulatorConfig, start_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_files"
+EMULATOR_DATA = ROOT / "uploader" / "emulator" / "data"  # the calls the emulator ships with
 TOKEN = "test-token-5f2c9a"
 
 
@@ -92,7 +93,7 @@ class Emulator:
 
     def __init__(self, **config):
         config.setdefault("token", TOKEN)
-        config.setdefault("calls_file", SAMPLES / "calls.csv")
+        config.setdefault("calls_file", EMULATOR_DATA / "calls.csv")
         self.running = start_in_thread(EmulatorConfig(**config))
         self.base_url = self.running.base_url
         # The tests' own look at the state trusts the emulator's test certificate.
@@ -118,6 +119,14 @@ class Emulator:
                 return answer.status, json.load(answer)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
+
+    def control(self, path: str, body: dict) -> dict:
+        """One of the emulator's own controls: ``faults`` (its fault rates now), ``engage/agent``, ..."""
+        root = self.base_url.split("/api/")[0]
+        request = urllib.request.Request(f"{root}/_emulator/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as answer:
+            return json.load(answer)
 
     def stop(self) -> None:
         self.running.stop()

@@ -24,7 +24,7 @@ MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "cal
 
 
 def orders() -> pd.DataFrame:
-    """Four orders on four calls of sample_files/calls.csv, with the types a warehouse query returns."""
+    """Four orders on four calls of uploader/emulator/data/calls.csv, with the types a warehouse query returns."""
     return pd.DataFrame({
         "order_id": [1001.0, 1002.0, float("nan"), 1004.0],  # ids with a gap arrive as floats
         "called_at": pd.to_datetime(["2026-11-02 09:15:00", "2026-11-02 10:02:30", "2026-11-02 11:45:10",

@@ -27,7 +27,7 @@ from uploader.dlt_destination import signal_uploader
 TZ = "America/Los_Angeles"
 MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "caller": "calling_phone_number",
            "kind": "name", "amount": "sale_amount"}
-# Orders on calls of sample_files/calls.csv; order 5's phone number is not one, so it is never sent.
+# Orders on calls of uploader/emulator/data/calls.csv; order 5's phone number is not one, so it is never sent.
 # The times are a TIMESTAMP column: naive datetimes, read as wall clock in TZ. The amounts are NUMERIC:
 # Decimals padded to SQLite's scale of 10 places.
 ORDERS = [

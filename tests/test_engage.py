@@ -21,7 +21,7 @@ from conftest import Emulator, assert_no_traceback, run_cli, write_csv
 ACCOUNT = "12440011"
 ACCESS, REFRESH = "demo-engage-token", "demo-engage-refresh"
 ENV = {"ENGAGE_VOICE_TOKEN": ACCESS}
-# The bundled sample's calls (sample_files/engage_calls.json): active from the clock's start.
+# The bundled sample's calls (uploader/emulator/data/engage_calls.json): active from the clock's start.
 PACO_1, KIM_1, ADA_1, PACO_2, NOBODY, KIM_2, ADA_2 = (
     "202611240900000132050000019657", "202611240901000132050000019658", "202611240902000132050000019659",
     "202611240903000132050000019660", "202611240904000132050000019661", "202611240905000132050000019662",

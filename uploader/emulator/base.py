@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
 PACIFIC = "America/Los_Angeles"
-DEFAULT_CALLS = Path(__file__).resolve().parent.parent.parent / "sample_files" / "calls.csv"
+# The emulator's own calls, shipped inside its package (so a plain install has them).
+DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_CALLS = DATA / "calls.csv"
 DEFAULT_LIVE_CALLS = DEFAULT_CALLS.with_name("live_calls.json")
 
 

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs
 
 from .base import ApiRequest, Clock, EmulatorConfig, Refusal, Route
 
-DEFAULT_ENGAGE = Path(__file__).resolve().parent.parent.parent / "sample_files" / "engage_calls.json"
+DEFAULT_ENGAGE = Path(__file__).resolve().parent / "data" / "engage_calls.json"
 PREFIX = r"/voice/api/v1/admin/accounts/(?P<account>[^/]+)/activeCalls"
 SESSION_TYPES = ("MONITOR", "BARGEIN", "COACHING")
 WINDOW_S = 60.0  # the documented limit is per minute
@@ -116,6 +116,8 @@ class EngageApi:
         self.dials: list[dict] = []
         self.log: list[dict] = []  # every request: when it arrived (monotonic), what, and the answer's status
         self._accepted: deque = deque()  # monotonic times of the requests within the limit, for the window
+        self.control_name = "engage"  # POST /_emulator/engage/<control>
+        self.controls = {"agent": self.set_agent}
         self.routes = [
             Route.of("GET", PREFIX + r"/list", self.list_calls),
             Route.of("POST", PREFIX + r"/createManualAgentCall", self.manual_call),
@@ -138,6 +140,13 @@ class EngageApi:
                               start + float(record.get("duration_s", 3600)), record.get("agent", ""),
                               record.get("destination_name"), bool(record.get("recording", False)))
             self.calls[call.uii] = call
+
+    def set_agent(self, order: dict) -> dict:
+        """An agent logs in or out (``{"username": ..., "online": true}``): a manual call for one who is not is refused."""
+        with self.lock:
+            agent = self.agents[order["username"]]
+            agent.online = bool(order.get("online", True))
+            return {"username": agent.username, "online": agent.online}
 
     def describe(self) -> str:
         now = self.clock.now()

@@ -14,7 +14,12 @@ Besides the APIs it answers:
 - ``GET /_emulator/clock``: the emulator's time (epoch seconds); ``POST`` it
   ``{"advance": seconds}`` or ``{"set": epoch}`` to move it (calls in
   progress start and end on it);
-- ``POST /_emulator/reset``: forget what the APIs were sent.
+- ``POST /_emulator/reset``: forget what the APIs were sent;
+- ``POST /_emulator/faults``: change the fault rates of a running emulator
+  (``{"fail_rate": 0.5}``; rates not named stay), so a test can make the API
+  fail, then recover, under one base URL;
+- ``POST /_emulator/<module>/<control>``: an API module's own controls (the
+  Engage Voice module's ``agent``: ``{"username": ..., "online": true}``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -92,6 +97,26 @@ class Emulated:
     def describe(self) -> str:
         return "; ".join(api.describe() for api in self.apis)
 
+    def set_faults(self, order: dict) -> dict:
+        """New fault rates for the requests to come: each between 0 and 1, at most 1 together."""
+        names = ("fail_rate", "rate_limit_rate", "drop_rate", "lost_answer_rate")
+        unknown = set(order) - set(names) - {"retry_after"}
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {', '.join(names)}, retry_after")
+        rates = {name: float(order.get(name, getattr(self.config, name))) for name in names}
+        if not all(0 <= rate <= 1 for rate in rates.values()) or sum(rates.values()) > 1:
+            raise ValueError("fault rates are between 0 and 1, and add up to at most 1")
+        self.config = replace(self.config, **rates, retry_after=int(order.get("retry_after", self.config.retry_after)))
+        return {**rates, "retry_after": self.config.retry_after}
+
+    def control(self, module: str, name: str, order: dict) -> dict | None:
+        """An API module's own control (``controls`` of the module named ``module``); None if there is none."""
+        for api in self.apis:
+            handler = getattr(api, "controls", {}).get(name) if getattr(api, "control_name", "") == module else None
+            if handler is not None:
+                return handler(order)
+        return None
+
 
 _NO_ENDPOINT = platform_error(404, "RecordNotFound", "No such endpoint.")
 
@@ -145,6 +170,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_body()
             self.emulated.reset()
             return self._send(200, {"ok": True})
+        if self.path.split("?")[0] == "/_emulator/faults":
+            try:
+                return self._send(200, self.emulated.set_faults(json.loads(self._read_body() or b"{}")))
+            except (ValueError, TypeError, AttributeError) as exc:
+                return self._send(400, {"error": str(exc)})
+        parts = self.path.split("?")[0].split("/")
+        if len(parts) == 4 and parts[1] == "_emulator" and parts[2] not in ("clock", "reset"):
+            try:
+                answer = self.emulated.control(parts[2], parts[3], json.loads(self._read_body() or b"{}"))
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                return self._send(400, {"error": str(exc)})
+            if answer is None:
+                return self._send(404, {"error": f"no control {parts[2]}/{parts[3]}"})
+            return self._send(200, answer)
         if self.path.split("?")[0] == "/_emulator/clock":
             try:
                 order = json.loads(self._read_body() or b"{}")
