@@ -167,3 +167,23 @@ def test_error_cells_written_by_a_real_program_are_invalid_and_never_sent(tmp_pa
     # Only the good row arrived, its computed amount as the program showed it (0.3, not 0.30000000000000004).
     assert list(got) == [("00000000-00000006", "Sale", "1")]
     assert got[("00000000-00000006", "Sale", "1")]["sale_amount"] == "0.3"
+
+
+
+@pytest.mark.parametrize("program,form", WORKBOOKS, ids=[f"{p}-{f.rsplit(':', 1)[-1]}" for p, f in WORKBOOKS])
+def test_a_time_at_midnight_written_by_a_real_program_is_read_as_the_program_shows_it(
+        tmp_path, programs, program, form):
+    # The cell's value is a whole day either way; its number format says whether a time of day is shown.
+    source = write_csv(tmp_path / "midnight.csv", [HEADER, ["00000000-00000001", "", "", "", "Sale", "1", "x", "",
+                                                            "", "2026/11/02 12:00:00 AM", ""]])
+    workbook = programs.write(program, source, form)
+    got, result = final_state(workbook)
+    if program == "libreoffice":  # it keeps the time: "YYYY/MM/DD HH:MM:SS AM/PM", shown as 12:00:00 AM
+        assert result.code == 0, result.output
+        signal = got[("00000000-00000001", "Sale", "1")]
+        # Midnight in Los Angeles (PST) is 08:00 UTC.
+        assert signal["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 8, tzinfo=dt.timezone.utc).timestamp())
+    else:  # Gnumeric's import shows the cell as a date alone (yyyy-mm-dd): refused, as the user sees it
+        assert result.code == 1 and not got, result.output
+        report = report_rows(workbook.with_name(workbook.name + ".results.csv"))
+        assert "has a date but no time of day" in report[0]["error"]

@@ -42,6 +42,12 @@ SCIENTIFIC_NOTATION = r"[-+]?\d(?:[.,]\d+)?[eE][-+]?\d+"
 _SQUASH = re.compile(r"[\s_\-]+")
 
 
+def _common_prefix(a: str, b: str) -> str:
+    import os.path
+
+    return os.path.commonprefix([a, b])
+
+
 def squash(header: str) -> str:
     """Lower-case a header and drop spaces, underscores and hyphens.
 
@@ -131,6 +137,38 @@ class FieldSet:
         """The first requirement a set of fields does not meet, or None."""
         present = set(present)
         return next((need for need in self.needs if not present & set(need.any_of)), None)
+
+    def closest(self, header: str, among: Iterable[str] | None = None, at_least: float = 0.7
+                ) -> tuple[str, float] | None:
+        """The field a header most looks like, and how much (0 to 1); None when nothing is close.
+
+        ``among`` limits the fields compared (a column a file needs). A
+        header holding a field's whole name (``Signal Name`` holds ``name``)
+        is close; otherwise the spelling must be mostly the same.
+
+        >>> fields = FieldSet(names=("name", "call_start_time", "calling_phone_number"))
+        >>> fields.closest("Signal Name"), fields.closest("Caller Phone")[0], fields.closest("Notes")
+        (('name', 0.9), 'calling_phone_number', None)
+        """
+        import difflib
+
+        key = squash(header)
+        if not key:
+            return None
+        wanted = set(self.names if among is None else among)
+        spellings = {squash(n): n for n in wanted}
+        spellings.update({squash(a): n for a, n in self.aliases.items() if n in wanted})
+        best: tuple[str, float] | None = None
+        for spelled, name in spellings.items():
+            score = difflib.SequenceMatcher(None, key, spelled).ratio()
+            if len(spelled) >= 4 and (key.endswith(spelled) or key.startswith(spelled)):
+                score = max(score, 0.9)
+            prefix = len(_common_prefix(key, spelled))
+            if prefix >= 4:  # "Caller Phone" and calling_phone_number share "call"
+                score = max(score, 0.6 + 0.35 * difflib.SequenceMatcher(None, key[prefix:], spelled[prefix:]).ratio())
+            if best is None or score > best[1]:
+                best = (name, round(score, 2))
+        return best if best is not None and best[1] >= at_least else None
 
     def looks_like_header(self, cells) -> bool:
         """Whether a record names the fields a row needs (a title row above the header does not)."""

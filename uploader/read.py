@@ -24,6 +24,7 @@ import io
 import html
 import itertools
 import logging
+import math
 import os
 import queue
 import re
@@ -31,6 +32,7 @@ import threading
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,9 @@ class Table:
     uncomputed: dict[int, list[str]] = field(default_factory=dict)
     numeric_ids: dict[int, list[str]] = field(default_factory=dict)  # row -> id headers stored as numbers
     fieldset: FieldSet = SIGNAL_FIELDS  # the target's fields the headers were matched against
+    # A workbook's cells that were numbers or dates (NUMBER_CELL, DATE_CELL; 0: text), one row per
+    # frame row and one column per frame column, so a workbook report keeps them as such. None: all text.
+    cell_types: np.ndarray | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -123,6 +128,7 @@ class Table:
 
 
 CHUNK_ROWS = 100_000
+NUMBER_CELL, DATE_CELL = 1, 2  # Table.cell_types
 
 
 @dataclass
@@ -174,6 +180,9 @@ class TableReader:
         # May any cell start with a character a spreadsheet reads as a formula?
         self.may_start_formulas = True
         self.notes: list[str] = []  # how the file was read, for people (the sheet, the encoding)
+        self.hidden_rows: set[int] = set()  # a workbook's rows hidden or filtered out (row numbers from 1)
+        self.skip_hidden = False  # leave them out (--skip-hidden-rows); else they are read as any row
+        self.hidden_seen = 0  # hidden rows with data, read so far
         self._identity = file_identity(path)
 
     def changed(self) -> str:
@@ -340,39 +349,58 @@ class TableReader:
         width = self.layout.width
         id_positions = {self.layout.header.index(self.layout.fields[f])
                         for f in self.layout.fieldset.padded_ids if f in self.layout.fields}
+        hidden = self.hidden_rows
         while True:
             dates = False
-            block = []
+            block, numbers, kinds = [], [], []
             uncomputed: dict[int, list[str]] = {}
             numeric_ids: dict[int, list[str]] = {}
-            for cells, is_date, formulas, numbers in itertools.islice(rows, size):
-                dates = dates or is_date
+            consumed = 0
+            for cells, date_cells, formulas, number_cells in itertools.islice(rows, size):
+                consumed += 1
+                number += 1
+                if number in hidden and any(c.strip() for c in cells):
+                    self.hidden_seen += 1
+                    if self.skip_hidden:
+                        continue  # left out, as the sheet's filter shows it
+                dates = dates or bool(date_cells)
                 block.append(cells)
+                numbers.append(number)
+                kinds.append((number_cells, date_cells))
                 if formulas:
-                    uncomputed[number + len(block)] = [self.layout.header[c] for c in sorted(formulas) if c < width]
-                ids = numbers & id_positions
+                    uncomputed[number] = [self.layout.header[c] for c in sorted(formulas) if c < width]
+                ids = number_cells & id_positions
                 if ids:
-                    numeric_ids[number + len(block)] = [self.layout.header[c] for c in sorted(ids)]
-            if not block:
+                    numeric_ids[number] = [self.layout.header[c] for c in sorted(ids)]
+            if not consumed:
                 return
-            numbers = np.arange(number, number + len(block)) + 1
-            number += len(block)
-            table = self._records_table(block, numbers, check_shape=False)
+            if not block:  # every row of this stretch was hidden, and left out
+                continue
+            table = self._records_table(block, np.array(numbers, dtype=np.int64), check_shape=False, kinds=kinds)
             table.has_date_cells = dates
             table.date1904 = self._workbook.date1904
             table.uncomputed = {row: headers for row, headers in uncomputed.items() if headers}
             table.numeric_ids = numeric_ids
             yield table
 
-    def _records_table(self, records: list[list[str]], numbers, *, check_shape: bool = True) -> Table:
+    def _records_table(self, records: list[list[str]], numbers, *, check_shape: bool = True, kinds=None) -> Table:
+        """``kinds``: per record, the positions of its number cells and of its date cells (a workbook's)."""
         lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
         width = max(int(lengths.max()) if len(lengths) else 0, self.layout.width)
         values = np.full((len(records), width), "", dtype=object)
         for i, record in enumerate(records):
             values[i, : len(record)] = record
-        return self._table(values, numbers, lengths if check_shape else None)
+        types = None
+        if kinds is not None and any(n or d for n, d in kinds):
+            types = np.zeros((len(records), width), dtype=np.int8)
+            for i, (number_cells, date_cells) in enumerate(kinds):
+                for position in number_cells:
+                    types[i, position] = NUMBER_CELL
+                for position in date_cells:
+                    types[i, position] = DATE_CELL
+        return self._table(values, numbers, lengths if check_shape else None, types)
 
-    def _table(self, values, numbers, lengths) -> Table:
+    def _table(self, values, numbers, lengths, types=None) -> Table:
         """Cells of a chunk (a 2-D object array, one row per record) -> Table."""
         layout = self.layout
         width = layout.width
@@ -403,7 +431,10 @@ class TableReader:
         kept = values[keep_rows]
         columns = [pd.array(kept[:, p], dtype=TEXT) for p in layout.keep]
         meta = [pd.array(kept[:, p], dtype=TEXT) for p in layout.report_positions]
-        return self._assemble(columns, meta, numbers[keep_rows], int(blank.sum()), shape_problems)
+        table = self._assemble(columns, meta, numbers[keep_rows], int(blank.sum()), shape_problems)
+        if types is not None:
+            table.cell_types = types[keep_rows][:, layout.keep]
+        return table
 
     def _assemble(self, columns, meta, numbers, blank_rows: int, shape_problems) -> Table:
         """A Table from the kept columns (text arrays, in ``layout.keep`` order)."""
@@ -482,16 +513,28 @@ def _frame(columns, names: list[str], index: pd.Index) -> pd.DataFrame:
 
 
 # Python codec -> the name shown to people.
+# Excel's first line naming the delimiter, as Excel writes it (sep=;) or quoted as a cell ("sep=;").
+_SEP_LINE = re.compile(r'\ufeff?(?:sep=(.)|"sep=(.)")[ \t]*\r?\n')
+
+
+def _declared_delimiter(match: re.Match) -> str:
+    return match.group(1) or match.group(2)
+
+
 _ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16", "mac_roman": "Mac Roman",
                    "mac-roman": "Mac Roman", "cp850": "code page 850 (MS-DOS)"}
 
 
 def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               encoding: str | None = None, fields: FieldSet = SIGNAL_FIELDS) -> TableReader:
+               encoding: str | None = None, fields: FieldSet = SIGNAL_FIELDS,
+               skip_hidden: bool = False) -> TableReader:
     """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
 
     ``fields`` are the target's (see :mod:`uploader.fields`): the header is
     the first row naming the columns they need, and headers map onto them.
+    A workbook's hidden and filtered-out rows are read like the others (as
+    Excel's own CSV export does), and counted in a note; ``skip_hidden``
+    leaves them out.
 
     File-level problems (unreadable file, bad header) raise
     :class:`~uploader.errors.FileFormatError` here, before any row is read.
@@ -508,6 +551,8 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         reader = TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
                              total=total, data_start=header_row)
         reader._workbook = workbook
+        reader.hidden_rows = {row for row in hidden_rows(workbook, sheet_name) if row > header_row}
+        reader.skip_hidden = skip_hidden
         hidden = [name for name, kind, state in workbook.sheets if state == "hidden" and name != sheet_name]
         if len(workbook.sheets) > 1 or sheet is None:
             reader.notes.append(f"read the sheet {sheet_name!r} ({why})"
@@ -527,8 +572,8 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         encoding, escaped, formulas, newlines, note = _detect_encoding(path, encoding)
         with open(path, newline="", encoding=encoding) as handle:
             sample = handle.read(_SNIFF_CHARS)
-        declared = re.match(r"\ufeff?sep=(.)\r?\n", sample)  # Excel's own first line: "sep=;"
-        delimiter = declared.group(1) if declared else _sniff_delimiter(sample)
+        declared = _SEP_LINE.match(sample)  # Excel's own first line: sep=; (LibreOffice quotes it: "sep=;")
+        delimiter = _declared_delimiter(declared) if declared else _sniff_delimiter(sample)
         header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" and not declared else None
         if header is not None and fields.looks_like_header(header):
             # No counting pass: the line count is the progress bar's estimate.
@@ -600,8 +645,8 @@ def peek_header(path: str | Path, *, sheet: str | None = None, encoding: str | N
         encoding = _detect_encoding(path, encoding)[0]
         with open(path, newline="", encoding=encoding) as handle:
             sample = handle.read(_SNIFF_CHARS)
-        declared = re.match(r"\ufeff?sep=(.)\r?\n", sample)
-        delimiter = declared.group(1) if declared else _sniff_delimiter(sample)
+        declared = _SEP_LINE.match(sample)
+        delimiter = _declared_delimiter(declared) if declared else _sniff_delimiter(sample)
         lines = sample.splitlines(keepends=True)[1:] if declared else sample.splitlines(keepends=True)
         try:
             for record in csv.reader(lines, delimiter=delimiter):
@@ -664,7 +709,7 @@ atexit.register(_remove_gunzipped)
 
 
 def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               fields: FieldSet = SIGNAL_FIELDS, encoding: str | None = None) -> Table:
+               fields: FieldSet = SIGNAL_FIELDS, encoding: str | None = None, skip_hidden: bool = False) -> Table:
     """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
 
     The status columns of one of this tool's reports are left out of
@@ -672,7 +717,8 @@ def read_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     :attr:`Table.report_meta` (to reprocess a report's failed rows). For large
     files, :func:`open_table` reads chunk by chunk.
     """
-    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields)
+    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields,
+                        skip_hidden=skip_hidden)
     return combine(list(reader.chunks()), reader)
 
 
@@ -689,10 +735,19 @@ def combine(tables: list[Table], reader: TableReader) -> Table:
     for table in tables:
         shape.update(table.shape_problems)
     meta = [t.report_meta for t in tables if t.report_meta is not None]
+    types = None
+    if any(t.cell_types is not None for t in tables):
+        types = np.concatenate([t.cell_types if t.cell_types is not None
+                                else np.zeros(t.frame.shape, dtype=np.int8) for t in tables])
+    uncomputed, numeric_ids = {}, {}
+    for table in tables:
+        uncomputed.update(table.uncomputed)
+        numeric_ids.update(table.numeric_ids)
     return replace(first, frame=pd.concat([t.frame for t in tables]), shape_problems=shape,
                    blank_rows=blank,
                    has_date_cells=any(t.has_date_cells for t in tables),
-                   report_meta=pd.concat(meta) if meta else None)
+                   report_meta=pd.concat(meta) if meta else None, cell_types=types,
+                   uncomputed=uncomputed, numeric_ids=numeric_ids)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -1298,16 +1353,28 @@ def _cell_position(reference: str) -> tuple[int, int] | None:
 
 
 def _workbook_rows(workbook: Workbook, name: str):
-    """(cells as text, any date cell, columns holding an uncalculated formula) per row, from row 1."""
+    """Per row, from row 1: (cells as text, positions of date cells, of uncalculated formulas, of numbers).
+
+    A date cell whose value is a whole day is read by its number format: a
+    format with a time of day (``dd-mm-yyyy hh:mm:ss``) makes it midnight,
+    not a date without a time (calamine gives both as a date).
+    """
     special = special_cells(workbook, name)
     by_row: dict[int, dict[int, tuple[str, str]]] = {}
     for (row, column), what in special.items():
         by_row.setdefault(row, {})[column] = what
+    timed = None  # cells formatted with a time of day: looked up at the first whole-day date only
     for number, values in enumerate(_sheet_rows(workbook, name), start=1):
-        cells, dates, numbers = [], False, set()
+        cells, dates, numbers = [], set(), set()
         for position, value in enumerate(values):
+            if type(value) is dt.date:
+                if timed is None:
+                    timed = time_formatted_cells(workbook, name)
+                if (number, position + 1) in timed:
+                    value = dt.datetime.combine(value, dt.time())
             text, is_date = _cell_text(value)
-            dates = dates or is_date
+            if is_date:
+                dates.add(position)
             cells.append(text)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 numbers.add(position)
@@ -1318,9 +1385,128 @@ def _workbook_rows(workbook: Workbook, name: str):
                 while len(cells) < column:
                     cells.append("")
                 cells[column - 1] = text
+                numbers.discard(column - 1)
                 if kind == "formula":
                     formulas.add(column - 1)
         yield cells, dates, formulas, numbers
+
+
+# Excel's built-in number formats that show a time of day (ECMA-376, 18.8.30).
+_BUILTIN_TIME_FORMATS = {18, 19, 20, 21, 22, 45, 46, 47}
+
+
+def _has_time_of_day(code: str) -> bool:
+    """Whether an Excel number format shows hours or seconds (``m`` alone may be the month).
+
+    >>> _has_time_of_day("dd-mm-yyyy hh:mm:ss"), _has_time_of_day("yyyy-mm-dd"), _has_time_of_day('"h"yyyy')
+    (True, False, False)
+    """
+    code = re.sub(r'"[^"]*"|\\.|\[(?![hms]+\])[^\]]*\]', "", code)  # quoted text, escapes, colours
+    return bool(re.search(r"[hHsS]|AM/PM|A/P", code))
+
+
+def time_formatted_cells(workbook: Workbook, name: str) -> set[tuple[int, int]]:
+    """(row, column), from 1, of the cells of an .xlsx/.xlsm sheet whose number format shows a time of day."""
+    part = workbook.parts.get(name)
+    if part is None:
+        return set()
+    with zipfile.ZipFile(workbook.path) as archive:
+        names = set(archive.namelist())
+        styles = next((n for n in names if n.endswith("styles.xml")), None)
+        if styles is None or part not in names:
+            return set()
+        text = archive.read(styles).decode("utf-8", "replace")
+        custom = {int(m.group(1)): html.unescape(m.group(2)) for m in re.finditer(
+            r'<(?:\w+:)?numFmt\b[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"', text)}
+        cell_xfs = re.search(r"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", text, re.S)
+        timed_styles = set()
+        for index, xf in enumerate(re.finditer(r"<(?:\w+:)?xf\b[^>]*>", cell_xfs.group(1) if cell_xfs else "")):
+            found = re.search(_ATTRIBUTE.format("numFmtId"), xf.group(0))
+            code = int(found.group(1)) if found else 0
+            if code in _BUILTIN_TIME_FORMATS or (code in custom and _has_time_of_day(custom[code])):
+                timed_styles.add(str(index))
+        if not timed_styles:
+            return set()
+        found_cells: set[tuple[int, int]] = set()
+        for attributes in _tags(archive, part, b"c"):
+            style = re.search(rb'\bs="(\d+)"', attributes)
+            if style and style.group(1).decode() in timed_styles:
+                reference = re.search(rb'\br="([A-Z]+[0-9]+)"', attributes)
+                position = _cell_position(reference.group(1).decode()) if reference else None
+                if position is not None:
+                    found_cells.add(position)
+        return found_cells
+
+
+def _tags(archive: zipfile.ZipFile, part: str, tag: bytes):
+    """The attributes of every ``<tag ...>`` of an XML part, read in blocks (never whole)."""
+    pattern = re.compile(rb"<(?:\w+:)?" + tag + rb"\b([^>]*)>")
+    with archive.open(part) as handle:
+        tail = b""
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            window = tail + block
+            cut = window.rfind(b"<")
+            complete, tail = (window[:cut], window[cut:]) if cut > 0 else (window, b"")
+            for match in pattern.finditer(complete):
+                yield match.group(1)
+        for match in pattern.finditer(tail):
+            yield match.group(1)
+
+
+def hidden_rows(workbook: Workbook, name: str) -> set[int]:
+    """Row numbers (from 1) hidden or filtered out in a sheet (.xlsx/.xlsm, .ods, .xls); empty for others."""
+    suffix = workbook.path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            part = workbook.parts.get(name)
+            with zipfile.ZipFile(workbook.path) as archive:
+                if part is None or part not in archive.namelist() or not _contains(
+                        archive, part, (b'hidden="1"', b'hidden="true"')):
+                    return set()
+                rows = set()
+                for attributes in _tags(archive, part, b"row"):
+                    if re.search(rb'\bhidden="(?:1|true)"', attributes):
+                        number = re.search(rb'\br="(\d+)"', attributes)
+                        if number:
+                            rows.add(int(number.group(1)))
+                return rows
+        if suffix == ".ods":
+            return _ods_hidden_rows(workbook.path, name)
+        if suffix == ".xls":
+            import xlrd
+
+            with open(os.devnull, "w") as quiet:
+                book = xlrd.open_workbook(str(workbook.path), on_demand=True, formatting_info=True, logfile=quiet)
+                sheet = book.sheet_by_name(name)
+                return {row + 1 for row, info in sheet.rowinfo_map.items() if info.hidden}
+    except Exception as exc:  # the rows were read; only this note would be missing
+        log.debug("%s: could not look for hidden rows: %r", workbook.path, exc)
+    return set()
+
+
+def _ods_hidden_rows(path: Path, name: str) -> set[int]:
+    """Rows of an .ods sheet that LibreOffice hides (visibility collapse) or filters out (filter)."""
+    with zipfile.ZipFile(path) as archive:
+        if not _contains(archive, "content.xml", (b'visibility="collapse"', b'visibility="filter"')):
+            return set()
+        from defusedxml.ElementTree import iterparse
+
+        table_name, rows_repeated = _ODS % ("table", "name"), _ODS % ("table", "number-rows-repeated")
+        visibility = _ODS % ("table", "visibility")
+        inside, row, found = False, 0, set()
+        with archive.open("content.xml") as handle:
+            for event, element in iterparse(handle, events=("start", "end")):
+                if element.tag == _ODS % ("table", "table"):
+                    inside = event == "start" and element.get(table_name) == name
+                    if not inside and event == "end" and row:
+                        break
+                elif inside and element.tag == _ODS % ("table", "table-row") and event == "end":
+                    repeat = int(element.get(rows_repeated) or 1)
+                    if element.get(visibility) in ("collapse", "filter") and repeat < 10_000:
+                        found.update(range(row + 1, row + repeat + 1))
+                    row += repeat
+                    element.clear()
+        return found
 
 
 def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
@@ -1346,8 +1532,43 @@ def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
         raise FileFormatError(f"{path}: the sheet {name!r} ({why}) is empty",
                               hint=(f"the workbook's other worksheets: {', '.join(others)}; choose one with --sheet"
                                     if others else "it needs a header row and at least one data row"))
-    number, header = pick_header(path, records, fields)
+    try:
+        number, header = pick_header(path, records, fields)
+    except FileFormatError as exc:
+        raise _elsewhere_in(workbook, name, why, exc, fields) from None
     return workbook, name, why, number, header, max(workbook.sheet(name).height - number, 0)
+
+
+def _elsewhere_in(workbook: Workbook, name: str, why: str, error: FileFormatError, fields: FieldSet) -> FileFormatError:
+    """A sheet without the columns: the error names the sheet read, and the worksheets that have them.
+
+    A workbook's rows are often on another sheet than the one it opens on (a
+    summary, a pivot, notes in front).
+    """
+    fitting, others = [], []
+    for other, kind, state in workbook.sheets:
+        if kind != "worksheet" or other == name:
+            continue
+        try:
+            rows = [cells for cells, _, _, _ in itertools.islice(_workbook_rows(workbook, other), HEADER_SEARCH_ROWS)]
+        except FileFormatError:
+            continue
+        hidden = " (hidden)" if state == "hidden" else ""
+        if any(fields.looks_like_header(cells) for cells in rows):
+            fitting.append(f"{other!r}{hidden}")
+        elif any(any(str(c).strip() for c in cells) for cells in rows):
+            others.append(f"{other!r}{hidden}")
+    message = error.message.replace(f"{workbook.path}: ", f"{workbook.path}, sheet {name!r} ({why}): ", 1)
+    if fitting:
+        hint = (f"the sheet {fitting[0]} has the columns: choose it with --sheet {fitting[0].removesuffix(' (hidden)')}"
+                + (f" (so do {', '.join(fitting[1:])})" if len(fitting) > 1 else ""))
+    elif others:
+        hint = f"{error.hint}; the workbook's other worksheets: {', '.join(others)} (choose one with --sheet)"
+    else:
+        hint = error.hint
+    out = FileFormatError(message, hint=hint)
+    out.suggested_mapping = {} if fitting else getattr(error, "suggested_mapping", {})
+    return out
 
 
 def pick_header(path: Path, records: list[tuple[int, list[str]]],
@@ -1372,47 +1593,102 @@ def pick_header(path: Path, records: list[tuple[int, list[str]]],
         where = (f"row {number}, taken as the header, holds {shown}" if len(records) == 1 else
                  f"none of the first {len(records)} non-blank rows names them; row {number}, taken as the header, "
                  f"holds {shown}")
-        raise FileFormatError(f"{exc.message} ({where})", hint=exc.hint) from None
+        error = FileFormatError(f"{exc.message} ({where})", hint=exc.hint)
+        error.suggested_mapping = getattr(exc, "suggested_mapping", {})
+        raise error from None
     return number, cells
 
 
 def _cell_text(value) -> tuple[str, bool]:
-    """Render one workbook cell value as the text the user sees; flag date cells.
+    """One workbook cell as the text the user sees (:func:`value_text`), and whether it is a date cell.
 
-    Numbers are shown as Excel shows them, to 15 significant digits (a cell
-    typed as 274.66 may be stored as 274.65999999999997).
+    Excel keeps a time to the millisecond: finer digits of a serial are noise.
 
     >>> _cell_text(1.0), _cell_text(True), _cell_text(dt.datetime(2016, 4, 11, 13)), _cell_text(274.65999999999997)
     (('1', False), ('true', False), ('2016/04/11 13:00:00', True), ('274.66', False))
     """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
+            and abs(value) >= 1e15:
+        # Excel keeps 15 significant digits of what is typed: a longer number (an id, say) has
+        # already lost its tail. Shown as Excel shows it, the validator flags it instead of sending it.
+        return _excel_scientific(float(value)), False
+    if isinstance(value, dt.datetime) and value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value_text(value), isinstance(value, dt.date) and not isinstance(value, dt.time)
+
+
+def _excel_scientific(value: float) -> str:
+    return f"{value:.14E}".replace(".00000000000000", "")
+
+
+def value_text(value) -> str:
+    """A value as the text a person would have typed into a cell: the one rule for every source.
+
+    Workbook cells and the Python API's values (a DataFrame's, a query's)
+    go through it, so the same value reads the same wherever it comes from.
+    Numbers show as a spreadsheet shows them, to 15 significant digits
+    (``0.1 + 0.2`` is ``0.3``); a whole float past 2**53, which a double
+    cannot hold exactly, shows in Excel's scientific form, which the
+    validator refuses for an id (an ``int`` is exact and shows whole).
+    Naive datetimes are wall-clock times; aware ones keep their offset. A
+    ``Decimal`` keeps two decimals, and more only where they are not zeros (a
+    database's ``NUMERIC`` scale pads them).
+
+    >>> value_text(0.1 + 0.2), value_text(12345.0), value_text(1.234567890123457e16), value_text(12345678901234567)
+    ('0.3', '12345', '1.23456789012346E+16', '12345678901234567')
+    >>> value_text(None), value_text(float("nan")), value_text(False), value_text(Decimal("149.9900000000"))
+    ('', '', 'false', '149.99')
+    >>> value_text(dt.datetime(2026, 11, 2, 9, 15)), value_text(dt.datetime(2026, 11, 2, 9, 15, 0, 250000))
+    ('2026/11/02 09:15:00', '2026/11/02 09:15:00.250')
+    >>> value_text(dt.datetime(2026, 11, 2, 17, 15, tzinfo=dt.timezone.utc)), value_text(dt.date(2016, 4, 11))
+    ('2026-11-02T17:15:00+00:00', '2016/04/11')
+    """
     if isinstance(value, str):
-        return value, False
-    if value is None:
-        return "", False
-    if isinstance(value, bool):
-        return ("true" if value else "false"), False
-    if isinstance(value, (int, float)):
-        if float(value).is_integer() and abs(value) >= 1e15:
-            # Excel keeps 15 significant digits: a longer number typed into a
-            # cell (an id, say) has already lost its tail. Show it the way
-            # Excel does, so the validator flags it instead of sending it.
-            return f"{float(value):.14E}".replace(".00000000000000", ""), False
-        if isinstance(value, int) or value.is_integer():
-            return str(int(value)), False
-        return f"{value:.15g}", False
+        return value
+    if value is None or value is pd.NaT or value is pd.NA:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, np.generic):  # numpy scalars, as the Python values they hold
+        return value_text(value.item())
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return ""
+        if value.is_integer() and abs(value) >= 2 ** 53:
+            return _excel_scientific(value)  # a double no longer holds every digit
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.15g}"
+    if isinstance(value, Decimal):
+        if value.is_nan():
+            return ""
+        whole, _, decimals = format(value, "f").partition(".")
+        decimals = decimals[:2] + decimals[2:].rstrip("0")
+        return f"{whole}.{decimals}" if decimals else whole
     if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            return value.isoformat()
         text = value.strftime("%Y/%m/%d %H:%M:%S")
         if value.microsecond:
-            text += f".{value.microsecond // 1000:03d}"
-        return text, True
+            text += f".{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f".{value.microsecond:06d}"
+        return text
     if isinstance(value, dt.date):
-        return value.strftime("%Y/%m/%d"), True
+        return value.strftime("%Y/%m/%d")
     if isinstance(value, dt.time):
-        return value.strftime("%H:%M:%S"), False
+        return value.strftime("%H:%M:%S")
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
-        return (str(int(seconds)) if seconds.is_integer() else str(seconds)), False
-    return str(value), False
+        return str(int(seconds)) if seconds.is_integer() else str(seconds)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
 
 
 # ------------------------------------------------------------------------ shared
@@ -1441,6 +1717,27 @@ def check_header(name: str, header: list[str], fields: FieldSet = SIGNAL_FIELDS)
     uploader.errors.FileFormatError: crm.orders: no 'name' column (the signal's name, e.g. Sale)
     """
     return _layout(Path(name), header, fields)
+
+
+def _unmet(path: Path, need, headers: list[str], fields: FieldSet) -> FileFormatError:
+    """The error for a column no row can be sent without, naming the file's headers that look closest to it.
+
+    Its ``suggested_mapping`` is the likeliest fix (header -> field), for a
+    front end to offer in its own words (``--map``, ``mapping=``, the page's
+    column step).
+    """
+    scored = []
+    for header in headers:
+        close = fields.closest(header, among=need.any_of, at_least=0.5)
+        if close is not None:
+            scored.append((close[1], header, close[0]))
+    scored.sort(key=lambda item: -item[0])
+    message = f"{path}: {need.message}"
+    if scored:
+        message += "; the file's headers closest to it: " + ", ".join(repr(h) for _, h, _ in scored[:3])
+    error = FileFormatError(message, hint=need.hint + ("; or read one of those columns as it" if scored else ""))
+    error.suggested_mapping = {scored[0][1]: scored[0][2]} if scored else {}
+    return error
 
 
 def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> Layout:
@@ -1487,5 +1784,5 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
 
     need = fieldset.unmet(fields)
     if need is not None:
-        raise FileFormatError(f"{path}: {need.message}", hint=need.hint)
+        raise _unmet(path, need, [h for h in header if h and h not in fields.values()], fieldset)
     return Layout(header, keep, report_positions, fields, ignored, unnamed, fieldset, custom)

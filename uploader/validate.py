@@ -176,7 +176,7 @@ def _dropped_zeros(ids: pd.Series, field: str, problems: Problems) -> None:
 
     A spreadsheet opening a CSV reads ``00012345`` as the number 12345. When
     most of the file's ids share one width and some of them start with 0,
-    a shorter all-digit id is one of them, spoiled.
+    a shorter all-digit id without a leading zero is one of them, spoiled.
     """
     present = ids[ids != ""]
     if len(present) < 3:
@@ -186,7 +186,9 @@ def _dropped_zeros(ids: pd.Series, field: str, problems: Problems) -> None:
     same = lengths == width
     if same.mean() < 0.8 or not present[same].str.startswith("0").any():
         return
-    spoiled = (lengths < width) & present.str.fullmatch("[0-9]+").fillna(False).astype(bool)
+    # Only an id that could have lost zeros: digits not starting with 0 (a spreadsheet's number keeps none).
+    # One that still has its leading zeros (00012345, text) is as written, whatever its width.
+    spoiled = ((lengths < width) & present.str.fullmatch("[1-9][0-9]*").fillna(False).astype(bool))
     if spoiled.any():
         rows = present.index[spoiled.to_numpy()]
         problems.add(rows, field, present[spoiled], "leading-zeros-dropped",
