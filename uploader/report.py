@@ -30,7 +30,7 @@ import pandas as pd
 
 from .errors import StorageError
 from .events import Finished, Opened, RowAnswered, RowRejected, Summarised
-from .read import FORMULA_STARTS, TEXT, Table
+from .read import FORMULA_STARTS, NUMBER_CELL, TEXT, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
 HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow
@@ -61,6 +61,16 @@ def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd
     # value under a marked name rather than producing a duplicate header.
     original.columns = [f"input {c}" if c in columns else c for c in original.columns]
     return pd.concat([out, original], axis=1)
+
+
+def report_cell_types(table: Table, columns: Sequence[str]) -> np.ndarray | None:
+    """Which cells of a report frame (status columns, then the table's) were numbers or dates in the input.
+
+    None when the input had none (a CSV): every cell is text.
+    """
+    if table.cell_types is None:
+        return None
+    return np.hstack([np.zeros((len(table.frame), len(columns)), dtype=np.int8), table.cell_types])
 
 
 def neutralise(value):
@@ -98,16 +108,18 @@ def neutralise_frame(frame: pd.DataFrame, columns=None) -> pd.DataFrame:
     return frame
 
 
-def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> Path:
+def write_report(frame: pd.DataFrame, path: Path, *, delimiter: str = ",", types: np.ndarray | None = None) -> Path:
     """Write ``frame`` as CSV or XLSX (by the extension), atomically.
 
-    Every text cell goes through :func:`neutralise` first.
+    Every text cell goes through :func:`neutralise` first. ``types`` (see
+    :func:`report_cell_types`) keeps a workbook's numbers and dates as such in
+    an XLSX report.
     """
     frame = neutralise_frame(frame)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # UTF-8 with a byte-order mark: Excel then shows accents correctly, and the reader accepts it back.
-    return write_chunks([frame], path, delimiter=delimiter)
+    return write_chunks([frame], path, delimiter=delimiter, types=types)
 
 
 def report_as(path: Path, suffix: str) -> Path:
@@ -144,6 +156,7 @@ class ReportWriter:
         self.columns = list(columns)
         self.delimiter = delimiter
         self.guard_columns = guard_columns  # None: check every column for formulas
+        self._types: list = []  # per chunk: its cell types, or its row count when all text (XLSX reports)
         remove_stale_parts(self.path)
         fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.csv", dir=self.path.parent)
         self._temporary = Path(name)
@@ -157,9 +170,14 @@ class ReportWriter:
         self._thread = threading.Thread(target=self._write_chunks, name="report-writer", daemon=True)
         self._thread.start()
 
-    def write(self, frame: pd.DataFrame) -> None:
-        """Queue a chunk's lines (at most two chunks wait); a failed earlier write is raised here."""
+    def write(self, frame: pd.DataFrame, types: np.ndarray | None = None) -> None:
+        """Queue a chunk's lines (at most two chunks wait); a failed earlier write is raised here.
+
+        ``types`` (see :func:`report_cell_types`) are kept for an XLSX report only.
+        """
         self._raise()
+        if self.path.suffix.lower() in (".xlsx", ".xlsm"):
+            self._types.append(types if types is not None else len(frame))
         self._queue.put(frame)
 
     def _write_chunks(self) -> None:
@@ -192,7 +210,12 @@ class ReportWriter:
                 return self.path
             chunks = pd.read_csv(self._temporary, dtype=object, keep_default_na=False, na_filter=False,
                                  sep=self.delimiter, encoding="utf-8-sig", chunksize=100_000, engine="c")
-            write_chunks(self._apply(chunks, updates or {}), self.path, delimiter=self.delimiter)
+            types = None
+            if any(isinstance(t, np.ndarray) for t in self._types):
+                width = len(self.columns)
+                types = np.concatenate([t if isinstance(t, np.ndarray) else np.zeros((t, width), dtype=np.int8)
+                                        for t in self._types])
+            write_chunks(self._apply(chunks, updates or {}), self.path, delimiter=self.delimiter, types=types)
             return self.path
         finally:
             self._temporary.unlink(missing_ok=True)
@@ -227,14 +250,14 @@ def remove_stale_parts(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def write_chunks(chunks, path: Path, *, delimiter: str = ",") -> Path:
+def write_chunks(chunks, path: Path, *, delimiter: str = ",", types: np.ndarray | None = None) -> Path:
     """Write already neutralised frames (same columns) as one CSV or XLSX, atomically."""
     path = Path(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
-            _write_xlsx_chunks(chunks, Path(temporary))
+            _write_xlsx_chunks(chunks, Path(temporary), types)
         else:
             with open(temporary, "wb") as handle:
                 handle.write(codecs.BOM_UTF8)
@@ -320,7 +343,13 @@ def _may_hold(array, needles) -> bool:
     return False
 
 
-def _write_xlsx_chunks(chunks, path: Path) -> None:
+def _write_xlsx_chunks(chunks, path: Path, types: np.ndarray | None = None) -> None:
+    """An XLSX report: a bold, frozen, filterable header; failed rows red, invalid yellow.
+
+    Text stays text (a cell that looks like a formula is never one). The
+    input's numbers and dates (``types``) go back as numbers and dates, so
+    amounts can be summed and times sorted; they read back as the same text.
+    """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
@@ -336,7 +365,7 @@ def _write_xlsx_chunks(chunks, path: Path) -> None:
         width = 40 if name in ("error", "warning") else max(10, min(30, len(str(name)) + 2))
         sheet.column_dimensions[_letter(position)].width = width
 
-    def cell(value, fill=None, font=None):
+    def cell(value, fill=None, font=None, number_format=None):
         c = WriteOnlyCell(sheet, value=value)
         if isinstance(value, str):
             c.data_type = "s"  # text stays text: never let openpyxl read "=..." as a formula
@@ -344,15 +373,54 @@ def _write_xlsx_chunks(chunks, path: Path) -> None:
             c.fill = fill
         if font is not None:
             c.font = font
+        if number_format is not None:
+            c.number_format = number_format
         return c
 
     sheet.append([cell(str(name), font=bold) for name in frame.columns])
     status_position = list(frame.columns).index("status") if "status" in frame.columns else None
+    columns = list(frame.columns)
+    line = 0
     for part in itertools.chain([frame], chunks):
         for values in part.itertuples(index=False, name=None):
             fill = fills.get(values[status_position]) if status_position is not None else None
-            sheet.append([cell(_xlsx_value(name, v), fill) for name, v in zip(frame.columns, values)])
+            kinds = types[line] if types is not None and line < len(types) else None
+            row = []
+            for position, (name, value) in enumerate(zip(columns, values)):
+                kind = kinds[position] if kinds is not None else 0
+                typed, number_format = _typed(value, kind) if kind else (_xlsx_value(name, value), None)
+                row.append(cell(typed, fill, number_format=number_format))
+            sheet.append(row)
+            line += 1
+    sheet.auto_filter.ref = f"A1:{_letter(len(columns) - 1)}{line + 1}"
     workbook.save(path)
+
+
+def _typed(text, kind: int):
+    """A cell's text back as the number or date it was in the input (text it stays if it no longer is one).
+
+    >>> _typed("149.99", 1), _typed("12", 1), _typed("2016/04/11 13:00:00", 2), _typed("12 apples", 1)
+    ((149.99, None), (12, None), (datetime.datetime(2016, 4, 11, 13, 0), 'yyyy-mm-dd hh:mm:ss'), ('12 apples', None))
+    """
+    import datetime as dt
+    import math
+
+    text = "" if text is None else str(text)
+    if kind == NUMBER_CELL:
+        try:
+            number = float(text)
+        except ValueError:
+            return text, None
+        if not math.isfinite(number):
+            return text, None
+        return (int(number) if number.is_integer() and abs(number) < 1e15 else number), None
+    for form, shown in (("%Y/%m/%d %H:%M:%S.%f", "yyyy-mm-dd hh:mm:ss.000"), ("%Y/%m/%d %H:%M:%S", "yyyy-mm-dd hh:mm:ss"),
+                        ("%Y/%m/%d", "yyyy-mm-dd")):
+        try:
+            return dt.datetime.strptime(text, form), shown
+        except ValueError:
+            continue
+    return text, None
 
 
 def _xlsx_value(column: str, value):
@@ -374,6 +442,31 @@ def _letter(position: int) -> str:
 SEARCHING_APIS = ("signals", "call_outcomes")
 
 
+@dataclass(frozen=True)
+class NextStep:
+    """What to do about rows a run left unfinished: why, and the command that does it.
+
+    >>> NextStep("2 row(s) failed", ("retry", "june bulk.results.csv")).command
+    "signal-uploader retry 'june bulk.results.csv'"
+    """
+
+    why: str
+    args: tuple[str, ...]  # the command's arguments, after the program's name
+
+    @property
+    def command(self) -> str:
+        if os.name == "nt":
+            import subprocess
+
+            return "signal-uploader " + subprocess.list2cmdline(self.args)
+        import shlex
+
+        return "signal-uploader " + shlex.join(self.args)
+
+    def as_dict(self) -> dict:
+        return {"why": self.why, "command": self.command, "args": list(self.args)}
+
+
 @dataclass
 class Summary:
     """Counts of a run, for the printed summary and ``--summary-json``."""
@@ -388,6 +481,41 @@ class Summary:
     report: str | None = None
     dry_run: bool = False
     blank_rows: int = 0
+    failed_by_kind: dict[str, int] = field(default_factory=dict)  # failed and unknown rows by failure_kind
+    state_dir: str | None = None  # a state folder other than the default: a retry must be told it
+
+    def next_steps(self) -> list[NextStep]:
+        """The commands that finish what this run left: failed rows to send again, and how.
+
+        >>> Summary("m.csv", "signals", 3, report="m.results.csv",
+        ...         failed_by_kind={"retryable": 1, "not-found": 2}).next_steps()[1].command
+        'signal-uploader retry m.results.csv --include-not-found'
+        """
+        kinds = self.failed_by_kind
+        if self.dry_run or not self.report or not kinds:
+            return []
+        extra = ("--state-dir", self.state_dir) if self.state_dir else ()
+        report = self.report
+        steps = []
+        why = []
+        if kinds.get("retryable"):
+            why.append(f"send again the {kinds['retryable']:,} row(s) that may go through on another try")
+        if kinds.get("fix-data"):
+            why.append(f"correct in the report the {kinds['fix-data']:,} row(s) refused for their data, "
+                       "then send them again")
+        if kinds.get("fix-config"):
+            why.append(f"fix the token, its access or the address that {kinds['fix-config']:,} row(s) were "
+                       "refused for (an option given to retry wins over the upload's), then send them again")
+        if why:
+            steps.append(NextStep("; ".join(why), ("retry", report, *extra)))
+        if kinds.get("not-found"):
+            steps.append(NextStep(f"{kinds['not-found']:,} row(s) found no call yet (calls can take a while to "
+                                  "reach the platform): send them later",
+                                  ("retry", report, "--include-not-found", *extra)))
+        if kinds.get("unknown"):
+            steps.append(NextStep(f"{kinds['unknown']:,} row(s) may or may not have happened: check each, then "
+                                  "send only those that did not", ("retry", report, "--include-unknown", *extra)))
+        return steps
 
     @property
     def sent(self) -> int:
@@ -419,6 +547,8 @@ class Summary:
             "rows_with_warnings": self.warnings,
             "top_problems": self.top_problems,
             "report": self.report,
+            "failed_by_kind": self.failed_by_kind,
+            "next_steps": [step.as_dict() for step in self.next_steps()],
         }
 
 
