@@ -17,7 +17,7 @@ TZ = "America/Los_Angeles"
 HEADER = ["Transaction ID", "Call Start Time", "Calling Phone Number", "Duration In Seconds", "Name",
           "Partner Unique ID", "Description", "Sale Amount", "Value", "Occurred At Time", "Custom Parameter 1"]
 
-# Calls in sample_files/calls.csv used here:
+# Calls in uploader/emulator/data/calls.csv used here:
 #   00000000-00000001 2026-11-02T09:15:00-08:00 +14155550134 245s
 #   00000000-00000004 2026-11-03T08:05:00-08:00 +13105550112 125s
 #   00000000-00000005 2026-11-03T08:06:40-08:00 +13105550112  30s  (same caller, 100 s later)
@@ -261,10 +261,14 @@ def test_unreachable_server_fails_rows_not_the_program(tmp_path, emulator):
     path = write_csv(tmp_path / "in.csv", [HEADER] + ROWS[:2])
     emulator.stop()
     result = upload(emulator, path, "--timeout", "2")
-    assert result.code == 1
+    # Nothing has ever answered at that address: the run stops at once (no retry, no 20 failures first),
+    # saying the base URL looks wrong, with the report written.
+    assert result.code == 4, result.output
     assert_no_traceback(result)
+    assert "nothing answered at" in result.stderr and "check --base-url" in result.stderr
     rows = report_rows(tmp_path / "in.results.csv")
-    assert {r["error_class"] for r in rows} == {"ConnectionError"}
+    assert rows[0]["error_class"] == "ConnectionError" and "gave up" not in rows[0]["error"]
+    assert {r["error_class"] for r in rows} <= {"ConnectionError", "NotSent"}
 
 
 def test_the_sample_files_upload(tmp_path, emulator):

@@ -72,6 +72,28 @@ class Request(NamedTuple):
 Prepared = Request  # the name the sender's first version used
 
 
+class _Masked:
+    """Stands for the token where a request is shown to a person."""
+
+    @staticmethod
+    def reveal() -> str:
+        return "***"
+
+
+def shown_request(item: Request, target, base_url: str | None) -> dict:
+    """A request as it will go out, for a person to read: the token where the target puts it, as ``***``.
+
+    >>> from uploader.targets import SIGNALS
+    >>> shown = shown_request(Request(2, "k", {"name": "Sale"}), SIGNALS, "https://invoca.net/api/2020-10-01")
+    >>> shown["method"], shown["url"], shown["body"]
+    ('POST', 'https://invoca.net/api/2020-10-01/transactions/signals.json', {'name': 'Sale', 'oauth_token': '***'})
+    """
+    path, body, headers = item.wire(_Masked, target.token_in, target.token_field, target.path)
+    path = path.replace("%2A%2A%2A", "***")
+    return {"row": item.row, "method": item.method, "url": f"{base_url or '{base}'}/{path}", "headers": headers,
+            "body": None if body is None else json.loads(body)}
+
+
 class Outcome:
     """What happened to one sent row, with the ids its answer carried.
 
@@ -118,7 +140,9 @@ class Outcome:
 
 
 # 403 classes that mean "this token may not do that" rather than "this row is wrong".
-CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect"}
+CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect", "NoSuchEndpoint"}
+# An answer that shows the base URL is wrong: no such endpoint there, or another server's page.
+NO_ENDPOINT = "NoSuchEndpoint"
 # Answers that are not what the API sends: a maintenance page, a cut or oversized
 # body. The row was not confirmed, so sending it again later is the remedy.
 INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
@@ -143,11 +167,12 @@ def may_have_arrived(outcome: Outcome) -> bool:
     if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong", "NotSent"):
         return False
     if outcome.http_status is None:
-        return outcome.error != REFUSED
+        return outcome.error not in (REFUSED, NOT_RESOLVED)
     return outcome.http_status >= 500 or outcome.error_class in (INVALID_ANSWER, TOO_LARGE, "ClientError")
 
 
 REFUSED = "could not reach the API (connection refused)"  # the request surely never arrived
+NOT_RESOLVED = "could not reach the API (its host name was not found)"  # nor did this one
 
 
 def failure_kind(http_status: int | None, error_class: str = "") -> str:

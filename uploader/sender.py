@@ -27,8 +27,8 @@ import urllib3
 
 from .events import Listener, Paused, Retrying, nobody
 from .auth import StaticToken
-from .outcome import (FAILED, GONE, INVALID_ANSWER, REFUSED, TOO_LARGE, UNKNOWN, Outcome, Prepared, Request,
-                      failure_kind, lanes, may_have_arrived)
+from .outcome import (FAILED, GONE, INVALID_ANSWER, NO_ENDPOINT, NOT_RESOLVED, REFUSED, TOO_LARGE, UNKNOWN, Outcome,
+                      Prepared, Request, failure_kind, lanes, may_have_arrived)
 from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
 from .http import (MAX_ANSWER_BYTES, RETRYABLE_STATUS, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after,
                    quote_body)
@@ -101,6 +101,9 @@ class Sender:
         self.retries = 0
         self._streak = 0  # rows given up on in a row, with no success between them
         self._streak_lock = threading.Lock()
+        # Until the API has answered as itself, answers that show the address is wrong stop the run.
+        self._heard = False  # any answer of this API's came
+        self._misaddressed = 0
 
     def stop(self) -> None:
         """Ask the workers to finish the request in hand and send nothing more."""
@@ -215,6 +218,10 @@ class Sender:
             return
         threshold = self.policy.stop_after_failures
         with self._streak_lock:
+            if not self._heard and self._wrong_address(outcome):
+                return
+            if outcome.http_status is not None and outcome.error_class != NO_ENDPOINT:
+                self._heard = True
             if outcome.status == UNKNOWN or (outcome.status == FAILED and outcome.failure_kind == "retryable"):
                 self._streak += 1
             else:
@@ -224,6 +231,28 @@ class Sender:
                                      f"the API looks unavailable: {self._streak} rows in a row failed with no "
                                      f"success between them (the last: {outcome.error})")
                 self._stop.set()
+
+    def _wrong_address(self, outcome: Outcome) -> bool:
+        """Before the API has answered as itself: whether this outcome shows the base URL is wrong (then stop).
+
+        Nothing listening at the address, a host name that does not exist, or
+        answers that are not the API's (no such endpoint, another server's
+        page) twice: every other row would go to the same wrong place.
+        """
+        if outcome.http_status is None and outcome.error in (REFUSED, NOT_RESOLVED):
+            reason = f"nothing answered at {self.base_url} ({outcome.error.split('(')[-1].rstrip(')')})"
+        elif outcome.error_class == NO_ENDPOINT:
+            self._misaddressed += 1
+            if self._misaddressed < 2:
+                return False
+            reason = f"the answers from {self.base_url} are not the {self.target.title}'s ({outcome.error.split(':')[0]})"
+        else:
+            return False
+        if self.fatal is None:
+            self.fatal = Outcome(outcome.row, FAILED, outcome.http_status, "WrongAddress",
+                                 f"{reason}: the base URL looks wrong")
+            self._stop.set()
+        return True
 
     def _wire(self, item: Request, token: Secret | None) -> tuple[str, bytes | None, dict]:
         """The request target (path and query), body and headers, with the token where the target puts it."""
@@ -300,6 +329,8 @@ class Sender:
         """
         if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong"):
             return False
+        if outcome.http_status is None and outcome.error in (REFUSED, NOT_RESOLVED) and not self._heard:
+            return False  # nothing has ever answered at this address: trying again will not make it
         if not self.target.idempotent:
             return outcome.http_status == 429 or outcome.error == REFUSED
         return (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
@@ -319,6 +350,8 @@ class Sender:
             except urllib3.exceptions.SSLError as exc:
                 return Outcome(item.row, FAILED, error_class="TLSError",
                                error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None, token
+            except urllib3.exceptions.NameResolutionError:
+                return Outcome(item.row, FAILED, error_class="ConnectionError", error=NOT_RESOLVED), None, token
             except urllib3.exceptions.NewConnectionError:  # refused; urllib3 files it under timeouts
                 return Outcome(item.row, FAILED, error_class="ConnectionError", error=REFUSED), None, token
             except urllib3.exceptions.TimeoutError:
@@ -398,6 +431,12 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
     if status == 401:
         return Outcome(row, FAILED, 401, error_class or "NotAuthorized",
                        detail or "the API rejected the token (401)")
+    if status in (404, 405):
+        wrong = target.misaddressed(status, body)
+        if wrong:
+            return Outcome(row, FAILED, status, NO_ENDPOINT,
+                           f"{wrong}: check --base-url, which is everything up to and including the API's "
+                           f"version, e.g. {target.base_url_example}")
     if status == 404 and target.not_found_final:
         error_class = GONE
     if not error_class:

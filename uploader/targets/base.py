@@ -68,6 +68,8 @@ class Target:
     # --rate above it needs --exceed-documented-rate. None: none is documented.
     documented_rate: ClassVar[float | None] = None
     documented_limit: ClassVar[str] = ""  # the same, as the document says it
+    # What --base-url looks like for this API, for the hint when an answer shows the address is wrong.
+    base_url_example: ClassVar[str] = "https://invoca.net/api/2020-10-01"
 
     @property
     def id_columns(self) -> tuple[str, ...]:
@@ -137,6 +139,23 @@ class Target:
 
     def read_refusal(self, status: int, body) -> tuple[str, str] | None:
         """(error class, description) when a success status carries the API's own "not done"; else None."""
+        return None
+
+    def misaddressed(self, status: int, body) -> str | None:
+        """Why a 404 or 405 cannot be this API's own answer (the address is wrong), or None.
+
+        The platform's APIs answer in their ``{"errors": {...}}`` form; a
+        route the server does not have says "no such endpoint". A page from
+        another server, or another vendor's error form, is not the API.
+        """
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not isinstance(errors, dict):
+            return f"the answer ({status}) is not the {self.title}'s: this address serves something else"
+        described = text(errors.get("invalid_data")).lower()
+        if "endpoint" in described or "no route" in described:
+            return f"the server has no such endpoint ({text(errors.get('invalid_data'))[:100]})"
+        if status == 405:
+            return "the server does not take this request at this address (405)"
         return None
 
     def what_proves(self) -> str:

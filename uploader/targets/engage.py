@@ -71,6 +71,7 @@ class EngageAction(Target):
     refresh_token_env = "ENGAGE_VOICE_REFRESH_TOKEN"
     documented_rate = 2.0
     documented_limit = "120 requests per minute per token"
+    base_url_example = "https://engage.ringcentral.com/voice"
     success = {200: UPDATED}
     not_found_final = True  # the call has ended
     account: str | None = None
@@ -116,6 +117,12 @@ class EngageAction(Target):
 
     def what_proves(self) -> str:
         return "true (the vendor's answer to an action that was done)"
+
+    def misaddressed(self, status: int, body) -> str | None:
+        """A 404 or 405 without the vendor's error form comes from another server (the base URL is wrong)."""
+        if isinstance(body, dict) and "errorCode" in body:
+            return None
+        return f"the answer ({status}) is not Engage Voice's: this address serves something else"
 
     def read_error(self, body) -> tuple[str, str]:
         """The vendor's error form: ``{"errorCode", "generalMessage", "details", ...}``."""
