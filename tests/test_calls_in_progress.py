@@ -288,13 +288,21 @@ def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sen
 
     rerun = run_cli(*command[:-1], tmp_path / "rerun.csv")
     assert rerun.code == 1, rerun.output  # the ended call is still failed
-    assert [r["status"] for r in read_csv(tmp_path / "rerun.csv")][:2] == ["skipped", "skipped"]
+    again = read_csv(tmp_path / "rerun.csv")
+    assert [(r["status"], r["failure_kind"]) for r in again] == [
+        ("skipped", ""), ("skipped", ""), ("failed", "call-ended"), ("skipped", "")]
+    # The answer was final: the rerun says so, and sends nothing that could only get it again.
+    assert again[2]["error"].startswith("not sent: on ") and "--force sends it again" in again[2]["error"]
+    assert again[2]["error_class"] == "CallEnded"
     retried = run_cli("retry", report, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG)
     assert retried.code == 1, retried.output
     assert "no failed rows to send again" in retried.stderr
-    # The rerun sent only the row that was not confirmed; retry sent nothing at all.
-    assert live.requests == requests + 1
-    assert [live.calls()[t]["updates"] for t in ("T-1", "T-2", "T-6")] == [1, 1, 1]
+    assert "1 row(s) were for calls that had ended" in retried.stderr
+    assert live.requests == requests  # neither the rerun nor retry sent anything
+    forced = run_cli(*command[:-1], tmp_path / "forced.csv", "--force")
+    assert forced.code == 1 and live.requests == requests + 4  # --force tries every row again
+    assert [r["failure_kind"] for r in read_csv(tmp_path / "forced.csv")][2] == "call-ended"
+    assert [live.calls()[t]["updates"] for t in ("T-1", "T-2", "T-6")] == [2, 2, 2]
 
 
 def test_a_folder_under_watch_picks_up_a_file_dropped_after_the_start(live, tmp_path):

@@ -185,10 +185,13 @@ def _get(emulator, path):
 
 
 def test_a_second_run_over_the_same_input_is_refused(tmp_path, emulator, isolated_state):
-    from uploader.locking import RunLock
+    from uploader.config import resolve
+    from uploader.pipeline.upload import source_journal
 
     path = write_csv(tmp_path / "in.csv", [HEADER, ["00000000-00000001", "Sale", "1", "", ""]])
-    with RunLock(isolated_state, path):  # a run in progress
+    # A run of a file of the same name in progress (the page's, say): the same source, the same journal.
+    settings = resolve({"base_url": emulator.base_url, "state_dir": isolated_state})
+    with source_journal(settings, "in.csv"):
         result = upload(emulator, path)
     assert result.code == 2
     assert "already working on" in result.stderr

@@ -445,3 +445,51 @@ def test_an_upload_above_the_limit_is_refused_with_a_clear_message(tmp_path, emu
     assert "big.csv is larger than this page accepts" in message and "signal-uploader upload" in message
     assert page.is_disabled("#to-columns")
     assert not list(served.state.rglob("big.csv"))  # nothing kept of it
+
+
+def test_a_workbook_sent_on_the_page_then_retried_there_is_not_sent_again_by_the_command_line(
+        tmp_path, make_emulator, start_page, tab):
+    """The page, its retry button and the CLI on the same workbook meet in one journal, under its own name."""
+    from conftest import write_xlsx, run_cli
+    from test_reliability import HEADER, many_calls
+
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 12), fail_rate=0.5, seed=3)
+    book = write_xlsx(tmp_path / "June Bulk.xlsx", [HEADER] + [[f"CALL-{i:05d}", "Sale", str(i), f"order {i}",
+                                                                  i + 0.99] for i in range(12)])
+    config = tmp_path / "page.toml"
+    config.write_text("max_attempts = 1\nstop_after_failures = 0\n")  # a failure stays a failure
+    served = start_page(emulator.base_url, "--config", config, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    page.goto(served.url)
+    page.set_input_files("#file-input", str(book))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.click("#to-preview")
+    page.wait_for_selector("#start-upload:not([disabled])")
+    page.click("#start-upload")
+    page.wait_for_selector("#step-report:not([hidden])")
+    created = len(emulator.signals())
+    assert 0 < created < 12  # about half failed
+    assert not page.locator("#retry-failed").is_disabled()
+
+    emulator.control("faults", {"fail_rate": 0})  # the API recovers; the analyst sends the failed rows again
+    page.click("#retry-failed")
+    page.wait_for_function("() => document.getElementById('past-body').textContent.includes('retry')")
+    page.wait_for_function(
+        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')")
+    assert len(emulator.signals()) == 12
+    sent = emulator.requests
+
+    # The nightly job, or a colleague at a terminal, uploads the analyst's own workbook: nothing is sent again.
+    result = run_cli("upload", book, "--base-url", emulator.base_url, "--state-dir", served.state,
+                     "--timezone", TZ)
+    assert result.code == 0, result.output
+    assert emulator.requests == sent
+    assert {r["status"] for r in report_rows(tmp_path / "June Bulk.results.xlsx")} == {"skipped"}
+
+    # What the journals know: one source, by the name the analyst gave it, all 12 rows confirmed.
+    page.reload()
+    page.wait_for_function("() => document.getElementById('sources-body').textContent.includes('June Bulk.xlsx')")
+    lines = page.locator("#sources-body tr").all_inner_texts()
+    assert len(lines) == 1 and lines[0].startswith("June Bulk.xlsx\tsignals\t12\t"), lines
+    assert "files" not in lines[0]  # not the page's stored copy

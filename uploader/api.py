@@ -31,14 +31,11 @@ reported, never raised.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
-import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +45,7 @@ from .cancel import Cancellation
 from .config import Settings, resolve
 from .errors import FileFormatError, UploaderError, UsageError
 from .logs import REDACT
-from .read import check_header, unescape_formulas
+from .read import check_header, unescape_formulas, value_text
 from .report import Summary, report_as
 from .run import Run
 from .secret import Secret
@@ -126,7 +123,7 @@ def upload_rows(rows: Rows, *, source: str, api: str = "signals", timezone: str 
     ``.result``, the :class:`RowsResult` of what was done until then.
 
     >>> from uploader.emulator import EmulatorConfig, start_in_thread
-    >>> emulator = start_in_thread(EmulatorConfig(token="doc-token", calls_file="sample_files/calls.csv"))
+    >>> emulator = start_in_thread(EmulatorConfig(token="doc-token", calls_file="uploader/emulator/data/calls.csv"))
     >>> orders = [{"Name": "Sale", "Transaction ID": "00000000-00000001", "Partner Unique ID": "A-1",
     ...            "Sale Amount": 149.99}]
     >>> state = tempfile.mkdtemp()
@@ -222,7 +219,7 @@ def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, rep
             done = getattr(exc, "result", None)
             kept = None
             if done is not None and getattr(done, "summary", None) is not None and done.summary.report:
-                exc.result = _result(done, labels, report)
+                exc.result = _result(done, labels, report, settings)
                 kept = exc.result.report
             # The temporary report goes with its folder: say where the rows' outcomes are instead.
             told = f"report written to {settings.report}"
@@ -231,12 +228,12 @@ def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, rep
                                                   "each row's outcome is in the error's .result")
                 exc.args = (exc.message,)
             raise
-        return _result(result, labels, report)
+        return _result(result, labels, report, settings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _result(result, labels: list, report) -> RowsResult:
+def _result(result, labels: list, report, settings: Settings) -> RowsResult:
     summary = result.summary
     frame = pd.read_csv(summary.report, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     for column in frame.columns:
@@ -248,6 +245,14 @@ def _result(result, labels: list, report) -> RowsResult:
     kept = None
     if report is not None:
         kept = _keep_report(Path(summary.report), Path(report))
+        if getattr(result, "journal", None) is not None:  # `retry` of the kept report finds the rows' source
+            from .journal import Journal
+
+            journal = Journal(result.journal)
+            try:
+                journal.remember_report(kept, job="upload", settings=settings.recorded())
+            finally:
+                journal.close()
     summary = replace(summary, file=str(kept or summary.file), report=str(kept) if kept else None)
     return RowsResult(summary, frame, result.exit_code, list(result.file_warnings), kept)
 
@@ -341,59 +346,34 @@ def _check_header(columns: list[str], settings: Settings) -> None:
     except FileFormatError as exc:
         if settings.mapping or not columns:
             raise
-        raise FileFormatError(exc.message, hint=(exc.hint or "") + "; or map your columns: "
-                              "mapping={\"your column\": \"field\"}") from None
+        suggested = getattr(exc, "suggested_mapping", {})
+        example = (", ".join(f"{h!r}: {f!r}" for h, f in suggested.items()) if suggested
+                   else '"your column": "field"')
+        raise FileFormatError(exc.message, hint=(exc.hint or "") + f"; or map your columns: mapping={{{example}}}") from None
 
 
 def cell_text(value: Any) -> str:
     """A value as the text a spreadsheet cell would show: what the reader expects.
 
-    Naive datetimes are wall-clock times (read in ``timezone``); aware ones
-    keep their offset. Whole floats lose their ``.0`` (an id from a column
-    with gaps arrives as 12345.0); decimals keep two places, and more only
-    where they are not zeros (a NUMERIC column's scale pads them).
+    The same rule as a workbook cell's (:func:`uploader.read.value_text`), so a
+    value reads the same from a DataFrame as from a spreadsheet: ``0.1 + 0.2``
+    is ``0.3`` in both. Naive datetimes are wall-clock times (read in
+    ``timezone``); aware ones keep their offset. Whole floats lose their
+    ``.0`` (an id from a column with gaps arrives as 12345.0); decimals keep
+    two places, and more only where they are not zeros (a NUMERIC column's
+    scale pads them).
 
     >>> import datetime as dt
+    >>> from decimal import Decimal
     >>> cell_text(None), cell_text(float("nan")), cell_text(12345.0), cell_text(149.99), cell_text(True)
     ('', '', '12345', '149.99', 'true')
-    >>> cell_text(dt.datetime(2026, 11, 2, 9, 15)), cell_text(dt.datetime(2026, 11, 2, 17, 15, tzinfo=dt.timezone.utc))
-    ('2026/11/02 09:15:00', '2026-11-02T17:15:00+00:00')
+    >>> cell_text(0.1 + 0.2), cell_text(dt.datetime(2026, 11, 2, 9, 15))
+    ('0.3', '2026/11/02 09:15:00')
+    >>> cell_text(dt.datetime(2026, 11, 2, 17, 15, tzinfo=dt.timezone.utc))
+    '2026-11-02T17:15:00+00:00'
     >>> cell_text(Decimal("25.00")), cell_text(Decimal("149.9900000000")), cell_text(Decimal("0.125"))
     ('25.00', '149.99', '0.125')
-    >>> cell_text(Decimal("1E+2")), cell_text(pd.Timestamp("2026-11-02 09:15:00.250"))
-    ('100', '2026/11/02 09:15:00.250000')
+    >>> cell_text(Decimal("1E+2")), cell_text(pd.Timestamp("2026-11-02 09:15:00.250")), cell_text(pd.NaT)
+    ('100', '2026/11/02 09:15:00.250', '')
     """
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
-    if isinstance(value, Decimal):
-        if value.is_nan():
-            return ""
-        # A database's NUMERIC scale pads with zeros (SQLite's: 149.9900000000): those past the
-        # second decimal say nothing about the amount; the first two are kept, as written (25.00).
-        whole, _, decimals = format(value, "f").partition(".")
-        decimals = decimals[:2] + decimals[2:].rstrip("0")
-        return f"{whole}.{decimals}" if decimals else whole
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None and value.utcoffset() is not None:
-            return value.isoformat()
-        return value.strftime("%Y/%m/%d %H:%M:%S.%f" if value.microsecond else "%Y/%m/%d %H:%M:%S")
-    if isinstance(value, _dt.date):
-        return value.strftime("%Y/%m/%d")
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):  # numpy scalars
-        return cell_text(value.item())
-    return str(value)
+    return value_text(value)

@@ -50,7 +50,10 @@ def handle_errors(func):
             result = getattr(exc, "result", None)
             if result is not None:
                 _print_summary(result)
-            _fail(exc.message, exc.hint, exc.exit_code)
+            hint = exc.hint
+            for header, field in getattr(exc, "suggested_mapping", {}).items():
+                hint = f"{hint}: --map '{header}={field}'" if hint else f"--map '{header}={field}'"
+            _fail(exc.message, hint, exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
         except Exception as exc:  # a bug, not a user mistake
@@ -154,6 +157,17 @@ class ProgressBar:
         self.counted = 0
 
 
+def _parse_maps(_ctx, _param, values) -> tuple[tuple[str, str], ...] | None:
+    """``--map 'Signal Name=name'`` (repeatable) -> the column mapping's pairs."""
+    pairs = []
+    for value in values:
+        header, equals, field = value.partition("=")
+        if not equals or not header.strip():
+            raise click.BadParameter(f"{value!r} is not HEADER=FIELD (e.g. --map 'Signal Name=name')")
+        pairs.append((header.strip(), field.strip()))
+    return tuple(pairs) or None
+
+
 # Options shared by the commands that read a file, so every command spells them the same.
 def file_options(func):
     return click.argument("file", type=click.Path(path_type=Path))(file_options_without_file(func))
@@ -176,6 +190,14 @@ def file_options_without_file(func):
         click.option("--mapping", "mapping_name", metavar="NAME", default=None,
                      help="Read the columns with a column mapping saved on the web page (serve); it also "
                           "chooses the API."),
+        click.option("--map", "maps", metavar="'HEADER=FIELD'", multiple=True, callback=_parse_maps,
+                     help="Read the column HEADER as FIELD, e.g. --map 'Signal Name=name' (repeatable; "
+                          "'HEADER=' leaves a column out). Over --mapping, header by header."),
+        click.option("--show-requests", type=click.IntRange(min=0), default=None, metavar="N",
+                     help="Print the first N requests as they will be sent (the token shown as ***)."),
+        click.option("--skip-hidden-rows", is_flag=True, default=None,
+                     help="Leave out a workbook's hidden and filtered-out rows (by default they are sent, as "
+                          "Excel's own CSV export does, and counted in a warning)."),
         click.option("--report", type=click.Path(path_type=Path), default=None,
                      help="Where to write the per-row report (.csv or .xlsx)."),
         click.option("--summary-json", type=click.Path(path_type=Path), default=None,
@@ -214,8 +236,8 @@ def main():
 @main.command()
 @file_options
 @handle_errors
-def validate(file, api, timezone, phone_region, sheet, encoding, mapping_name, report, summary_json, no_progress,
-             mask_pii, verbose):
+def validate(file, api, timezone, phone_region, sheet, encoding, mapping_name, maps, show_requests, skip_hidden_rows,
+             report, summary_json, no_progress, mask_pii, verbose):
     """Check every row of FILE without sending anything.
 
     Prints how many rows are valid and the most common problems; --report
@@ -223,7 +245,8 @@ def validate(file, api, timezone, phone_region, sheet, encoding, mapping_name, r
     """
     _setup_logging(verbose)
     settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, encoding=encoding,
-                            report=report,
+                            report=report, mapping=maps, show_requests=show_requests,
+                            skip_hidden_rows=skip_hidden_rows,
                             summary_json=summary_json, progress=not no_progress, verbose=verbose,
                             mask_pii=mask_pii), mapping_name=mapping_name)
     REDACT.mask_pii = mask_pii
@@ -297,15 +320,16 @@ def send_options(func):
     return func
 
 
-def _send_settings(params: dict, **extra):
+def _send_settings(params: dict, report_of=None, **extra):
     config_file = params.pop("config_file")
     token_file = params.pop("token_file")
     refresh_token_file = params.pop("refresh_token_file")
     no_progress = params.pop("no_progress")
     mapping_name = params.pop("mapping_name", None)
+    params["mapping"] = params.pop("maps", None)
     settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
                        config_file=config_file, need_token=not params["dry_run"],
-                       refresh_token_file=refresh_token_file, mapping_name=mapping_name)
+                       refresh_token_file=refresh_token_file, mapping_name=mapping_name, report_of=report_of)
     for secret in (settings.token, settings.refresh_token):
         if secret is not None:
             REDACT.add_secret(secret.reveal())
@@ -362,10 +386,13 @@ def upload(file, verbose, watch, **params):
 @click.option("--include-unknown", is_flag=True,
               help="Also send rows whose outcome is unknown (an action that must not happen twice, sent without "
                    "an answer): check first that it did not happen.")
+@click.option("--source", metavar="FILE", default=None,
+              help="The file whose upload wrote REPORT, when no journal knows (a report moved and edited, or "
+                   "written by an older version): the rows sent again are confirmed in its journal.")
 @file_options_without_file
 @send_options
 @handle_errors
-def retry(report_file, include_not_found, include_unknown, verbose, **params):
+def retry(report_file, include_not_found, include_unknown, source, verbose, **params):
     """Send again the failed rows of REPORT (written by upload) and update it.
 
     \b
@@ -374,10 +401,16 @@ def retry(report_file, include_not_found, include_unknown, verbose, **params):
     twice) only with --include-unknown. Rows that failed because their data was refused
     (failure_kind fix-data) can be corrected in the report before retrying.
     Invalid rows are resent by fixing them and running upload on the report.
+
+    \b
+    The upload's settings (API, base URL, timezone, mapping, organization,
+    account, pace, token file) are kept with its report, so retry needs none
+    of them again; an option given here wins. Rows confirmed here are
+    confirmed for the uploaded file: its next upload skips them.
     """
     _setup_logging(verbose)
-    settings = _send_settings(params, verbose=verbose, include_not_found=include_not_found,
-                              include_unknown=include_unknown)
+    settings = _send_settings(params, report_of=report_file, verbose=verbose, include_not_found=include_not_found,
+                              include_unknown=include_unknown, source=source)
     result = _run(report_file, settings, "retry")
     _print_summary(result)
     sys.exit(result.exit_code)
@@ -633,7 +666,7 @@ def _show_rows(frame, out, headline: str) -> None:
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="The PEM private key of --tls-cert.")
 @click.option("--live-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="JSON list of the calls in progress it plays (default: the bundled sample_files/live_calls.json); "
+              help="JSON list of the calls in progress it plays (default: the bundled ones, uploader/emulator/data/live_calls.json); "
                    "each has start_s (seconds from the clock's start) or start_time_utc, and duration_s.")
 @click.option("--clock", "clock", metavar="TIME", default=None,
               help="Start the emulator's clock at this UTC time (e.g. 2026-11-24T09:00:00Z; default: now).")
@@ -641,7 +674,7 @@ def _show_rows(frame, out, headline: str) -> None:
               help="Emulated seconds per real second: 60 plays an hour of calls in a minute.")
 @click.option("--engage-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Engage Voice: JSON of the account, its agents, dispositions and calls (default: the bundled "
-                   "sample_files/engage_calls.json).")
+                   "uploader/emulator/data/engage_calls.json).")
 @click.option("--engage-token-life", type=float, default=300.0, show_default=True,
               help="Engage Voice: seconds (of the clock) an access token lasts before it must be renewed.")
 @click.option("--engage-rate-limit", type=int, default=120, show_default=True,
@@ -730,6 +763,8 @@ def _print_summary(result) -> None:
     echo = click.echo
     for warning in result.file_warnings:
         echo(f"warning: {warning}", err=True)
+    for request in getattr(result, "requests", None) or ():
+        _print_request(request)
     mode = " (dry run: nothing sent)" if summary.dry_run else ""
     echo(f"{summary.file}: {summary.rows} row(s){mode}")
     order = ["valid", "created", "updated", "skipped", "dry-run", "invalid", "failed", "unknown"]
@@ -752,6 +787,21 @@ def _print_summary(result) -> None:
             echo(f"  {problem['rows']:>6} row(s)  {problem['code']}: {problem['example']}")
     if summary.report:
         echo(f"report: {summary.report}")
+    for step in summary.next_steps():
+        echo(f"next: {step.why}:")
+        echo(f"  {step.command}")
+
+
+def _print_request(request: dict) -> None:
+    """One request as --show-requests shows it: the line, its extra headers, its JSON body."""
+    import json
+
+    click.echo(f"row {request['row']}: {request['method']} {REDACT.clean(request['url'])}")
+    for name, value in request["headers"].items():
+        click.echo(f"  {name}: {REDACT.clean(value)}")
+    if request["body"] is not None:
+        body = json.dumps(request["body"], indent=2, ensure_ascii=False)
+        click.echo("  " + REDACT.clean(body).replace("\n", "\n  "))
 
 
 def _print_file_done(event) -> None:

@@ -72,8 +72,35 @@ class Settings:
     exceed_documented_rate: bool = False  # allow --rate above the API's documented limit
     # The user's column mapping, header -> field ("" leaves the column out): --mapping NAME, or the page.
     mapping: tuple[tuple[str, str], ...] = ()
+    # retry: the source (a file, or the name rows were sent under) whose journal a report's rows are
+    # confirmed in, when the report cannot say (see uploader.journal.find_report_run).
+    source: str | None = None
+    show_requests: int = 0  # print the first N requests as they would be sent (validate, upload)
+    skip_hidden_rows: bool = False  # leave out a workbook's hidden and filtered-out rows
+    # Where the tokens were read from (never the tokens): a report's run keeps these for its retry.
+    token_file: Path | None = None
+    refresh_token_file: Path | None = None
     token: Secret | None = field(default=None, repr=False)
     refresh_token: Secret | None = field(default=None, repr=False)  # Engage Voice: renews the access token
+
+    def recorded(self) -> dict:
+        """What a report keeps of its run, so that ``retry REPORT`` need not be told again.
+
+        The settings that shape rows and requests, where they differ from the
+        defaults, and always the API and base URL. Never a token: where the
+        token files are, at most.
+
+        >>> Settings(api="signals", timezone="America/New_York", base_url="https://x.test/api").recorded()
+        {'api': 'signals', 'base_url': 'https://x.test/api', 'timezone': 'America/New_York'}
+        """
+        defaults = Settings()
+        out = {"api": self.api, "base_url": self.base_url}
+        for name in RECORDED_SETTINGS:
+            value = getattr(self, name)
+            if value != getattr(defaults, name) and value is not None:
+                out[name] = [list(pair) for pair in value] if name == "mapping" else (
+                    str(value) if isinstance(value, Path) else value)
+        return out
 
     @property
     def pace(self) -> float | None:
@@ -108,6 +135,10 @@ SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region":
                    "account_id": str, "auth_url": str}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path, "refresh_token_file": Path}
+# What a report keeps of its run (Settings.recorded), for `retry REPORT`.
+RECORDED_SETTINGS = ("timezone", "phone_region", "mapping", "skip_hidden_rows", "organization_type", "organization_id", "account_id",
+                     "auth_url", "concurrency", "rate", "exceed_documented_rate", "timeout", "max_attempts",
+                     "stop_after_failures", "ca_bundle", "token_file", "refresh_token_file")
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -150,11 +181,17 @@ def load_config_file(path: str | Path) -> dict:
 
 def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
             need_token: bool = False, config_file: str | Path | None = None,
-            refresh_token_file: str | Path | None = None, mapping_name: str | None = None) -> Settings:
+            refresh_token_file: str | Path | None = None, mapping_name: str | None = None,
+            report_of: str | Path | None = None) -> Settings:
     """Merge flags (None = not given) over the config file over the environment over the defaults.
 
     ``mapping_name`` names a saved column mapping (:mod:`uploader.mappings`);
-    without ``api`` among the flags, its API is the run's.
+    without ``api`` among the flags, its API is the run's. A ``mapping`` among
+    the flags (``--map``) is applied over it, header by header.
+
+    ``report_of`` is a report to send again (``retry``): the settings its run
+    recorded come between the environment and the config file, so a retry
+    needs no option its upload had, and any option given still wins.
     """
     environ = os.environ if environ is None else environ
     known = {f.name for f in fields(Settings)}
@@ -166,15 +203,28 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
                 values[name] = kind(raw)
             except ValueError:
                 raise UsageError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
-    if config_file is not None:
-        from_file = load_config_file(config_file)
-        token_file = token_file if token_file is not None else from_file.pop("token_file", None)
-        from_file.pop("token_file", None)
-        refresh_token_file = (refresh_token_file if refresh_token_file is not None
-                              else from_file.get("refresh_token_file"))
-        from_file.pop("refresh_token_file", None)
-        values.update(from_file)
-    values.update({k: v for k, v in flags.items() if v is not None and k in known})
+    from_file = load_config_file(config_file) if config_file is not None else {}
+    given = {k: v for k, v in flags.items() if v is not None and k in known}
+    if report_of is not None:
+        earlier = _report_settings(report_of, {**values, **from_file, **given})
+        token_file = token_file if token_file is not None else (from_file.get("token_file")
+                                                                 or earlier.pop("token_file", None))
+        refresh_token_file = refresh_token_file if refresh_token_file is not None else (
+            from_file.get("refresh_token_file") or earlier.pop("refresh_token_file", None))
+        earlier.pop("token_file", None)
+        earlier.pop("refresh_token_file", None)
+        values.update(earlier)
+    token_file = token_file if token_file is not None else from_file.get("token_file")
+    refresh_token_file = refresh_token_file if refresh_token_file is not None else from_file.get("refresh_token_file")
+    from_file.pop("token_file", None)
+    from_file.pop("refresh_token_file", None)
+    values.update(from_file)
+    mapped = dict(given.pop("mapping", ()) or ())  # --map pairs: over a saved mapping, header by header
+    values.update(given)
+    values.update(token_file=Path(token_file) if token_file is not None else None,
+                  refresh_token_file=Path(refresh_token_file) if refresh_token_file is not None else None)
+    if mapped and mapping_name is None:
+        values["mapping"] = tuple(sorted({**dict(values.get("mapping", ())), **mapped}.items()))
     settings = Settings(**values)
     if mapping_name is not None:
         from .mappings import MappingStore
@@ -183,7 +233,7 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
         if flags.get("api") is not None and flags["api"] != saved.api:
             raise UsageError(f"the mapping {mapping_name!r} is for --api {saved.api}, not {flags['api']}",
                              hint=f"drop --api (the mapping chooses {saved.api}) or choose another mapping")
-        settings = replace(settings, api=saved.api, mapping=saved.pairs)
+        settings = replace(settings, api=saved.api, mapping=tuple(sorted({**dict(saved.pairs), **mapped}.items())))
 
     if settings.api not in TARGETS:
         raise UsageError(f"unknown API {settings.api!r}", hint="use --api " + " or --api ".join(TARGETS))
@@ -239,6 +289,32 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
                            also=target.refresh_token_env)
         settings = replace(settings, token=token, refresh_token=refresh)
     return settings
+
+
+def _report_settings(report: str | Path, values: dict) -> dict:
+    """The settings the run that wrote ``report`` recorded (empty when no journal knows the report).
+
+    ``values`` are those given so far (the state folder to look in, an API or
+    base URL the report's run must match).
+    """
+    from .journal import default_state_dir, find_report_run
+
+    state = values.get("state_dir")
+    run = find_report_run(Path(state) if state is not None else default_state_dir(), Path(report),
+                          api=values.get("api"), base_url=values.get("base_url"))
+    if run is None:
+        return {}
+    known = set(RECORDED_SETTINGS) | {"api", "base_url"}
+    out = {}
+    for name, value in run.settings.items():
+        if name not in known or value is None:
+            continue
+        if name == "mapping":
+            value = tuple(tuple(pair) for pair in value)
+        elif name in ("ca_bundle", "token_file", "refresh_token_file"):
+            value = Path(value)
+        out[name] = value
+    return out
 
 
 def check_base_url(url: str) -> str:

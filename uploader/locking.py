@@ -4,7 +4,9 @@ A lock is an ``flock`` on a file, so the operating system releases it when
 the process ends, however it ends (``kill -9`` included): a crashed run never
 leaves a stale lock behind.
 
-:class:`RunLock` is keyed by the input's path, under the state folder.
+:class:`RunLock` is keyed by the input's path, under the state folder;
+:class:`SourceLock` by the source's journal, so that every way of sending a
+source (upload, retry of its report, the page) takes turns.
 :class:`ContentLock` is keyed by the file's content and lives in one folder
 per user whatever ``--state-dir`` says, so the same file under two names (a
 hard link, a copy, another state folder) is not uploaded twice at once.
@@ -85,6 +87,15 @@ class RunLock(_FileLock):
         digest = hashlib.sha256(resolved.encode()).hexdigest()[:16]
         self.target = resolved
         self.path = Path(state_dir) / "locks" / f"{Path(resolved).name[:40]}-{digest}.lock"
+
+
+class SourceLock(_FileLock):
+    """One run at a time per source (its journal), whichever command or front end sends it."""
+
+    def __init__(self, state_dir: Path, journal: Path, name: str):
+        super().__init__()
+        self.target = name
+        self.path = Path(state_dir) / "locks" / f"{Path(journal).stem}.lock"
 
 
 def content_hash(path: str | Path) -> str:

@@ -16,6 +16,7 @@ from ..cancel import Cancellation
 from ..events import FileDone, Listener, nobody
 from ..config import Settings
 from ..errors import AuthenticationError, StoppedEarly, TransportError, UploaderError, UsageError
+from ..journal import Journal
 from ..locking import RunLock
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, file_identity
 from .stream import JobResult, _require_base_url
@@ -119,9 +120,15 @@ def _one_pass(folder: Path, settings: Settings, cancellation: Cancellation, emit
         destination = folder / ("done" if outcome.exit_code == 0 else "failed")
         moved = _move(path, destination)
         if outcome.report_path is not None:
-            outcome.report_path = _move(Path(outcome.report_path), destination,
-                                        name=f"{moved.stem}.results{Path(outcome.report_path).suffix}")
+            written = Path(outcome.report_path)
+            outcome.report_path = _move(written, destination, name=f"{moved.stem}.results{written.suffix}")
             outcome.summary.report = str(outcome.report_path)
+            if outcome.journal is not None:  # so that `retry` of the report in its new place finds its source
+                journal = Journal(outcome.journal)
+                try:
+                    journal.report_moved(written, outcome.report_path)
+                finally:
+                    journal.close()
         seen.add(digest, path.name)
         done(moved, destination.name, outcome.exit_code, outcome)
 

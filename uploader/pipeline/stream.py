@@ -22,10 +22,12 @@ from ..cancel import Cancellation
 from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
 from ..config import Settings
 from ..errors import FileFormatError, InputChanged, StorageError, UsageError
+from ..fields import squash
 from ..logs import mask_phone
+from ..outcome import shown_request
 from ..problems import ERROR, WARNING
 from ..read import Table, open_table, read_table
-from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_frame
+from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_cell_types, report_frame
 from ..validate import Validation, _PhoneBook, validate_table
 
 
@@ -46,6 +48,8 @@ class JobResult:
     report_path: Path | None = None
     file_warnings: list[str] = field(default_factory=list)
     sent: int = 0  # requests that got an answer or gave up (not counting retries)
+    requests: list[dict] = field(default_factory=list)  # the first requests, as sent (--show-requests)
+    journal: Path | None = None  # the source's journal, where this run confirmed rows
 
     def as_dict(self) -> dict:
         """The summary as JSON-ready data (``--summary-json``)."""
@@ -80,7 +84,8 @@ def _labels(table: Table) -> dict[str, str]:
 
 def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
     """Read and validate a file."""
-    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields)
+    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields,
+                       skip_hidden=settings.skip_hidden_rows)
     return table, check_table(table, settings), file_warnings(table)
 
 
@@ -88,9 +93,22 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
     """Notes about the file as a whole (how it was read, ignored columns, skipped blank rows)."""
     blank_rows = table.blank_rows if blank_rows is None else blank_rows
     out = list(getattr(reader, "notes", []))
+    hidden = getattr(reader, "hidden_seen", 0)
+    if hidden and reader.skip_hidden:
+        out.append(f"left out {hidden:,} row(s) hidden or filtered out in the sheet (--skip-hidden-rows)")
+    elif hidden:
+        out.append(f"{hidden:,} row(s) are hidden or filtered out in the sheet: they were read like the others, "
+                   "as Excel's own CSV export does (--skip-hidden-rows leaves them out)")
     if table.ignored_columns:
         names = ", ".join(repr(c) for c in table.ignored_columns)
         out.append(f"ignored column(s) the API does not take: {names}")
+        left_out = table.fieldset.left_out  # the user's mapping chose to leave these out: no suggestion
+        for column in (c for c in table.ignored_columns if squash(c) not in left_out):
+            # one the file means as a field, under a name of its own?
+            close = table.fieldset.closest(column)
+            if close is not None and close[0] not in table.fields:
+                out.append(f"the column {column!r} looks like {close[0]}: map it to send it as that "
+                           f"(on the command line: --map '{column}={close[0]}')")
     if table.unnamed_columns:
         out.append(f"ignored {table.unnamed_columns} column(s) without a header")
     if blank_rows:
@@ -108,11 +126,18 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
     The file is read, checked and reported on chunk by chunk, so memory does
     not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
-    reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields)
+    reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields,
+                        skip_hidden=settings.skip_hidden_rows)
+    shown: list[dict] = []
 
     def statuses(validation: Validation) -> pd.DataFrame:
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "valid", "invalid")
+        wanted = settings.show_requests - len(shown)
+        if wanted > 0:  # the first requests as an upload would send them (nothing is sent)
+            rows = validation.rows[validation.valid.to_numpy()].head(wanted)
+            target = settings.target
+            shown.extend(shown_request(item, target, settings.base_url) for item in target.prepare(rows))
         return meta
 
     first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
@@ -120,7 +145,7 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
                                          edits=edits)
     result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
                        report_path=Path(summary.report) if summary.report else None,
-                       file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader))
+                       file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader), requests=shown)
     emit(Summarised(summary))
     return result
 
@@ -180,7 +205,7 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
                     if writer is None:
                         writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
                                               guard_columns=_guarded_columns(reader, frame.columns))
-                    writer.write(frame)
+                    writer.write(frame, report_cell_types(chunk, columns))
         if first is None and cancellation is not None and cancellation.requested:
             raise cancellation.reason
         if not tally.rows:
@@ -215,6 +240,8 @@ def apply_edits(table: Table, edits: Edits) -> None:
                 raise UsageError(f"{table.path}: a corrected cell names the column {header!r}, which the file "
                                  "does not have")
             frame.loc[row, header] = value
+            if table.cell_types is not None:  # typed by a person: text now
+                table.cell_types[frame.index.get_loc(row), frame.columns.get_loc(header)] = 0
             for noted in (table.numeric_ids, table.uncomputed):
                 if header in noted.get(row, ()):
                     noted[row] = [h for h in noted[row] if h != header]
@@ -281,6 +308,7 @@ class _Tally:
         self.examples: dict[str, str] = {}
         self.warned = 0
         self.failed_by_class: Counter = Counter()
+        self.failed_by_kind: Counter = Counter()
         self._warned: list[np.ndarray] = []
 
     def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
@@ -289,6 +317,9 @@ class _Tally:
         if "error_class" in meta:
             failed = meta.loc[meta["status"] == "failed", "error_class"]
             self.failed_by_class.update({str(k): int(v) for k, v in failed.value_counts().items()})
+        if "failure_kind" in meta:
+            kinds = meta.loc[meta["status"].isin(("failed", "unknown")), "failure_kind"]
+            self.failed_by_kind.update({str(k): int(v) for k, v in kinds.value_counts().items() if k})
         counts = validation.problems.counts(ERROR)
         self.code_rows.update({str(k): int(v) for k, v in counts.items()})
         mask = mask_phone if settings.mask_pii else None
@@ -318,7 +349,9 @@ class _Tally:
         return Summary(file=str(reader.path), api=settings.api, rows=self.rows,
                        statuses={str(k): int(v) for k, v in self.statuses.items()},
                        failed_by_class=dict(self.failed_by_class.most_common()), top_problems=top,
-                       warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank)
+                       warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank,
+                       failed_by_kind=dict(self.failed_by_kind.most_common()),
+                       state_dir=str(settings.state_dir) if settings.state_dir is not None else None)
 
 
 # ------------------------------------------------------------------------ upload
@@ -341,9 +374,13 @@ def _problem_columns(validation: Validation) -> pd.DataFrame:
 def _summary(table: Table, validation: Validation | None, settings: Settings, report: pd.DataFrame) -> Summary:
     status = report["status"]
     failed_by_class: dict[str, int] = {}
+    failed_by_kind: dict[str, int] = {}
     if "error_class" in report:
         failed = report[status == "failed"]
         failed_by_class = {str(k): int(v) for k, v in failed["error_class"].value_counts().items()}
+    if "failure_kind" in report:
+        kinds = report.loc[status.isin(("failed", "unknown")), "failure_kind"]
+        failed_by_kind = {str(k): int(v) for k, v in kinds.value_counts().items() if k}
     top, warned = [], 0
     if validation is not None:
         problem_counts = validation.problems.counts(ERROR)
@@ -364,6 +401,8 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         warnings=warned,
         dry_run=settings.dry_run,
         blank_rows=table.blank_rows,
+        failed_by_kind=failed_by_kind,
+        state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
     )
 
 

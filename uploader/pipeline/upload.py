@@ -6,8 +6,10 @@ Each chunk is prepared by the target, planned against the journal, sent by the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,12 @@ import pandas as pd
 from ..cancel import Cancellation
 from ..events import Listener, RowAnswered, Summarised, nobody
 from ..config import Settings
-from ..errors import ApiUnavailable, AuthenticationError, StorageError, TransportError
-from ..journal import Journal, Occurrences
-from ..locking import ContentLock, RunLock
+from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError
+from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
+from ..locking import ContentLock, SourceLock
 from ..read import open_table
 from ..report import Summary, default_report_path
-from ..outcome import FAILED, UNKNOWN, Outcome, Prepared
+from ..outcome import FAILED, UNKNOWN, Outcome, Prepared, shown_request
 from ..auth import token_source
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
@@ -54,26 +56,72 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
     ``edits`` are corrected cells (see :func:`~uploader.pipeline.stream.apply_edits`).
     """
     path = Path(path)
+    require_file(path)
     _require_base_url(settings)
     cancellation = cancellation or Cancellation()
-    with RunLock(settings.state_folder, name or path), ContentLock(path) as content:
-        reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields)
+    with ContentLock(path) as content:
+        reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields,
+                            skip_hidden=settings.skip_hidden_rows)
+        source, legacy, note = source_of(path, reader, settings, name)
+        if note:
+            reader.notes.append(note)
         report_path = settings.report or default_report_path(reader.path)
-        upload = _Upload(settings, journal_for=path, source=reader.path, chunked=True, cancellation=cancellation,
-                         content=content.digest, emit=emit, name=name)
-        try:
+        with source_journal(settings, source, content=content.digest, legacy=legacy) as journal:
+            upload = _Upload(settings, journal, chunked=True, cancellation=cancellation, emit=emit)
             first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
-                                                 columns=settings.target.fields.report_columns, last_updates=upload.send_deferred,
+                                                 columns=settings.target.fields.report_columns,
+                                                 last_updates=upload.send_deferred,
                                                  description=f"uploading to the {settings.target.title}",
                                                  cancellation=cancellation, emit=emit, edits=edits)
+            log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
+            exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
+            result = JobResult(first, None, summary, exit_code, Path(summary.report),
+                               file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
+                               sent=upload.sent, requests=upload.shown,
+                               journal=journal.path if journal is not None else None)
+            if journal is not None:
+                journal.remember_report(result.report_path, job="upload", settings=settings.recorded())
+            return upload.finish(result, summary)
+
+
+def require_file(path: Path) -> None:
+    """A missing input is the user's mistake, said before any lock or journal is touched."""
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file", hint="check the path (and, on the page, choose the file again)")
+
+
+def source_of(path: Path, reader, settings: Settings, name: str | None) -> tuple[str, tuple[Path, ...], str]:
+    """What the journal knows an input by: (its name, inputs an earlier version journaled by path, a note).
+
+    A file is known by its name (``june bulk.csv``), whichever front end
+    sends it; rows from a table by the name their caller gives. A report fed
+    back in (its invalid rows fixed) is its source's: the rows its upload
+    confirmed are skipped, not sent again under the report's own name.
+    """
+    if reader.layout.report_positions:
+        run = find_report_run(settings.state_folder, path, api=settings.api, base_url=settings.base_url)
+        if run is not None:
+            shown = _display_name(run.source)
+            return run.source, (), f"{path.name} is the report of {shown}: the rows its upload confirmed are skipped"
+    if name:
+        return name, (), ""
+    return path.name, (path,), ""
+
+
+@contextlib.contextmanager
+def source_journal(settings: Settings, source: str, *, content: str | None = None, legacy: tuple[Path, ...] = ()):
+    """The source's lock, then its journal (None for a dry run), for the length of one run."""
+    state = settings.state_folder
+    located = locate(state, source, settings.api, settings.base_url or "", content=content)
+    with SourceLock(state, located, _display_name(source)):
+        journal = None
+        if not settings.dry_run:
+            journal = Journal.open(state, source, settings.api, settings.base_url, content=content, legacy=legacy)
+        try:
+            yield journal
         finally:
-            upload.close()
-        log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
-        exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
-        result = JobResult(first, None, summary, exit_code, Path(summary.report),
-                           file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
-                           sent=upload.sent)
-        return upload.finish(result, summary)
+            if journal is not None:
+                journal.close()
 
 
 class _Upload:
@@ -84,17 +132,14 @@ class _Upload:
     journal, sent and committed before :meth:`send` returns.
     """
 
-    def __init__(self, settings: Settings, *, journal_for: Path, source: Path, chunked: bool = False,
-                 name: str | None = None,
-                 cancellation: Cancellation | None = None, content: str | None = None, emit: Listener = nobody):
+    def __init__(self, settings: Settings, journal: Journal | None, *, chunked: bool = False,
+                 cancellation: Cancellation | None = None, emit: Listener = nobody):
         self.settings = settings
         self.emit = emit
         self.target = settings.target
         self.cancellation = cancellation or Cancellation()
-        self.journal = None
-        if not settings.dry_run:
-            self.journal = Journal.for_input(settings.state_folder, journal_for, settings.api, settings.base_url,
-                                             content=content, name=name)
+        self.journal = journal  # None for a dry run; opened and closed by the caller
+        self.shown: list[dict] = []  # the first requests as they are sent (--show-requests)
         self.sender: Sender | None = None
         self.seen = Occurrences()  # the journal's occurrence counts, across chunks
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
@@ -109,12 +154,22 @@ class _Upload:
     def retries(self) -> int:
         return self.sender.retries if self.sender is not None else 0
 
-    def send(self, validation: Validation) -> pd.DataFrame:
-        """Send the valid rows of ``validation``; the report's status columns for all its rows."""
+    def send(self, validation: Validation, only: set[int] | None = None) -> pd.DataFrame:
+        """Send the valid rows of ``validation``; the report's status columns for all its rows.
+
+        With ``only`` (``retry``: the rows of a report to send again), the
+        rows' identities still count every valid row before them, as the
+        upload of the whole file did, but only these rows are sent.
+        """
         settings = self.settings
         prepared = prepare(validation, self.target)
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "", "invalid")
+        ids = None
+        if only is not None:
+            ids = entries(prepared, self.seen) if self.journal is not None else None
+            prepared = [item for item in prepared if item.row in only]
+        self._show(prepared)
         if not prepared:
             return meta
         if settings.dry_run:
@@ -123,23 +178,26 @@ class _Upload:
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
             idempotent = self.target.idempotent
-            work, skipped, entries = self.journal.plan(prepared, force=settings.force, seen=self.seen,
-                                                       deferred=self.deferred if idempotent else None,
-                                                       idempotent=idempotent,
-                                                       release_unknown=settings.include_unknown)
+            work, skipped, entries_ = self.journal.plan(prepared, force=settings.force, seen=self.seen,
+                                                        deferred=self.deferred if idempotent else None,
+                                                        idempotent=idempotent,
+                                                        release_unknown=settings.include_unknown, ids=ids)
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
                 if earlier.status == UNKNOWN:
                     outcomes[row] = Outcome(row, UNKNOWN, attempts=0, error=_still_unknown(earlier.error))
-                    continue
-                outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
+                elif earlier.status == FAILED:  # a final answer: the same request can only get it again
+                    outcomes[row] = Outcome(row, FAILED, earlier.http_status, earlier.error_class, attempts=0,
+                                            error=_still_final(earlier))
+                else:
+                    outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
             if skipped:
-                log.info("%d row(s) already confirmed by an earlier run: skipped", len(skipped))
+                log.info("%d row(s) settled by an earlier run: not sent", len(skipped))
                 for row in sorted(skipped):
                     self.emit(RowAnswered(outcomes[row]))
             if work:
-                outcomes.update(self._send(work, entries))
+                outcomes.update(self._send(work, entries_))
         for item in prepared:
             if item.row in outcomes:
                 continue
@@ -159,6 +217,8 @@ class _Upload:
             return f"not sent: {self.cancellation.reason.message.split(':')[0]}"
         if self.fatal is not None and self.fatal.error_class == "ApiUnavailable":
             return "not sent: the run stopped because the API looked unavailable"
+        if self.fatal is not None and self.fatal.error_class == "WrongAddress":
+            return "not sent: the run stopped because the base URL looks wrong"
         return "not sent: the run stopped (see the first failed row)"
 
     def _send(self, work: list[list[Prepared]], entries: dict) -> dict[int, Outcome]:
@@ -221,10 +281,11 @@ class _Upload:
         self.journal.mark_pending(self._entries[item.row], item.row)
         self.started.add(item.row)
 
-    def close(self) -> None:
-        if self.journal is not None:
-            self.journal.close()
-            self.journal = None
+    def _show(self, prepared: list[Prepared]) -> None:
+        """Keep the first --show-requests requests as they will go out (the token masked)."""
+        wanted = self.settings.show_requests - len(self.shown)
+        if wanted > 0 and prepared:
+            self.shown.extend(shown_request(item, self.target, self.settings.base_url) for item in prepared[:wanted])
 
     def finish(self, result: JobResult, summary: Summary) -> JobResult:
         """Log the summary; raise for a run stopped early (a 401, an untrusted certificate, ...)."""
@@ -244,6 +305,12 @@ class _Upload:
                 f"{self.fatal.error}: the run stopped; report written to {report_path}",
                 hint="try again later: running the same command again sends only the rows not confirmed "
                      "(--stop-after-failures sets how many failures in a row stop a run)")
+        elif self.fatal.error_class == "WrongAddress":
+            error = ApiUnavailable(
+                f"{self.fatal.error}: the run stopped; report written to {report_path}",
+                hint=f"check --base-url: everything up to and including the API's version, e.g. "
+                     f"{self.target.base_url_example} (the emulator prints its own); then run the same command "
+                     "again with it, or retry the report with --base-url")
         elif self.fatal.http_status == 401:
             error = AuthenticationError(
                 f"the API rejected the token (401): the run stopped; report written to {report_path}",
@@ -264,6 +331,12 @@ class _Upload:
 
 
 _OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind")
+
+
+def _still_final(earlier) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier.answered_at)) if earlier.answered_at else "earlier"
+    return (f"not sent: on {when} the API answered this row {earlier.http_status or ''} ({earlier.error or 'final'}), "
+            "and nothing can change that answer; --force sends it again").replace("  ", " ")
 
 
 def _still_unknown(error: str) -> str:
