@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install programs browser test test-all demo web screenshots bench readme clean
+.PHONY: install programs browser check test test-all demo web screenshots bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,13 @@ browser:
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "note: chromium missing and apt-get unavailable: the browser tests will fail"; fi; }
 
-## test: the default suite (long fault-injection runs are marked slow and left out)
-test: install programs browser
-	$(BIN)/python -m pytest -m "not slow"
+## check: the linter (ruff, settings in pyproject.toml) over the whole tree
+check: install
+	$(BIN)/ruff check .
+
+## test: the linter, then the default suite (long fault-injection runs are marked slow and left out)
+test: check programs browser
+	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 ## test-all: everything, slow runs included
 test-all: install programs browser

@@ -129,16 +129,16 @@ def baseline_validate(path: Path, tz_name: str, report: Path) -> tuple[int, int]
         early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
         if early.utcoffset() != late.utcoffset():
             raise ValueError("ambiguous or skipped by DST")
-        back = early.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+        back = early.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
         if back != naive:
             raise ValueError("skipped by DST")
         return early
 
     def parse_time(text: str) -> dt.datetime:
         if re.fullmatch(r"\d{10}", text):
-            return dt.datetime.fromtimestamp(int(text), dt.timezone.utc)
+            return dt.datetime.fromtimestamp(int(text), dt.UTC)
         if re.fullmatch(r"\d{13}", text):
-            return dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc)
+            return dt.datetime.fromtimestamp(int(text) / 1000, dt.UTC)
         if re.fullmatch(r"\d{17}", text):
             return wall(dt.datetime.strptime(text, "%Y%m%d%H%M%S%f"), pacific)
         m = _ISO.fullmatch(text)
@@ -146,7 +146,7 @@ def baseline_validate(path: Path, tz_name: str, report: Path) -> tuple[int, int]
             return dt.datetime.fromisoformat(text.replace("/", "-").replace("Z", "+00:00"))
         m = _EXCEL.fullmatch(text)
         if m:
-            y, mo, d, h, mi, s, frac, ampm = m.groups()
+            y, mo, d, h, mi, s, _frac, ampm = m.groups()
             h = int(h)
             if ampm and ampm.upper() == "PM" and h < 12:
                 h += 12
@@ -235,9 +235,8 @@ def run_child(args: list, env: dict | None = None) -> dict:
 
 
 def measure_baseline(path: Path, work: Path) -> dict:
-    code = ("import sys; sys.path.insert(0, %r); import run; "
-            "print(run.baseline_validate(__import__('pathlib').Path(%r), %r, __import__('pathlib').Path(%r)))"
-            % (str(HERE), str(path), TZ, str(work / "baseline_report.csv")))
+    code = ("import sys; sys.path.insert(0, {!r}); import run; "
+            "print(run.baseline_validate(__import__('pathlib').Path({!r}), {!r}, __import__('pathlib').Path({!r})))".format(str(HERE), str(path), TZ, str(work / "baseline_report.csv")))
     return run_child([PYTHON, "-c", code])
 
 

@@ -93,8 +93,8 @@ def row_schema(columns) -> pa.DataFrameSchema:
     frame_checks = []
     if {"transaction_id", "call_start_time"} & present:
         def has_reference(frame: pd.DataFrame) -> pd.Series:
-            ids = frame["transaction_id"] if "transaction_id" in frame else ""
-            starts = frame["call_start_time"] if "call_start_time" in frame else ""
+            ids = frame.get("transaction_id", "")
+            starts = frame.get("call_start_time", "")
             return (ids != "") | (starts != "")
 
         frame_checks.append(check("call-reference-required", has_reference,

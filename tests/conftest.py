@@ -18,6 +18,9 @@ import pytest
 
 from uploader.emulator import EmulatorConfig, start_in_thread
 
+# The example target's files belong inside a copy of the package (tests/test_new_target.py), not here.
+collect_ignore = ["new_target"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_files"
 EMULATOR_DATA = ROOT / "uploader" / "emulator" / "data"  # the calls the emulator ships with

@@ -73,10 +73,10 @@ def test_a_generator_with_bad_rows_reports_them_and_sends_the_rest(emulator, tmp
         yield {"order_id": 1, "called_at": "2026/11/02 09:15:00", "caller": "+14155550134", "kind": "Sale",
                "amount": 10.5}
         yield {"order_id": 2, "called_at": "yesterday", "caller": "+14155550177", "kind": "Sale", "amount": 11}
-        yield {"order_id": 3, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.timezone.utc),
+        yield {"order_id": 3, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
                "caller": "+14155550134", "kind": "Sale", "amount": "$12"}
         # an aware time, and a column the first row did not have
-        yield {"order_id": 4, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.timezone.utc),
+        yield {"order_id": 4, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
                "caller": "+14155550134", "kind": "Sale", "amount": 13, "note": "late column"}
         yield {"order_id": 5, "called_at": "2026/11/10 09:00:00", "caller": "+19995550000", "kind": "Sale"}
 

@@ -234,7 +234,7 @@ def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_tha
         _wait_for(lambda: _rows_if_written(out).get("T-6", {}).get("custom_data.Disposition") == "SALE")
     finally:
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
+        _stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     rows = read_csv(out)
     assert [r["transaction_id"] for r in rows] == ["T-1", "T-2", "T-6", "T-5"]  # each call once
@@ -297,7 +297,7 @@ def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sen
     retried = run_cli("retry", report, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG)
     assert retried.code == 1, retried.output
     assert "no failed rows to send again" in retried.stderr
-    assert "1 row(s) were for calls that had ended" in retried.stderr
+    assert "1 row(s) are left out: the call had ended" in retried.stderr
     assert live.requests == requests  # neither the rerun nor retry sent anything
     forced = run_cli(*command[:-1], tmp_path / "forced.csv", "--force")
     assert forced.code == 1 and live.requests == requests + 4  # --force tries every row again

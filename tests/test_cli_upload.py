@@ -67,7 +67,7 @@ def check_final_state(emulator, api):
     }
     first = signals[("00000000-00000001", "Sale", "1")]
     assert first["description"] == "corrected" and first["sale_amount"] == "110.00"  # file order: last wins
-    assert first["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.timezone.utc).timestamp())
+    assert first["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC).timestamp())
     assert first["custom_parameter_1"] == "web" and first["value"] == "true"
     assert signals[("00000000-00000001", "Sale", "2")]["sale_amount"] == "15.5"
     assert signals[("00000000-00000004", "Quote", "")]["value"] == "false"

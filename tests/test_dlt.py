@@ -12,16 +12,14 @@ import json
 import sqlite3
 import urllib.request
 
-import pytest
-
-from tests.conftest import TOKEN
-
 # Not importorskip: `make test` installs the dlt extra, and a missing dlt must fail, not pass quietly.
 import dlt
+import pytest
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources.sql_database import sql_database
 
+from tests.conftest import TOKEN
 from uploader.dlt_destination import signal_uploader
 
 TZ = "America/Los_Angeles"

@@ -134,10 +134,26 @@ def test_transaction_id_in_the_path(emulator):
 
 def test_fail_rate_answers_503_without_applying(make_emulator):
     emulator = make_emulator(fail_rate=1.0, seed=1)
-    status, answer = emulator.post(SIGNALS, quote("1", "x"))
+    status, _answer = emulator.post(SIGNALS, quote("1", "x"))
     assert status == 503
     assert emulator.signals() == []
 
 
 def test_listens_on_loopback_only(emulator):
-    assert emulator.running.server.server_address[0] == "127.0.0.1"
+    # what a colleague on the network would try: this machine's own address, the emulator's port
+    import socket
+
+    port = emulator.running.server.server_address[1]
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet leaves: this only picks the outgoing interface
+        address = probe.getsockname()[0]
+    except OSError:
+        address = ""
+    finally:
+        probe.close()
+    if not address or address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=2).close()
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()  # while loopback answers

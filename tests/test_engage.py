@@ -130,7 +130,7 @@ def test_watching_sees_an_action_change_the_list(engage, tmp_path):
     time.sleep(1.5)
     write_csv(tmp_path / "rec.csv", [["uii", "record"], [KIM_1, "true"]])
     assert upload(engage, tmp_path / "rec.csv", "engage_recording").code == 0
-    stdout, stderr = process.communicate(timeout=30)
+    _stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     rows = {r["uii"]: r for r in read_report(out)}
     assert len(rows) == 7 and rows[KIM_1]["recording"] == "true"

@@ -9,7 +9,6 @@ and a workbook report whose numbers and dates stay numbers and dates.
 from __future__ import annotations
 
 import csv
-
 import datetime as dt
 import json
 import os
@@ -20,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
-
-from conftest import ROOT, SAMPLES, TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
 from test_cli_upload import report_rows
 from test_engage import ACCOUNT, KIM_1
+
+from conftest import ROOT, SAMPLES, TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
 
 TZ = ("--timezone", "America/Los_Angeles")
 
@@ -132,7 +131,7 @@ def test_columns_are_mapped_on_the_command_line_and_a_missing_one_names_the_clos
     assert both.code == 0, both.output
     assert "looks like" not in both.stderr  # Notes was left out on purpose: no suggestion for it
     (signal,) = emulator.signals()
-    assert signal["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.timezone.utc).timestamp())
+    assert signal["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC).timestamp())
     bad = run_cli("validate", path, "--map", "Signal Name")
     assert bad.code == 2 and "is not HEADER=FIELD" in bad.output
 
@@ -197,7 +196,7 @@ def test_a_quoted_sep_line_names_the_delimiter(tmp_path):
     assert result.code == 0, result.output
     assert "declares the delimiter ';'" in result.stderr
     with open(tmp_path / "r.csv", newline="", encoding="utf-8-sig") as handle:  # in the file's own dialect
-        assert list(csv.DictReader(handle, delimiter=";"))[0]["sale_amount"] == "1.50"
+        assert next(iter(csv.DictReader(handle, delimiter=";")))["sale_amount"] == "1.50"
 
 
 def test_hidden_and_filtered_rows_are_counted_and_can_be_left_out(tmp_path, emulator):

@@ -22,9 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from test_cli_upload import HEADER, ROWS, report_rows
 
 from conftest import Emulator, assert_no_traceback, run_cli, write_csv
-from test_cli_upload import HEADER, ROWS, report_rows
 
 TZ = "America/Los_Angeles"
 # The sample rows, less "$5", which both programs read as the currency amount 5 (a valid row then).
@@ -124,7 +124,7 @@ def test_a_workbook_written_by_a_real_program_lands_as_its_csv_does(tmp_path, pr
     assert result.code == 1, result.output  # the row whose call does not exist
     assert {key: meaning(s) for key, s in got.items()} == {key: meaning(s) for key, s in expected.items()}
     first = got[("00000000-00000001", "Sale", "1")]
-    assert first["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.timezone.utc).timestamp())
+    assert first["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC).timestamp())
     assert "read the sheet 'conversions" in result.stderr  # says which sheet it read
     report = report_rows(workbook.with_name(workbook.name + ".results.csv"))
     assert [r["status"] for r in report] == ["created", "updated", "created", "created", "created", "failed"]
@@ -143,7 +143,7 @@ def test_a_csv_saved_by_libreoffice_in_a_legacy_encoding_keeps_its_accents(tmp_p
     assert result.code == 0, result.output
     description = got[("00000000-00000001", "Vente", "1")]["description"]
     # None of the three has "№" (LibreOffice writes "?"), nor cp850 "–" (it writes "-"); every accent arrives.
-    assert description.startswith("Café crème, reçu ") and description.endswith(" 5 – Müller") or \
+    assert (description.startswith("Café crème, reçu ") and description.endswith(" 5 – Müller")) or \
         description.endswith(" 5 - Müller"), description
     names = {"windows-1252": "windows-1252", "mac-roman": "Mac Roman", "cp850": "code page 850"}
     assert f"read as {names[encoding]}" in result.stderr
@@ -182,7 +182,7 @@ def test_a_time_at_midnight_written_by_a_real_program_is_read_as_the_program_sho
         assert result.code == 0, result.output
         signal = got[("00000000-00000001", "Sale", "1")]
         # Midnight in Los Angeles (PST) is 08:00 UTC.
-        assert signal["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 8, tzinfo=dt.timezone.utc).timestamp())
+        assert signal["occurred_at_time_t"] == int(dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC).timestamp())
     else:  # Gnumeric's import shows the cell as a date alone (yyyy-mm-dd): refused, as the user sees it
         assert result.code == 1 and not got, result.output
         report = report_rows(workbook.with_name(workbook.name + ".results.csv"))

@@ -15,11 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_cli_upload import report_rows
 
 from uploader.errors import FileFormatError
 
 from conftest import ROOT, TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
-from test_cli_upload import report_rows
 
 HEADER = ["transaction_id", "name", "description", "sale_amount"]
 GOOD_ROW = ["00000000-00000001", "Sale", "fine", "1.00"]
@@ -334,5 +334,6 @@ def test_tls_is_verified_and_a_ca_bundle_can_be_given(tmp_path, make_emulator, c
 
 def test_no_switch_turns_verification_off():
     result = run_cli("upload", "--help")
+    assert result.code == 0 and "--ca-bundle" in result.stdout, result.output  # the help was printed
     for forbidden in ("--insecure", "--no-verify", "-k,"):
         assert forbidden not in result.stdout

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_cli_upload import report_rows
+from test_hostile import peak_rss_mb
 
 from conftest import TOKEN, assert_no_traceback, run_cli, write_csv
 from hostile_server import HostileServer
-from test_cli_upload import report_rows
-from test_hostile import peak_rss_mb
 
 HEADER = ["transaction_id", "name", "partner_unique_id"]
 

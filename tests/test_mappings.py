@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SAMPLES, run_cli, write_csv
 from uploader.config import resolve
 from uploader.errors import FileFormatError, UsageError
 from uploader.mappings import MappingStore
 from uploader.run import Run
+
+from conftest import SAMPLES, run_cli, write_csv
 
 TZ = "America/Los_Angeles"
 

@@ -9,10 +9,11 @@ import csv
 import shutil
 import sqlite3
 
-from conftest import TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
 from test_cli_upload import report_rows
 from test_engage import ACCOUNT, AGENTS, ENDED, ENV, FAST, KIM_1, EngageEmulator, read_report
 from test_reliability import HEADER, many_calls
+
+from conftest import TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
 
 OFFLINE = "raj.iyer@example.com"  # an agent of the bundled Engage sample who is not logged in
 

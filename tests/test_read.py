@@ -4,9 +4,10 @@ import datetime as dt
 
 import pytest
 
-from conftest import write_csv, write_xlsx
 from uploader.errors import FileFormatError, UsageError
 from uploader.read import read_table
+
+from conftest import write_csv, write_xlsx
 
 HEADER = ["transaction_id", "name", "description"]
 
@@ -158,12 +159,12 @@ def test_file_level_errors(tmp_path, content, message):
 def test_text_named_xlsx_is_a_file_level_error(tmp_path):
     path = tmp_path / "fake.xlsx"
     path.write_text("transaction_id,name\n1,Sale\n")
-    with pytest.raises(FileFormatError, match="not a readable .xlsx workbook"):
+    with pytest.raises(FileFormatError, match=r"not a readable \.xlsx workbook"):
         read_table(path)
 
 
 def test_unknown_extension_and_missing_file(tmp_path):
-    with pytest.raises(FileFormatError, match="unknown file type '.json'"):
+    with pytest.raises(FileFormatError, match=r"unknown file type '\.json'"):
         (tmp_path / "x.json").write_text("{}")
         read_table(tmp_path / "x.json")
     with pytest.raises(FileFormatError, match="no such file"):

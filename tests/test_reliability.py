@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli_upload import report_rows
 
 from conftest import ROOT, TOKEN, assert_no_traceback, run_cli, write_csv
-from test_cli_upload import report_rows
 
 TZ = "America/Los_Angeles"
 HEADER = ["transaction_id", "name", "partner_unique_id", "description", "sale_amount"]
@@ -266,7 +266,7 @@ def test_log_file_has_one_line_per_row_and_a_summary(tmp_path, emulator):
 def test_retry_writes_to_report_when_asked_and_leaves_the_original(tmp_path, make_emulator):
     calls = many_calls(tmp_path, 5)
     broken = make_emulator(calls_file=calls, fail_rate=1.0, seed=1)
-    path, data = signals_file(tmp_path, 5, 5)
+    path, _data = signals_file(tmp_path, 5, 5)
     upload(broken, path, "--max-attempts", "1")
     report = tmp_path / "big.results.csv"
     before = report.read_bytes()

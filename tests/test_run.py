@@ -9,14 +9,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from conftest import TOKEN
 from test_cli_upload import report_rows
 from test_reliability import expected_state, many_calls, signals_file
+
 from uploader.config import resolve
 from uploader.errors import Cancelled
 from uploader.events import ChunkChecked, ChunkDone, Finished, Opened, RowAnswered
 from uploader.run import Run
+
+from conftest import TOKEN
 
 
 def settings_for(emulator, **extra):

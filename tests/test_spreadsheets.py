@@ -8,11 +8,12 @@ import gzip
 import zipfile
 
 import pytest
-
-from conftest import assert_no_traceback, run_cli, write_csv
 from test_cli_upload import report_rows
 from test_hostile import peak_rss_mb
+
 from uploader.read import read_table
+
+from conftest import assert_no_traceback, run_cli, write_csv
 from workbooks import write_workbook
 
 TZ = ["--timezone", "America/New_York"]
@@ -147,7 +148,7 @@ def test_implausible_instants_are_invalid_and_say_how_they_were_read(tmp_path):
                                           ["2099-01-01T00:00:00Z", "Future", ""],
                                           ["2016-04-11T20:00:00Z", "Typo", "2036-04-11T20:00:00Z"],
                                           ["2016-04-11T20:00:00Z", "Fine", "2016-04-12T20:00:00Z"]])
-    result, rows = validate(path, *TZ)
+    _result, rows = validate(path, *TZ)
     assert [r["status"] for r in rows] == ["invalid"] * 4 + ["valid"]
     assert "was read as 1933-10-18" in rows[0]["error"] and "earliest time the API takes" in rows[0]["error"]
     assert "was read as 1999-12-31 23:00:00 UTC" in rows[1]["error"]
@@ -228,13 +229,15 @@ def test_sheet_mistakes_list_the_worksheets(tmp_path):
 
 def test_the_dst_hint_gives_the_zones_own_offsets(tmp_path):
     path = write_csv(tmp_path / "d.csv", [["call_start_time", "name"], ["2016/11/06 01:30:00 AM", "Sale"]])
-    result, rows = validate(path, *TZ)
+    _result, rows = validate(path, *TZ)
     assert "2016-11-06T01:30:00-04:00 (the first) or 2016-11-06T01:30:00-05:00 (the second)" in rows[0]["error"]
 
 
 def test_stderr_holds_only_the_tools_own_lines(tmp_path):
-    path = write_workbook(tmp_path / "w.xlsx", {"S": [HEADER, ["T1", "Sale", 1]]})
+    # a second sheet makes the tool say which one it read: stderr holds at least that line
+    path = write_workbook(tmp_path / "w.xlsx", {"S": [HEADER, ["T1", "Sale", 1]], "Notes": [["x"]]})
     result, _ = validate(path)
+    assert "warning: read the sheet 'S'" in result.stderr
     assert all(line.startswith(("warning:", "note:", "error:", "hint:")) for line in result.stderr.splitlines()), \
         result.stderr
 

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, TOKEN, assert_no_traceback, run_cli
 from test_cli_upload import report_rows
 from test_reliability import _confirmed, actual_state, expected_state, many_calls, signals_file
+
+from conftest import ROOT, TOKEN, run_cli
 
 
 def start_upload(path, emulator, *args, state=None, preexec_fn=None):
@@ -97,7 +97,7 @@ def test_an_input_rewritten_mid_run_stops_with_a_report(tmp_path, make_emulator)
     wait_for_confirmed(state, 20)
     # The nightly export is rewritten while the upload runs (a new file over the old one).
     path.write_bytes(original.replace(b"row ", b"new "))
-    stdout, stderr = process.communicate(timeout=120)
+    _stdout, stderr = process.communicate(timeout=120)
     # Chunks of 100 rows: the change is seen before the next chunk is read.
     assert process.returncode == 4, stderr
     assert "changed while it was being uploaded" in stderr

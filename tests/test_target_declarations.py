@@ -13,7 +13,7 @@ import pytest
 from uploader.outcome import Request
 from uploader.secret import Secret
 from uploader.sender import Sender, SendPolicy
-from uploader.targets.base import Target
+from uploader.targets.base import CALL_ENDED, Target
 
 TOKEN = "tok-3e9f"
 
@@ -75,7 +75,7 @@ class LiveCall(Target):
     path = "calls_in_progress.json"
     token_in = "query"
     success = {200: "updated", 202: "updated"}
-    not_found_final = True
+    not_found = CALL_ENDED
     record_key = "call_in_progress"
     id_columns = ("call_transaction_id",)
 

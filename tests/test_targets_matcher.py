@@ -4,12 +4,12 @@ import json
 
 import pandas as pd
 
-from conftest import write_csv
 from uploader.config import Secret, resolve
-from uploader.pipeline import check_file
-from uploader.pipeline import prepare
+from uploader.pipeline import check_file, prepare
 from uploader.sender import Prepared, interpret, lanes
 from uploader.targets import CALL_OUTCOMES, SIGNALS
+
+from conftest import write_csv
 
 COLUMNS = ["transaction_id", "call_start_time", "calling_phone_number", "duration_in_seconds",
            "advertiser_id_from_network", "name", "partner_unique_id", "description", "sale_amount", "value",

@@ -3,9 +3,10 @@
 import pandas as pd
 import pytest
 
-from conftest import write_csv
-from uploader.pipeline import check_file
 from uploader.config import resolve
+from uploader.pipeline import check_file
+
+from conftest import write_csv
 
 COLUMNS = ["transaction_id", "call_start_time", "calling_phone_number", "duration_in_seconds", "name",
            "partner_unique_id", "sale_amount", "value", "custom_parameter_1", "occurred_at_time"]
@@ -13,7 +14,7 @@ COLUMNS = ["transaction_id", "call_start_time", "calling_phone_number", "duratio
 
 def check(tmp_path, rows, columns=COLUMNS, tz="America/Los_Angeles", region=None):
     path = write_csv(tmp_path / "in.csv", [columns] + rows)
-    table, validation, _ = check_file(path, resolve({"timezone": tz, "phone_region": region}))
+    _table, validation, _ = check_file(path, resolve({"timezone": tz, "phone_region": region}))
     return validation
 
 

@@ -21,14 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+# Not importorskip: `make test` installs playwright, and a missing one must fail, not pass quietly.
+import playwright.sync_api as playwright
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import ROOT, SAMPLES, TOKEN, write_csv
-
-# Not importorskip: `make test` installs playwright, and a missing one must fail, not pass quietly.
-import playwright.sync_api as playwright  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 SHOTS = ROOT / "tests" / "screenshots"
 TZ = "America/Los_Angeles"
@@ -450,8 +449,9 @@ def test_an_upload_above_the_limit_is_refused_with_a_clear_message(tmp_path, emu
 def test_a_workbook_sent_on_the_page_then_retried_there_is_not_sent_again_by_the_command_line(
         tmp_path, make_emulator, start_page, tab):
     """The page, its retry button and the CLI on the same workbook meet in one journal, under its own name."""
-    from conftest import write_xlsx, run_cli
     from test_reliability import HEADER, many_calls
+
+    from conftest import run_cli, write_xlsx
 
     emulator = make_emulator(calls_file=many_calls(tmp_path, 12), fail_rate=0.5, seed=3)
     book = write_xlsx(tmp_path / "June Bulk.xlsx", [HEADER] + [[f"CALL-{i:05d}", "Sale", str(i), f"order {i}",

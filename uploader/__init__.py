@@ -8,8 +8,9 @@ The command line (:mod:`uploader.cli`) is a thin layer over :class:`uploader.run
 So is the Python API (:mod:`uploader.api`): ``from uploader import upload_rows, validate_rows``.
 """
 
-__version__ = "0.1.0"
-__all__ = ["RowsResult", "Run", "upload_rows", "validate_rows"]
+from ._version import __version__
+
+__all__ = ["RowsResult", "Run", "__version__", "upload_rows", "validate_rows"]
 
 
 def __getattr__(name: str):

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .config import resolve
+from ._version import __version__
 from .cancel import Cancellation
+from .config import resolve
 from .errors import Interrupted, UploaderError, UsageError
 from .logs import REDACT, setup_logging
+from .outcome import status_order
 from .targets import TARGETS
 
 EXIT_USAGE = 2
@@ -703,7 +704,7 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_l
             when = dt.datetime.fromisoformat(clock.replace("Z", "+00:00"))
         except ValueError:
             _fail(f"--clock {clock!r} is not a time", "e.g. --clock 2026-11-24T09:00:00Z")
-        clock_start = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+        clock_start = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     if clock_speed < 0:
         _fail("--clock-speed must be 0 (a stopped clock) or more")
     config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
@@ -767,8 +768,7 @@ def _print_summary(result) -> None:
         _print_request(request)
     mode = " (dry run: nothing sent)" if summary.dry_run else ""
     echo(f"{summary.file}: {summary.rows} row(s){mode}")
-    order = ["valid", "created", "updated", "skipped", "dry-run", "invalid", "failed", "unknown"]
-    for status in order + sorted(set(summary.statuses) - set(order)):
+    for status in status_order(summary.statuses):
         count = summary.statuses.get(status)
         if not count:
             continue

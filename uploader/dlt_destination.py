@@ -46,7 +46,7 @@ import datetime as _dt
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 try:
     import dlt
@@ -91,7 +91,7 @@ class Results:
         positions = frame.pop("index").tolist()
         ours = set(DLT_COLUMNS) | {"source", "answered_at"}
         frame.columns = [f"input {c}" if c in ours else c for c in frame.columns]  # as the report marks clashes
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         columns = list(DLT_COLUMNS) + ["source", "answered_at"] + [str(c) for c in frame.columns]
         records = [(*dlt_ids[position], source, now, *values)
                    for position, values in zip(positions, frame.itertuples(index=False, name=None))]
@@ -122,11 +122,11 @@ def _quote(name: str) -> str:
                  # one job at a time, in order: rows sharing a key keep their order, and one journal is written
                  max_parallel_load_jobs=1, loader_parallelism_strategy="sequential")
 def signal_uploader(items: TDataItems, table: TTableSchema, api_token: TSecretStrValue = dlt.secrets.value,
-                    base_url: str = dlt.config.value, api: str = "signals", timezone: Optional[str] = None,
-                    mapping: Optional[Dict[str, str]] = None, source: Optional[str] = None,
-                    state_dir: Optional[str] = None, results: Optional[str] = None, phone_region: str = "US",
-                    concurrency: Optional[int] = None, rate: Optional[float] = None,
-                    max_attempts: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> None:
+                    base_url: str = dlt.config.value, api: str = "signals", timezone: str | None = None,
+                    mapping: dict[str, str] | None = None, source: str | None = None,
+                    state_dir: str | None = None, results: str | None = None, phone_region: str = "US",
+                    concurrency: int | None = None, rate: float | None = None,
+                    max_attempts: int | None = None, options: dict[str, Any] | None = None) -> None:
     """Send one batch of a dlt table's rows through :func:`uploader.api.upload_rows`.
 
     ``source`` names the rows for the journal (default: ``<pipeline>.<table>``);
@@ -184,7 +184,7 @@ def _record(exc: UploaderError, table: str, dlt_ids, source: str, results, state
         _results(results, state_dir).write(table, done, dlt_ids, source)
 
 
-def _results(results: Optional[str], state_dir: Optional[str]) -> Results:
+def _results(results: str | None, state_dir: str | None) -> Results:
     if results:
         return Results(Path(results).expanduser())
     return Results(Settings(state_dir=Path(state_dir) if state_dir else None).state_folder / "results.sqlite")

@@ -45,7 +45,7 @@ _SQUASH = re.compile(r"[\s_\-]+")
 def _common_prefix(a: str, b: str) -> str:
     import os.path
 
-    return os.path.commonprefix([a, b])
+    return os.path.commonprefix([a, b])  # noqa: RUF071 (two strings, not paths: character by character is meant)
 
 
 def squash(header: str) -> str:

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import requests
 import urllib3
 
-from . import __version__
+from ._version import __version__
 from .errors import ApiError, ApiUnavailable, AuthenticationError, TransportError
 from .pacing import RateLimiter, backoff
 from .secret import Secret
@@ -387,9 +387,10 @@ class PageNumbers(Paginator):
         return {**params, self.page_param: params[self.page_param] + 1}
 
 
-def pages(connection: Connection, path: str, query: dict, auth: Auth, paginator: Paginator = Paginator(),
+def pages(connection: Connection, path: str, query: dict, auth: Auth, paginator: Paginator | None = None,
           **options) -> Iterator[list]:
     """Every page's items of a list endpoint, in order (see :func:`get_json` for the options)."""
+    paginator = paginator or Paginator()
     params = paginator.first()
     while params is not None:
         items = paginator.items(get_json(connection, path, {**query, **params}, auth, **options))

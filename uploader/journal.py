@@ -50,11 +50,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from .locking import content_hash as file_sha256
-
-from .outcome import CALL_ENDED, FAILED, UNKNOWN, Outcome, Prepared, lanes
-
-# Failures no later request can change: kept, so that a rerun does not send them again.
-FINAL_KINDS = (CALL_ENDED,)
+from .outcome import FAILED, UNKNOWN, Outcome, Prepared, lanes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -252,7 +248,7 @@ def find_report_run(state_dir: Path, report: Path, *, api: str | None = None,
         except sqlite3.Error:
             continue
         source = meta.get("input", "")
-        for noted, sha, written_at, settings in rows:
+        for noted, _sha, written_at, settings in rows:
             rank = 2 if noted == wanted else 1
             run = ReportRun(source, meta.get("api", ""), meta.get("base_url", ""), json.loads(settings), path,
                             "path" if rank == 2 else "content")
@@ -564,7 +560,9 @@ class Journal:
         unknown = [(" ".join(str(x) for x in (o.error_class, o.http_status) if x) or "no answer", e.identity)
                    for e, o in answers if o.status == UNKNOWN]
         settled = [(e.identity,) for e, o in answers if o.status != UNKNOWN]
-        final = [(e, o) for e, o in answers if o.status == FAILED and o.failure_kind in FINAL_KINDS]
+        # Failures no later request can change (the target said so: Outcome.final): kept, so that a
+        # rerun does not send them again.
+        final = [(e, o) for e, o in answers if o.status == FAILED and o.final]
         if not confirmed and not unknown and not final and not self._has_pending and not self._has_final:
             return
         now = time.time()

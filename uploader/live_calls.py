@@ -328,7 +328,7 @@ def watch_calls(client: CallsClient, filters: CallFilter, *, every: float, until
             calls = None
         result.polls += 1
         if calls:
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             for call in calls:
                 row = flatten(call)
                 known = result.calls.get(row[key])

@@ -46,7 +46,7 @@ class _FileLock:
     def acquire(self):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")
+            handle = open(self.path, "a+")  # noqa: SIM115 (held for the run: the lock lives as long as it)
         except OSError as exc:
             raise InputError(f"cannot write the lock file {self.path} ({exc.strerror})",
                              hint="the state folder must be writable: choose another with --state-dir") from None

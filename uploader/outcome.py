@@ -18,12 +18,48 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import NamedTuple
 
-CREATED, UPDATED, FAILED = "created", "updated", "failed"
-CONFIRMED = (CREATED, UPDATED)
+# The platform's two success statuses, which most targets declare (a target names its own: ``deleted``).
+CREATED, UPDATED = "created", "updated"
+# The run's own statuses. Every other status is one a target declared for a
+# success answer, and it confirms the row: journaled, counted as done.
+VALID, SKIPPED, DRY_RUN, INVALID, FAILED = "valid", "skipped", "dry-run", "invalid", "failed"
 # A request of a target that may not be sent twice, which may have reached the
 # server but got no answer that says what happened (a timeout, a lost answer,
 # a 5xx). It is never sent again unasked: `retry --include-unknown` does.
 UNKNOWN = "unknown"
+RUN_STATUSES = frozenset({"", VALID, SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN})
+
+
+def confirms(status: str) -> bool:
+    """Whether a row with this status was confirmed by the API's answer (a target's success status).
+
+    >>> confirms("created"), confirms("deleted"), confirms("skipped"), confirms("failed")
+    (True, True, False, False)
+    """
+    return status not in RUN_STATUSES
+
+
+def is_ok(status: str) -> bool:
+    """Whether a row with this status needs nothing more: confirmed, skipped as confirmed before, or a dry run.
+
+    A run whose rows are all ok exits 0.
+
+    >>> is_ok("deleted"), is_ok("skipped"), is_ok("failed"), is_ok("")
+    (True, True, False, False)
+    """
+    return confirms(status) or status in (SKIPPED, DRY_RUN)
+
+
+def status_order(statuses) -> list[str]:
+    """Statuses in the order summaries list them: valid, the targets' own, then the run's.
+
+    >>> status_order(["failed", "deleted", "skipped", "valid"])
+    ['valid', 'deleted', 'skipped', 'failed']
+    """
+    statuses = list(dict.fromkeys(statuses))
+    tail = [SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN]
+    own = [s for s in statuses if confirms(s)]
+    return [s for s in [VALID] if s in statuses] + own + [s for s in tail if s in statuses]
 
 
 class Request(NamedTuple):
@@ -101,7 +137,7 @@ class Outcome:
     the like); the ids are keyword arguments named as the target names them.
     """
 
-    __slots__ = ("row", "status", "http_status", "error_class", "error", "attempts", "ids")
+    __slots__ = ("attempts", "error", "error_class", "final", "http_status", "ids", "kind", "row", "status")
 
     def __init__(self, row: int, status: str, http_status: int | None = None, error_class: str = "",
                  error: str = "", attempts: int = 1, **ids: str):
@@ -112,6 +148,10 @@ class Outcome:
         self.error = error
         self.attempts = attempts
         self.ids: dict[str, str] = {name: value for name, value in ids.items() if value}
+        # Set by the target that read the answer (Target.judge): what to do about a failure, and
+        # whether it is final (no later request can change it: kept, never sent again unasked).
+        self.kind = ""
+        self.final = False
 
     def __getattr__(self, name: str) -> str:
         # Only reached for names that are not slots: any id a target may name
@@ -129,29 +169,30 @@ class Outcome:
 
     @property
     def confirmed(self) -> bool:
-        return self.status in CONFIRMED
+        return confirms(self.status)
 
     @property
     def failure_kind(self) -> str:
-        """retryable, fix-data, fix-config, not-found or call-ended; unknown for an unknown row; else empty."""
+        """retryable, fix-data, fix-config, not-found or a target's final kind; unknown for an unknown row."""
         if self.status == UNKNOWN:
             return UNKNOWN
-        return failure_kind(self.http_status, self.error_class) if self.status == FAILED else ""
+        if self.status != FAILED:
+            return ""
+        return self.kind or failure_kind(self.http_status, self.error_class)
 
 
-# 403 classes that mean "this token may not do that" rather than "this row is wrong".
-CONFIG_CLASSES = {"UnauthorizedOperation", "UnauthorizedAdvertiser", "NotAuthorized", "Redirect", "NoSuchEndpoint"}
+# Classes the sender gives that mean "fix the token, its access or the address", not "this row is wrong"
+# (a target adds its API's own: Target.config_classes).
+CONFIG_CLASSES = frozenset({"NotAuthorized", "Redirect", "NoSuchEndpoint"})
 # An answer that shows the base URL is wrong: no such endpoint there, or another server's page.
 NO_ENDPOINT = "NoSuchEndpoint"
 # Answers that are not what the API sends: a maintenance page, a cut or oversized
 # body. The row was not confirmed, so sending it again later is the remedy.
 INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
-RETRYABLE_CLASSES = {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
-                     "RetryAfterTooLong"}
-# A 404 a target declares final: the call has ended and never comes back, so
-# no later retry can find it (failure_kind "call-ended", never sent again).
-GONE = "CallEnded"
-CALL_ENDED = "call-ended"
+RETRYABLE_CLASSES = frozenset({INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
+                               "RetryAfterTooLong"})
+# The statuses worth another attempt, for an API that does not say otherwise (Target.retry_statuses).
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def may_have_arrived(outcome: Outcome) -> bool:
@@ -175,19 +216,17 @@ REFUSED = "could not reach the API (connection refused)"  # the request surely n
 NOT_RESOLVED = "could not reach the API (its host name was not found)"  # nor did this one
 
 
-def failure_kind(http_status: int | None, error_class: str = "") -> str:
-    """Sort a failure by what the user should do about it.
+def failure_kind(http_status: int | None, error_class: str = "", config_classes=frozenset()) -> str:
+    """Sort a failure by what the user should do about it (a target's rules: Target.classify).
 
     >>> failure_kind(404, "RecordNotFound"), failure_kind(403, "RecordInvalid"), failure_kind(None)
     ('not-found', 'fix-data', 'retryable')
-    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect"), failure_kind(404, "CallEnded")
-    ('retryable', 'fix-config', 'call-ended')
+    >>> failure_kind(200, "InvalidAnswer"), failure_kind(308, "Redirect"), failure_kind(403, "Nope", {"Nope"})
+    ('retryable', 'fix-config', 'fix-config')
     """
-    if error_class == GONE:
-        return CALL_ENDED
     if http_status is None or http_status == 429 or http_status >= 500 or error_class in RETRYABLE_CLASSES:
         return "retryable"
-    if http_status == 401 or error_class in CONFIG_CLASSES:
+    if http_status == 401 or error_class in CONFIG_CLASSES or error_class in config_classes:
         return "fix-config"
     if http_status == 404:
         return "not-found"

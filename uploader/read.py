@@ -20,8 +20,8 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import io
 import html
+import io
 import itertools
 import logging
 import math
@@ -674,7 +674,7 @@ def _gunzip(path: Path) -> Path:
     import gzip
     import tempfile
 
-    handle = tempfile.NamedTemporaryFile(prefix="signal-uploader-", suffix=Path(path.stem).suffix, delete=False)
+    handle = tempfile.NamedTemporaryFile(prefix="signal-uploader-", suffix=Path(path.stem).suffix, delete=False)  # noqa: SIM115 (closed by the with below, once its name is kept)
     target = Path(handle.name)
     written = 0
     try:

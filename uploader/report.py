@@ -30,6 +30,7 @@ import pandas as pd
 
 from .errors import StorageError
 from .events import Finished, Opened, RowAnswered, RowRejected, Summarised
+from .outcome import FAILED, SKIPPED, UNKNOWN, confirms
 from .read import FORMULA_STARTS, NUMBER_CELL, TEXT, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
@@ -438,10 +439,6 @@ def _letter(position: int) -> str:
 # ----------------------------------------------------------------------- summary
 
 
-# The APIs that find a row's call by a search (time, phone number), so a match rate means something.
-SEARCHING_APIS = ("signals", "call_outcomes")
-
-
 @dataclass(frozen=True)
 class NextStep:
     """What to do about rows a run left unfinished: why, and the command that does it.
@@ -483,6 +480,7 @@ class Summary:
     blank_rows: int = 0
     failed_by_kind: dict[str, int] = field(default_factory=dict)  # failed and unknown rows by failure_kind
     state_dir: str | None = None  # a state folder other than the default: a retry must be told it
+    searches: bool = False  # the target finds each row's call by a search: a match rate means something
 
     def next_steps(self) -> list[NextStep]:
         """The commands that finish what this run left: failed rows to send again, and how.
@@ -518,18 +516,23 @@ class Summary:
         return steps
 
     @property
+    def confirmed(self) -> int:
+        """Rows the API's answers confirmed in this run, whatever the target calls them (created, deleted)."""
+        return sum(n for s, n in self.statuses.items() if confirms(s))
+
+    @property
     def sent(self) -> int:
-        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "failed", "unknown"))
+        return self.confirmed + self.statuses.get(FAILED, 0) + self.statuses.get(UNKNOWN, 0)
 
     @property
     def matched(self) -> int:
-        """Rows on their call: created, updated, or confirmed by an earlier run."""
-        return sum(self.statuses.get(s, 0) for s in ("created", "updated", "skipped"))
+        """Rows on their call: confirmed now, or by an earlier run."""
+        return self.confirmed + self.statuses.get(SKIPPED, 0)
 
     @property
     def match_rate(self) -> float | None:
         """Of the rows sent to an API that searches for their call, the share that found it."""
-        if self.api not in SEARCHING_APIS:
+        if not self.searches:
             return None  # the other APIs name their call (or make one): nothing to match
         found = self.matched + self.failed_by_class.get("RecordNotFound", 0)
         return None if not found else self.matched / found
@@ -568,7 +571,7 @@ class RunLog:
         self.error: Exception | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the run log stays open for the run)
         except OSError as exc:
             raise StorageError(f"could not write the log file {self.path} ({exc.strerror})",
                                hint="choose a writable place for --log-file") from None

@@ -25,19 +25,31 @@ from dataclasses import dataclass
 
 import urllib3
 
-from .events import Listener, Paused, Retrying, nobody
 from .auth import StaticToken
-from .outcome import (FAILED, GONE, INVALID_ANSWER, NO_ENDPOINT, NOT_RESOLVED, REFUSED, TOO_LARGE, UNKNOWN, Outcome,
-                      Prepared, Request, failure_kind, lanes, may_have_arrived)
+from .events import Listener, Paused, Retrying, nobody
+from .http import MAX_ANSWER_BYTES, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after, quote_body
+from .outcome import (
+    FAILED,
+    INVALID_ANSWER,
+    NO_ENDPOINT,
+    NOT_RESOLVED,
+    REFUSED,
+    TOO_LARGE,
+    UNKNOWN,
+    Outcome,
+    Prepared,
+    Request,
+    failure_kind,
+    lanes,
+    may_have_arrived,
+)
 from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
-from .http import (MAX_ANSWER_BYTES, RETRYABLE_STATUS, TOO_BIG, UNREADABLE, Connection, decoded, parse_retry_after,
-                   quote_body)
 from .secret import Secret
 from .targets.base import NOT_JSON, Target
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sender", "SendPolicy", "interpret", "Outcome", "Prepared", "Request", "failure_kind", "lanes"]
+__all__ = ["Outcome", "Prepared", "Request", "SendPolicy", "Sender", "failure_kind", "interpret", "lanes"]
 
 
 @dataclass(frozen=True)
@@ -279,6 +291,7 @@ class Sender:
         while True:
             attempt += 1
             outcome, retry_after, token = self._attempt(item)
+            self.target.judge(outcome)
             outcome.attempts = attempt
             if outcome.http_status == 401 and self.tokens.can_refresh and not self._stop.is_set():
                 # An expired token: the request was not applied, so it may go again with a new one.
@@ -292,7 +305,7 @@ class Sender:
                     if self.tokens.refresh(token):
                         attempt -= 1
                         continue
-            if uncertain and outcome.error_class == GONE:
+            if uncertain and outcome.final:
                 outcome.error = (f"{outcome.error} (an earlier attempt's answer was lost: that attempt may have "
                                  "done it before the call ended)")
             retryable = self._may_retry(outcome)
@@ -333,8 +346,7 @@ class Sender:
             return False  # nothing has ever answered at this address: trying again will not make it
         if not self.target.idempotent:
             return outcome.http_status == 429 or outcome.error == REFUSED
-        return (outcome.http_status is None or outcome.http_status in RETRYABLE_STATUS
-                or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
+        return self.target.retryable(outcome)
 
     def _attempt(self, item: Request) -> tuple[Outcome, float | None, Secret | None]:
         """One try: the outcome, a 429's Retry-After, and the token it carried."""
@@ -437,13 +449,13 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
             return Outcome(row, FAILED, status, NO_ENDPOINT,
                            f"{wrong}: check --base-url, which is everything up to and including the API's "
                            f"version, e.g. {target.base_url_example}")
-    if status == 404 and target.not_found_final:
-        error_class = GONE
+    if status == 404 and target.not_found is not None:
+        error_class = target.not_found.error_class
     if not error_class:
         error_class = f"HTTP{status}"
     if not detail:
         detail = f"the API answered {status} without an error description; the answer began {quote_body(content or b'')}"
-    return Outcome(row, FAILED, status, error_class, detail)
+    return target.judge(Outcome(row, FAILED, status, error_class, detail))
 
 
 def _redirect(row: int, status: int, location: str | None, target: Target) -> Outcome:

@@ -428,4 +428,4 @@ def _both_offsets(naive: pd.Timestamp, tz: str) -> str:
     return f"{first} (the first) or {second} (the second)"
 
 
-__all__ = ["parse_times", "needs_timezone", "validate_timezone", "PACIFIC", "FORMATS_HINT"]
+__all__ = ["FORMATS_HINT", "PACIFIC", "needs_timezone", "parse_times", "validate_timezone"]

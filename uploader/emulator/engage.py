@@ -98,7 +98,7 @@ def _boolean(value) -> bool | None:
 
 
 def _when(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 class EngageApi:
@@ -249,7 +249,7 @@ class EngageApi:
                 page = int(query.get("page", 0))
                 size = int(query["maxRows"]) if "maxRows" in query else None
             except ValueError:
-                raise self._logged(request, _error(400, "bad.request", "page and maxRows must be numbers", request))
+                raise self._logged(request, _error(400, "bad.request", "page and maxRows must be numbers", request)) from None
             if size is not None:
                 if page < 0 or size < 1:
                     raise self._logged(request, _error(400, "bad.request", "page starts at 0; maxRows at 1", request))
@@ -345,7 +345,7 @@ class EngageApi:
             except (TypeError, ValueError):
                 raise self._bad(request, "ringDuration must be a number of seconds") from None
             now = self.clock.now()
-            uii = f"{dt.datetime.fromtimestamp(now, dt.timezone.utc):%Y%m%d%H%M%S}{next(self._serial):016d}"
+            uii = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y%m%d%H%M%S}{next(self._serial):016d}"
             self.calls[uii] = EngageCall(uii, caller, destination, now, now + 3600, username)
             self.dials.append({"uii": uii, "username": username, "destination": destination, "callerId": caller,
                                "ringDuration": ring})

@@ -44,8 +44,13 @@ from .signals import SignalApi
 
 API_VERSION = "2020-10-01"
 # The emulated APIs, each a module of this package: a class built from the
-# configuration and the server's clock.
-API_MODULES = (SignalApi, CallsInProgressApi, EngageApi)
+# configuration and the server's clock. A module whose routes need another's
+# state declares ``needs = (OtherApi,)`` and is given ``peers={OtherApi: its instance}``.
+API_MODULES = (
+    SignalApi,
+    CallsInProgressApi,
+    EngageApi,
+)
 
 
 @dataclass
@@ -65,7 +70,12 @@ class Emulated:
     def __init__(self, config: EmulatorConfig):
         self.config = config
         self.clock = Clock(config.clock_start, config.clock_speed)
-        self.apis = [make(config, clock=self.clock) for make in API_MODULES]
+        built: dict[type, object] = {}
+        for make in API_MODULES:
+            needs = getattr(make, "needs", ())
+            peers = {"peers": {kind: built[kind] for kind in needs}} if needs else {}
+            built[make] = make(config, clock=self.clock, **peers)
+        self.apis = list(built.values())
         self.routes: list[Route] = [route for api in self.apis for route in api.routes]
         self.traffic = Traffic()
 

@@ -96,7 +96,7 @@ def parse_timestamp(text: str, network_tz: str, *, epoch_only: bool = False) -> 
 
 def _format_time(epoch: float) -> str:
     """The documents' display form, e.g. ``01/01/2016 08:34 PM UTC``."""
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%m/%d/%Y %I:%M %p") + " UTC"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%m/%d/%Y %I:%M %p") + " UTC"
 
 
 # ----------------------------------------------------------------------- state

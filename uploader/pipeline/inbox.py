@@ -11,17 +11,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
 from ..cancel import Cancellation
-from ..events import FileDone, Listener, nobody
 from ..config import Settings
 from ..errors import AuthenticationError, StoppedEarly, TransportError, UploaderError, UsageError
+from ..events import FileDone, Listener, nobody
 from ..journal import Journal
 from ..locking import RunLock
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, file_identity
 from .stream import JobResult, _require_base_url
 from .upload import upload_file
-
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 from ..cancel import Cancellation
-from ..events import ChunkDone, Listener, Opened, nobody
 from ..config import Settings
 from ..errors import UsageError
+from ..events import ChunkDone, Listener, Opened, nobody
 from ..journal import _display_name, find_report_run
 from ..locking import RunLock
-from ..outcome import CALL_ENDED, UNKNOWN
+from ..outcome import UNKNOWN
 from ..read import read_table
 from ..report import report_cell_types, report_frame, write_report
-from .stream import OK_STATUSES, JobResult, _require_base_url, _storage, _summary, check_table
+from .stream import JobResult, _require_base_url, _storage, _summary, all_ok, check_table
 from .upload import _Upload, require_file, source_journal
-
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
         if not rows:
             summary = _summary(table, None, settings, base)
             summary.report = str(report_path)
-            return JobResult(table, None, summary, 0 if base["status"].isin(OK_STATUSES).all() else 1,
+            return JobResult(table, None, summary, 0 if all_ok(base["status"].unique()) else 1,
                              report_path, file_warnings=["no failed rows to send again", *left_out])
         source, legacy, note = _report_source(report_path, settings)
         validation = check_table(whole, settings)
@@ -86,7 +85,7 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
                 journal.remember_report(written, job="retry", settings=settings.recorded())
         summary = _summary(subset, validation, settings, frame.set_index("row", drop=False))
         summary.report = str(written)
-        exit_code = 0 if frame["status"].isin(OK_STATUSES).all() else 1
+        exit_code = 0 if all_ok(frame["status"].unique()) else 1
         result = JobResult(subset, validation, summary, exit_code, written, sent=upload.sent,
                            file_warnings=[n for n in (note, *left_out) if n], requests=upload.shown,
                            journal=journal.path if journal is not None else None)
@@ -99,7 +98,8 @@ def _chosen(meta: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[str
     kind = meta["failure_kind"].str.strip() if "failure_kind" in meta else pd.Series("", index=meta.index)
     failed = status == "failed"
     unknown = status == UNKNOWN
-    ended = failed & (kind == CALL_ENDED)  # the call is over: no retry can find it
+    target = settings.target
+    ended = failed & kind.isin(target.final_kinds)  # a final answer (the call had ended): no retry changes it
     not_found = failed & (kind == "not-found")
     chosen = failed & ~ended
     notes = []
@@ -114,7 +114,8 @@ def _chosen(meta: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[str
         notes.append(f"{int(unknown.sum()):,} row(s) whose outcome is unknown are left out: check that each did "
                      "not happen, then --include-unknown sends them")
     if ended.any():
-        notes.append(f"{int(ended.sum()):,} row(s) were for calls that had ended: no retry can change that")
+        words = target.not_found.words if target.not_found else "a final answer"
+        notes.append(f"{int(ended.sum()):,} row(s) are left out: {words}, which no retry can change")
     return chosen, notes
 
 

@@ -19,22 +19,24 @@ import numpy as np
 import pandas as pd
 
 from ..cancel import Cancellation
-from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
 from ..config import Settings
 from ..errors import FileFormatError, InputChanged, StorageError, UsageError
+from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
 from ..fields import squash
 from ..logs import mask_phone
-from ..outcome import shown_request
+from ..outcome import is_ok, shown_request
 from ..problems import ERROR, WARNING
 from ..read import Table, open_table, read_table
 from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_cell_types, report_frame
 from ..validate import Validation, _PhoneBook, validate_table
 
-
 log = logging.getLogger(__name__)
 
-OK_STATUSES = {"created", "updated", "skipped", "dry-run"}
-SKIPPED = "skipped"
+
+
+def all_ok(statuses) -> bool:
+    """Whether every row of a run needs nothing more (its exit code is 0): confirmed, skipped or a dry run."""
+    return all(is_ok(str(status)) for status in statuses)
 
 
 @dataclass
@@ -351,7 +353,8 @@ class _Tally:
                        failed_by_class=dict(self.failed_by_class.most_common()), top_problems=top,
                        warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank,
                        failed_by_kind=dict(self.failed_by_kind.most_common()),
-                       state_dir=str(settings.state_dir) if settings.state_dir is not None else None)
+                       state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
+                       searches=settings.target.searches)
 
 
 # ------------------------------------------------------------------------ upload
@@ -403,6 +406,7 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         blank_rows=table.blank_rows,
         failed_by_kind=failed_by_kind,
         state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
+        searches=settings.target.searches,
     )
 
 

@@ -15,21 +15,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..auth import token_source
 from ..cancel import Cancellation
-from ..events import Listener, RowAnswered, Summarised, nobody
 from ..config import Settings
 from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError
+from ..events import Listener, RowAnswered, Summarised, nobody
 from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..locking import ContentLock, SourceLock
+from ..outcome import FAILED, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
 from ..read import open_table
 from ..report import Summary, default_report_path
-from ..outcome import FAILED, UNKNOWN, Outcome, Prepared, shown_request
-from ..auth import token_source
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
-from .stream import (OK_STATUSES, SKIPPED, Edits, JobResult, _problem_columns, _require_base_url, _stream_file,
-                     _Tally, file_warnings)
-
+from .stream import (
+    Edits,
+    JobResult,
+    _problem_columns,
+    _require_base_url,
+    _stream_file,
+    _Tally,
+    all_ok,
+    file_warnings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,7 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
                                                  description=f"uploading to the {settings.target.title}",
                                                  cancellation=cancellation, emit=emit, edits=edits)
             log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
-            exit_code = 0 if set(summary.statuses) <= OK_STATUSES else 1
+            exit_code = 0 if all_ok(s for s, n in summary.statuses.items() if n) else 1
             result = JobResult(first, None, summary, exit_code, Path(summary.report),
                                file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
                                sent=upload.sent, requests=upload.shown,
@@ -188,8 +195,8 @@ class _Upload:
                 if earlier.status == UNKNOWN:
                     outcomes[row] = Outcome(row, UNKNOWN, attempts=0, error=_still_unknown(earlier.error))
                 elif earlier.status == FAILED:  # a final answer: the same request can only get it again
-                    outcomes[row] = Outcome(row, FAILED, earlier.http_status, earlier.error_class, attempts=0,
-                                            error=_still_final(earlier))
+                    outcomes[row] = self.target.judge(Outcome(row, FAILED, earlier.http_status, earlier.error_class,
+                                                              attempts=0, error=_still_final(earlier)))
                 else:
                     outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
             if skipped:

@@ -17,7 +17,13 @@ from .calls_in_progress import CALLS_IN_PROGRESS, CallsInProgressTarget
 from .engage import ENGAGE_TARGETS, EngageAction
 from .signals import SIGNALS, SignalTarget
 
-TARGETS: dict[str, Target] = {t.name: t for t in (SIGNALS, CALL_OUTCOMES, CALLS_IN_PROGRESS, *ENGAGE_TARGETS)}
+# A new target's instance is imported above and listed here (the README's "Adding a target").
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    SIGNALS,
+    CALL_OUTCOMES,
+    CALLS_IN_PROGRESS,
+    *ENGAGE_TARGETS,
+)}
 
 README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
 README_END = "<!-- /targets -->"
@@ -48,5 +54,15 @@ def update_readme(path) -> bool:
     path.write_text(new, encoding="utf-8")
     return new != text
 
-__all__ = ["TARGETS", "Target", "SIGNALS", "CALL_OUTCOMES", "CALLS_IN_PROGRESS", "ENGAGE_TARGETS", "SignalTarget",
-           "CallOutcomeTarget", "CallsInProgressTarget", "EngageAction"]
+__all__ = [
+    "CALLS_IN_PROGRESS",
+    "CALL_OUTCOMES",
+    "ENGAGE_TARGETS",
+    "SIGNALS",
+    "TARGETS",
+    "CallOutcomeTarget",
+    "CallsInProgressTarget",
+    "EngageAction",
+    "SignalTarget",
+    "Target",
+]

@@ -12,16 +12,43 @@ and reports are shared machinery that reads these declarations and nothing else.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pandas as pd
 
 from ..fields import FieldSet
-from ..outcome import CREATED, UPDATED, Request
-
+from ..outcome import (
+    CREATED,
+    INVALID_ANSWER,
+    RETRYABLE_STATUS,
+    TOO_LARGE,
+    UPDATED,
+    Outcome,
+    Request,
+    confirms,
+    failure_kind,
+)
 
 # What a target's readers get for a body that is not JSON (an empty body is None).
 NOT_JSON = type("NotJson", (), {"__repr__": lambda self: "NOT_JSON", "__bool__": lambda self: False})()
+
+
+@dataclass(frozen=True)
+class FinalAnswer:
+    """A failure answer no later request can change, in the target's own words.
+
+    Kept in the journal, so a rerun does not send the row again (``--force``
+    does); ``retry`` leaves it out and says why, in ``words``.
+    """
+
+    kind: str  # the report's failure_kind
+    error_class: str  # the report's error_class
+    words: str  # for people: what happened to the row
+
+
+# A 404 from an API that acts on live calls: the call is over and never comes back.
+CALL_ENDED = FinalAnswer("call-ended", "CallEnded", "the call had ended")
 
 
 class RowChecks:
@@ -50,15 +77,23 @@ class Target:
     path: ClassVar[str]  # appended to the base URL; may carry a query string
     token_in: ClassVar[str] = "body"  # "body" (a JSON field), "query" (a parameter) or "header" (Bearer)
     token_field: ClassVar[str] = "oauth_token"  # the body field or query parameter that carries it
-    # Which answers are a success, and what each means for the row.
+    # Which answers are a success, and the row's status for each: the target's own words
+    # ("created", "deleted"). Each confirms the row: it is journaled and counted as done.
     success: ClassVar[dict[int, str]] = {201: CREATED, 200: UPDATED}
     # Sending a row twice is harmless (the API is idempotent by its key), so a
     # request whose answer was lost may be sent again. When False, a request that
     # may have reached the server is never sent again without the user asking.
     idempotent: ClassVar[bool] = True
-    # A 404 that a later run may not get (the call was not in yet): "not-found",
-    # retried by `retry --include-not-found`. When True the thing is gone for good.
-    not_found_final: ClassVar[bool] = False
+    # What a 404 means. None: a later run may not get it (the call was not in yet): "not-found",
+    # sent again by `retry --include-not-found`. A FinalAnswer: the thing is gone for good.
+    not_found: ClassVar[FinalAnswer | None] = None
+    # Whether rows find their call by a search (time, phone number): then a match rate means something.
+    searches: ClassVar[bool] = False
+    # The API's error classes that mean "fix the token or its access", not "fix this row"
+    # (the platform's 403s for a token that may not do that).
+    config_classes: ClassVar[frozenset[str]] = frozenset({"UnauthorizedOperation", "UnauthorizedAdvertiser"})
+    # The HTTP statuses worth another attempt of the same request.
+    retry_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUS
     record_key: ClassVar[str] = ""  # the answer's object that proves the success
     # Where the token comes from: its environment variable (or --token-file), and, for an API
     # whose access tokens expire, the variable of the refresh token that renews them.
@@ -70,6 +105,16 @@ class Target:
     documented_limit: ClassVar[str] = ""  # the same, as the document says it
     # What --base-url looks like for this API, for the hint when an answer shows the address is wrong.
     base_url_example: ClassVar[str] = "https://invoca.net/api/2020-10-01"
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """The statuses this target's successes give, in the order summaries list them."""
+        return tuple(dict.fromkeys(s for s in self.success.values() if confirms(s)))
+
+    @property
+    def final_kinds(self) -> frozenset[str]:
+        """The failure kinds of this target that are final (never sent again unasked)."""
+        return frozenset({self.not_found.kind}) if self.not_found else frozenset()
 
     @property
     def id_columns(self) -> tuple[str, ...]:
@@ -140,6 +185,33 @@ class Target:
     def read_refusal(self, status: int, body) -> tuple[str, str] | None:
         """(error class, description) when a success status carries the API's own "not done"; else None."""
         return None
+
+    def classify(self, outcome: Outcome) -> str:
+        """What the user should do about a failure: retryable, fix-data, fix-config, not-found or a final kind.
+
+        The hook where a target tells retriable from final answers (the Singer
+        SDK's ``validate_response``). The default: the HTTP status and the
+        error class, a 404 by :attr:`not_found`.
+        """
+        if outcome.http_status == 404 and self.not_found is not None and outcome.error_class == self.not_found.error_class:
+            return self.not_found.kind
+        return failure_kind(outcome.http_status, outcome.error_class, self.config_classes)
+
+    def retryable(self, outcome: Outcome) -> bool:
+        """Whether another attempt of the same request may get another answer (before the never-twice rule).
+
+        The default: no answer at all, one of :attr:`retry_statuses`, or an
+        answer that was not the API's.
+        """
+        return (outcome.http_status is None or outcome.http_status in self.retry_statuses
+                or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
+
+    def judge(self, outcome: Outcome) -> Outcome:
+        """Give a failure its kind and finality by this target's rules (the sender calls it on every answer)."""
+        if not outcome.confirmed:
+            outcome.kind = self.classify(outcome)
+            outcome.final = outcome.kind in self.final_kinds
+        return outcome
 
     def misaddressed(self, status: int, body) -> str | None:
         """Why a 404 or 405 cannot be this API's own answer (the address is wrong), or None.

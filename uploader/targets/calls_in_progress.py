@@ -38,7 +38,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..outcome import UPDATED
 from ..schemas.calls_in_progress import FIELDS, ID_FIELDS
-from .base import Target, text
+from .base import CALL_ENDED, Target, text
 
 ORGANIZATION_TYPES = ("Network", "Advertiser")
 
@@ -65,7 +65,7 @@ class CallsInProgressTarget(Target):
     path = "calls_in_progress.json"
     token_in = "query"
     success = {200: UPDATED, 202: UPDATED}
-    not_found_final = True  # the call has ended: no later run finds it
+    not_found = CALL_ENDED  # the call has ended: no later run finds it
     record_key = "current_call"
     organization: tuple[str, str] | None = None
 

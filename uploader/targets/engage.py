@@ -36,7 +36,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..outcome import CREATED, UPDATED
 from ..schemas import engage as schema
-from .base import Target, text
+from .base import CALL_ENDED, Target, text
 
 BASE = "api/v1/admin/accounts/{accountId}/activeCalls"
 
@@ -73,7 +73,8 @@ class EngageAction(Target):
     documented_limit = "120 requests per minute per token"
     base_url_example = "https://engage.ringcentral.com/voice"
     success = {200: UPDATED}
-    not_found_final = True  # the call has ended
+    not_found = CALL_ENDED  # the call has ended
+    config_classes = frozenset()  # the vendor's error codes are not the platform's classes
     account: str | None = None
     timezone: str | None = None
 
@@ -221,7 +222,7 @@ class ManualCallTarget(EngageAction):
     fields = schema.MANUAL_CALL
     success = {200: CREATED}
     idempotent = False
-    not_found_final = False  # there is no call yet to have ended
+    not_found = None  # there is no call yet to have ended
 
     @property
     def path(self) -> str:  # type: ignore[override]

@@ -72,6 +72,7 @@ class SignalTarget(Target):
     title = "Signal API"
     path = "transactions/signals.json"
     record_key = "signal"
+    searches = True  # a row finds its call by transaction id, or by start time and phone number
     fields = FIELDS
     name_key = "name"  # how the API spells the signal's name
     time_key = "call_start_time"  # how the search block spells the call's start time

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -37,9 +37,10 @@ import pandas as pd
 from ..config import Settings, read_token, resolve
 from ..errors import Cancelled, Interrupted, UploaderError, UsageError
 from ..events import ChunkDone, Finished, Opened, RowAnswered, RowRejected
-from ..logs import REDACT
 from ..fields import squash
+from ..logs import REDACT
 from ..mappings import MappingStore
+from ..outcome import FAILED, INVALID, SKIPPED, UNKNOWN, confirms, status_order
 from ..pipeline import check_table, file_warnings
 from ..pipeline.stream import apply_edits
 from ..problems import ERROR, WARNING
@@ -288,7 +289,7 @@ def journal_sources(settings: Settings) -> list[dict]:
     sources = known_sources(settings.state_folder)
     for source in sources:
         when = source.pop("last_confirmed")
-        source["last_confirmed"] = (datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
+        source["last_confirmed"] = (datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
                                     if when else "")
     return sources
 
@@ -432,7 +433,7 @@ class WebRun:
         self.started = time.monotonic()
         self.version = 0  # bumped on each change: the stream sends only what changed
         self.record = {"id": run_id, "job": job, "file": name, "api": api, "state": "running",
-                       "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "started": datetime.now(UTC).isoformat(timespec="seconds"),
                        "summary": None, "report": None, "exit_code": None, "message": ""}
 
     @property
@@ -463,7 +464,7 @@ class WebRun:
         self.record.update(
             state="cancelled" if isinstance(error, (Cancelled, Interrupted))
             else ("stopped" if error is not None else "finished"),
-            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
             exit_code=event.exit_code,
             summary=summary.as_dict() if summary is not None else None,
             report=str(result.report_path) if getattr(result, "report_path", None) else None,
@@ -484,13 +485,16 @@ class WebRun:
             counts = self.done_counts + self.live
             answered = sum(counts.values())
             elapsed = max(time.monotonic() - self.started, 1e-6)
-            sent_now = sum(counts[s] for s in ("created", "updated", "failed", "unknown"))
+            sent_now = sum(n for s, n in counts.items() if confirms(s) or s in (FAILED, UNKNOWN))
             rate = sent_now / elapsed
             left = None
             if self.total and rate > 0 and not self.done:
                 left = max(self.total - answered, 0) / rate
+            target = TARGETS.get(self.record["api"])
+            # The statuses the progress line names, even at 0: the target's own, then the run's.
+            shown = [*(target.statuses if target else ()), SKIPPED, FAILED, INVALID]
             return {**self.record, "version": self.version, "total": self.total, "answered": answered,
-                    "counts": dict(counts), "failed_by_class": dict(self.failed_by_class),
+                    "counts": dict(counts), "shown": status_order([*shown, *counts]), "failed_by_class": dict(self.failed_by_class),
                     "rate": round(rate, 1), "seconds_left": None if left is None else round(left),
                     "elapsed": round(elapsed, 1)}
 

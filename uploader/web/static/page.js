@@ -288,9 +288,9 @@ function showProgress(s) {
   bar.max = Math.max(total, 1);
   bar.value = Math.min(s.answered, bar.max);
   const c = s.counts;
-  const parts = [s.answered.toLocaleString() + " of " + (total ? total.toLocaleString() : "?") + " rows answered",
-    (c.created || 0) + " created", (c.updated || 0) + " updated", (c.skipped || 0) + " skipped (sent before)",
-    (c.failed || 0) + " failed", (c.invalid || 0) + " invalid"];
+  // The server names the statuses to show, the target's own first (created, updated, deleted...).
+  const parts = [s.answered.toLocaleString() + " of " + (total ? total.toLocaleString() : "?") + " rows answered"]
+    .concat((s.shown || STATUS_ORDER).map((k) => (c[k] || 0) + " " + (k === "skipped" ? "skipped (sent before)" : k)));
   if (s.state === "running") {
     parts.push(s.rate + " rows/s");
     if (s.seconds_left !== null) parts.push("about " + duration(s.seconds_left) + " left");
