@@ -184,7 +184,7 @@ def test_lookups_on_a_file_of_mixed_lookups(live, tmp_path):
     out = tmp_path / "crm_with_calls.csv"
     result = calls_cli(live, "--lookups", lookups, "--out", out)
     assert result.code == 1, result.output  # not every lookup found its call
-    assert "5 lookup(s): 3 found, 1 invalid, 1 not-found" in result.stdout
+    assert "5 lookup(s): 3 found, 1 not-found, 1 invalid" in result.stdout
     rows = read_csv(out)
     assert [(r["CRM Id"], r["lookup_status"], r["call.transaction_id"]) for r in rows] == [
         ("A1", "found", "T-6"), ("A2", "found", "T-2"), ("A3", "found", "T-1"), ("A4", "invalid", ""),
@@ -214,24 +214,34 @@ def _popen(*args, token: str = TOKEN) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _rows_if_written(path: Path) -> dict[str, dict]:
-    return {r["transaction_id"]: r for r in read_csv(path)} if path.exists() else {}
+def _logged(path: Path) -> dict[str, dict]:
+    """What a watch's changes log says so far: each call's latest row (complete lines only)."""
+    rows: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            if line.endswith("\n"):
+                entry = json.loads(line)
+                rows[entry["transaction_id"]] = {**rows.get(entry["transaction_id"], {}), **entry}
+    return rows
 
 
 def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_that_changes(live, tmp_path):
     out = tmp_path / "watched.csv"
+    changes = tmp_path / "watched.changes.jsonl"  # written after every poll; the CSV only every --write-every
     process = _popen("calls", "--base-url", live.base_url, *ORG, "--watch", "0.1", "--out", out)
     try:
-        _wait_for(lambda: "T-1" in _rows_if_written(out))
+        _wait_for(lambda: "T-1" in _logged(changes))
         assert "T-5" not in live.current()  # the test's first look: not transferred yet
         live.move_clock(120)  # T-5 is transferred at +115 and ends at +140
-        _wait_for(lambda: "T-5" in _rows_if_written(out))
+        _wait_for(lambda: "T-5" in _logged(changes))
         live.move_clock(30)
         assert "T-5" not in live.current()  # the test's second look: already over
+        _wait_for(lambda: _logged(changes)["T-5"]["change"] == "gone")
         # Another system sets custom data on T-6 while it is watched.
         assert live.put({"transaction_id": "T-6"}, {"call_in_progress": {"custom_data": [
             {"name": "Disposition", "value": "SALE"}]}}) == 200
-        _wait_for(lambda: _rows_if_written(out).get("T-6", {}).get("custom_data.Disposition") == "SALE")
+        _wait_for(lambda: _logged(changes).get("T-6", {}).get("custom_data.Disposition") == "SALE")
+        assert not out.exists()  # not yet a minute: the CSV is written at the end
     finally:
         process.send_signal(signal.SIGTERM)
         _stdout, stderr = process.communicate(timeout=30)
@@ -243,6 +253,9 @@ def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_tha
     assert by_id["T-6"]["custom_data.Disposition"] == "SALE"
     assert "captured 4 call(s)" in stderr and "1 change(s) seen" in stderr
     assert "Traceback" not in stderr
+    logged = [json.loads(line) for line in changes.read_text(encoding="utf-8").splitlines()]
+    assert [(e["change"], e["transaction_id"]) for e in logged] == [
+        ("new", "T-1"), ("new", "T-2"), ("new", "T-6"), ("new", "T-5"), ("gone", "T-5"), ("changed", "T-6")]
 
 
 def test_watch_stops_at_until(live, tmp_path):

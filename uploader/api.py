@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -49,6 +49,9 @@ from .read import check_header, unescape_formulas, value_text
 from .report import Summary, report_as
 from .run import Run
 from .secret import Secret
+
+if TYPE_CHECKING:
+    from .pipeline.calls import CallsResult
 
 Rows = Iterable[Mapping[str, Any]] | pd.DataFrame
 Listener = Callable[[object], None]
@@ -176,6 +179,99 @@ def validate_rows(rows: Rows, *, api: str = "signals", timezone: str | None = No
     settings = _settings(api=api, timezone=timezone, base_url=None, mapping=mapping, state_dir=None, config=config,
                          options=options)
     return _run_rows(rows, settings, job="validate", name=None, report=report, on_event=on_event, cancellation=None)
+
+
+# ---------------------------------------------------------------------- calls
+
+
+def find_calls(*, api: str = "calls_in_progress", base_url: str | None = None, token: str | Secret | None = None,
+               token_file: str | Path | None = None, config: str | Path | None = None,
+               transaction_id: str | None = None, external_unique_id: str | None = None,
+               calling_phone_number: str | None = None, destination_phone_number: str | None = None,
+               product: str | None = None, product_id: str | None = None, page_size: int = 100,
+               watch: float | None = None, until: str | float | None = None, out: str | Path | None = None,
+               write_every: float = 60.0, on_event: Listener | Iterable[Listener] = (),
+               cancellation: Cancellation | None = None, **options: Any) -> CallsResult:
+    """List the calls on now, once or watched (``watch`` seconds between polls), as ``signal-uploader calls`` does.
+
+    ``api`` is ``calls_in_progress`` (filters: ``transaction_id``,
+    ``external_unique_id``, or both phone numbers; ``organization_type`` and
+    ``organization_id`` among the options) or ``engage`` (Engage Voice's
+    active calls: ``product``, ``product_id``, ``page_size``;
+    ``account_id`` among the options). A watch runs until ``until`` (``"8h"``,
+    a time, or epoch seconds) or until ``cancellation`` is cancelled, and
+    returns normally either way. The result's ``rows`` are the calls, one
+    dict of text per call; ``frame()`` is them as a DataFrame.
+
+    >>> from uploader.emulator import EmulatorConfig, start_in_thread
+    >>> emulator = start_in_thread(EmulatorConfig(token="doc-token"))
+    >>> found = find_calls(base_url=emulator.base_url, token="doc-token", organization_type="Advertiser",
+    ...                    organization_id="1234")
+    >>> found.headline().endswith("call(s) in progress"), set(found.frame().columns) >= {"transaction_id"}
+    (True, True)
+    >>> emulator.stop()
+    """
+    from .engage_calls import Listing
+    from .live_calls import CallFilter, parse_until
+    from .pipeline.calls import LISTINGS, CallsQuery
+
+    if api not in LISTINGS:
+        raise UsageError(f"find_calls lists {' or '.join(LISTINGS)}, not {api!r}")
+    settings = _calls_settings(api, base_url, token, token_file, config, options)
+    if api == "engage":
+        query = CallsQuery("engage", product=Listing.of(product, product_id), page_size=page_size)
+    else:
+        query = CallsQuery(filters=CallFilter.of(transaction_id=transaction_id, external_unique_id=external_unique_id,
+                                                 calling_phone_number=calling_phone_number,
+                                                 destination_phone_number=destination_phone_number,
+                                                 phone_region=settings.phone_region))
+    until_s = parse_until(until) if isinstance(until, str) else until
+    query = replace(query, every=watch, until=until_s, out=None if out is None else Path(out),
+                    write_every=write_every)
+    return _run_calls(None, settings, query, on_event, cancellation)
+
+
+def lookup_calls(path: str | Path, *, base_url: str | None = None, token: str | Secret | None = None,
+                 token_file: str | Path | None = None, config: str | Path | None = None,
+                 out: str | Path | None = None, on_event: Listener | Iterable[Listener] = (),
+                 cancellation: Cancellation | None = None, **options: Any) -> CallsResult:
+    """Find the call in progress of every row of a CSV or workbook, as ``signal-uploader calls --lookups`` does.
+
+    Each row of the result is the file's row, then ``lookup_status``
+    (``found``, ``several``, ``not-found``, ``invalid``, ``failed``,
+    ``not-looked-up``), ``lookup_error``, ``matches`` and the call's fields. A
+    cancel stops at once: :class:`~uploader.errors.Cancelled` is raised with
+    ``.result``, every row in it (and in ``out``), the undone ones
+    ``not-looked-up``.
+    """
+    from .pipeline.calls import CallsQuery
+
+    settings = _calls_settings("calls_in_progress", base_url, token, token_file, config, options)
+    return _run_calls(path, settings, CallsQuery(out=None if out is None else Path(out)), on_event, cancellation)
+
+
+def _calls_settings(api, base_url, token, token_file, config, options) -> Settings:
+    # Engage Voice's listing shares the engage_* targets' token variables and documented pace.
+    settings = _settings(api="engage_hangup" if api == "engage" else api, timezone=None, base_url=base_url,
+                         mapping=None, state_dir=None, config=config, options=options, token_file=token_file,
+                         need_token=token is None)
+    if token is not None:
+        given = (token.reveal() if isinstance(token, Secret) else str(token)).strip()
+        if not given:
+            raise UsageError("the token given is empty")
+        settings = replace(settings, token=Secret(given))
+    for secret in (settings.token, settings.refresh_token):
+        if secret is not None:
+            REDACT.add_secret(secret.reveal())
+    return settings
+
+
+def _run_calls(source, settings: Settings, query, on_event, cancellation) -> CallsResult:
+    run = Run(source, settings, job="lookups" if source is not None else "calls", query=query,
+              cancellation=cancellation)
+    for listener in [on_event] if callable(on_event) else list(on_event):
+        run.subscribe(listener)
+    return run.run()
 
 
 # ---------------------------------------------------------------------- wiring

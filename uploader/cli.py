@@ -74,7 +74,9 @@ _STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGH
 
 
 @contextlib.contextmanager
-def stop_on_signals(cancellation: Cancellation):
+def stop_on_signals(cancellation: Cancellation, *, stopping: str = (
+        "stopping: no new rows are sent; waiting briefly for the answers in flight, then writing the report"),
+        at_once: str = "the report was not written; running the same command again sends the rows not confirmed"):
     """Ctrl-C, SIGTERM and SIGHUP (what cron, systemd and CI send) cancel the run.
 
     The run stops sending, waits briefly for the answers in flight, writes
@@ -85,11 +87,9 @@ def stop_on_signals(cancellation: Cancellation):
     def handler(number, _frame):
         name = _STOP_SIGNALS.get(number, f"signal {number}")
         if cancellation.requested:
-            os.write(2, f"error: stopped at once by a second {name}: the report was not written; "
-                        "running the same command again sends the rows not confirmed\n".encode())
+            os.write(2, f"error: stopped at once by a second {name}: {at_once}\n".encode())
             os._exit(128 + number)
-        os.write(2, f"{name}: stopping: no new rows are sent; waiting briefly for the answers in flight, then "
-                    f"writing the report ({name} again stops at once)\n".encode())
+        os.write(2, f"{name}: {stopping} ({name} again stops at once)\n".encode())
         cancellation.cancel(Interrupted(f"stopped by {name}", signal_number=number))
 
     previous = {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
@@ -172,6 +172,22 @@ def _parse_maps(_ctx, _param, values) -> tuple[tuple[str, str], ...] | None:
 # Options shared by the commands that read a file, so every command spells them the same.
 def file_options(func):
     return click.argument("file", type=click.Path(path_type=Path))(file_options_without_file(func))
+
+
+def watch_options():
+    """--watch, --until and --write-every, spelled the same by every command that watches calls."""
+    return [
+        click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
+                     help="Keep listing every SECONDS; each call is kept once and updated as it changes, and "
+                          "every change is logged as it is seen in OUT's .changes.jsonl beside it. "
+                          "Ctrl-C or SIGTERM stops it, with the file complete."),
+        click.option("--until", metavar="WHEN", default=None,
+                     help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00)."),
+        click.option("--write-every", type=click.FloatRange(min=0, min_open=True), default=60.0,
+                     show_default=True, metavar="SECONDS",
+                     help="With --watch and --out: rewrite OUT this often (and at the end); the changes log "
+                          "is written after every poll."),
+    ]
 
 
 def file_options_without_file(func):
@@ -430,11 +446,7 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
                    "+ destination_phone_number): each row gets its call's fields.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
-@click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
-              help="Keep polling every SECONDS; each call is written once and updated as it changes. "
-                   "Ctrl-C or SIGTERM stops it, with the file complete.")
-@click.option("--until", metavar="WHEN", default=None,
-              help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00).")
+@_with(watch_options)
 @click.option("--phone-region", metavar="CC", default=None,
               help="Country of phone numbers written without +country code (default US).")
 @click.option("--sheet", metavar="NAME", default=None, help="Worksheet of a --lookups workbook.")
@@ -453,7 +465,7 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
 @_with(organization_options)
 @handle_errors
 def calls(transaction_id, external_unique_id, calling_phone_number, destination_phone_number, lookups, out, every,
-          until, phone_region, sheet, verbose, config_file, token_file, mask_pii, **params):
+          until, write_every, phone_region, sheet, verbose, config_file, token_file, mask_pii, **params):
     """Find calls in progress (Calls In Progress API), once, per lookup, or watched.
 
     \b
@@ -467,37 +479,22 @@ def calls(transaction_id, external_unique_id, calling_phone_number, destination_
     out is an empty cell. Exit codes: 0 done, 1 some lookups invalid or
     not found, 2 usage error or rejected token.
     """
-    from .live_calls import CallFilter, CallsClient, check_output, lookup_calls
+    from .live_calls import CallFilter
+    from .pipeline.calls import CallsQuery
 
     _setup_logging(verbose)
     settings = resolve(dict(params, phone_region=phone_region, sheet=sheet, verbose=verbose, mask_pii=mask_pii),
                        token_file=token_file, config_file=config_file, need_token=True)
     REDACT.add_secret(settings.token.reveal())
     REDACT.mask_pii = mask_pii
-    check_output(out)
     filters = CallFilter.of(transaction_id=transaction_id, external_unique_id=external_unique_id,
                             calling_phone_number=calling_phone_number,
                             destination_phone_number=destination_phone_number, phone_region=settings.phone_region)
     if lookups is not None and (every is not None or filters.query()):
         raise UsageError("--lookups takes its filters from the file", hint="leave out --watch and the filter flags")
-    if until is not None and every is None:
-        raise UsageError("--until goes with --watch")
-    if every is not None and every <= 0:
-        raise UsageError("--watch needs a number of seconds above 0")
-    if lookups is not None:
-        result = lookup_calls(lookups, settings)
-        _show_rows(result.frame, out, f"{len(result.frame)} lookup(s): " + ", ".join(
-            f"{count} {status}" for status, count in sorted(result.counts.items())))
-        sys.exit(result.exit_code)
-    client = CallsClient(settings)
-    if every is None:
-        from .live_calls import flatten, rows_frame
-
-        found = client.find(filters)
-        _show_rows(rows_frame([flatten(c) for c in found]), out, f"{len(found)} call(s) in progress")
-        return
-    _watch(client, filters, every, until, out, "calls in progress",
-           ("transaction_id", "calling_phone_number", "external_unique_id"))
+    query = CallsQuery("calls_in_progress", filters, every=every, until=_until(until), out=out,
+                       write_every=write_every)
+    _calls_run(lookups, settings, query, ("transaction_id", "calling_phone_number", "external_unique_id"))
 
 
 @main.group()
@@ -527,11 +524,7 @@ def engage():
 @click.option("--page-size", type=int, default=100, show_default=True, help="Calls asked for per page (maxRows).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
-@click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
-              help="Keep listing every SECONDS; each call is written once and updated as it changes. "
-                   "Ctrl-C or SIGTERM stops it, with the file complete.")
-@click.option("--until", metavar="WHEN", default=None,
-              help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00).")
+@_with(watch_options)
 @click.option("--base-url", metavar="URL", default=None,
               help="Engage Voice address, e.g. https://engage.ringcentral.com/voice (or base_url in --config).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -549,7 +542,7 @@ def engage():
 @click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @handle_errors
-def engage_calls(product, product_id, page_size, out, every, until, verbose, config_file, token_file,
+def engage_calls(product, product_id, page_size, out, every, until, write_every, verbose, config_file, token_file,
                  refresh_token_file, mask_pii, **params):
     """List Engage Voice active calls, every page: once, or watched.
 
@@ -557,8 +550,8 @@ def engage_calls(product, product_id, page_size, out, every, until, verbose, con
     callState, archive, agent and destination names, then any other field
     the API sends. Exit codes: 0 done, 2 usage error or rejected token.
     """
-    from .engage_calls import CALL_FIELDS, EngageClient, Listing, flatten
-    from .live_calls import check_output, rows_frame
+    from .engage_calls import Listing
+    from .pipeline.calls import CallsQuery
 
     _setup_logging(verbose)
     # Any engage_* target: they share the token variables and the documented pace.
@@ -568,68 +561,72 @@ def engage_calls(product, product_id, page_size, out, every, until, verbose, con
         if secret is not None:
             REDACT.add_secret(secret.reveal())
     REDACT.mask_pii = mask_pii
-    check_output(out)
-    if until is not None and every is None:
-        raise UsageError("--until goes with --watch")
-    if every is not None and every <= 0:
-        raise UsageError("--watch needs a number of seconds above 0")
-    client = EngageClient(settings, Listing.of(product, product_id), page_size=page_size)
-    if every is None:
-        found = client.find()
-        _show_rows(rows_frame([flatten(c) for c in found], fields=CALL_FIELDS), out,
-                   f"{len(found)} active call(s) in {client.pages_read} page(s)")
-        return
-    _watch(client, None, every, until, out, "active calls", ("uii", "ani", "callState"), key="uii",
-           flatten=flatten, fields=CALL_FIELDS)
+    query = CallsQuery("engage", product=Listing.of(product, product_id), page_size=page_size, every=every,
+                       until=_until(until), out=out, write_every=write_every)
+    _calls_run(None, settings, query, ("uii", "ani", "callState"))
 
 
-def _watch(client, filters, every, until, out, what: str, shown: tuple[str, str, str], **options) -> None:
-    """Watch calls until --until, Ctrl-C or SIGTERM, printing each new or changed call (``shown``: key, phone, more)."""
-    from .live_calls import parse_until, watch_calls
+def _until(value):
+    from .live_calls import parse_until
 
-    deadline = parse_until(until)
-    cancellation = Cancellation()
-    key, phone_field, more = shown
-
-    def told(kind, row):
-        phone = REDACT.clean(row.get(phone_field, ""))
-        click.echo(f"{kind:<8} {row[key]}  {phone}  {row.get(more, '')}", err=out is not None)
-
-    click.echo(f"watching {what} every {every:g} s" + (f", writing {out}" if out else "") + "; Ctrl-C stops",
-               err=True)
-    with _quiet_stop(cancellation):
-        result = watch_calls(client, filters, every=every, until=deadline, out=out, cancellation=cancellation,
-                             on_call=told, **options)
-    click.echo(f"captured {len(result.calls)} call(s) in {result.polls} poll(s); {result.changed} change(s) seen"
-               + (f"; {result.failed_polls} poll(s) failed" if result.failed_polls else "")
-               + (f"; file: {out}" if out else ""), err=True)
+    return parse_until(value)
 
 
-@contextlib.contextmanager
-def _quiet_stop(cancellation: Cancellation):
-    """Ctrl-C, SIGTERM and SIGHUP end a watch normally: the poll in flight finishes, the file is written."""
+def _calls_run(source, settings, query, shown: tuple[str, str, str]) -> None:
+    """Drive a calls or lookups :class:`~uploader.run.Run`; print each call a watch sees (``shown``: key, phone, more)."""
+    from .events import CallSeen
+    from .pipeline.calls import CallsResult
+    from .run import Run
 
-    def handler(number, _frame):
-        name = _STOP_SIGNALS.get(number, f"signal {number}")
-        if cancellation.requested:
-            os._exit(128 + number)
-        os.write(2, f"{name}: stopping after the poll in flight\n".encode())
-        cancellation.cancel(Interrupted(f"stopped by {name}", signal_number=number))
+    run = Run(source, settings, job="lookups" if source is not None else "calls", query=query)
+    watching = query.every is not None
+    if watching:
+        key, phone_field, more = shown
 
-    previous = {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
+        @run.subscribe
+        def told(event):
+            if isinstance(event, CallSeen):
+                row = event.row
+                click.echo(f"{event.kind:<8} {row[key]}  {REDACT.clean(row.get(phone_field, ''))}  "
+                           f"{row.get(more, '')}", err=query.out is not None)
+
+        what = "active calls" if query.listing == "engage" else "calls in progress"
+        click.echo(f"watching {what} every {query.every:g} s"
+                   + (f", writing {query.out} (changes in {query.log_path()})" if query.out else "")
+                   + "; Ctrl-C stops", err=True)
+    elif settings.progress and sys.stderr.isatty():
+        run.subscribe(ProgressBar())
+    stopping = ("stopping after the poll in flight, then writing the file" if watching else
+                "stopping: no new lookups are sent; waiting for the answers in flight, then writing every row")
     try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+        with stop_on_signals(run.cancellation, stopping=stopping,
+                             at_once="the changes log is complete" if watching else "nothing was written"):
+            result = run.run()
+    except UploaderError as exc:
+        done = getattr(exc, "result", None)
+        if isinstance(done, CallsResult):  # what was done before the stop, then the error
+            _show_calls(done)
+            exc.result = None
+        raise
+    _show_calls(result)
+    sys.exit(result.exit_code)
 
 
-def _show_rows(frame, out, headline: str) -> None:
-    """Write rows to --out, or print them as a table that fits the screen."""
+def _show_calls(result) -> None:
+    if result.job == "watch":
+        click.echo(result.headline() + (f"; file: {result.output}" if result.output else "")
+                   + (f"; changes: {result.log}" if result.log else ""), err=True)
+        return
+    _show_rows(result.frame(), result.output, result.headline(), written=True)
+
+
+def _show_rows(frame, out, headline: str, written: bool = False) -> None:
+    """Write rows to --out (unless ``written`` already), or print them as a table that fits the screen."""
     from .live_calls import write_rows
 
     if out is not None:
-        write_rows(frame, out)
+        if not written:
+            write_rows(frame, out)
         click.echo(f"{headline}; written to {out}")
         return
     click.echo(headline)

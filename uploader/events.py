@@ -102,6 +102,33 @@ class Finished:
     exit_code: int
 
 
+@dataclass(frozen=True)
+class LookupAnswered:
+    """One row of a lookups file has its answer: ``found``, ``several``, ``not-found`` or ``failed``."""
+
+    row: int
+    status: str
+
+
+@dataclass(frozen=True)
+class CallSeen:
+    """A watch saw a call for the first time (``new``) or saw it change (``changed``): the call's row."""
+
+    kind: str
+    row: dict
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A watch's poll is done: how many calls it listed (None: it failed), how many are captured so far,
+    and how late it began against its schedule (seconds)."""
+
+    number: int
+    listed: int | None
+    captured: int
+    late: float
+
+
 Listener = Callable[[object], None]
 
 

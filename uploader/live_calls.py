@@ -23,17 +23,14 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import phonenumbers
 
-from .cancel import Cancellation
 from .config import Settings
-from .errors import ApiError, ApiUnavailable, AuthenticationError, TransportError, UsageError
+from .errors import ApiError, UsageError
 from .http import Auth, Connection, Retries, get_json
 from .report import write_report
 from .targets.base import text
@@ -198,85 +195,7 @@ def write_rows(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- lookups
-
-
-@dataclass
-class LookupResult:
-    frame: pd.DataFrame  # the lookup file's columns, then lookup_status, lookup_error, matches and the call
-    counts: dict[str, int]
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if set(self.counts) <= {"found"} else 1
-
-
-def lookup_calls(path: Path, settings: Settings, client: CallsClient | None = None) -> LookupResult:
-    """Find the call of every row of a lookup file, one request per valid row (``concurrency`` at a time).
-
-    A row names its call by ``transaction_id``, ``external_unique_id``, or
-    ``calling_phone_number`` with ``destination_phone_number``. Each output
-    row is the lookup row's cells, ``lookup_status`` (found, several,
-    not-found, invalid), ``lookup_error``, ``matches`` and the matched call
-    (the latest transferred when several match).
-    """
-    from .read import read_table
-    from .schemas.calls_in_progress import LOOKUP_FIELDS
-    from .validate import validate_table
-
-    table = read_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=LOOKUP_FIELDS)
-    validation = validate_table(table, phone_region=settings.phone_region)
-    rows = validation.rows
-    valid = validation.valid
-    client = client or CallsClient(settings, connections=settings.concurrency)
-    errors = validation.problems.message_column(rows.index, "error")
-
-    def find(row) -> list[dict]:
-        if row.transaction_id:
-            filters = CallFilter(transaction_id=row.transaction_id)
-        elif row.external_unique_id:
-            filters = CallFilter(external_unique_id=row.external_unique_id)
-        else:
-            filters = CallFilter(calling_phone_number=row.calling_phone_number,
-                                 destination_phone_number=row.destination_phone_number)
-        return client.find(filters)
-
-    todo = rows[valid.to_numpy()]
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        found = dict(zip(todo.index, pool.map(find, todo.itertuples(index=False))))
-    out, counts = [], {}
-    for number in rows.index:
-        cells = {f"lookup.{k}" if k in SEEN_COLUMNS else k: v for k, v in table.frame.loc[number].items()}
-        if number not in found:
-            status, error, calls = "invalid", errors.get(number, ""), []
-        else:
-            calls = found[number]
-            status = "found" if len(calls) == 1 else "several" if calls else "not-found"
-            error = "" if calls else "no call in progress matches (it may have ended, or not be transferred yet)"
-        counts[status] = counts.get(status, 0) + 1
-        call = flatten(max(calls, key=lambda c: text(c.get("transfer_start_time_utc")))) if calls else {}
-        out.append({**cells, "lookup_status": status, "lookup_error": error, "matches": str(len(calls)),
-                    **{f"call.{k}" if k in cells or k in CALL_COLUMNS else k: v for k, v in call.items()}})
-    first = (tuple(table.frame.columns) + ("lookup_status", "lookup_error", "matches")
-             + tuple(f"call.{c}" for c in CALL_COLUMNS))
-    return LookupResult(rows_frame(out, first) if out else pd.DataFrame(columns=list(first)), counts)
-
-
 # ---------------------------------------------------------------- watching
-
-
-@dataclass
-class WatchResult:
-    calls: dict[str, dict[str, str]] = field(default_factory=dict)  # transaction_id -> its row, in first-seen order
-    polls: int = 0
-    failed_polls: int = 0
-    changed: int = 0  # times a call's fields changed after it was first seen
-    output: Path | None = None
-    key: str = "transaction_id"  # the field that tells one call from another
-    fields: tuple[str, ...] = CALL_COLUMNS
-
-    def frame(self) -> pd.DataFrame:
-        return rows_frame(list(self.calls.values()), (self.key,), self.fields)
 
 
 def parse_until(value: str | None, now: float | None = None) -> float | None:
@@ -297,60 +216,3 @@ def parse_until(value: str | None, now: float | None = None) -> float | None:
         raise UsageError(f"--until {value!r} is neither a duration nor a time",
                          hint="e.g. --until 8h, --until 45m or --until 2026-11-24T18:00") from None
     return (when if when.tzinfo else when.astimezone()).timestamp()
-
-
-def watch_calls(client: CallsClient, filters: CallFilter, *, every: float, until: float | None = None,
-                out: Path | None = None, cancellation: Cancellation | None = None,
-                on_call: Callable[[str, dict[str, str]], None] | None = None, key: str = "transaction_id",
-                flatten: Callable[[dict], dict[str, str]] = flatten, fields: tuple[str, ...] = CALL_COLUMNS
-                ) -> WatchResult:
-    """Poll every ``every`` seconds until cancelled or ``until``; keep each call once, updated as it changes.
-
-    The output file is rewritten atomically after every poll that saw a
-    call, so it is complete whenever the watch stops. ``on_call("new" |
-    "changed", row)`` is told as calls appear and change. A poll that fails
-    on the network or a 5xx is logged and the watch goes on; a rejected
-    token stops it. ``client.find(filters)`` lists the calls; ``key``
-    tells calls apart and ``flatten`` makes each a row (another API's
-    client, such as Engage Voice's, gives its own).
-    """
-    cancellation = cancellation or Cancellation()
-    result = WatchResult(output=out, key=key, fields=fields)
-    while not cancellation.requested and (until is None or time.time() < until):
-        started = time.monotonic()
-        try:
-            calls = client.find(filters)
-        except AuthenticationError:
-            raise
-        except (ApiUnavailable, TransportError, ApiError) as exc:
-            result.failed_polls += 1
-            log.warning("poll %d failed: %s; polling on", result.polls + 1, exc.message)
-            calls = None
-        result.polls += 1
-        if calls:
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for call in calls:
-                row = flatten(call)
-                known = result.calls.get(row[key])
-                if known is None:
-                    result.calls[row[key]] = {**row, "first_seen_utc": stamp, "last_seen_utc": stamp}
-                    if on_call:
-                        on_call("new", row)
-                    continue
-                # A field the API leaves out now (it omits nulls) keeps what was seen: custom data is never removed.
-                merged = {**known, **{k: v for k, v in row.items() if v != ""}, "last_seen_utc": stamp}
-                if any(merged[k] != known.get(k) for k in merged if k != "last_seen_utc"):
-                    result.changed += 1
-                    if on_call:
-                        on_call("changed", merged)
-                result.calls[row[key]] = merged
-            if out is not None:
-                write_rows(result.frame(), out)
-        wait = every - (time.monotonic() - started)
-        if until is not None:
-            wait = min(wait, until - time.time())
-        if wait > 0:
-            cancellation.wait(wait)
-    if out is not None and (result.calls or not Path(out).exists()):
-        write_rows(result.frame(), out)
-    return result

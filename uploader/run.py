@@ -1,7 +1,10 @@
 """``Run``: the one entry point every front end drives (the CLI, the web page, the Python API).
 
-A run is one job (upload, validate, retry, or a folder) over one source with
-resolved settings. Listeners subscribe to its events (:mod:`uploader.events`);
+A run is one job over one source with resolved settings: ``upload``,
+``validate``, ``retry`` or ``folder`` over a file or folder, and ``calls``
+(list or watch calls in progress or Engage Voice's active calls) or
+``lookups`` (find the call of every row of a file), which a
+:class:`~uploader.pipeline.calls.CallsQuery` describes. Listeners subscribe to its events (:mod:`uploader.events`);
 it runs in the caller's thread (:meth:`Run.run`) or in its own
 (:meth:`Run.start`, then :meth:`Run.wait`), and :meth:`Run.cancel` stops it
 from any thread: sending stops at once, the answers in flight are awaited
@@ -29,17 +32,23 @@ from .events import Finished, Listener
 
 log = logging.getLogger(__name__)
 
-JOBS = ("upload", "validate", "retry", "folder")
+JOBS = ("upload", "validate", "retry", "folder", "calls", "lookups")
+CALLS_JOBS = ("calls", "lookups")
 
 
 class Run:
     """One job over one source: subscribe, then ``run()``, or ``start()`` and ``wait()``; ``cancel()`` any time."""
 
-    def __init__(self, source: str | Path, settings: Settings, *, job: str = "upload",
-                 cancellation: Cancellation | None = None, name: str | None = None, edits=None):
+    def __init__(self, source: str | Path | None, settings: Settings, *, job: str = "upload",
+                 cancellation: Cancellation | None = None, name: str | None = None, edits=None, query=None):
         if job not in JOBS:
             raise ValueError(f"job must be one of {JOBS}, not {job!r}")
-        self.source = Path(source)
+        if (job in CALLS_JOBS) != (query is not None):
+            raise ValueError("the calls and lookups jobs take a query (CallsQuery), and only they do")
+        if source is None and job != "calls":
+            raise ValueError(f"the {job} job needs a source")
+        self.source = None if source is None else Path(source)
+        self.query = query  # calls, lookups: what to list or look up, and where the rows go
         # What the journal knows the source by (an upload's original name, a table's name);
         # None: the file's own path, else its content.
         self.name = name
@@ -85,7 +94,7 @@ class Run:
         return self.wait()
 
     def wait(self, timeout: float | None = None):
-        """The job's result once it ends (``JobResult``; ``FolderResult`` for a folder).
+        """The job's result once it ends (``JobResult``; ``FolderResult`` for a folder; ``CallsResult`` for calls).
 
         An error that ended the run is raised here, the library's own
         (:class:`~uploader.errors.UploaderError`); when the run stopped early
@@ -109,10 +118,12 @@ class Run:
         from . import pipeline
 
         job = {"upload": pipeline.upload_file, "validate": pipeline.validate_file, "retry": pipeline.retry_report,
-               "folder": pipeline.upload_folder}[self.job]
+               "folder": pipeline.upload_folder, "calls": pipeline.find_calls, "lookups": pipeline.lookup_file}[self.job]
         result, error = None, None
         try:
             options = {"name": self.name} if self.job == "upload" and self.name else {}
+            if self.query is not None:
+                options["query"] = self.query
             if self.edits and self.job in ("upload", "validate"):
                 options["edits"] = self.edits
             result = job(self.source, self.settings, self.cancellation, emit=self._emit, **options)
