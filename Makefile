@@ -82,9 +82,10 @@ web: install
 screenshots: install browser
 	SIGNAL_UPLOADER_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_web.py -q
 
-## readme: regenerate the README's table of APIs from the registry (uploader/targets)
+## readme: regenerate the README's table of APIs (from uploader/targets) and its command reference (from the CLI)
 readme: install
-	$(BIN)/python -c "from uploader.targets import update_readme; print('README.md updated' if update_readme('README.md') else 'README.md up to date')"
+	$(BIN)/python -c "from uploader.targets import update_readme; print('README.md: APIs updated' if update_readme('README.md') else 'README.md: APIs up to date')"
+	$(BIN)/python -c "from uploader.cli import update_readme_commands as u; print('README.md: commands updated' if u('README.md') else 'README.md: commands up to date')"
 
 bench: install browser
 	$(BIN)/python bench/run.py

@@ -216,10 +216,10 @@ _PROBE = (
 )
 
 
-def run_child(args: list, env: dict | None = None) -> dict:
+def run_child(args: list, env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run a command; its wall time (start-up included), CPU time and peak RSS."""
     start = time.perf_counter()
-    process = subprocess.run([PYTHON, "-c", _PROBE, *[str(a) for a in args]], cwd=ROOT, env=env,
+    process = subprocess.run([PYTHON, "-c", _PROBE, *[str(a) for a in args]], cwd=cwd, env=env,
                              capture_output=True, text=True)
     wall = time.perf_counter() - start
     lines = process.stderr.strip().splitlines()
@@ -340,9 +340,9 @@ def main() -> int:
     return 0
 
 
-def update_results(path: Path, table: str) -> None:
-    """Replace the measured table between the markers of RESULTS.md, keeping the prose."""
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def update_results(path: Path, table: str, marker: str = "results") -> None:
+    """Replace the measured table between the markers of RESULTS.md (``<!-- marker:start -->``), keeping the prose."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     current = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmark results\n\n{start}\n{end}\n"
     if start not in current:
         current += f"\n{start}\n{end}\n"

@@ -29,3 +29,11 @@ def test_api_bench_script_smoke_run(tmp_path):
     assert process.returncode == 0, process.stdout + process.stderr
     assert "| `upload_rows`, a generator of dicts from sqlite3 |" in process.stdout
     assert '| {"created": 300} |' in process.stdout and '| {"skipped": 300} |' in process.stdout
+
+
+def test_watch_bench_script_smoke_run(tmp_path):
+    process = subprocess.run([sys.executable, "bench/watch.py", "--smoke", "--work", str(tmp_path)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| `calls --watch 1 --out shift.xlsx`, this tree | 5 |" in process.stdout
+    assert "In process (this tree, as a `Run`): " in process.stdout

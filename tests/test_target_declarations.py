@@ -154,6 +154,17 @@ def test_a_lost_answer_is_sent_again_only_where_that_is_safe(recorder):
     assert outcome.status == "failed" and len(recorder.seen) == 1  # a refusal says it was not applied
 
 
+def test_the_readmes_command_reference_is_generated_from_the_commands_and_current():
+    from pathlib import Path
+
+    from uploader.cli import command_reference
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert command_reference() in readme, "run `make readme`"
+    for option in ("[--mask-pii]", "[--ca-bundle FILE]", "[--write-every SECONDS]", "[--map 'HEADER=FIELD']"):
+        assert option in command_reference()
+
+
 def test_the_readme_lists_every_registered_target():
     # The README's table of APIs is generated from the registry (`make readme`); it cannot drift.
     from pathlib import Path

@@ -192,7 +192,7 @@ def watch_options():
 
 def file_options_without_file(func):
     options = [
-        click.option("--api", type=_API_CHOICE, default=None,
+        click.option("--api", type=_API_CHOICE, default=None, metavar="NAME",
                      help=_API_HELP),
         click.option("--timezone", "-z", metavar="TZ", default=None,
                      help="IANA timezone of wall-clock times (Excel-compatible text and Excel date cells), "
@@ -824,3 +824,56 @@ def _print_folder(result) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# ------------------------------------------------------------------ the README's command reference
+
+REFERENCE_START = "<!-- commands: generated from the click commands by `make readme`; do not edit -->"
+REFERENCE_END = "<!-- /commands -->"
+
+
+def command_reference(width: int = 100) -> str:
+    """Every command's synopsis, from its click declaration (the README holds it; a test keeps it current).
+
+    >>> "signal-uploader engage calls" in command_reference() and "[--mask-pii]" in command_reference()
+    True
+    """
+    def walk(group: click.Group, path: tuple[str, ...]):
+        for name, command in group.commands.items():  # in the order they are declared: the workflow's
+            if isinstance(command, click.Group):
+                yield from walk(command, (*path, name))
+            else:
+                yield (*path, name), command
+
+    lines = ["```"]
+    for path, command in walk(main, ()):
+        ctx = click.Context(command, info_name=" ".join(("signal-uploader", *path)))
+        words = [p.make_metavar(ctx) for p in command.params if isinstance(p, click.Argument)]
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.hidden:
+                continue
+            name = max(param.opts, key=len)
+            if param.is_flag or param.count:
+                words.append(f"[{name}]")
+            else:
+                words.append(f"[{name} {param.metavar or param.make_metavar(ctx)}]")
+        line, indent = ctx.info_name, " " * (len(ctx.info_name) + 1)
+        for word in words:  # wrapped between options, never inside one
+            if len(line) + 1 + len(word) > width and line.strip():
+                lines.append(line)
+                line = indent + word
+            else:
+                line = f"{line} {word}"
+        lines.append(line)
+    lines.append("```")
+    return "\n".join([REFERENCE_START, *lines, REFERENCE_END])
+
+
+def update_readme_commands(path) -> bool:
+    """Rewrite the README's command reference; whether it changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(REFERENCE_START), text.index(REFERENCE_END) + len(REFERENCE_END)
+    new = text[:start] + command_reference() + text[end:]
+    path.write_text(new, encoding="utf-8")
+    return new != text

@@ -15,6 +15,8 @@ Problems with single rows are *not* exceptions: they are
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UploaderError(Exception):
     """Root of every error the uploader raises on purpose.
@@ -24,11 +26,17 @@ class UploaderError(Exception):
     """
 
     exit_code = 2
+    # What the run had done when it stopped (its result: a JobResult, a RowsResult, a CallsResult),
+    # for a front end to show; None when it stopped before having one.
+    result: Any = None
+    # A header the reader could not place -> the field it looks like (the CLI says --map 'header=field').
+    suggested_mapping: dict[str, str]
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.suggested_mapping = {}
 
 
 class InputError(UploaderError):
