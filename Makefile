@@ -35,9 +35,10 @@ browser:
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "note: chromium missing and apt-get unavailable: the browser tests will fail"; fi; }
 
-## check: the linter (ruff, settings in pyproject.toml) over the whole tree
+## check: the linter (ruff) over the whole tree and the type checker (mypy) over the library; settings in pyproject.toml
 check: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## test: the linter, then the default suite (long fault-injection runs are marked slow and left out)
 test: check programs browser

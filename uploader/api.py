@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
@@ -53,7 +53,7 @@ from .secret import Secret
 if TYPE_CHECKING:
     from .pipeline.calls import CallsResult
 
-Rows = Iterable[Mapping[str, Any]] | pd.DataFrame
+Rows: TypeAlias = "Iterable[Mapping[str, Any]] | pd.DataFrame"
 Listener = Callable[[object], None]
 
 # Settings a caller may pass as keyword options (the CLI's flags, by their Settings names).
@@ -250,7 +250,8 @@ def lookup_calls(path: str | Path, *, base_url: str | None = None, token: str | 
     return _run_calls(path, settings, CallsQuery(out=None if out is None else Path(out)), on_event, cancellation)
 
 
-def _calls_settings(api, base_url, token, token_file, config, options) -> Settings:
+def _calls_settings(api: str, base_url: str | None, token: str | Secret | None, token_file: str | Path | None,
+                    config: str | Path | None, options: dict[str, Any]) -> Settings:
     # Engage Voice's listing shares the engage_* targets' token variables and documented pace.
     settings = _settings(api="engage_hangup" if api == "engage" else api, timezone=None, base_url=base_url,
                          mapping=None, state_dir=None, config=config, options=options, token_file=token_file,
@@ -266,7 +267,8 @@ def _calls_settings(api, base_url, token, token_file, config, options) -> Settin
     return settings
 
 
-def _run_calls(source, settings: Settings, query, on_event, cancellation) -> CallsResult:
+def _run_calls(source: str | Path | None, settings: Settings, query: Any,
+               on_event: Listener | Iterable[Listener], cancellation: Cancellation | None) -> CallsResult:
     run = Run(source, settings, job="lookups" if source is not None else "calls", query=query,
               cancellation=cancellation)
     for listener in [on_event] if callable(on_event) else list(on_event):
@@ -277,8 +279,9 @@ def _run_calls(source, settings: Settings, query, on_event, cancellation) -> Cal
 # ---------------------------------------------------------------------- wiring
 
 
-def _settings(*, api, timezone, base_url, mapping, state_dir, config, options, token_file=None,
-              need_token=False) -> Settings:
+def _settings(*, api: str, timezone: str | None, base_url: str | None, mapping: Mapping[str, str] | None,
+              state_dir: str | Path | None, config: str | Path | None, options: Mapping[str, Any],
+              token_file: str | Path | None = None, need_token: bool = False) -> Settings:
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(unknown)}", hint="known: " + ", ".join(sorted(OPTIONS)))
@@ -298,8 +301,8 @@ def _settings(*, api, timezone, base_url, mapping, state_dir, config, options, t
                          hint="or name a token_file in the config file (config=)") from None
 
 
-def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, report, on_event,
-              cancellation) -> RowsResult:
+def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, report: str | Path | None,
+              on_event: Listener | Iterable[Listener], cancellation: Cancellation | None) -> RowsResult:
     listeners = [on_event] if callable(on_event) else list(on_event)
     folder = Path(tempfile.mkdtemp(prefix="signal-uploader-rows-"))  # 0700: the rows hold phone numbers
     try:
@@ -329,7 +332,7 @@ def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, rep
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _result(result, labels: list, report, settings: Settings) -> RowsResult:
+def _result(result: Any, labels: list, report: str | Path | None, settings: Settings) -> RowsResult:
     summary = result.summary
     frame = pd.read_csv(summary.report, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     for column in frame.columns:
@@ -428,8 +431,8 @@ def _write_records(rows: Iterable[Mapping[str, Any]], path: Path, settings: Sett
         writer = csv.writer(out)
         writer.writerow(list(columns))
         if grew:  # pad the early rows to the final width
-            for record in csv.reader(rows_in):
-                writer.writerow(record + [""] * (len(columns) - len(record)))
+            for line in csv.reader(rows_in):
+                writer.writerow(line + [""] * (len(columns) - len(line)))
         else:
             shutil.copyfileobj(rows_in, out)
     body.unlink()

@@ -110,11 +110,13 @@ def _run(source, settings, job: str, listeners=()):
         run.subscribe(listener)
     if settings.progress and sys.stderr.isatty():
         run.subscribe(ProgressBar())
-    writers = []
+    writers: list[RunLog | SummaryJson] = []
     if settings.log_file is not None:
-        writers.append(run.subscribe(RunLog(settings.log_file)))
+        writers.append(RunLog(settings.log_file))
     if settings.summary_json is not None:
-        writers.append(run.subscribe(SummaryJson(settings.summary_json)))
+        writers.append(SummaryJson(settings.summary_json))
+    for writer in writers:
+        run.subscribe(writer)
     with stop_on_signals(run.cancellation):
         result = run.run()
     for writer in writers:  # a file that could not be written is an error, once the report is safe
@@ -806,7 +808,7 @@ def _print_file_done(event) -> None:
     from .events import FileDone
 
     if isinstance(event, FileDone):
-        click.echo(f"== {Path(event.path).name}: {event.outcome}")
+        click.echo(f"== {Path(str(event.path)).name}: {event.outcome}")
         if event.result is not None:
             _print_summary(event.result)
 
@@ -847,7 +849,8 @@ def command_reference(width: int = 100) -> str:
 
     lines = ["```"]
     for path, command in walk(main, ()):
-        ctx = click.Context(command, info_name=" ".join(("signal-uploader", *path)))
+        usage = " ".join(("signal-uploader", *path))
+        ctx = click.Context(command, info_name=usage)
         words = [p.make_metavar(ctx) for p in command.params if isinstance(p, click.Argument)]
         for param in command.params:
             if not isinstance(param, click.Option) or param.hidden:
@@ -857,7 +860,7 @@ def command_reference(width: int = 100) -> str:
                 words.append(f"[{name}]")
             else:
                 words.append(f"[{name} {param.metavar or param.make_metavar(ctx)}]")
-        line, indent = ctx.info_name, " " * (len(ctx.info_name) + 1)
+        line, indent = usage, " " * (len(usage) + 1)
         for word in words:  # wrapped between options, never inside one
             if len(line) + 1 + len(word) > width and line.strip():
                 lines.append(line)

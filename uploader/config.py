@@ -21,6 +21,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import UsageError
@@ -94,7 +95,7 @@ class Settings:
         {'api': 'signals', 'base_url': 'https://x.test/api', 'timezone': 'America/New_York'}
         """
         defaults = Settings()
-        out = {"api": self.api, "base_url": self.base_url}
+        out: dict[str, Any] = {"api": self.api, "base_url": self.base_url}
         for name in RECORDED_SETTINGS:
             value = getattr(self, name)
             if value != getattr(defaults, name) and value is not None:

@@ -86,7 +86,7 @@ class Results:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def write(self, table: str, result: RowsResult, dlt_ids: list[tuple[str, str]], source: str) -> None:
+    def write(self, table: str, result: RowsResult, dlt_ids: list[tuple[str, ...]], source: str) -> None:
         frame = result.rows.drop(columns=["row"])
         positions = frame.pop("index").tolist()
         ours = set(DLT_COLUMNS) | {"source", "answered_at"}
@@ -134,16 +134,17 @@ def signal_uploader(items: TDataItems, table: TTableSchema, api_token: TSecretSt
     state folder); ``options`` holds any other of the Python API's options
     (``{"include_not_found": True}``). The rest are :func:`upload_rows`'s.
     """
-    name = table["name"]
+    name = str(table["name"])
     if name.startswith("_dlt"):
         return  # dlt's own bookkeeping (its pipeline state), not rows to send
-    rows, dlt_ids = [], []
+    rows: list[dict] = []
+    dlt_ids: list[tuple[str, ...]] = []
     for item in items:
         item = dict(item)
         dlt_ids.append(tuple(str(item.pop(column, "") or "") for column in DLT_COLUMNS))
         rows.append(item)
     source = source or f"{_pipeline_name()}.{name}"
-    extra = {k: v for k, v in (("phone_region", phone_region), ("concurrency", concurrency), ("rate", rate),
+    extra: dict[str, Any] = {k: v for k, v in (("phone_region", phone_region), ("concurrency", concurrency), ("rate", rate),
                                 ("max_attempts", max_attempts)) if v is not None}
     try:
         result = upload_rows(rows, source=source, api=api, timezone=timezone, base_url=base_url, token=api_token,

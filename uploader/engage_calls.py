@@ -107,7 +107,7 @@ class EngageClient:
         path = LIST_PATH.format(account=self.account)
         query = {"product": self.listing.product, "productId": self.product_id}
         calls: list[dict] = []
-        params = self.paginator.first()
+        params: dict | None = self.paginator.first()
         while params is not None:
             page = self._page(path, {**query, **params})
             self.pages_read += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class RowAnswered:
     Rows an earlier run confirmed are reported too, with the status ``skipped``.
     """
 
-    outcome: object  # uploader.outcome.Outcome
+    outcome: Any  # uploader.outcome.Outcome
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ChunkDone:
 class Summarised:
     """A file's summary is ready (``uploader.report.Summary``); a folder run has one per file."""
 
-    summary: object
+    summary: Any  # uploader.report.Summary
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class FileDone:
 class Finished:
     """The run is over: its result (None if it failed before having one), and the error that ended it."""
 
-    result: object
+    result: Any  # JobResult, FolderResult or CallsResult
     error: BaseException | None
     exit_code: int
 

@@ -172,6 +172,6 @@ class FieldSet:
 
     def looks_like_header(self, cells) -> bool:
         """Whether a record names the fields a row needs (a title row above the header does not)."""
-        present = {self.canonical(str(c).strip()) for c in cells if str(c).strip()}
-        present.discard(None)
+        named = (self.canonical(str(c).strip()) for c in cells if str(c).strip())
+        present = {name for name in named if name is not None}
         return bool(present) and self.unmet(present) is None

@@ -25,8 +25,9 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -75,8 +76,8 @@ class Connection:
         # https tunnelled through the proxy) the request names just the path.
         plain_proxy = bool(proxy) and not https
         self.base_target = self.base_url if plain_proxy else (urllib3.util.parse_url(self.base_url).path or "")
-        options = dict(num_pools=2, maxsize=maxsize, block=True, retries=False,
-                       timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        options: dict[str, Any] = dict(num_pools=2, maxsize=maxsize, block=True, retries=False,
+                                       timeout=urllib3.Timeout(connect=timeout, read=timeout))
         if https:
             # Never off: the documents' curl -k is not followed.
             options.update(cert_reqs="CERT_REQUIRED", ca_certs=self.verify)
@@ -89,7 +90,8 @@ class Connection:
         """What the request line names for a path below the base URL."""
         return f"{self.base_target}/{path}"
 
-    def send(self, method: str, target: str, body: bytes | None, headers: dict) -> tuple[int, dict, bytes]:
+    def send(self, method: str, target: str, body: bytes | None,
+             headers: dict) -> tuple[int, Mapping[str, str], bytes]:
         """One request: the status, the headers and at most ``max_bytes + 1`` of the body.
 
         The whole exchange must end within ``timeout``: urllib3's own
@@ -115,6 +117,7 @@ class Connection:
                 response.release_conn()
         if expired:  # even a body that seemed to end: it may have been cut by the shutdown
             raise urllib3.exceptions.ReadTimeoutError(self.pool, self.base_url, "the whole answer took too long")
+        assert response is not None and content is not None  # an error not raised above was a deadline's
         return response.status, response.headers, content
 
 
@@ -236,7 +239,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def quote_body(content: bytes, limit: int = 80) -> str:
+def quote_body(content: bytes | None, limit: int = 80) -> str:
     """The start of a body, on one line, for a message.
 
     >>> quote_body(b"<html>\\n  <title>Down for maintenance</title>")
@@ -391,7 +394,7 @@ def pages(connection: Connection, path: str, query: dict, auth: Auth, paginator:
           **options) -> Iterator[list]:
     """Every page's items of a list endpoint, in order (see :func:`get_json` for the options)."""
     paginator = paginator or Paginator()
-    params = paginator.first()
+    params: dict | None = paginator.first()
     while params is not None:
         items = paginator.items(get_json(connection, path, {**query, **params}, auth, **options))
         yield items

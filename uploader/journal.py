@@ -137,7 +137,7 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
-def payload_hash(payload: dict) -> str:
+def payload_hash(payload: dict | None) -> str:
     return _digest(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
 
@@ -459,8 +459,8 @@ class Journal:
                            if ids[item.row].identity in final}
                 prepared = [item for item in prepared if item.row not in settled]
         if not idempotent:
-            work, skipped, ids = self._plan_once_only(prepared, ids, force=force, release_unknown=release_unknown)
-            return work, {**skipped, **settled}, ids
+            work, once, ids = self._plan_once_only(prepared, ids, force=force, release_unknown=release_unknown)
+            return work, {**once, **settled}, ids
         if force:
             return lanes(prepared), {}, ids
         done = self._confirmed([ids[item.row].identity for item in prepared])

@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -184,6 +185,7 @@ class TableReader:
         self.skip_hidden = False  # leave them out (--skip-hidden-rows); else they are read as any row
         self.hidden_seen = 0  # hidden rows with data, read so far
         self._identity = file_identity(path)
+        self._workbook: Any = None  # XLSX: the open workbook (python-calamine's), set by open_table
 
     def changed(self) -> str:
         """What changed in the file since it was opened ('' if nothing): a run must not mix two versions."""
@@ -192,7 +194,7 @@ class TableReader:
             return ""
         if now is None:
             return "it was removed"
-        if now[:2] != self._identity[:2]:
+        if self._identity is None or now[:2] != self._identity[:2]:
             return "it was replaced by another file"
         if now[2] != self._identity[2]:
             return f"its size went from {self._identity[2]:,} to {now[2]:,} bytes"
@@ -224,6 +226,7 @@ class TableReader:
         """
         import pyarrow.csv as pacsv
 
+        assert self._arrow_width is not None  # set by open_table before Arrow reads
         names = [f"f{i}" for i in range(self._arrow_width)]
         done = 0  # data records already yielded
         try:
@@ -283,6 +286,7 @@ class TableReader:
 
     def _careful_csv_chunks(self, size: int, skip: int = 0):
         """Count every record's fields first (the csv module), then read from data record ``skip``."""
+        assert self.encoding is not None and self.delimiter is not None  # a CSV reader knows both
         header_index, _, lengths = _count_fields(self.source, self.encoding, self.delimiter, self.layout.fieldset)
         data = lengths[header_index + 1:]
         self._data_start = header_index + 1
@@ -324,6 +328,7 @@ class TableReader:
             raise FileFormatError(f"{self.path}: not a readable CSV file (records could not be told apart)")
 
     def _python_csv_chunks(self, size: int, skip: int = 0):
+        assert self.encoding is not None and self.delimiter is not None
         with open(self.source, newline="", encoding=self.encoding) as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             try:
@@ -341,6 +346,7 @@ class TableReader:
                 raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
 
     def _xlsx_chunks(self, size: int):
+        assert self.sheet is not None  # a workbook's reader knows its sheet
         rows = _workbook_rows(self._workbook, self.sheet)
         number = 0
         for _ in range(self._data_start):
@@ -445,12 +451,12 @@ class TableReader:
             frame = frame.apply(unescape_formulas)
         report_meta = None
         if self.keep_report_columns:
-            report_meta = _frame(meta, [layout.fieldset.report_column(layout.header[p])
+            report_meta = _frame(meta, [layout.fieldset.report_column(layout.header[p]) or layout.header[p]
                                         for p in layout.report_positions], index)
         return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
                      ignored_columns=layout.ignored, custom_columns=layout.custom, unnamed_columns=layout.unnamed,
                      shape_problems=shape_problems, blank_rows=blank_rows,
-                     encoding=_ENCODING_NAMES.get(self.encoding, self.encoding),
+                     encoding=_ENCODING_NAMES.get(self.encoding, self.encoding) if self.encoding else None,
                      delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta,
                      fieldset=layout.fieldset)
 
@@ -1061,7 +1067,7 @@ class Workbook:
     """An opened workbook: its sheets (name, kind, visibility) and how it counts dates."""
 
     path: Path
-    book: object  # python_calamine.CalamineWorkbook
+    book: Any  # python_calamine.CalamineWorkbook
     sheets: list[tuple[str, str, str]]  # name, "worksheet" or "chart", "visible" / "hidden"
     date1904: bool = False
     active: int | None = None  # index of the sheet Excel opens on
@@ -1149,7 +1155,7 @@ def _ooxml_workbook(workbook: Workbook) -> None:
     properties = re.search(r"<(?:\w+:)?workbookPr\b[^>]*>", text)
     if properties:
         flag = re.search(_ATTRIBUTE.format("date1904"), properties.group(0))
-        workbook.date1904 = bool(flag) and flag.group(1).lower() in ("1", "true")
+        workbook.date1904 = flag is not None and flag.group(1).lower() in ("1", "true")
     view = re.search(r"<(?:\w+:)?workbookView\b[^>]*>", text)
     if view:
         tab = re.search(_ATTRIBUTE.format("activeTab"), view.group(0))
@@ -1493,7 +1499,8 @@ def _ods_hidden_rows(path: Path, name: str) -> set[int]:
 
         table_name, rows_repeated = _ODS % ("table", "name"), _ODS % ("table", "number-rows-repeated")
         visibility = _ODS % ("table", "visibility")
-        inside, row, found = False, 0, set()
+        inside, row = False, 0
+        found: set[int] = set()
         with archive.open("content.xml") as handle:
             for event, element in iterparse(handle, events=("start", "end")):
                 if element.tag == _ODS % ("table", "table"):
@@ -1559,6 +1566,7 @@ def _elsewhere_in(workbook: Workbook, name: str, why: str, error: FileFormatErro
         elif any(any(str(c).strip() for c in cells) for cells in rows):
             others.append(f"{other!r}{hidden}")
     message = error.message.replace(f"{workbook.path}: ", f"{workbook.path}, sheet {name!r} ({why}): ", 1)
+    hint: str | None
     if fitting:
         hint = (f"the sheet {fitting[0]} has the columns: choose it with --sheet {fitting[0].removesuffix(' (hidden)')}"
                 + (f" (so do {', '.join(fitting[1:])})" if len(fitting) > 1 else ""))
@@ -1746,7 +1754,7 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
     header = [str(h).strip() for h in header]
     while header and not header[-1]:
         header.pop()
-    fields: dict[str, str] = {}
+    matched: dict[str, str] = {}
     keep: list[int] = []
     report_positions: list[int] = []
     ignored: list[str] = []
@@ -1770,19 +1778,19 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
             report_positions.append(position)  # a report fed back in: not input
             continue
         if canonical is not None:
-            if canonical in fields:
+            if canonical in matched:
                 raise FileFormatError(
-                    f"{path}: the columns {fields[canonical]!r} and {name!r} both mean {canonical!r}",
+                    f"{path}: the columns {matched[canonical]!r} and {name!r} both mean {canonical!r}",
                     hint="keep only one of them",
                 )
-            fields[canonical] = name
+            matched[canonical] = name
         elif fieldset.custom_block:
             custom.append(name)
         else:
             ignored.append(name)
         keep.append(position)
 
-    need = fieldset.unmet(fields)
+    need = fieldset.unmet(matched)
     if need is not None:
-        raise _unmet(path, need, [h for h in header if h and h not in fields.values()], fieldset)
-    return Layout(header, keep, report_positions, fields, ignored, unnamed, fieldset, custom)
+        raise _unmet(path, need, [h for h in header if h and h not in matched.values()], fieldset)
+    return Layout(header, keep, report_positions, matched, ignored, unnamed, fieldset, custom)

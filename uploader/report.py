@@ -568,7 +568,7 @@ class RunLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.input = ""
-        self.error: Exception | None = None
+        self.error: StorageError | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the run log stays open for the run)
@@ -624,7 +624,7 @@ class SummaryJson:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.error: Exception | None = None
+        self.error: StorageError | None = None
 
     def __call__(self, event) -> None:
         if not isinstance(event, Finished) or event.result is None:

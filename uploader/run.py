@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .cancel import Cancellation
 from .config import Settings
 from .errors import Cancelled, StoppedEarly, UploaderError
 from .events import Finished, Listener
+
+if TYPE_CHECKING:
+    from .pipeline.calls import CallsQuery
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,8 @@ class Run:
     """One job over one source: subscribe, then ``run()``, or ``start()`` and ``wait()``; ``cancel()`` any time."""
 
     def __init__(self, source: str | Path | None, settings: Settings, *, job: str = "upload",
-                 cancellation: Cancellation | None = None, name: str | None = None, edits=None, query=None):
+                 cancellation: Cancellation | None = None, name: str | None = None,
+                 edits: Mapping[int, Mapping[str, str]] | None = None, query: CallsQuery | None = None):
         if job not in JOBS:
             raise ValueError(f"job must be one of {JOBS}, not {job!r}")
         if (job in CALLS_JOBS) != (query is not None):
@@ -60,7 +66,7 @@ class Run:
         self._lock = threading.Lock()  # listeners hear one event at a time, whatever thread sent it
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._result = None
+        self._result: Any = None
         self._error: BaseException | None = None
 
     def subscribe(self, listener: Listener) -> Listener:
@@ -69,7 +75,7 @@ class Run:
             self._listeners.append(listener)
         return listener
 
-    def _emit(self, event) -> None:
+    def _emit(self, event: object) -> None:
         with self._lock:
             for listener in self._listeners:
                 try:
@@ -85,7 +91,7 @@ class Run:
         self._thread.start()
         return self
 
-    def run(self):
+    def run(self) -> Any:
         """Run in the caller's thread; the result, or the error that ended the run (see :meth:`wait`)."""
         if self._thread is not None:
             raise RuntimeError("a Run starts once")
@@ -93,7 +99,7 @@ class Run:
         self._main()
         return self.wait()
 
-    def wait(self, timeout: float | None = None):
+    def wait(self, timeout: float | None = None) -> Any:
         """The job's result once it ends (``JobResult``; ``FolderResult`` for a folder; ``CallsResult`` for calls).
 
         An error that ended the run is raised here, the library's own
@@ -117,11 +123,14 @@ class Run:
     def _main(self) -> None:
         from . import pipeline
 
-        job = {"upload": pipeline.upload_file, "validate": pipeline.validate_file, "retry": pipeline.retry_report,
-               "folder": pipeline.upload_folder, "calls": pipeline.find_calls, "lookups": pipeline.lookup_file}[self.job]
-        result, error = None, None
+        jobs: dict[str, Callable[..., Any]] = {
+            "upload": pipeline.upload_file, "validate": pipeline.validate_file, "retry": pipeline.retry_report,
+            "folder": pipeline.upload_folder, "calls": pipeline.find_calls, "lookups": pipeline.lookup_file}
+        job = jobs[self.job]
+        result: Any = None
+        error: BaseException | None = None
         try:
-            options = {"name": self.name} if self.job == "upload" and self.name else {}
+            options: dict[str, Any] = {"name": self.name} if self.job == "upload" and self.name else {}
             if self.query is not None:
                 options["query"] = self.query
             if self.edits and self.job in ("upload", "validate"):

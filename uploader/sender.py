@@ -438,7 +438,7 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
             return Outcome(row, FAILED, status, INVALID_ANSWER,
                            f"the API answered {status} but not with {target.what_proves()}; "
                            f"the answer began {quote_body(content or b'')}")
-        return Outcome(row, target.success[status], status, **ids)
+        return Outcome(row, target.success[status], status, **ids)  # type: ignore[arg-type]  # ids: names -> text
     error_class, detail = target.read_error(body)
     if status == 401:
         return Outcome(row, FAILED, 401, error_class or "NotAuthorized",

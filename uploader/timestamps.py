@@ -270,9 +270,11 @@ def _parse_slow(text: pd.Series, field: str, timezone: str | None, problems: Pro
         first = int(text.index[wall.to_numpy()][0])
         raise _no_timezone(field, label, first, text[first])
     if excel.any():
+        assert timezone is not None  # a wall-clock time without one raised just above
         naive = _excel_naive(text[excel], field, problems)
         out[excel] = _localize(naive, text[excel], timezone, field, problems, timezone)
     if serial.any():
+        assert timezone is not None
         days = text[serial].astype(float)
         # A workbook in the 1904 date system (Excel for Mac's old default) counts from 1904-01-01.
         epoch = pd.Timestamp("1904-01-01" if date1904 else "1899-12-30")

@@ -150,20 +150,20 @@ def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problem
         if errors.any():
             problems.add(column.index[errors], field, column[errors], "excel-error",
                          "is an Excel error value, not data: the cell's formula failed; fix it in the spreadsheet")
-    known = {header: field for field, header in table.fields.items()}
+    known: dict[str, str | None] = {header: field for field, header in table.fields.items()}
     known.update({header: header for header in table.custom_columns})
     for row, headers in table.uncomputed.items():
         for header in headers:
-            field = known.get(header)
-            if field is not None and row in canonical.index:
-                problems.add([row], field, table.frame.at[row, header], "formula-without-value",
+            named = known.get(header)
+            if named is not None and row in canonical.index:
+                problems.add([row], named, table.frame.at[row, header], "formula-without-value",
                              "is a formula with no saved value (the file was written by a program that does not "
                              "calculate): open it in Excel or LibreOffice and save it, so the value is stored")
     for row, headers in table.numeric_ids.items():
         for header in headers:
-            field = known.get(header)
-            if field is not None and row in canonical.index and canonical.at[row, field] != "":
-                problems.add([row], field, table.frame.at[row, header], "id-stored-as-number",
+            named = known.get(header)
+            if named is not None and row in canonical.index and canonical.at[row, named] != "":
+                problems.add([row], named, table.frame.at[row, header], "id-stored-as-number",
                              "was stored as a number in the workbook: if the id had leading zeros, the spreadsheet "
                              "dropped them (format the column as text)", severity=WARNING)
     for field in table.fieldset.padded_ids:

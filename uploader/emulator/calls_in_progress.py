@@ -55,8 +55,12 @@ class LiveCall:
         if self.transfer is None:
             self.transfer = min(self.start + TRANSFER_AFTER_S, self.end)
 
+    @property
+    def transferred(self) -> float:
+        return self.start if self.transfer is None else self.transfer  # set by __post_init__
+
     def listed_at(self, now: float) -> bool:
-        return self.transfer <= now < self.end
+        return self.transferred <= now < self.end
 
     def as_json(self) -> dict:
         """The call as the API shows it, null fields left out."""
@@ -67,7 +71,7 @@ class LiveCall:
             "calling_phone_number": "+" + self.calling if self.calling else None,
             "destination_phone_number": "+" + self.destination if self.destination else None,
             "call_start_time_utc": _iso(self.start),
-            "transfer_start_time_utc": _iso(self.transfer),
+            "transfer_start_time_utc": _iso(self.transferred),
             "custom_data": [{"name": name, "value": value, "source": source}
                             for name, (value, source) in self.custom_data.items()] or None,
             "demographics_data": self.demographics or None,
@@ -181,7 +185,7 @@ class CallsInProgressApi:
             if "external_unique_id" in query:
                 calls = [c for c in calls if c.external_unique_id == query["external_unique_id"]]
             if calling is not None:
-                calls = [c for c in calls if c.calling == _digits(calling) and c.destination == _digits(destination)]
+                calls = [c for c in calls if c.calling == _digits(calling) and c.destination == _digits(destination or "")]
             return 200, {"current_calls": [call.as_json() for call in calls]}
 
     def update(self, request: ApiRequest) -> tuple[int, dict]:

@@ -341,12 +341,12 @@ class EngageApi:
             if destination is None or caller is None:
                 raise self._bad(request, "destination and callerId must be phone numbers")
             try:
-                ring = int(params.get("ringDuration"))
+                ring = int(params.get("ringDuration", ""))
             except (TypeError, ValueError):
                 raise self._bad(request, "ringDuration must be a number of seconds") from None
             now = self.clock.now()
             uii = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y%m%d%H%M%S}{next(self._serial):016d}"
-            self.calls[uii] = EngageCall(uii, caller, destination, now, now + 3600, username)
+            self.calls[uii] = EngageCall(uii, caller, destination, now, now + 3600, agent.username)
             self.dials.append({"uii": uii, "username": username, "destination": destination, "callerId": caller,
                                "ringDuration": ring})
             return self._answer(request, 200, True)

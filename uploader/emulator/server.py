@@ -36,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from .base import HOST, ApiRequest, Clock, EmulatorConfig, Refusal, Route, platform_error
 from .calls_in_progress import CallsInProgressApi
@@ -70,10 +71,11 @@ class Emulated:
     def __init__(self, config: EmulatorConfig):
         self.config = config
         self.clock = Clock(config.clock_start, config.clock_speed)
-        built: dict[type, object] = {}
+        # Each module: routes, snapshot(), reset(), describe(); optional needs, controls, control_name.
+        built: dict[type, Any] = {}
         for make in API_MODULES:
             needs = getattr(make, "needs", ())
-            peers = {"peers": {kind: built[kind] for kind in needs}} if needs else {}
+            peers: dict[str, Any] = {"peers": {kind: built[kind] for kind in needs}} if needs else {}
             built[make] = make(config, clock=self.clock, **peers)
         self.apis = list(built.values())
         self.routes: list[Route] = [route for api in self.apis for route in api.routes]
@@ -116,7 +118,8 @@ class Emulated:
         rates = {name: float(order.get(name, getattr(self.config, name))) for name in names}
         if not all(0 <= rate <= 1 for rate in rates.values()) or sum(rates.values()) > 1:
             raise ValueError("fault rates are between 0 and 1, and add up to at most 1")
-        self.config = replace(self.config, **rates, retry_after=int(order.get("retry_after", self.config.retry_after)))
+        changed: dict[str, Any] = {**rates, "retry_after": int(order.get("retry_after", self.config.retry_after))}
+        self.config = replace(self.config, **changed)
         return {**rates, "retry_after": self.config.retry_after}
 
     def control(self, module: str, name: str, order: dict) -> dict | None:
@@ -279,6 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    emulated: Emulated
+    scheme: str
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True

@@ -77,7 +77,9 @@ def parse_timestamp(text: str, network_tz: str, *, epoch_only: bool = False) -> 
     match = _ISO.fullmatch(text)
     if match:
         year, month, day, clock, offset = match.groups()
-        return pendulum.parse(f"{year}-{month}-{day}T{clock}{offset}").timestamp()
+        parsed = pendulum.parse(f"{year}-{month}-{day}T{clock}{offset}")
+        assert isinstance(parsed, pendulum.DateTime)  # a date and a time of day, matched above
+        return parsed.timestamp()
     match = _EXCEL.fullmatch(text)
     if match:
         year, month, day, hour, minute, second, fraction, ampm = match.groups()

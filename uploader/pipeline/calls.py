@@ -214,22 +214,24 @@ def lookup_file(source: str | Path, settings: Settings, cancellation: Cancellati
                     continue
                 except (ApiUnavailable, TransportError, ApiError) as exc:
                     answers[number] = exc.message
-                calls = answers[number]
-                emit(LookupAnswered(int(number), _lookup_status(calls)))
+                emit(LookupAnswered(int(number), _lookup_status(answers[number])))
 
     stop = fatal[0] if fatal else cancellation.reason
-    out, counts = [], {}
+    out: list[dict[str, str]] = []
+    counts: dict[str, int] = {}
     for number in rows.index:
         cells = {f"lookup.{k}" if k in SEEN_COLUMNS else k: v for k, v in table.frame.loc[number].items()}
-        calls = answers.get(number)
+        answer = answers.get(number)
+        calls: list[dict] = []
         if number not in checked:
-            status, error, calls = "invalid", errors.get(number, ""), []
-        elif calls is None:
-            status, calls = "not-looked-up", []
+            status, error = "invalid", errors.get(number, "")
+        elif answer is None:
+            status = "not-looked-up"
             error = f"not looked up: {stop.message.split(':')[0]}" if stop else "not looked up"
-        elif isinstance(calls, str):
-            status, error, calls = "failed", calls, []
+        elif isinstance(answer, str):
+            status, error = "failed", answer
         else:
+            calls = answer
             status = _lookup_status(calls)
             error = "" if calls else "no call in progress matches (it may have ended, or not be transferred yet)"
         counts[status] = counts.get(status, 0) + 1
@@ -388,6 +390,7 @@ class _Snapshots:
         self.thread.start()
 
     def _write(self, rows: list[dict[str, str]], final: bool) -> None:
+        assert self.path is not None
         try:
             write_rows(rows_frame(rows, self.first, self.fields), self.path)
             self.writes += 1

@@ -208,9 +208,9 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
                         writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
                                               guard_columns=_guarded_columns(reader, frame.columns))
                     writer.write(frame, report_cell_types(chunk, columns))
-        if first is None and cancellation is not None and cancellation.requested:
+        if first is None and cancellation is not None and cancellation.reason is not None:
             raise cancellation.reason
-        if not tally.rows:
+        if not tally.rows or first is None:
             raise FileFormatError(f"{reader.path}: the file has a header but no data rows")
         updates = tally.late_warnings(checks.finish(_labels(first)))
         for row, cells in (last_updates(tally) if last_updates else {}).items():

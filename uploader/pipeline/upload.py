@@ -18,7 +18,7 @@ import pandas as pd
 from ..auth import token_source
 from ..cancel import Cancellation
 from ..config import Settings
-from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError
+from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError, UploaderError
 from ..events import Listener, RowAnswered, Summarised, nobody
 from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..locking import ContentLock, SourceLock
@@ -82,6 +82,7 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
                                                  cancellation=cancellation, emit=emit, edits=edits)
             log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
             exit_code = 0 if all_ok(s for s, n in summary.statuses.items() if n) else 1
+            assert summary.report is not None  # an upload always writes its report
             result = JobResult(first, None, summary, exit_code, Path(summary.report),
                                file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
                                sent=upload.sent, requests=upload.shown,
@@ -123,7 +124,8 @@ def source_journal(settings: Settings, source: str, *, content: str | None = Non
     with SourceLock(state, located, _display_name(source)):
         journal = None
         if not settings.dry_run:
-            journal = Journal.open(state, source, settings.api, settings.base_url, content=content, legacy=legacy)
+            journal = Journal.open(state, source, settings.api, settings.base_url or "", content=content,
+                                   legacy=legacy)
         try:
             yield journal
         finally:
@@ -158,6 +160,12 @@ class _Upload:
         self._entries: dict = {}
 
     @property
+    def sending_journal(self) -> Journal:
+        """The journal of a run that sends (a dry run has none, and sends nothing)."""
+        assert self.journal is not None
+        return self.journal
+
+    @property
     def retries(self) -> int:
         return self.sender.retries if self.sender is not None else 0
 
@@ -185,7 +193,7 @@ class _Upload:
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
             idempotent = self.target.idempotent
-            work, skipped, entries_ = self.journal.plan(prepared, force=settings.force, seen=self.seen,
+            work, skipped, entries_ = self.sending_journal.plan(prepared, force=settings.force, seen=self.seen,
                                                         deferred=self.deferred if idempotent else None,
                                                         idempotent=idempotent,
                                                         release_unknown=settings.include_unknown, ids=ids)
@@ -198,7 +206,7 @@ class _Upload:
                     outcomes[row] = self.target.judge(Outcome(row, FAILED, earlier.http_status, earlier.error_class,
                                                               attempts=0, error=_still_final(earlier)))
                 else:
-                    outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)
+                    outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)  # type: ignore[arg-type]
             if skipped:
                 log.info("%d row(s) settled by an earlier run: not sent", len(skipped))
                 for row in sorted(skipped):
@@ -235,11 +243,11 @@ class _Upload:
         for batch in sender.send_batches(work):
             # committed before anything else is done with these answers
             try:
-                self.journal.record_many([(entries[o.row], o) for o in batch])
+                self.sending_journal.record_many([(entries[o.row], o) for o in batch])
             except (sqlite3.Error, OSError) as exc:
                 # Answers not recorded are sent again by a rerun: harmless for an idempotent API.
                 self.cancellation.cancel(StorageError(
-                    f"could not record answers in the journal {self.journal.path} ({exc}): the run stopped",
+                    f"could not record answers in the journal {self.sending_journal.path} ({exc}): the run stopped",
                     hint="free some space (or choose another --state-dir) and run the same command again"))
             for outcome in batch:
                 outcomes[outcome.row] = outcome
@@ -276,6 +284,7 @@ class _Upload:
             policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
                                 max_attempts=settings.max_attempts, rate=settings.pace,
                                 stop_after_failures=settings.stop_after_failures)
+            assert settings.base_url is not None  # the commands refuse to send without one
             sender = Sender(self.target, settings.base_url, token_source(settings), policy,
                             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None, emit=self.emit,
                             on_send=self._mark_pending)
@@ -285,7 +294,7 @@ class _Upload:
 
     def _mark_pending(self, item: Prepared) -> None:
         """Before a request that may not be sent twice goes out: committed, so no rerun sends it unasked."""
-        self.journal.mark_pending(self._entries[item.row], item.row)
+        self.sending_journal.mark_pending(self._entries[item.row], item.row)
         self.started.add(item.row)
 
     def _show(self, prepared: list[Prepared]) -> None:
@@ -307,6 +316,7 @@ class _Upload:
             raise stopped
         if self.fatal is None:
             return result
+        error: UploaderError
         if self.fatal.error_class == "ApiUnavailable":
             error = ApiUnavailable(
                 f"{self.fatal.error}: the run stopped; report written to {report_path}",

@@ -12,8 +12,9 @@ and reports are shared machinery that reads these declarations and nothing else.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -59,7 +60,7 @@ class RowChecks:
     tell, as ``(rows, code, message)`` groups. The default has none.
     """
 
-    def add(self, validation, labels: dict[str, str]) -> None:
+    def add(self, validation: Any, labels: dict[str, str]) -> None:
         """Look at one checked chunk; ``labels`` name fields by the file's headers."""
 
     def finish(self, labels: dict[str, str]) -> list[tuple[list[int], str, str]]:
@@ -72,7 +73,7 @@ class Target:
 
     name: ClassVar[str]  # the --api value
     title: ClassVar[str]  # for people
-    fields: ClassVar[FieldSet]  # the rows' fields and rules, from schemas/<target>.py
+    fields: FieldSet  # the rows' fields and rules, from schemas/<target>.py (a mapping gives a clone its own)
     method: ClassVar[str] = "POST"
     path: ClassVar[str]  # appended to the base URL; may carry a query string
     token_in: ClassVar[str] = "body"  # "body" (a JSON field), "query" (a parameter) or "header" (Bearer)
@@ -125,7 +126,7 @@ class Target:
         """A fresh collector of this target's cross-row warnings, for one run."""
         return RowChecks()
 
-    def bind(self, settings) -> Target:
+    def bind(self, settings: Any) -> Target:
         """This target with what it takes from the run's settings (the default takes nothing)."""
         return self
 
@@ -137,7 +138,7 @@ class Target:
         clone.fields = fields
         return clone
 
-    def require(self, settings) -> None:
+    def require(self, settings: Any) -> None:
         """Refuse, with a UsageError, settings this target cannot send with (checked before anything is read)."""
 
     # -- rows into requests -------------------------------------------------
@@ -146,7 +147,7 @@ class Target:
         """The key of each valid row: rows of one key go in file order, and a rerun is idempotent by it."""
         raise NotImplementedError
 
-    def payloads(self, rows: pd.DataFrame) -> list[dict | None]:
+    def payloads(self, rows: pd.DataFrame) -> Sequence[dict | None]:
         """The JSON body of each valid row, without the token (None: the request has no body)."""
         raise NotImplementedError
 
@@ -166,14 +167,16 @@ class Target:
 
     # -- answers into outcomes ----------------------------------------------
 
-    def read_success(self, status: int, body) -> dict[str, str] | None:
+    def read_success(self, status: int, body: Any) -> dict[str, str] | None:
         """The ids a success answer carries, or None when it does not prove itself.
 
         The default: a JSON object holding ``record_key`` with a non-empty
         ``transaction_id`` (the platform's APIs).
         """
         record = body.get(self.record_key) if isinstance(body, dict) else None
-        transaction_id = record.get("transaction_id") if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            return None
+        transaction_id = record.get("transaction_id")
         if not isinstance(transaction_id, (str, int)) or isinstance(transaction_id, bool) or not str(transaction_id):
             return None
         return self.ids(body, record, str(transaction_id))
@@ -182,7 +185,7 @@ class Target:
         """The report's id columns from a proven answer."""
         return {self.id_columns[0]: transaction_id} if self.id_columns else {}
 
-    def read_refusal(self, status: int, body) -> tuple[str, str] | None:
+    def read_refusal(self, status: int, body: Any) -> tuple[str, str] | None:
         """(error class, description) when a success status carries the API's own "not done"; else None."""
         return None
 
@@ -213,7 +216,7 @@ class Target:
             outcome.final = outcome.kind in self.final_kinds
         return outcome
 
-    def misaddressed(self, status: int, body) -> str | None:
+    def misaddressed(self, status: int, body: Any) -> str | None:
         """Why a 404 or 405 cannot be this API's own answer (the address is wrong), or None.
 
         The platform's APIs answer in their ``{"errors": {...}}`` form; a
@@ -234,7 +237,7 @@ class Target:
         """Said when a success answer does not prove itself."""
         return f"the {self.record_key} record it returns (its transaction_id missing)"
 
-    def read_error(self, body) -> tuple[str, str]:
+    def read_error(self, body: Any) -> tuple[str, str]:
         """(error class, description) of a failure answer: the platform's ``{"errors": {...}}`` form."""
         body = body if isinstance(body, dict) else {}
         errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
@@ -244,7 +247,7 @@ class Target:
         return f"<{type(self).__name__} {self.name}>"
 
 
-def text(value) -> str:
+def text(value: Any) -> str:
     """A JSON scalar as text; objects, lists and null as empty."""
     return value if isinstance(value, str) else ("" if value is None or isinstance(value, (dict, list)) else str(value))
 

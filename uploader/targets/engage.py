@@ -29,6 +29,8 @@ request that may have reached the server is never sent twice unasked.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import ClassVar
 from urllib.parse import quote
 
 import pandas as pd
@@ -36,7 +38,7 @@ import pandas as pd
 from ..errors import UsageError
 from ..outcome import CREATED, UPDATED
 from ..schemas import engage as schema
-from .base import CALL_ENDED, Target, text
+from .base import CALL_ENDED, FinalAnswer, Target, text
 
 BASE = "api/v1/admin/accounts/{accountId}/activeCalls"
 
@@ -73,7 +75,7 @@ class EngageAction(Target):
     documented_limit = "120 requests per minute per token"
     base_url_example = "https://engage.ringcentral.com/voice"
     success = {200: UPDATED}
-    not_found = CALL_ENDED  # the call has ended
+    not_found: ClassVar[FinalAnswer | None] = CALL_ENDED  # the call has ended
     config_classes = frozenset()  # the vendor's error codes are not the platform's classes
     account: str | None = None
     timezone: str | None = None
@@ -104,7 +106,7 @@ class EngageAction(Target):
         base = self._base()
         return [f"{base}/{quote(uii, safe='')}/{self.action}" for uii in rows["uii"].tolist()]
 
-    def payloads(self, rows: pd.DataFrame) -> list[dict | None]:
+    def payloads(self, rows: pd.DataFrame) -> Sequence[dict | None]:
         return [None] * len(rows)
 
     def read_success(self, status: int, body) -> dict[str, str] | None:

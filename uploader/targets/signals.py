@@ -20,6 +20,8 @@ the API minutes after they end). Idempotent by call + name +
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -98,7 +100,7 @@ class SignalTarget(Target):
         record_key = self.record_key
         return [{"search": search, record_key: record} for search, record in zip(self._searches(rows), records)]
 
-    def _searches(self, rows: pd.DataFrame) -> list[dict[str, str]]:
+    def _searches(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
         """The ``search`` block of each row: the transaction id alone, else the start time and narrowing fields.
 
         With a ``transaction_id`` the API ignores the other search fields, so

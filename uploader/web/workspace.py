@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -94,7 +95,9 @@ class Workspace:
             if env and self.environ.get(env, "").strip():
                 self._remember(env, Secret(self.environ[env].strip()))
         if token_file is not None:
-            self._remember("INVOCA_API_TOKEN", read_token({}, token_file))
+            token = read_token({}, token_file)  # required: a file without one is refused
+            assert token is not None
+            self._remember("INVOCA_API_TOKEN", token)
 
     # -- tokens ---------------------------------------------------------------
 
@@ -432,7 +435,7 @@ class WebRun:
         self.failed_by_class: Counter = Counter()
         self.started = time.monotonic()
         self.version = 0  # bumped on each change: the stream sends only what changed
-        self.record = {"id": run_id, "job": job, "file": name, "api": api, "state": "running",
+        self.record: dict[str, Any] = {"id": run_id, "job": job, "file": name, "api": api, "state": "running",
                        "started": datetime.now(UTC).isoformat(timespec="seconds"),
                        "summary": None, "report": None, "exit_code": None, "message": ""}
 
