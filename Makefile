@@ -93,6 +93,7 @@ bench: install browser
 	$(BIN)/python bench/workbooks.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/watch.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*
