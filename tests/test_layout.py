@@ -222,3 +222,21 @@ def _reachable(graph, start: str) -> set[str]:
                 seen.add(imported)
                 todo.append(imported)
     return seen
+
+
+def test_errors_are_worded_in_one_place():
+    # `error: message` + `hint: hint` is uploader/messages.py's (Told); a front end that words its own
+    # drifts from the others. The emulator is not the uploader, and the second-signal line is written
+    # from a signal handler, where nothing may be allocated through the library.
+    import re
+
+    worded = re.compile(r"""f?["']error: |hint: \{""")
+    own = []
+    for path in sorted((ROOT / "uploader").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in ("uploader/messages.py",) or relative.startswith("uploader/emulator/"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if worded.search(line) and "os.write(2" not in line:
+                own.append(f"{relative}:{number}: {line.strip()}")
+    assert not own, "word errors with uploader.messages.told:\n" + "\n".join(own)

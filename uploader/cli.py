@@ -22,6 +22,7 @@ from .cancel import Cancellation
 from .config import resolve
 from .errors import Interrupted, UploaderError, UsageError
 from .logs import REDACT, setup_logging
+from .messages import Told, told
 from .outcome import status_order
 from .targets import TARGETS
 
@@ -33,14 +34,25 @@ _API_HELP = "Which API: " + ", ".join(f"{name} ({target.title}{', the default' i
 
 
 def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE):
-    click.echo(f"error: {REDACT.clean(message)}", err=True)
-    if hint:
-        click.echo(f"hint: {REDACT.clean(hint)}", err=True)
-    sys.exit(code)
+    from .errors import UsageError
+
+    error = UsageError(message, hint=hint)
+    error.exit_code = code
+    _say(told(error))
+
+
+def _say(what: Told):
+    for line in what.lines():
+        click.echo(line, err=True)
+    sys.exit(what.exit_code)
+
+
+def _map_flags(suggested: dict[str, str]) -> str:
+    return " ".join(f"--map '{header}={field}'" for header, field in suggested.items())
 
 
 def handle_errors(func):
-    """Turn UploaderError into 'error: ...' + 'hint: ...' and its exit code."""
+    """Turn UploaderError into its error and hint lines (uploader.messages.told) and its exit code."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -51,17 +63,13 @@ def handle_errors(func):
             result = getattr(exc, "result", None)
             if result is not None:
                 _print_summary(result)
-            hint = exc.hint
-            for header, field in getattr(exc, "suggested_mapping", {}).items():
-                hint = f"{hint}: --map '{header}={field}'" if hint else f"--map '{header}={field}'"
-            _fail(exc.message, hint, exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", code=130)
+            _say(told(exc, mapping=_map_flags))
+        except KeyboardInterrupt as exc:
+            _say(told(exc))
         except Exception as exc:  # a bug, not a user mistake
             if verbose:  # through logging, so the redaction filter sees the traceback too
                 logging.getLogger("uploader").error("internal error", exc_info=True)
-            _fail(f"internal error ({type(exc).__name__}: {exc})",
-                  "this is a bug in signal-uploader; run again with -v for the details and report it", 3)
+            _say(told(exc))
 
     return wrapper
 

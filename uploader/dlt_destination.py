@@ -60,6 +60,7 @@ from dlt.common.typing import TDataItems, TSecretStrValue
 from .api import RowsResult, upload_rows
 from .config import Settings
 from .errors import AuthenticationError, InputError, StoppedEarly, UploaderError
+from .messages import told
 
 NAME = "signal_uploader"
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
@@ -192,7 +193,7 @@ def _results(results: str | None, state_dir: str | None) -> Results:
 
 
 def _told(exc: UploaderError) -> str:
-    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    return told(exc).line()
 
 
 def _pipeline_name() -> str:

@@ -17,6 +17,7 @@ from ..errors import AuthenticationError, StoppedEarly, TransportError, Uploader
 from ..events import FileDone, Listener, nobody
 from ..journal import Journal
 from ..locking import RunLock
+from ..messages import told
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, file_identity
 from .stream import JobResult, _require_base_url
 from .upload import upload_file
@@ -110,10 +111,10 @@ def _one_pass(folder: Path, settings: Settings, cancellation: Cancellation, emit
             raise  # every file would fail, or the run was stopped: leave this one in place
         except UploaderError as exc:
             moved = _move(path, folder / "failed")
-            moved.with_name(moved.name + ".error.txt").write_text(
-                f"{exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""), encoding="utf-8")
+            said = told(exc)
+            moved.with_name(moved.name + ".error.txt").write_text("\n".join(said.lines()) + "\n", encoding="utf-8")
             seen.add(digest, path.name)
-            done(moved, f"error: {exc.message}", exc.exit_code)
+            done(moved, said.lines()[0], exc.exit_code)
             continue
         destination = folder / ("done" if outcome.exit_code == 0 else "failed")
         moved = _move(path, destination)

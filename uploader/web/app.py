@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..errors import UploaderError
-from ..logs import REDACT
+from ..messages import told
 from ..report import report_as
 from ..targets import TARGETS
 from .workspace import FileTooLarge, Workspace, journal_sources
@@ -112,8 +112,7 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     def error_response(exc: UploaderError) -> JSONResponse:
         status = 413 if isinstance(exc, FileTooLarge) else 400
-        return JSONResponse({"error": REDACT.clean(exc.message), "hint": REDACT.clean(exc.hint or "")},
-                            status_code=status)
+        return JSONResponse(told(exc).as_json(), status_code=status)
 
     def api(handler):
         async def endpoint(request: Request):

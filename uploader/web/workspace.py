@@ -36,11 +36,12 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings, read_token, resolve
-from ..errors import Cancelled, Interrupted, UploaderError, UsageError
+from ..errors import Cancelled, Interrupted, UsageError
 from ..events import ChunkDone, Finished, Opened, RowAnswered, RowRejected
 from ..fields import squash
 from ..logs import REDACT
 from ..mappings import MappingStore
+from ..messages import told
 from ..outcome import FAILED, INVALID, SKIPPED, UNKNOWN, confirms, status_order
 from ..pipeline import check_table, file_warnings
 from ..pipeline.stream import apply_edits
@@ -471,7 +472,7 @@ class WebRun:
             exit_code=event.exit_code,
             summary=summary.as_dict() if summary is not None else None,
             report=str(result.report_path) if getattr(result, "report_path", None) else None,
-            message=REDACT.clean(_message(error)) if error is not None else "")
+            message=told(error).line() if error is not None else "")
         if summary is not None:
             self.total = summary.rows
             self.done_counts = Counter(summary.statuses)
@@ -505,7 +506,3 @@ class WebRun:
         self.run.cancel()
 
 
-def _message(error: BaseException) -> str:
-    if isinstance(error, UploaderError):
-        return error.message + (f" ({error.hint})" if error.hint else "")
-    return f"internal error ({type(error).__name__}): this is a bug in signal-uploader"
