@@ -94,6 +94,7 @@ bench: install browser
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/watch.py
+	$(BIN)/python bench/turns.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

@@ -234,6 +234,28 @@ def run_child(args: list, env: dict | None = None, cwd: Path = ROOT) -> dict:
     }
 
 
+def worktree(rev: str, work: Path) -> Path:
+    """The tree at ``rev`` checked out under ``work``, importable as ``uploader`` from ``PYTHONPATH``.
+
+    The installed (editable) package maps ``uploader.schemas`` to this tree's
+    top-level ``schemas/``; a link inside the checkout's package makes the
+    older tree import its own schemas, not this one's.
+    """
+    tree = work / f"tree-{rev}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
+                       capture_output=True)
+    link = tree / "uploader" / "schemas"
+    if (tree / "schemas").is_dir() and not link.exists():
+        link.symlink_to(tree / "schemas", target_is_directory=True)
+    return tree
+
+
+def remove_worktree(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False,
+                   capture_output=True)
+
+
 def measure_baseline(path: Path, work: Path) -> dict:
     code = ("import sys; sys.path.insert(0, {!r}); import run; "
             "print(run.baseline_validate(__import__('pathlib').Path({!r}), {!r}, __import__('pathlib').Path({!r})))".format(str(HERE), str(path), TZ, str(work / "baseline_report.csv")))

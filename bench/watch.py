@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import PYTHON, ROOT, run_child, update_results  # noqa: E402
+from run import PYTHON, ROOT, remove_worktree, run_child, update_results, worktree  # noqa: E402
 
 BEFORE = "f937a6f"  # the last commit whose watch rewrote its whole output after every poll
 CLOCK = "2026-11-24T08:00:00Z"
@@ -132,11 +132,7 @@ def main() -> int:
     trees = [("this tree", ROOT)]
     if not options.smoke and not options.no_before:
         rev = options.before or BEFORE
-        before = work / f"tree-{rev}"
-        if not before.exists():
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), rev], check=True,
-                           capture_output=True)
-        trees.insert(0, (f"before ({rev})", before))
+        trees.insert(0, (f"before ({rev})", worktree(rev, work)))
 
     lines = []
     first = dt.datetime.fromisoformat(CLOCK.replace("Z", "+00:00")).timestamp()
@@ -174,7 +170,7 @@ def main() -> int:
     if results is not None:
         update_results(results, table, marker="watch")
     if not options.smoke and len(trees) > 1:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[0][1])], check=False)
+        remove_worktree(trees[0][1])
     return 0
 
 

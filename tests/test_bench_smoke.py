@@ -37,3 +37,14 @@ def test_watch_bench_script_smoke_run(tmp_path):
     assert process.returncode == 0, process.stdout + process.stderr
     assert "| `calls --watch 1 --out shift.xlsx`, this tree | 5 |" in process.stdout
     assert "In process (this tree, as a `Run`): " in process.stdout
+
+
+def test_turns_bench_script_smoke_run(tmp_path):
+    """The by-turns bench runs a checked-out tree beside this one (here the same commit, HEAD)."""
+    process = subprocess.run([sys.executable, "bench/turns.py", "--smoke", "--before", "HEAD", "--work",
+                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| validate | 2,000 |" in process.stdout and "| upload --dry-run | 2,000 |" in process.stdout
+    assert "| upload, emulator at once, concurrency 32 | 100 |" in process.stdout
+    assert "round 1 before upload" in process.stdout and "round 1 after  upload" in process.stdout
+    assert not (tmp_path / "tree-HEAD").exists()  # the checkout is removed afterwards
