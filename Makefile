@@ -35,9 +35,11 @@ browser:
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "note: chromium missing and apt-get unavailable: the browser tests will fail"; fi; }
 
-## check: the linter (ruff) over the whole tree and the type checker (mypy) over the library; settings in pyproject.toml
+## check: the linter and the formatter (ruff) over the whole tree and the type checker (mypy) over the library;
+## settings in pyproject.toml (`ruff format .` formats)
 check: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## test: the linter, then the default suite (long fault-injection runs are marked slow and left out)

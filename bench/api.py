@@ -46,10 +46,14 @@ COLUMNS = ["transaction_id", "name", "partner_unique_id", "description", "sale_a
 def orders_db(path: Path, rows: int) -> Path:
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE orders (transaction_id TEXT, name TEXT, partner_unique_id INTEGER PRIMARY KEY, "
-               "description TEXT, sale_amount FLOAT)")
-    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
-                   ((f"CALL-{i % 1000:06d}", "Sale", i, f"order {i}", (i % 500) + 0.99) for i in range(rows)))
+    db.execute(
+        "CREATE TABLE orders (transaction_id TEXT, name TEXT, partner_unique_id INTEGER PRIMARY KEY, "
+        "description TEXT, sale_amount FLOAT)"
+    )
+    db.executemany(
+        "INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
+        ((f"CALL-{i % 1000:06d}", "Sale", i, f"order {i}", (i % 500) + 0.99) for i in range(rows)),
+    )
     db.commit()
     db.close()
     return path
@@ -102,12 +106,16 @@ def child(mode: str, db_path: str, base_url: str, state: str) -> None:
 
         os.environ["DESTINATION__SIGNAL_UPLOADER__API_TOKEN"] = TOKEN
         os.environ["DESTINATION__SIGNAL_UPLOADER__BASE_URL"] = base_url
-        pipeline = dlt.pipeline("shop", destination=signal_uploader(state_dir=state),
-                                pipelines_dir=str(Path(state) / "pipelines"))
+        pipeline = dlt.pipeline(
+            "shop", destination=signal_uploader(state_dir=state), pipelines_dir=str(Path(state) / "pipelines")
+        )
         info = pipeline.run(sql_database(f"sqlite:///{db_path}", table_names=["orders"]))
         db = sqlite3.connect(Path(state) / "results.sqlite")
-        counts = dict(db.execute("SELECT status, count(*) FROM orders WHERE _dlt_load_id = ? GROUP BY status",
-                                 (info.loads_ids[-1],)))
+        counts = dict(
+            db.execute(
+                "SELECT status, count(*) FROM orders WHERE _dlt_load_id = ? GROUP BY status", (info.loads_ids[-1],)
+            )
+        )
         print(json.dumps(counts))
     else:
         raise SystemExit(f"unknown mode {mode}")
@@ -150,6 +158,7 @@ def main() -> int:
     emulator, base_url = start_emulator(calls, 0, work)
     measured = []
     try:
+
         def measure(label: str, args: list, state: Path, *, fresh: bool = True) -> None:
             if fresh:
                 shutil.rmtree(state, ignore_errors=True)
@@ -164,54 +173,90 @@ def main() -> int:
             measured.append((label, outcome, signals, requests - before, said))
 
         for_child = [PYTHON, str(HERE / "api.py"), "--child"]
-        measure("`signal-uploader upload` of the table exported to CSV",
-                [PYTHON, "-m", "uploader", "upload", csv_path, "--base-url", base_url, "--no-progress",
-                 "--state-dir", work / "api_state_cli", "--report", work / "api_cli_report.csv"],
-                work / "api_state_cli")
-        measure("`upload_rows`, a generator of dicts from sqlite3", for_child + ["dicts", db_path, base_url,
-                                                                                  work / "api_state_dicts"],
-                work / "api_state_dicts")
-        measure("`upload_rows` of the same again: all skipped", for_child + ["rerun", db_path, base_url,
-                                                                              work / "api_state_dicts"],
-                work / "api_state_dicts", fresh=False)
-        measure("`upload_rows`, a DataFrame from `pandas.read_sql`", for_child + ["frame", db_path, base_url,
-                                                                                   work / "api_state_frame"],
-                work / "api_state_frame")
-        measure("dlt pipeline: `sql_database` to `signal_uploader`", for_child + ["dlt", db_path, base_url,
-                                                                                   work / "api_state_dlt"],
-                work / "api_state_dlt")
-        measure("the dlt pipeline again: all skipped", for_child + ["dlt", db_path, base_url,
-                                                                     work / "api_state_dlt"],
-                work / "api_state_dlt", fresh=False)
-        overhead = run_child(for_child + ["overhead", db_path, base_url, work / "api_state_overhead"],
-                             env={**env, "INVOCA_API_TOKEN": TOKEN})
+        measure(
+            "`signal-uploader upload` of the table exported to CSV",
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "upload",
+                csv_path,
+                "--base-url",
+                base_url,
+                "--no-progress",
+                "--state-dir",
+                work / "api_state_cli",
+                "--report",
+                work / "api_cli_report.csv",
+            ],
+            work / "api_state_cli",
+        )
+        measure(
+            "`upload_rows`, a generator of dicts from sqlite3",
+            for_child + ["dicts", db_path, base_url, work / "api_state_dicts"],
+            work / "api_state_dicts",
+        )
+        measure(
+            "`upload_rows` of the same again: all skipped",
+            for_child + ["rerun", db_path, base_url, work / "api_state_dicts"],
+            work / "api_state_dicts",
+            fresh=False,
+        )
+        measure(
+            "`upload_rows`, a DataFrame from `pandas.read_sql`",
+            for_child + ["frame", db_path, base_url, work / "api_state_frame"],
+            work / "api_state_frame",
+        )
+        measure(
+            "dlt pipeline: `sql_database` to `signal_uploader`",
+            for_child + ["dlt", db_path, base_url, work / "api_state_dlt"],
+            work / "api_state_dlt",
+        )
+        measure(
+            "the dlt pipeline again: all skipped",
+            for_child + ["dlt", db_path, base_url, work / "api_state_dlt"],
+            work / "api_state_dlt",
+            fresh=False,
+        )
+        overhead = run_child(
+            for_child + ["overhead", db_path, base_url, work / "api_state_overhead"],
+            env={**env, "INVOCA_API_TOKEN": TOKEN},
+        )
         per_call = json.loads(overhead["stdout"].strip().splitlines()[-1])["per_call_ms"]
     finally:
         emulator.terminate()
         emulator.wait(10)
 
     when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = [f"Python API and dlt destination, {rows:,} rows of a SQLite table, emulator without latency, "
-             f"{os.cpu_count()} cores; {when}.\n",
-             "| job | wall | CPU | peak RSS | rows/s | signals on the emulator | requests | outcome |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"Python API and dlt destination, {rows:,} rows of a SQLite table, emulator without latency, "
+        f"{os.cpu_count()} cores; {when}.\n",
+        "| job | wall | CPU | peak RSS | rows/s | signals on the emulator | requests | outcome |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for label, outcome, signals, requests, said in measured:
-        lines.append(f"| {label} | {outcome['wall']:.1f} s | {outcome['cpu']:.1f} s | {outcome['rss_mb']:.0f} MB | "
-                     f"{rows / outcome['wall']:,.0f} | {signals:,} | {requests:,} | {said if len(said) < 60 else ''} |")
+        lines.append(
+            f"| {label} | {outcome['wall']:.1f} s | {outcome['cpu']:.1f} s | {outcome['rss_mb']:.0f} MB | "
+            f"{rows / outcome['wall']:,.0f} | {signals:,} | {requests:,} | {said if len(said) < 60 else ''} |"
+        )
     dicts = next(outcome for label, outcome, *_ in measured if "generator" in label)
     batch_ms = 5000 / (rows / dicts["wall"]) * 1000
-    lines.append(f"\nOne `upload_rows` call of one row, repeated 20 times: {per_call:.0f} ms each "
-                 "(validation, the journal, the lock, a temporary file and the report for any size). The dlt "
-                 f"destination sends batches of 5,000 rows, about {batch_ms / 1000:.1f} s each at the generator's "
-                 f"rate above, so that fixed cost is {per_call / batch_ms:.1%} of a batch.\n")
+    lines.append(
+        f"\nOne `upload_rows` call of one row, repeated 20 times: {per_call:.0f} ms each "
+        "(validation, the journal, the lock, a temporary file and the report for any size). The dlt "
+        f"destination sends batches of 5,000 rows, about {batch_ms / 1000:.1f} s each at the generator's "
+        f"rate above, so that fixed cost is {per_call / batch_ms:.1%} of a batch.\n"
+    )
     table = "\n".join(lines) + "\n"
     print(table)
     if not options.smoke:
         results = HERE / "RESULTS.md"
         text = results.read_text(encoding="utf-8")
         if MARKERS[0] not in text:
-            text += f"\n## The Python API and the dlt destination (issue 16)\n\n`python bench/api.py`\n\n" \
-                    f"{MARKERS[0]}\n{MARKERS[1]}\n"
+            text += (
+                f"\n## The Python API and the dlt destination (issue 16)\n\n`python bench/api.py`\n\n"
+                f"{MARKERS[0]}\n{MARKERS[1]}\n"
+            )
         before, rest = text.split(MARKERS[0], 1)
         _, after = rest.split(MARKERS[1], 1)
         results.write_text(f"{before}{MARKERS[0]}\n{table}{MARKERS[1]}{after}", encoding="utf-8")

@@ -38,9 +38,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
 TZ = "America/Los_Angeles"
-HEADER = ["transaction_id", "call_start_time", "calling_phone_number", "duration_in_seconds", "name",
-          "partner_unique_id", "description", "sale_amount", "value", "occurred_at_time", "custom_parameter_1",
-          "custom_parameter_2", "advertiser_id_from_network"]
+HEADER = [
+    "transaction_id",
+    "call_start_time",
+    "calling_phone_number",
+    "duration_in_seconds",
+    "name",
+    "partner_unique_id",
+    "description",
+    "sale_amount",
+    "value",
+    "occurred_at_time",
+    "custom_parameter_1",
+    "custom_parameter_2",
+    "advertiser_id_from_network",
+]
 
 
 # ----------------------------------------------------------------------- inputs
@@ -71,21 +83,23 @@ def generate_signals(path: Path, rows: int, seed: int = 1) -> Path:
             epoch = start + rng.randrange(0, 20 * 86400)
             by_id = rng.random() < 0.3
             phone = f"({rng.randrange(200, 999)}) 555-{rng.randrange(0, 10000):04d}"
-            writer.writerow([
-                f"00000000-{i:08X}" if by_id else "",
-                "" if by_id else _time_text(epoch, i % 5),
-                "" if by_id else phone,
-                "" if by_id else str(rng.randrange(5, 900)),
-                "Sale" if i % 3 else "Quote",
-                str(i),
-                "ok" if i % 50 else "Two-year plan, renewal",
-                f"{rng.randrange(1, 5000)}.{rng.randrange(0, 100):02d}" if i % 97 else "1,000.00",
-                ("true", "false", "1", "0", "")[i % 5],
-                _time_text(epoch + 600, (i + 2) % 5),
-                "web",
-                "",
-                "ADV-1",
-            ])
+            writer.writerow(
+                [
+                    f"00000000-{i:08X}" if by_id else "",
+                    "" if by_id else _time_text(epoch, i % 5),
+                    "" if by_id else phone,
+                    "" if by_id else str(rng.randrange(5, 900)),
+                    "Sale" if i % 3 else "Quote",
+                    str(i),
+                    "ok" if i % 50 else "Two-year plan, renewal",
+                    f"{rng.randrange(1, 5000)}.{rng.randrange(0, 100):02d}" if i % 97 else "1,000.00",
+                    ("true", "false", "1", "0", "")[i % 5],
+                    _time_text(epoch + 600, (i + 2) % 5),
+                    "web",
+                    "",
+                    "ADV-1",
+                ]
+            )
     return path
 
 
@@ -156,8 +170,7 @@ def baseline_validate(path: Path, tz_name: str, report: Path) -> tuple[int, int]
         raise ValueError("not a timestamp")
 
     valid = invalid = 0
-    with open(path, newline="", encoding="utf-8-sig") as source, \
-            open(report, "w", newline="", encoding="utf-8") as out:
+    with open(path, newline="", encoding="utf-8-sig") as source, open(report, "w", newline="", encoding="utf-8") as out:
         reader = csv.DictReader(source)
         writer = csv.writer(out)
         writer.writerow(["row", "status", "error"] + reader.fieldnames)
@@ -219,8 +232,9 @@ _PROBE = (
 def run_child(args: list, env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run a command; its wall time (start-up included), CPU time and peak RSS."""
     start = time.perf_counter()
-    process = subprocess.run([PYTHON, "-c", _PROBE, *[str(a) for a in args]], cwd=cwd, env=env,
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [PYTHON, "-c", _PROBE, *[str(a) for a in args]], cwd=cwd, env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     lines = process.stderr.strip().splitlines()
     usage = json.loads(lines[-1])
@@ -243,8 +257,9 @@ def worktree(rev: str, work: Path) -> Path:
     """
     tree = work / f"tree-{rev}"
     if not tree.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
     link = tree / "uploader" / "schemas"
     if (tree / "schemas").is_dir() and not link.exists():
         link.symlink_to(tree / "schemas", target_is_directory=True)
@@ -252,22 +267,45 @@ def worktree(rev: str, work: Path) -> Path:
 
 
 def remove_worktree(tree: Path) -> None:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True
+    )
 
 
 def measure_baseline(path: Path, work: Path) -> dict:
-    code = ("import sys; sys.path.insert(0, {!r}); import run; "
-            "print(run.baseline_validate(__import__('pathlib').Path({!r}), {!r}, __import__('pathlib').Path({!r})))".format(str(HERE), str(path), TZ, str(work / "baseline_report.csv")))
+    code = (
+        "import sys; sys.path.insert(0, {!r}); import run; "
+        "print(run.baseline_validate(__import__('pathlib').Path({!r}), {!r}, __import__('pathlib').Path({!r})))".format(
+            str(HERE), str(path), TZ, str(work / "baseline_report.csv")
+        )
+    )
     return run_child([PYTHON, "-c", code])
 
 
 def start_emulator(calls: Path, latency_ms: int, work: Path):
     ready = work / "emulator.url"
     ready.unlink(missing_ok=True)
-    process = subprocess.Popen([PYTHON, "-m", "uploader", "emulator", "--port", "0", "--calls", calls,
-                                "--latency-ms", str(latency_ms), "--token", "bench-token", "--ready-file", ready],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "uploader",
+            "emulator",
+            "--port",
+            "0",
+            "--calls",
+            calls,
+            "--latency-ms",
+            str(latency_ms),
+            "--token",
+            "bench-token",
+            "--ready-file",
+            ready,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         if ready.exists() and ready.read_text().strip():
             return process, ready.read_text().strip()
@@ -302,8 +340,20 @@ def main() -> int:
     assert base["code"] == 0, base["stderr"]
 
     print("validating with signal-uploader ...", flush=True)
-    ours = run_child([PYTHON, "-m", "uploader", "validate", signals, "--timezone", TZ, "--no-progress",
-                      "--report", work / "uploader_report.csv"])
+    ours = run_child(
+        [
+            PYTHON,
+            "-m",
+            "uploader",
+            "validate",
+            signals,
+            "--timezone",
+            TZ,
+            "--no-progress",
+            "--report",
+            work / "uploader_report.csv",
+        ]
+    )
     assert ours["code"] in (0, 1), ours["stderr"]
 
     # upload --dry-run: read, validate, prepare every request, write the report; nothing sent.
@@ -312,20 +362,50 @@ def main() -> int:
     small = generate_signals(work / f"signals_{rows // 10}.csv", rows // 10)
     for label, path, count in (("tenth", small, rows // 10), ("full", signals, rows)):
         print(f"upload --dry-run of {count:,} rows ...", flush=True)
-        dry[label] = run_child([PYTHON, "-m", "uploader", "upload", path, "--timezone", TZ, "--no-progress",
-                                "--dry-run", "--report", work / f"dry_run_{count}.csv"])
+        dry[label] = run_child(
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "upload",
+                path,
+                "--timezone",
+                TZ,
+                "--no-progress",
+                "--dry-run",
+                "--report",
+                work / f"dry_run_{count}.csv",
+            ]
+        )
         assert dry[label]["code"] in (0, 1), dry[label]["stderr"]
         dry[label]["rows"] = count
 
-    print(f"uploading {upload_rows:,} rows to an API answering in {latency} ms at --concurrency "
-          f"{options.concurrency} ...", flush=True)
+    print(
+        f"uploading {upload_rows:,} rows to an API answering in {latency} ms at --concurrency "
+        f"{options.concurrency} ...",
+        flush=True,
+    )
     calls = generate_calls(work / "calls.csv", 1000)
     uploads = generate_uploads(work / f"uploads_{upload_rows}.csv", upload_rows)
     emulator, base_url = start_emulator(calls, latency, work)
     try:
         env = dict(os.environ, INVOCA_API_TOKEN="bench-token", XDG_STATE_HOME=str(work / "state"))
-        up = run_child([PYTHON, "-m", "uploader", "upload", uploads, "--base-url", base_url, "--no-progress",
-                        "--concurrency", options.concurrency, "--force"], env=env)
+        up = run_child(
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "upload",
+                uploads,
+                "--base-url",
+                base_url,
+                "--no-progress",
+                "--concurrency",
+                options.concurrency,
+                "--force",
+            ],
+            env=env,
+        )
     finally:
         emulator.terminate()
         emulator.wait()
@@ -350,9 +430,11 @@ def main() -> int:
         f"| {upload_rows / up['wall']:,.0f} | {up['rss_mb']:.0f} | | {up['wall'] / limit:.0%} of {limit:.2f} s "
         f"| {1000 * up['cpu'] / upload_rows:.3f} |",
     ]
-    header = (f"Input: {rows:,} rows x {len(HEADER)} columns, {size_mb:.0f} MB of CSV, timestamp formats mixed; "
-              f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    header = (
+        f"Input: {rows:,} rows x {len(HEADER)} columns, {size_mb:.0f} MB of CSV, timestamp formats mixed; "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}."
+    )
     text = header + "\n\n" + "\n".join(table) + "\n"
     print()
     print(text)

@@ -60,19 +60,63 @@ def measure(tree: Path, job: str, signals: Path, uploads: Path, calls: Path, wor
     state = work / "state"
     shutil.rmtree(state, ignore_errors=True)
     if job == "validate":
-        measured = run_child([PYTHON, "-m", "uploader", "validate", signals, "--timezone", TZ, "--no-progress",
-                              "--report", work / "validate.csv"], env=_env(tree, state), cwd=tree)
+        measured = run_child(
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "validate",
+                signals,
+                "--timezone",
+                TZ,
+                "--no-progress",
+                "--report",
+                work / "validate.csv",
+            ],
+            env=_env(tree, state),
+            cwd=tree,
+        )
         ok = measured["code"] in (0, 1)
     elif job == "dry-run":
-        measured = run_child([PYTHON, "-m", "uploader", "upload", signals, "--timezone", TZ, "--no-progress",
-                              "--dry-run", "--report", work / "dry.csv"], env=_env(tree, state), cwd=tree)
+        measured = run_child(
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "upload",
+                signals,
+                "--timezone",
+                TZ,
+                "--no-progress",
+                "--dry-run",
+                "--report",
+                work / "dry.csv",
+            ],
+            env=_env(tree, state),
+            cwd=tree,
+        )
         ok = measured["code"] in (0, 1)
     else:
         emulator, base_url = start_emulator(calls, 0, work)
         try:
-            measured = run_child([PYTHON, "-m", "uploader", "upload", uploads, "--base-url", base_url,
-                                  "--no-progress", "--concurrency", 32, "--report", work / "upload.csv"],
-                                 env=_env(tree, state), cwd=tree)
+            measured = run_child(
+                [
+                    PYTHON,
+                    "-m",
+                    "uploader",
+                    "upload",
+                    uploads,
+                    "--base-url",
+                    base_url,
+                    "--no-progress",
+                    "--concurrency",
+                    32,
+                    "--report",
+                    work / "upload.csv",
+                ],
+                env=_env(tree, state),
+                cwd=tree,
+            )
         finally:
             emulator.terminate()
             emulator.wait()
@@ -85,8 +129,9 @@ def measure(tree: Path, job: str, signals: Path, uploads: Path, calls: Path, wor
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small sizes, one round, this tree only")
-    parser.add_argument("--before", default=None, help=f"the tree to compare with (default {BEFORE}; "
-                        "none with --smoke)")
+    parser.add_argument(
+        "--before", default=None, help=f"the tree to compare with (default {BEFORE}; none with --smoke)"
+    )
     parser.add_argument("--rows", type=int, default=None, help="rows to validate and dry-run (default 1,000,000)")
     parser.add_argument("--upload-rows", type=int, default=None, help="rows to upload (default 20,000)")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of turns (default 3)")
@@ -116,8 +161,11 @@ def main() -> int:
                 for job in jobs:
                     measured = measure(trees[label], job, signals, uploads, calls, work)
                     seen.setdefault((job, label), []).append(measured)
-                    print(f"round {number + 1} {label:6} {job:8} wall {measured['wall']:6.2f} s  "
-                          f"cpu {measured['cpu']:6.2f} s  rss {measured['rss_mb']:5.0f} MB", flush=True)
+                    print(
+                        f"round {number + 1} {label:6} {job:8} wall {measured['wall']:6.2f} s  "
+                        f"cpu {measured['cpu']:6.2f} s  rss {measured['rss_mb']:5.0f} MB",
+                        flush=True,
+                    )
     finally:
         if "before" in trees:
             remove_worktree(trees["before"])
@@ -126,26 +174,44 @@ def main() -> int:
         return statistics.median(m[key] for m in seen[(job, label)])
 
     sizes = {"validate": rows, "dry-run": rows, "upload": upload_n}
-    names = {"validate": "validate", "dry-run": "upload --dry-run", "upload": "upload, emulator at once, concurrency 32"}
-    lines = ["| measurement | rows | " + " | ".join(f"{label} wall s" for label in trees)
-             + (" | after / before | before CPU s | after CPU s | before RSS MB | after RSS MB |" if len(trees) > 1
-                else " | CPU s | RSS MB |"),
-             "| --- | ---: | " + " | ".join("---:" for _ in trees) + (" | ---: | ---: | ---: | ---: | ---: |"
-                                                                     if len(trees) > 1 else " | ---: | ---: |")]
+    names = {
+        "validate": "validate",
+        "dry-run": "upload --dry-run",
+        "upload": "upload, emulator at once, concurrency 32",
+    }
+    lines = [
+        "| measurement | rows | "
+        + " | ".join(f"{label} wall s" for label in trees)
+        + (
+            " | after / before | before CPU s | after CPU s | before RSS MB | after RSS MB |"
+            if len(trees) > 1
+            else " | CPU s | RSS MB |"
+        ),
+        "| --- | ---: | "
+        + " | ".join("---:" for _ in trees)
+        + (" | ---: | ---: | ---: | ---: | ---: |" if len(trees) > 1 else " | ---: | ---: |"),
+    ]
     for job in jobs:
         walls = [median(job, label, "wall") for label in trees]
         cells = [f"{names[job]}", f"{sizes[job]:,}", *[f"{w:.2f}" for w in walls]]
         if len(trees) > 1:
-            cells += [f"{walls[1] / walls[0]:.2f}x",
-                      *[f"{median(job, label, 'cpu'):.2f}" for label in trees],
-                      *[f"{median(job, label, 'rss_mb'):.0f}" for label in trees]]
+            cells += [
+                f"{walls[1] / walls[0]:.2f}x",
+                *[f"{median(job, label, 'cpu'):.2f}" for label in trees],
+                *[f"{median(job, label, 'rss_mb'):.0f}" for label in trees],
+            ]
         else:
             cells += [f"{median(job, 'after', 'cpu'):.2f}", f"{median(job, 'after', 'rss_mb'):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    compared = (f"the tree at {before} (before) and this tree (after), {rounds} round(s) in the order A B B A …"
-                if len(trees) > 1 else "this tree only (smoke)")
-    header = (f"By turns: {compared}, medians; Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    compared = (
+        f"the tree at {before} (before) and this tree (after), {rounds} round(s) in the order A B B A …"
+        if len(trees) > 1
+        else "this tree only (smoke)"
+    )
+    header = (
+        f"By turns: {compared}, medians; Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}."
+    )
     text = header + "\n\n" + "\n".join(lines) + "\n"
     print()
     print(text)

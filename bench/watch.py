@@ -45,10 +45,19 @@ def shift(path: Path, calls: int, hours: float, seed: int = 7) -> Path:
     rng = random.Random(seed)
     rows = []
     for number in range(calls):
-        rows.append({"transaction_id": f"S-{number:05d}", "calling_phone_number": f"+1415{rng.randrange(10**7):07d}",
-                     "destination_phone_number": "+18885550100", "start_s": rng.uniform(0, hours * 3600),
-                     "duration_s": rng.uniform(60, 720), "transfer_after_s": 0, "advertiser_id": "1234",
-                     "network_id": "99", **({"custom_data": {"Campaign": "Brand"}} if number % 3 == 0 else {})})
+        rows.append(
+            {
+                "transaction_id": f"S-{number:05d}",
+                "calling_phone_number": f"+1415{rng.randrange(10**7):07d}",
+                "destination_phone_number": "+18885550100",
+                "start_s": rng.uniform(0, hours * 3600),
+                "duration_s": rng.uniform(60, 720),
+                "transfer_after_s": 0,
+                "advertiser_id": "1234",
+                "network_id": "99",
+                **({"custom_data": {"Campaign": "Brand"}} if number % 3 == 0 else {}),
+            }
+        )
     path.write_text(json.dumps(rows), encoding="utf-8")
     return path
 
@@ -56,10 +65,29 @@ def shift(path: Path, calls: int, hours: float, seed: int = 7) -> Path:
 def start_emulator(calls: Path, speed: float, work: Path):
     ready = work / "emulator.url"
     ready.unlink(missing_ok=True)
-    process = subprocess.Popen([PYTHON, "-m", "uploader", "emulator", "--port", "0", "--live-calls", calls,
-                                "--clock", CLOCK, "--clock-speed", str(speed), "--token", TOKEN,
-                                "--ready-file", ready], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "uploader",
+            "emulator",
+            "--port",
+            "0",
+            "--live-calls",
+            calls,
+            "--clock",
+            CLOCK,
+            "--clock-speed",
+            str(speed),
+            "--token",
+            TOKEN,
+            "--ready-file",
+            ready,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         if ready.exists() and ready.read_text().strip():
             return process, ready.read_text().strip()
@@ -75,17 +103,39 @@ def clock(base_url: str) -> float:
 
 def listed_between(calls: list[dict], origin: float, start: float, end: float) -> int:
     """How many calls the API listed at some moment of the clock's [start, end]."""
-    return sum(1 for c in calls if origin + c["start_s"] + c["transfer_after_s"] <= end
-               and origin + c["start_s"] + c["duration_s"] > start)
+    return sum(
+        1
+        for c in calls
+        if origin + c["start_s"] + c["transfer_after_s"] <= end and origin + c["start_s"] + c["duration_s"] > start
+    )
 
 
 def watch_child(tree: Path, base_url: str, seconds: float, out: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
     env["INVOCA_API_TOKEN"] = TOKEN
     env["PYTHONPATH"] = str(tree)  # the tree measured, before the installed one
-    measured = run_child([PYTHON, "-m", "uploader", "calls", "--base-url", base_url, "--organization-type",
-                          "advertiser", "--organization-id", "1234", "--watch", "1", "--until", f"{seconds:g}s",
-                          "--out", out], env=env, cwd=tree)
+    measured = run_child(
+        [
+            PYTHON,
+            "-m",
+            "uploader",
+            "calls",
+            "--base-url",
+            base_url,
+            "--organization-type",
+            "advertiser",
+            "--organization-id",
+            "1234",
+            "--watch",
+            "1",
+            "--until",
+            f"{seconds:g}s",
+            "--out",
+            out,
+        ],
+        env=env,
+        cwd=tree,
+    )
     found = re.search(r"captured (\d+) call\(s\) in (\d+) poll\(s\)", measured["stderr"])
     if measured["code"] != 0 or found is None:
         raise RuntimeError(f"the watch in {tree} failed: {measured['stderr'][-2000:]}")
@@ -100,19 +150,27 @@ def watch_in_process(base_url: str, seconds: float, out: Path) -> dict:
     from uploader.run import Run
     from uploader.secret import Secret
 
-    settings = replace(resolve({"base_url": base_url, "organization_type": "advertiser", "organization_id": "1234"}),
-                       token=Secret(TOKEN))
+    settings = replace(
+        resolve({"base_url": base_url, "organization_type": "advertiser", "organization_id": "1234"}),
+        token=Secret(TOKEN),
+    )
     marks: list[tuple[float, int]] = []
-    run = Run(None, settings, job="calls",
-              query=CallsQuery(every=1.0, until=time.time() + seconds, out=out))
+    run = Run(None, settings, job="calls", query=CallsQuery(every=1.0, until=time.time() + seconds, out=out))
     run.subscribe(lambda e: marks.append((time.process_time(), e.captured)) if isinstance(e, Polled) else None)
     started = time.process_time()
     result = run.run()
     costs = [(now - before) * 1000 for (before, _), (now, _) in zip([(started, 0), *marks], marks, strict=False)]
     tenth = max(len(costs) // 10, 1)
-    return {"polls": result.polls, "late": result.late_polls, "writes": result.writes,
-            "first_ms": statistics.median(costs[:tenth]), "last_ms": statistics.median(costs[-tenth:]),
-            "first_captured": marks[tenth - 1][1], "last_captured": marks[-1][1], "captured": len(result.rows)}
+    return {
+        "polls": result.polls,
+        "late": result.late_polls,
+        "writes": result.writes,
+        "first_ms": statistics.median(costs[:tenth]),
+        "last_ms": statistics.median(costs[-tenth:]),
+        "first_captured": marks[tenth - 1][1],
+        "last_captured": marks[-1][1],
+        "captured": len(result.rows),
+    }
 
 
 def main() -> int:
@@ -146,9 +204,11 @@ def main() -> int:
             emulator.kill()
             emulator.wait()
         listed = listed_between(calls, first, start, end)
-        lines.append(f"| `calls --watch 1 --out shift.xlsx`, {label} | {seconds:g} | {measured['polls']} | "
-                     f"{measured['captured']:,} of {listed:,} | {measured['cpu']:.1f} | "
-                     f"{measured['cpu'] / measured['wall'] * 100:.0f}% | {measured['rss_mb']:.0f} |")
+        lines.append(
+            f"| `calls --watch 1 --out shift.xlsx`, {label} | {seconds:g} | {measured['polls']} | "
+            f"{measured['captured']:,} of {listed:,} | {measured['cpu']:.1f} | "
+            f"{measured['cpu'] / measured['wall'] * 100:.0f}% | {measured['rss_mb']:.0f} |"
+        )
         print(lines[-1], flush=True)
 
     emulator, url = start_emulator(calls_file, speed, work)
@@ -157,15 +217,19 @@ def main() -> int:
     finally:
         emulator.kill()
         emulator.wait()
-    detail = (f"In process (this tree, as a `Run`): {inside['polls']} polls, {inside['late']} late, the workbook "
-              f"written {inside['writes']} time(s); CPU per poll (median) {inside['first_ms']:.1f} ms over the "
-              f"first tenth of the polls ({inside['first_captured']:,} calls captured by then) and "
-              f"{inside['last_ms']:.1f} ms over the last tenth ({inside['last_captured']:,} captured).")
+    detail = (
+        f"In process (this tree, as a `Run`): {inside['polls']} polls, {inside['late']} late, the workbook "
+        f"written {inside['writes']} time(s); CPU per poll (median) {inside['first_ms']:.1f} ms over the "
+        f"first tenth of the polls ({inside['first_captured']:,} calls captured by then) and "
+        f"{inside['last_ms']:.1f} ms over the last tenth ({inside['last_captured']:,} captured)."
+    )
     print(detail)
-    table = (f"Watch: {calls_n:,} calls over {hours:g} h played at {speed:g}x; Python "
-             f"{sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}.\n\n"
-             "| measurement | s | polls | calls captured of listed | CPU s | CPU % | peak RSS MB |\n"
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(lines) + "\n\n" + detail + "\n")
+    table = (
+        f"Watch: {calls_n:,} calls over {hours:g} h played at {speed:g}x; Python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}.\n\n"
+        "| measurement | s | polls | calls captured of listed | CPU s | CPU % | peak RSS MB |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n" + "\n".join(lines) + "\n\n" + detail + "\n"
+    )
     results = options.results or (None if options.smoke else HERE / "RESULTS.md")
     if results is not None:
         update_results(results, table, marker="watch")

@@ -40,8 +40,13 @@ MARKERS = ("<!-- web:start -->", "<!-- web:end -->")
 
 def start(args: list, ready: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     ready.unlink(missing_ok=True)
-    process = subprocess.Popen([PYTHON, "-m", "uploader", *map(str, args), "--ready-file", str(ready)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "uploader", *map(str, args), "--ready-file", str(ready)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     for _ in range(400):
         if ready.exists() and ready.read_text().strip():
             return process, ready.read_text().strip()
@@ -69,16 +74,21 @@ def main() -> int:
     shutil.rmtree(state, ignore_errors=True)
     shutil.rmtree(work / "web_state_cli", ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
-    emulator, base_url = start(["emulator", "--port", "0", "--calls", calls, "--token", "bench-token"],
-                               work / "web_emulator.url")
-    page_server, url = start(["serve", "--port", "0", "--base-url", base_url, "--state-dir", state,
-                              "--max-upload-mb", "500"], work / "web_page.url",
-                             env={**env, "INVOCA_API_TOKEN": "bench-token"})
+    emulator, base_url = start(
+        ["emulator", "--port", "0", "--calls", calls, "--token", "bench-token"], work / "web_emulator.url"
+    )
+    page_server, url = start(
+        ["serve", "--port", "0", "--base-url", base_url, "--state-dir", state, "--max-upload-mb", "500"],
+        work / "web_page.url",
+        env={**env, "INVOCA_API_TOKEN": "bench-token"},
+    )
     measured: dict[str, float | int | str] = {}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+            )
             page = browser.new_context(timezone_id=TZ).new_page()
             page.set_default_timeout(30_000 if options.smoke else 600_000)
             page.goto(url)
@@ -145,10 +155,26 @@ def main() -> int:
             browser.close()
         # The same file through the command line, to the same emulator, in the same run: the page's cost.
         began = time.perf_counter()
-        cli = subprocess.run([PYTHON, "-m", "uploader", "upload", orders, "--base-url", base_url, "--state-dir",
-                              work / "web_state_cli", "--no-progress", "--report", work / "web_cli_report.csv"],
-                             cwd=ROOT, env={**env, "INVOCA_API_TOKEN": "bench-token"}, capture_output=True,
-                             text=True)
+        cli = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "uploader",
+                "upload",
+                orders,
+                "--base-url",
+                base_url,
+                "--state-dir",
+                work / "web_state_cli",
+                "--no-progress",
+                "--report",
+                work / "web_cli_report.csv",
+            ],
+            cwd=ROOT,
+            env={**env, "INVOCA_API_TOKEN": "bench-token"},
+            capture_output=True,
+            text=True,
+        )
         measured["cli_s"] = time.perf_counter() - began
         measured["cli"] = cli.stdout.strip().splitlines()[1] if cli.returncode == 0 else cli.stderr
     finally:
@@ -174,7 +200,8 @@ def main() -> int:
         f"({measured['samples']} samples) | {measured['lag_p50_ms']:.1f} / {measured['lag_p95_ms']:.1f} / "
         f"{measured['lag_max_ms']:.1f} ms |\n"
         f"| long tasks (> 50 ms) on the page during the upload | {measured['long_tasks']} "
-        f"(longest {measured['longest_task_ms']:.0f} ms) |\n")
+        f"(longest {measured['longest_task_ms']:.0f} ms) |\n"
+    )
     print(table)
     print(measured["headline"], "|", measured["chart"])
     print("command line:", measured["cli"])

@@ -51,20 +51,40 @@ def generate(path: Path, rows: int) -> Path:
 
     book = openpyxl.Workbook(write_only=True)
     sheet = book.create_sheet("Signals")
-    sheet.append(["transaction_id", "name", "partner_unique_id", "call_start_time", "calling_phone_number",
-                  "duration_in_seconds", "sale_amount", "description"])
+    sheet.append(
+        [
+            "transaction_id",
+            "name",
+            "partner_unique_id",
+            "call_start_time",
+            "calling_phone_number",
+            "duration_in_seconds",
+            "sale_amount",
+            "description",
+        ]
+    )
     start = dt.datetime(2026, 1, 5, 9, 0, 0)
     for i in range(rows):
-        sheet.append([f"{i:08d}-{i * 7 % 99991:08d}", "Sale" if i % 3 else "Quote", i,
-                      start + dt.timedelta(seconds=97 * i), f"+1415555{i % 10000:04d}", 30 + i % 600,
-                      round(10 + (i % 5000) / 100, 2), f"order {i}"])
+        sheet.append(
+            [
+                f"{i:08d}-{i * 7 % 99991:08d}",
+                "Sale" if i % 3 else "Quote",
+                i,
+                start + dt.timedelta(seconds=97 * i),
+                f"+1415555{i % 10000:04d}",
+                30 + i % 600,
+                round(10 + (i % 5000) / 100, 2),
+                f"order {i}",
+            ]
+        )
     book.save(path)
     return path
 
 
 def measure(kind: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, kind, str(path)], capture_output=True, text=True, cwd=ROOT,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
     return json.loads(out)
 
 
@@ -79,23 +99,31 @@ def main() -> int:
     if not path.exists():
         generate(path, options.rows)
     size = path.stat().st_size / 1e6
-    lines = [f"Input: a {options.rows:,}-row x 8-column .xlsx ({size:.1f} MB) written by openpyxl; "
-             f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}.", "",
-             "| reader | rows | wall s | CPU s | peak RSS MB | speed vs openpyxl |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"Input: a {options.rows:,}-row x 8-column .xlsx ({size:.1f} MB) written by openpyxl; "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}.",
+        "",
+        "| reader | rows | wall s | CPU s | peak RSS MB | speed vs openpyxl |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     results = {kind: measure(kind, path) for kind in ("openpyxl", "calamine", "uploader")}
     base = results["openpyxl"]["wall"]
-    names = {"openpyxl": "openpyxl read-only, values only (the reader before)",
-             "calamine": "python-calamine, values only",
-             "uploader": "signal-uploader's reader (calamine + text cells, chunks)"}
+    names = {
+        "openpyxl": "openpyxl read-only, values only (the reader before)",
+        "calamine": "python-calamine, values only",
+        "uploader": "signal-uploader's reader (calamine + text cells, chunks)",
+    }
     for kind, result in results.items():
-        lines.append(f"| {names[kind]} | {result['rows'] - (1 if kind != 'uploader' else 0):,} | {result['wall']:.2f} | "
-                     f"{result['cpu']:.2f} | {result['rss']:.0f} | {base / result['wall']:.1f}x |")
+        lines.append(
+            f"| {names[kind]} | {result['rows'] - (1 if kind != 'uploader' else 0):,} | {result['wall']:.2f} | "
+            f"{result['cpu']:.2f} | {result['rss']:.0f} | {base / result['wall']:.1f}x |"
+        )
     table = "\n".join(lines)
     print(table)
     text = options.results.read_text(encoding="utf-8")
     start, end = "<!-- workbooks:start -->", "<!-- workbooks:end -->"
     if start in text:
-        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
+        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end) :]
     else:
         text += f"\n## Reading workbooks\n\n`python bench/workbooks.py` (part of `make bench`).\n\n{start}\n{table}\n{end}\n"
     options.results.write_text(text, encoding="utf-8")

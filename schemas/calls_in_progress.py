@@ -31,9 +31,14 @@ def row_schema(columns) -> pa.DataFrameSchema:
     """The rules for the columns a file has (canonical names; custom data columns are the frame's others)."""
     rules: dict[str, list[pa.Check]] = {}
     for column in ID_FIELDS:
-        rules[column] = [check("scientific-notation", not_scientific),
-                         check("id-too-long", lambda s: s.str.len() <= MAX_ID_LENGTH,
-                               f"is longer than {MAX_ID_LENGTH} characters: not a name or an id")]
+        rules[column] = [
+            check("scientific-notation", not_scientific),
+            check(
+                "id-too-long",
+                lambda s: s.str.len() <= MAX_ID_LENGTH,
+                f"is longer than {MAX_ID_LENGTH} characters: not a name or an id",
+            ),
+        ]
 
     def names_a_call(frame: pd.DataFrame) -> pd.Series:
         return _cells(frame, "transaction_id") | _cells(frame, "external_unique_id")
@@ -48,12 +53,19 @@ def row_schema(columns) -> pa.DataFrameSchema:
         return values | ~names_a_call(frame)  # a row without an id already has its error
 
     frame_checks = [
-        check("call-id-required", names_a_call,
-              "each row needs a transaction_id, or an external_unique_id set earlier, to name its call",
-              per_row=True),
-        check("nothing-to-update", changes_something,
-              "has no custom data value and no new external_unique_id: there is nothing to update "
-              "(an empty cell cannot remove a value)", per_row=True),
+        check(
+            "call-id-required",
+            names_a_call,
+            "each row needs a transaction_id, or an external_unique_id set earlier, to name its call",
+            per_row=True,
+        ),
+        check(
+            "nothing-to-update",
+            changes_something,
+            "has no custom data value and no new external_unique_id: there is nothing to update "
+            "(an empty cell cannot remove a value)",
+            per_row=True,
+        ),
     ]
     return schema(rules, columns, name="call in progress row", frame_checks=frame_checks)
 
@@ -66,9 +78,14 @@ def _cells(frame: pd.DataFrame, column: str) -> pd.Series:
 
 FIELDS = FieldSet(
     names=ID_FIELDS,
-    needs=(Need(ID_FIELDS, "neither a 'transaction_id' nor an 'external_unique_id' column, so no row names a call",
-                "add a transaction_id column (or external_unique_id, for calls given one earlier); every other "
-                "column is a custom data field named by its header"),),
+    needs=(
+        Need(
+            ID_FIELDS,
+            "neither a 'transaction_id' nor an 'external_unique_id' column, so no row names a call",
+            "add a transaction_id column (or external_unique_id, for calls given one earlier); every other "
+            "column is a custom data field named by its header",
+        ),
+    ),
     ids=ID_FIELDS,
     report_ids=("call_transaction_id", "call_external_unique_id", "call_status", "call_custom_data"),
     custom_block="custom_data",
@@ -95,21 +112,32 @@ def lookup_schema(columns) -> pa.DataFrameSchema:
         return ids(frame) | (_cells(frame, "calling_phone_number") == _cells(frame, "destination_phone_number"))
 
     frame_checks = [
-        check("lookup-required", has_lookup,
-              "needs a transaction_id, an external_unique_id, or both calling_phone_number and "
-              "destination_phone_number", per_row=True),
-        check("phone-pair-required", pairs_phones,
-              "has one phone number without the other: the API finds a call by calling_phone_number and "
-              "destination_phone_number together", per_row=True),
+        check(
+            "lookup-required",
+            has_lookup,
+            "needs a transaction_id, an external_unique_id, or both calling_phone_number and destination_phone_number",
+            per_row=True,
+        ),
+        check(
+            "phone-pair-required",
+            pairs_phones,
+            "has one phone number without the other: the API finds a call by calling_phone_number and "
+            "destination_phone_number together",
+            per_row=True,
+        ),
     ]
     return schema(rules, columns, name="call lookup", frame_checks=frame_checks)
 
 
 LOOKUP_FIELDS = FieldSet(
     names=LOOKUP_NAMES,
-    needs=(Need(LOOKUP_NAMES, "no transaction_id, external_unique_id or phone number columns, so no row names a call",
-                "add a transaction_id or external_unique_id column, or calling_phone_number and "
-                "destination_phone_number"),),
+    needs=(
+        Need(
+            LOOKUP_NAMES,
+            "no transaction_id, external_unique_id or phone number columns, so no row names a call",
+            "add a transaction_id or external_unique_id column, or calling_phone_number and destination_phone_number",
+        ),
+    ),
     phones=("calling_phone_number", "destination_phone_number"),
     ids=LOOKUP_NAMES,
     rules=lookup_schema,

@@ -46,6 +46,7 @@ def on_text(fn):
 
     The reader's columns already are; anything else is converted once.
     """
+
     def run(column: pd.Series) -> pd.Series:
         verdict = fn(column if column.dtype == TEXT else column.astype(str).astype(TEXT))
         return pd.Series(np.asarray(verdict, dtype=bool), index=column.index)
@@ -67,9 +68,15 @@ def schema(rules: dict[str, list[pa.Check]], columns, *, name: str, frame_checks
     """The rules for the columns present in a file: a rule about an absent column is left out."""
     present = set(columns)
     return pa.DataFrameSchema(
-        {column: pa.Column(checks=checks, nullable=False, required=True)
-         for column, checks in rules.items() if column in present},
-        checks=list(frame_checks), name=name, coerce=False)
+        {
+            column: pa.Column(checks=checks, nullable=False, required=True)
+            for column, checks in rules.items()
+            if column in present
+        },
+        checks=list(frame_checks),
+        name=name,
+        coerce=False,
+    )
 
 
 def failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:

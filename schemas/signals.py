@@ -48,8 +48,13 @@ SIGNAL_FIELDS = (
     "custom_parameter_3",
 )
 CUSTOM_FIELDS = ("custom_parameter_1", "custom_parameter_2", "custom_parameter_3")
-ID_FIELDS = ("transaction_id", "partner_unique_id", "advertiser_id_from_network",
-             "advertiser_campaign_id_from_network", "network_id")
+ID_FIELDS = (
+    "transaction_id",
+    "partner_unique_id",
+    "advertiser_id_from_network",
+    "advertiser_campaign_id_from_network",
+    "network_id",
+)
 
 MAX_CUSTOM_LENGTH = 255  # documented for custom_parameter_1..3
 # Not documented; our guard against pasted blobs, generous for real values.
@@ -69,37 +74,64 @@ def row_schema(columns) -> pa.DataFrameSchema:
     """
     rules: dict[str, list[pa.Check]] = {
         "name": [check("name-required", lambda s: s != "", "is required: the signal's name, e.g. Sale")],
-        "sale_amount": [check("sale-amount-format", lambda s: s.str.fullmatch(_MONEY),
-                              "must be a number with at most 2 decimal places, without currency symbols or "
-                              "thousands separators")],
+        "sale_amount": [
+            check(
+                "sale-amount-format",
+                lambda s: s.str.fullmatch(_MONEY),
+                "must be a number with at most 2 decimal places, without currency symbols or thousands separators",
+            )
+        ],
         "value": [check("value-format", lambda s: s.str.lower().isin(_BOOLEAN), "must be true, false, 1 or 0")],
         "duration_in_seconds": [
             check("scientific-notation", not_scientific),
-            check("duration-format", lambda s: s.str.fullmatch(_DURATION), "must be a whole number of seconds, 0 or more"),
+            check(
+                "duration-format", lambda s: s.str.fullmatch(_DURATION), "must be a whole number of seconds, 0 or more"
+            ),
         ],
     }
     for column in CUSTOM_FIELDS:
-        rules[column] = [check("too-long", lambda s: s.str.len() <= MAX_CUSTOM_LENGTH,
-                               f"is longer than the API's limit of {MAX_CUSTOM_LENGTH} characters")]
+        rules[column] = [
+            check(
+                "too-long",
+                lambda s: s.str.len() <= MAX_CUSTOM_LENGTH,
+                f"is longer than the API's limit of {MAX_CUSTOM_LENGTH} characters",
+            )
+        ]
     for column in ID_FIELDS + ("calling_phone_number",):
         rules.setdefault(column, []).append(check("scientific-notation", not_scientific))
     for column in ("name",) + ID_FIELDS:
-        rules.setdefault(column, []).append(check("id-too-long", lambda s: s.str.len() <= MAX_ID_LENGTH,
-                                                  f"is longer than {MAX_ID_LENGTH} characters: not a name or an id"))
-    rules["description"] = [check("description-too-long", lambda s: s.str.len() <= MAX_DESCRIPTION_LENGTH,
-                                  f"is longer than {MAX_DESCRIPTION_LENGTH:,} characters")]
+        rules.setdefault(column, []).append(
+            check(
+                "id-too-long",
+                lambda s: s.str.len() <= MAX_ID_LENGTH,
+                f"is longer than {MAX_ID_LENGTH} characters: not a name or an id",
+            )
+        )
+    rules["description"] = [
+        check(
+            "description-too-long",
+            lambda s: s.str.len() <= MAX_DESCRIPTION_LENGTH,
+            f"is longer than {MAX_DESCRIPTION_LENGTH:,} characters",
+        )
+    ]
 
     present = set(columns)
     frame_checks = []
     if {"transaction_id", "call_start_time"} & present:
+
         def has_reference(frame: pd.DataFrame) -> pd.Series:
             ids = frame.get("transaction_id", "")
             starts = frame.get("call_start_time", "")
             return (ids != "") | (starts != "")
 
-        frame_checks.append(check("call-reference-required", has_reference,
-                                  "each row needs a transaction_id or a call_start_time to find its call",
-                                  per_row=True))
+        frame_checks.append(
+            check(
+                "call-reference-required",
+                has_reference,
+                "each row needs a transaction_id or a call_start_time to find its call",
+                per_row=True,
+            )
+        )
     return schema(rules, columns, name="signal row", frame_checks=frame_checks)
 
 
@@ -115,11 +147,16 @@ FIELDS = FieldSet(
         "custom_paramter_3": "custom_parameter_3",
     },
     needs=(
-        Need(("name",), "no 'name' column (the signal's name, e.g. Sale)",
-             "add a column headed 'name' (or 'outcome_name')"),
-        Need(("transaction_id", "call_start_time"),
-             "neither a 'transaction_id' nor a 'call_start_time' column, so no row can be matched to a call",
-             "add a transaction_id column, or call_start_time (with calling_phone_number or duration_in_seconds)"),
+        Need(
+            ("name",),
+            "no 'name' column (the signal's name, e.g. Sale)",
+            "add a column headed 'name' (or 'outcome_name')",
+        ),
+        Need(
+            ("transaction_id", "call_start_time"),
+            "neither a 'transaction_id' nor a 'call_start_time' column, so no row can be matched to a call",
+            "add a transaction_id column, or call_start_time (with calling_phone_number or duration_in_seconds)",
+        ),
     ),
     times=("call_start_time", "occurred_at_time"),
     phones=("calling_phone_number",),

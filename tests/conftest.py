@@ -27,8 +27,9 @@ EMULATOR_DATA = ROOT / "uploader" / "emulator" / "data"  # the calls the emulato
 TOKEN = "test-token-5f2c9a"
 
 
-def write_csv(path: Path, rows: list[list], *, delimiter: str = ",", encoding: str = "utf-8",
-              bom: bool = False) -> Path:
+def write_csv(
+    path: Path, rows: list[list], *, delimiter: str = ",", encoding: str = "utf-8", bom: bool = False
+) -> Path:
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
     data = buffer.getvalue().encode(encoding)
@@ -38,8 +39,15 @@ def write_csv(path: Path, rows: list[list], *, delimiter: str = ",", encoding: s
     return path
 
 
-def write_xlsx(path: Path, rows: list[list], *, sheet: str = "Sheet1", formats: dict[str, str] | None = None,
-               extra_sheets: dict[str, list[list]] | None = None, text_columns: str = "") -> Path:
+def write_xlsx(
+    path: Path,
+    rows: list[list],
+    *,
+    sheet: str = "Sheet1",
+    formats: dict[str, str] | None = None,
+    extra_sheets: dict[str, list[list]] | None = None,
+    text_columns: str = "",
+) -> Path:
     """A workbook; cells in ``text_columns`` are text even when they start with '=' (as Excel's '@' format)."""
     from openpyxl import Workbook
 
@@ -75,14 +83,19 @@ class CliResult:
 
 def run_cli(*args, env: dict | None = None, token: str | None = TOKEN, cwd: Path | None = None) -> CliResult:
     """Run the real command line in a subprocess, as a user would."""
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))}
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))
+    }
     if token is not None:
         environment["INVOCA_API_TOKEN"] = token
     environment.update(env or {})
     process = subprocess.run(
         [sys.executable, "-m", "uploader", *[str(a) for a in args]],
-        capture_output=True, text=True, env=environment, cwd=cwd or ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd or ROOT,
+        timeout=300,
     )
     return CliResult(process.returncode, process.stdout, process.stderr)
 
@@ -115,8 +128,12 @@ class Emulator:
             return json.load(answer)
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        request = urllib.request.Request(f"{self.base_url}/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"{self.base_url}/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         try:
             with urllib.request.urlopen(request, timeout=10, context=self.context) as answer:
                 return answer.status, json.load(answer)
@@ -126,8 +143,12 @@ class Emulator:
     def control(self, path: str, body: dict) -> dict:
         """One of the emulator's own controls: ``faults`` (its fault rates now), ``engage/agent``, ..."""
         root = self.base_url.split("/api/")[0]
-        request = urllib.request.Request(f"{root}/_emulator/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"{root}/_emulator/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10, context=self.context) as answer:
             return json.load(answer)
 

@@ -54,8 +54,9 @@ class HostileServer:
     # ------------------------------------------------------------------ answers
 
     @staticmethod
-    def _send(handler, status: int, body: bytes, headers: dict | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        handler, status: int, body: bytes, headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
@@ -68,8 +69,9 @@ class HostileServer:
         self._send(handler, 201, GOOD % (number, number))
 
     def _html(self, handler, number):
-        self._send(handler, 200, b"<html><head><title>Down for maintenance</title></head></html>",
-                   content_type="text/html")
+        self._send(
+            handler, 200, b"<html><head><title>Down for maintenance</title></head></html>", content_type="text/html"
+        )
 
     def _empty(self, handler, number):
         self._send(handler, 200, b"")
@@ -105,8 +107,9 @@ class HostileServer:
     def _drip(self, handler, number):
         """A whole answer, one byte at a time, far slower than any timeout."""
         body = GOOD % (number, number)
-        head = (f"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         try:
             for byte in head + body:
                 handler.wfile.write(bytes([byte]))

@@ -19,26 +19,42 @@ from uploader.events import Finished, Opened, RowAnswered, RowRejected
 
 TZ = "America/Los_Angeles"
 # A CRM's columns, none of them spelled as the API's fields: the caller maps them.
-MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "caller": "calling_phone_number",
-           "kind": "name", "amount": "sale_amount"}
+MAPPING = {
+    "order_id": "partner_unique_id",
+    "called_at": "call_start_time",
+    "caller": "calling_phone_number",
+    "kind": "name",
+    "amount": "sale_amount",
+}
 
 
 def orders() -> pd.DataFrame:
     """Four orders on four calls of uploader/emulator/data/calls.csv, with the types a warehouse query returns."""
-    return pd.DataFrame({
-        "order_id": [1001.0, 1002.0, float("nan"), 1004.0],  # ids with a gap arrive as floats
-        "called_at": pd.to_datetime(["2026-11-02 09:15:00", "2026-11-02 10:02:30", "2026-11-02 11:45:10",
-                                     "2026-11-03 14:30:00"]),  # naive: wall clock in TZ
-        "caller": ["+14155550134", "(415) 555-0177", "+1 212 555 0199", "617-555-0150"],
-        "kind": ["Sale", "Sale", "Quote", "Sale"],
-        "amount": [Decimal("149.99"), Decimal("20.00"), None, Decimal("1250")],
-        "rep": ["ann", "bob", "cy", "dee"],  # not a field: ignored, and said so
-    }, index=pd.Index([501, 502, 503, 504], name="crm_id"))
+    return pd.DataFrame(
+        {
+            "order_id": [1001.0, 1002.0, float("nan"), 1004.0],  # ids with a gap arrive as floats
+            "called_at": pd.to_datetime(
+                ["2026-11-02 09:15:00", "2026-11-02 10:02:30", "2026-11-02 11:45:10", "2026-11-03 14:30:00"]
+            ),  # naive: wall clock in TZ
+            "caller": ["+14155550134", "(415) 555-0177", "+1 212 555 0199", "617-555-0150"],
+            "kind": ["Sale", "Sale", "Quote", "Sale"],
+            "amount": [Decimal("149.99"), Decimal("20.00"), None, Decimal("1250")],
+            "rep": ["ann", "bob", "cy", "dee"],  # not a field: ignored, and said so
+        },
+        index=pd.Index([501, 502, 503, 504], name="crm_id"),
+    )
 
 
 def send(rows, emulator, state_dir, **options):
-    options = {"source": "crm.orders", "base_url": emulator.base_url, "token": TOKEN, "timezone": TZ,
-               "mapping": MAPPING, "state_dir": state_dir, **options}
+    options = {
+        "source": "crm.orders",
+        "base_url": emulator.base_url,
+        "token": TOKEN,
+        "timezone": TZ,
+        "mapping": MAPPING,
+        "state_dir": state_dir,
+        **options,
+    }
     return upload_rows(rows, **options)
 
 
@@ -50,16 +66,24 @@ def test_a_dataframe_lands_on_its_calls_and_the_result_names_each_row(emulator, 
     result = send(orders(), emulator, tmp_path / "state")
     assert isinstance(result, RowsResult) and result.ok and result.exit_code == 0
     assert result.summary.statuses == {"created": 4}
-    assert landed(emulator).keys() == {("00000000-00000001", "Sale", "1001"), ("00000000-00000002", "Sale", "1002"),
-                                       ("00000000-00000003", "Quote", ""), ("00000000-00000006", "Sale", "1004")}
+    assert landed(emulator).keys() == {
+        ("00000000-00000001", "Sale", "1001"),
+        ("00000000-00000002", "Sale", "1002"),
+        ("00000000-00000003", "Quote", ""),
+        ("00000000-00000006", "Sale", "1004"),
+    }
     signals = landed(emulator)
     assert signals[("00000000-00000001", "Sale", "1001")]["sale_amount"] == "149.99"
     assert signals[("00000000-00000006", "Sale", "1004")]["sale_amount"] == "1250"
     rows = result.rows
     assert rows["index"].tolist() == [501, 502, 503, 504]  # the DataFrame's own labels
     assert rows["status"].tolist() == ["created"] * 4
-    assert rows["call_transaction_id"].tolist() == ["00000000-00000001", "00000000-00000002", "00000000-00000003",
-                                                    "00000000-00000006"]
+    assert rows["call_transaction_id"].tolist() == [
+        "00000000-00000001",
+        "00000000-00000002",
+        "00000000-00000003",
+        "00000000-00000006",
+    ]
     assert (rows["signal_transaction_id"] != "").all()
     # the row's own columns, as sent: the float id without its .0, the naive time as wall clock
     assert rows.loc[0, "order_id"] == "1001" and rows.loc[2, "order_id"] == ""
@@ -70,14 +94,30 @@ def test_a_dataframe_lands_on_its_calls_and_the_result_names_each_row(emulator, 
 
 def test_a_generator_with_bad_rows_reports_them_and_sends_the_rest(emulator, tmp_path):
     def crm():
-        yield {"order_id": 1, "called_at": "2026/11/02 09:15:00", "caller": "+14155550134", "kind": "Sale",
-               "amount": 10.5}
+        yield {
+            "order_id": 1,
+            "called_at": "2026/11/02 09:15:00",
+            "caller": "+14155550134",
+            "kind": "Sale",
+            "amount": 10.5,
+        }
         yield {"order_id": 2, "called_at": "yesterday", "caller": "+14155550177", "kind": "Sale", "amount": 11}
-        yield {"order_id": 3, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
-               "caller": "+14155550134", "kind": "Sale", "amount": "$12"}
+        yield {
+            "order_id": 3,
+            "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
+            "caller": "+14155550134",
+            "kind": "Sale",
+            "amount": "$12",
+        }
         # an aware time, and a column the first row did not have
-        yield {"order_id": 4, "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
-               "caller": "+14155550134", "kind": "Sale", "amount": 13, "note": "late column"}
+        yield {
+            "order_id": 4,
+            "called_at": dt.datetime(2026, 11, 5, 20, 0, tzinfo=dt.UTC),
+            "caller": "+14155550134",
+            "kind": "Sale",
+            "amount": 13,
+            "note": "late column",
+        }
         yield {"order_id": 5, "called_at": "2026/11/10 09:00:00", "caller": "+19995550000", "kind": "Sale"}
 
     result = send(crm(), emulator, tmp_path / "state")
@@ -101,8 +141,12 @@ def test_a_generator_with_bad_rows_reports_them_and_sends_the_rest(emulator, tmp
     assert again.rows["index"].tolist() == [1, 2]  # the labels of the first result's rows
     assert again.rows["status"].tolist() == ["created", "created"]
     assert again.warnings == ["ignored column(s) the API does not take: 'note'"]  # not 'index', nor the report's
-    assert set(landed(emulator)) == {("00000000-00000001", "Sale", "1"), ("00000000-00000009", "Sale", "4"),
-                                     ("00000000-00000002", "Sale", "2"), ("00000000-00000009", "Sale", "3")}
+    assert set(landed(emulator)) == {
+        ("00000000-00000001", "Sale", "1"),
+        ("00000000-00000009", "Sale", "4"),
+        ("00000000-00000002", "Sale", "2"),
+        ("00000000-00000009", "Sale", "3"),
+    }
     assert landed(emulator)[("00000000-00000009", "Sale", "3")]["sale_amount"] == "12"
 
 
@@ -136,8 +180,12 @@ def test_events_reach_a_subscriber(emulator, tmp_path):
     assert isinstance(seen[0], Opened) and isinstance(seen[-1], Finished) and seen[-1].exit_code == 0
     assert sorted(e.outcome.status for e in seen if isinstance(e, RowAnswered)) == ["created", "created"]
     rejected = []
-    validate_rows([{"kind": "Sale", "called_at": "soon", "caller": "+14155550134"}], timezone=TZ, mapping=MAPPING,
-                  on_event=[rejected.append])
+    validate_rows(
+        [{"kind": "Sale", "called_at": "soon", "caller": "+14155550134"}],
+        timezone=TZ,
+        mapping=MAPPING,
+        on_event=[rejected.append],
+    )
     assert [e.codes for e in rejected if isinstance(e, RowRejected)] == [("time-format",)]
 
 
@@ -164,7 +212,11 @@ def test_caller_mistakes_are_usage_errors_before_anything_is_sent(emulator, tmp_
     with pytest.raises(UsageError, match="iterable of dicts"):
         send("orders.csv", emulator, tmp_path / "state")
     with pytest.raises(UsageError, match="row 1 is a list"):
-        send(iter([{"kind": "Sale", "called_at": "2026/11/02 09:15:00", "caller": "+14155550134"}, ["Sale", 2]]), emulator, tmp_path / "state")
+        send(
+            iter([{"kind": "Sale", "called_at": "2026/11/02 09:15:00", "caller": "+14155550134"}, ["Sale", 2]]),
+            emulator,
+            tmp_path / "state",
+        )
     with pytest.raises(UsageError, match="no rows"):
         send([], emulator, tmp_path / "state")
     with pytest.raises(UsageError, match="source name"):
@@ -195,7 +247,12 @@ def test_validate_rows_sends_nothing_and_dry_run_needs_no_token(emulator, tmp_pa
     monkeypatch.delenv("INVOCA_API_TOKEN", raising=False)
     result = validate_rows(orders(), timezone=TZ, mapping=MAPPING)
     assert result.summary.statuses == {"valid": 4} and list(result.rows.columns[:5]) == [
-        "index", "row", "status", "error", "warning"]
+        "index",
+        "row",
+        "status",
+        "error",
+        "warning",
+    ]
     dry = send(orders(), emulator, tmp_path / "state", token=None, dry_run=True)
     assert dry.summary.statuses == {"dry-run": 4}
     assert emulator.requests == 0

@@ -26,20 +26,68 @@ ORIGIN = 1_795_780_800.0  # 2026-11-24T12:00:00Z: the emulator's clock starts he
 ORG = ("--organization-type", "advertiser", "--organization-id", "1234")
 
 LIVE_CALLS = [
-    {"transaction_id": "T-1", "calling_phone_number": "+14155550134", "destination_phone_number": "+18885550100",
-     "start_s": -60, "duration_s": 3600, "transfer_after_s": 0, "advertiser_id": "1234", "network_id": "99",
-     "custom_data": {"Campaign": "Brand"}, "demographics_data": {"age_range": "35-44"}},
-    {"transaction_id": "T-2", "calling_phone_number": "+12125550199", "destination_phone_number": "+18885550100",
-     "start_s": -30, "duration_s": 3600, "transfer_after_s": 0, "advertiser_id": "1234", "network_id": "99",
-     "external_unique_id": "crm-2"},
-    {"transaction_id": "T-3", "calling_phone_number": "+13105550112", "destination_phone_number": "+18885550100",
-     "start_s": -600, "duration_s": 60, "advertiser_id": "1234", "network_id": "99"},  # already over
-    {"transaction_id": "T-4", "calling_phone_number": "+16175550123", "destination_phone_number": "+18885550100",
-     "start_s": -30, "duration_s": 3600, "transfer_after_s": 0, "advertiser_id": "5678", "network_id": "99"},
-    {"transaction_id": "T-5", "calling_phone_number": "+17185550142", "destination_phone_number": "+18885550100",
-     "start_s": 100, "duration_s": 40, "transfer_after_s": 15, "advertiser_id": "1234", "network_id": "99"},
-    {"transaction_id": "T-6", "calling_phone_number": "+13125550177", "destination_phone_number": "+18885550101",
-     "start_s": -100, "duration_s": 3600, "transfer_after_s": 0, "advertiser_id": "1234", "network_id": "99"},
+    {
+        "transaction_id": "T-1",
+        "calling_phone_number": "+14155550134",
+        "destination_phone_number": "+18885550100",
+        "start_s": -60,
+        "duration_s": 3600,
+        "transfer_after_s": 0,
+        "advertiser_id": "1234",
+        "network_id": "99",
+        "custom_data": {"Campaign": "Brand"},
+        "demographics_data": {"age_range": "35-44"},
+    },
+    {
+        "transaction_id": "T-2",
+        "calling_phone_number": "+12125550199",
+        "destination_phone_number": "+18885550100",
+        "start_s": -30,
+        "duration_s": 3600,
+        "transfer_after_s": 0,
+        "advertiser_id": "1234",
+        "network_id": "99",
+        "external_unique_id": "crm-2",
+    },
+    {
+        "transaction_id": "T-3",
+        "calling_phone_number": "+13105550112",
+        "destination_phone_number": "+18885550100",
+        "start_s": -600,
+        "duration_s": 60,
+        "advertiser_id": "1234",
+        "network_id": "99",
+    },  # already over
+    {
+        "transaction_id": "T-4",
+        "calling_phone_number": "+16175550123",
+        "destination_phone_number": "+18885550100",
+        "start_s": -30,
+        "duration_s": 3600,
+        "transfer_after_s": 0,
+        "advertiser_id": "5678",
+        "network_id": "99",
+    },
+    {
+        "transaction_id": "T-5",
+        "calling_phone_number": "+17185550142",
+        "destination_phone_number": "+18885550100",
+        "start_s": 100,
+        "duration_s": 40,
+        "transfer_after_s": 15,
+        "advertiser_id": "1234",
+        "network_id": "99",
+    },
+    {
+        "transaction_id": "T-6",
+        "calling_phone_number": "+13125550177",
+        "destination_phone_number": "+18885550101",
+        "start_s": -100,
+        "duration_s": 3600,
+        "transfer_after_s": 0,
+        "advertiser_id": "1234",
+        "network_id": "99",
+    },
 ]
 
 
@@ -64,8 +112,9 @@ class LiveEmulator(Emulator):
 
     def put(self, query: dict, body: dict) -> int:
         query = urllib.parse.urlencode({"organization_type": "Advertiser", "id": "1234", "oauth_token": TOKEN, **query})
-        request = urllib.request.Request(f"{self.base_url}/calls_in_progress.json?{query}",
-                                         data=json.dumps(body).encode(), method="PUT")
+        request = urllib.request.Request(
+            f"{self.base_url}/calls_in_progress.json?{query}", data=json.dumps(body).encode(), method="PUT"
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status
 
@@ -122,8 +171,9 @@ def test_calls_with_each_filter(live, tmp_path):
 
     # A network sees every advertiser's calls; the type is accepted in either case.
     out = tmp_path / "network.xlsx"
-    result = run_cli("calls", "--base-url", live.base_url, "--organization-type", "NETWORK",
-                     "--organization-id", "99", "--out", out)
+    result = run_cli(
+        "calls", "--base-url", live.base_url, "--organization-type", "NETWORK", "--organization-id", "99", "--out", out
+    )
     assert result.code == 0, result.output
     from openpyxl import load_workbook
 
@@ -147,13 +197,32 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_sent(live, tmp_path):
     result = calls_cli(live, "--calling-phone-number", "hello", "--destination-phone-number", "888-555-0100")
     assert result.code == 2 and "'hello' is not a phone number" in result.stderr
 
-    updates = write_csv(tmp_path / "updates.csv", [["transaction_id", "external_unique_id", "Disposition"],
-                                                   ["", "", "SALE"], ["T-1", "", ""]])
-    result = run_cli("upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url,
-                     "--report", tmp_path / "report.csv")
+    updates = write_csv(
+        tmp_path / "updates.csv",
+        [["transaction_id", "external_unique_id", "Disposition"], ["", "", "SALE"], ["T-1", "", ""]],
+    )
+    result = run_cli(
+        "upload",
+        updates,
+        "--api",
+        "calls_in_progress",
+        "--base-url",
+        live.base_url,
+        "--report",
+        tmp_path / "report.csv",
+    )
     assert result.code == 2 and "--organization-type and --organization-id are required" in result.stderr
-    result = run_cli("upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG,
-                     "--report", tmp_path / "report.csv")
+    result = run_cli(
+        "upload",
+        updates,
+        "--api",
+        "calls_in_progress",
+        "--base-url",
+        live.base_url,
+        *ORG,
+        "--report",
+        tmp_path / "report.csv",
+    )
     assert result.code == 1, result.output
     report = read_csv(tmp_path / "report.csv")
     assert [r["status"] for r in report] == ["invalid", "invalid"]
@@ -173,22 +242,29 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_sent(live, tmp_path):
 
 
 def test_lookups_on_a_file_of_mixed_lookups(live, tmp_path):
-    lookups = write_csv(tmp_path / "crm.csv", [
-        ["CRM Id", "transaction_id", "external_unique_id", "calling_phone_number", "destination_phone_number"],
-        ["A1", "T-6", "", "", ""],
-        ["A2", "", "crm-2", "", ""],
-        ["A3", "", "", "415 555 0134", "+1 888 555 0100"],
-        ["A4", "", "", "415-555-0134", ""],  # one number without the other
-        ["A5", "T-3", "", "", ""],  # over
-    ])
+    lookups = write_csv(
+        tmp_path / "crm.csv",
+        [
+            ["CRM Id", "transaction_id", "external_unique_id", "calling_phone_number", "destination_phone_number"],
+            ["A1", "T-6", "", "", ""],
+            ["A2", "", "crm-2", "", ""],
+            ["A3", "", "", "415 555 0134", "+1 888 555 0100"],
+            ["A4", "", "", "415-555-0134", ""],  # one number without the other
+            ["A5", "T-3", "", "", ""],  # over
+        ],
+    )
     out = tmp_path / "crm_with_calls.csv"
     result = calls_cli(live, "--lookups", lookups, "--out", out)
     assert result.code == 1, result.output  # not every lookup found its call
     assert "5 lookup(s): 3 found, 1 not-found, 1 invalid" in result.stdout
     rows = read_csv(out)
     assert [(r["CRM Id"], r["lookup_status"], r["call.transaction_id"]) for r in rows] == [
-        ("A1", "found", "T-6"), ("A2", "found", "T-2"), ("A3", "found", "T-1"), ("A4", "invalid", ""),
-        ("A5", "not-found", "")]
+        ("A1", "found", "T-6"),
+        ("A2", "found", "T-2"),
+        ("A3", "found", "T-1"),
+        ("A4", "invalid", ""),
+        ("A5", "not-found", ""),
+    ]
     assert "one phone number without the other" in rows[3]["lookup_error"]
     assert rows[2]["custom_data.Campaign"] == "Brand"
     assert rows[2]["calling_phone_number"] == "415 555 0134"  # the lookup's own cells, as written
@@ -210,8 +286,14 @@ def _wait_for(predicate, timeout: float = 20.0):
 def _popen(*args, token: str = TOKEN) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
     env["INVOCA_API_TOKEN"] = token
-    return subprocess.Popen([sys.executable, "-m", "uploader", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "uploader", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _logged(path: Path) -> dict[str, dict]:
@@ -238,8 +320,13 @@ def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_tha
         assert "T-5" not in live.current()  # the test's second look: already over
         _wait_for(lambda: _logged(changes)["T-5"]["change"] == "gone")
         # Another system sets custom data on T-6 while it is watched.
-        assert live.put({"transaction_id": "T-6"}, {"call_in_progress": {"custom_data": [
-            {"name": "Disposition", "value": "SALE"}]}}) == 200
+        assert (
+            live.put(
+                {"transaction_id": "T-6"},
+                {"call_in_progress": {"custom_data": [{"name": "Disposition", "value": "SALE"}]}},
+            )
+            == 200
+        )
         _wait_for(lambda: _logged(changes).get("T-6", {}).get("custom_data.Disposition") == "SALE")
         assert not out.exists()  # not yet a minute: the CSV is written at the end
     finally:
@@ -255,7 +342,13 @@ def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_tha
     assert "Traceback" not in stderr
     logged = [json.loads(line) for line in changes.read_text(encoding="utf-8").splitlines()]
     assert [(e["change"], e["transaction_id"]) for e in logged] == [
-        ("new", "T-1"), ("new", "T-2"), ("new", "T-6"), ("new", "T-5"), ("gone", "T-5"), ("changed", "T-6")]
+        ("new", "T-1"),
+        ("new", "T-2"),
+        ("new", "T-6"),
+        ("new", "T-5"),
+        ("gone", "T-5"),
+        ("changed", "T-6"),
+    ]
 
 
 def test_watch_stops_at_until(live, tmp_path):
@@ -269,26 +362,33 @@ def test_watch_stops_at_until(live, tmp_path):
 
 
 def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sends_nothing(live, tmp_path):
-    updates = write_csv(tmp_path / "dispositions.csv", [
-        ["transaction_id", "external_unique_id", "Five9 Disposition", "Agent Notes"],
-        ["T-1", "crm-1", "SALE", "Booked for Friday"],  # a new external id, and two custom data fields
-        ["", "crm-2", "CALLBACK", ""],  # found by its external id; the empty cell is left out
-        ["T-3", "", "SALE", ""],  # the call is over: 404
-        ["T-6", "", "NO SALE", ""],
-    ])
+    updates = write_csv(
+        tmp_path / "dispositions.csv",
+        [
+            ["transaction_id", "external_unique_id", "Five9 Disposition", "Agent Notes"],
+            ["T-1", "crm-1", "SALE", "Booked for Friday"],  # a new external id, and two custom data fields
+            ["", "crm-2", "CALLBACK", ""],  # found by its external id; the empty cell is left out
+            ["T-3", "", "SALE", ""],  # the call is over: 404
+            ["T-6", "", "NO SALE", ""],
+        ],
+    )
     report = tmp_path / "dispositions.results.csv"
-    command = ["upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG,
-               "--report", report]
+    command = ["upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG, "--report", report]
     result = run_cli(*command)
     assert result.code == 1, result.output
     rows = read_csv(report)
     assert [(r["status"], r["failure_kind"]) for r in rows] == [
-        ("updated", ""), ("updated", ""), ("failed", "call-ended"), ("updated", "")]
+        ("updated", ""),
+        ("updated", ""),
+        ("failed", "call-ended"),
+        ("updated", ""),
+    ]
     assert rows[2]["http_status"] == "404" and rows[2]["error_class"] == "CallEnded"
     # The report shows the call as the API returned it.
     assert rows[0]["call_transaction_id"] == "T-1" and rows[0]["call_external_unique_id"] == "crm-1"
     assert {"name": "Five9 Disposition", "value": "SALE", "source": "Calls In Progress API"} in json.loads(
-        rows[0]["call_custom_data"])
+        rows[0]["call_custom_data"]
+    )
     assert rows[1]["call_transaction_id"] == "T-2"
 
     calls = live.calls()
@@ -303,7 +403,11 @@ def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sen
     assert rerun.code == 1, rerun.output  # the ended call is still failed
     again = read_csv(tmp_path / "rerun.csv")
     assert [(r["status"], r["failure_kind"]) for r in again] == [
-        ("skipped", ""), ("skipped", ""), ("failed", "call-ended"), ("skipped", "")]
+        ("skipped", ""),
+        ("skipped", ""),
+        ("failed", "call-ended"),
+        ("skipped", ""),
+    ]
     # The answer was final: the rerun says so, and sends nothing that could only get it again.
     assert again[2]["error"].startswith("not sent: on ") and "--force sends it again" in again[2]["error"]
     assert again[2]["error_class"] == "CallEnded"
@@ -321,8 +425,18 @@ def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sen
 def test_a_folder_under_watch_picks_up_a_file_dropped_after_the_start(live, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    process = _popen("upload", inbox, "--watch", "0.2", "--api", "calls_in_progress", "--base-url", live.base_url,
-                     *ORG, "--no-progress")
+    process = _popen(
+        "upload",
+        inbox,
+        "--watch",
+        "0.2",
+        "--api",
+        "calls_in_progress",
+        "--base-url",
+        live.base_url,
+        *ORG,
+        "--no-progress",
+    )
     try:
         time.sleep(0.5)
         dropped = write_csv(tmp_path / "feed.csv", [["transaction_id", "Disposition"], ["T-6", "SALE"]])
@@ -349,16 +463,27 @@ def test_the_token_never_appears_though_it_travels_in_the_url(tmp_path):
     server = LiveEmulator(live_calls_file=calls_file, clock_start=ORIGIN, clock_speed=0.0, token=token)
     try:
         lookups = write_csv(tmp_path / "lookups.csv", [["transaction_id"], ["T-1"], ["T-404"]])
-        updates = write_csv(tmp_path / "updates.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"],
-                                                       ["T-3", "SALE"]])
+        updates = write_csv(
+            tmp_path / "updates.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"], ["T-3", "SALE"]]
+        )
         state = tmp_path / "state"
         common = ("--base-url", server.base_url, *ORG, "-vv")
         outputs = [
             run_cli("calls", *common, "--out", tmp_path / "calls.csv", token=token),
             run_cli("calls", *common, "--lookups", lookups, "--out", tmp_path / "found.jsonl", token=token),
             run_cli("calls", *common, "--watch", "0.1", "--until", "1s", "--out", tmp_path / "w.xlsx", token=token),
-            run_cli("upload", updates, "--api", "calls_in_progress", *common, "--state-dir", state,
-                    "--log-file", tmp_path / "log.jsonl", token=token),
+            run_cli(
+                "upload",
+                updates,
+                "--api",
+                "calls_in_progress",
+                *common,
+                "--state-dir",
+                state,
+                "--log-file",
+                tmp_path / "log.jsonl",
+                token=token,
+            ),
             run_cli("calls", *common, "--transaction-id", "T-1", token="wrong/token"),  # 401
         ]
     finally:
@@ -366,11 +491,13 @@ def test_the_token_never_appears_though_it_travels_in_the_url(tmp_path):
     assert [o.code for o in outputs] == [0, 1, 0, 1, 2], [o.output for o in outputs]
     assert "rejected the token" in outputs[-1].stderr
     assert "DEBUG" in outputs[0].stderr and "oauth_token" in outputs[0].stderr  # debug logging was on
-    forms = {token, urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token), "wrong/token",
-             "wrong%2Ftoken"}
+    forms = {token, urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token), "wrong/token", "wrong%2Ftoken"}
     texts = [o.output for o in outputs]
-    texts += [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*") if p.is_file()
-              and p.name != "live_calls.json" and p.suffix != ".xlsx"]
+    texts += [
+        p.read_bytes().decode("utf-8", "replace")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.name != "live_calls.json" and p.suffix != ".xlsx"
+    ]
     texts += [_xlsx_text(p) for p in tmp_path.rglob("*.xlsx")]
     for text in texts:
         for form in forms:
@@ -387,21 +514,35 @@ def _xlsx_text(path: Path) -> str:
 def test_dry_run_builds_every_request_and_sends_none(live, tmp_path):
     updates = write_csv(tmp_path / "updates.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"], ["T-6", "NO"]])
     before = live.requests
-    result = run_cli("upload", updates, "--api", "calls_in_progress", "--base-url", live.base_url, *ORG,
-                     "--dry-run", "--report", tmp_path / "dry.csv", token=None)  # no token needed to send nothing
+    result = run_cli(
+        "upload",
+        updates,
+        "--api",
+        "calls_in_progress",
+        "--base-url",
+        live.base_url,
+        *ORG,
+        "--dry-run",
+        "--report",
+        tmp_path / "dry.csv",
+        token=None,
+    )  # no token needed to send nothing
     assert result.code == 0, result.output
     assert [r["status"] for r in read_csv(tmp_path / "dry.csv")] == ["dry-run", "dry-run"]
     assert live.requests == before
 
 
-@pytest.mark.parametrize("status, body, expected", [
-    (202, b"", ("updated", "")),  # "202 Accepted: the update was successful", nothing to show
-    (202, b'{"current_call": {"transaction_id": "T-1", "call_status": "in_progress"}}', ("updated", "T-1")),
-    (200, b'{"current_call": {"transaction_id": "T-1"}}', ("updated", "T-1")),
-    (200, b"{}", ("failed", "")),  # a 200 must show the call it updated
-    (202, b"<html>Accepted</html>", ("failed", "")),  # not the API's answer
-    (404, b'{"errors": {"class": "RecordNotFound", "invalid_data": "over"}}', ("failed", "")),
-])
+@pytest.mark.parametrize(
+    "status, body, expected",
+    [
+        (202, b"", ("updated", "")),  # "202 Accepted: the update was successful", nothing to show
+        (202, b'{"current_call": {"transaction_id": "T-1", "call_status": "in_progress"}}', ("updated", "T-1")),
+        (200, b'{"current_call": {"transaction_id": "T-1"}}', ("updated", "T-1")),
+        (200, b"{}", ("failed", "")),  # a 200 must show the call it updated
+        (202, b"<html>Accepted</html>", ("failed", "")),  # not the API's answer
+        (404, b'{"errors": {"class": "RecordNotFound", "invalid_data": "over"}}', ("failed", "")),
+    ],
+)
 def test_which_answers_prove_an_update(status, body, expected):
     from uploader.sender import interpret
     from uploader.targets import CALLS_IN_PROGRESS

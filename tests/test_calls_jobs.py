@@ -34,9 +34,18 @@ from conftest import ROOT, TOKEN, Emulator, write_csv
 
 ORIGIN = 1_795_780_800.0  # 2026-11-24T12:00:00Z
 ORG = {"organization_type": "Advertiser", "organization_id": "1234"}
-ONE_CALL = [{"transaction_id": "T-1", "calling_phone_number": "+14155550134",
-             "destination_phone_number": "+18885550100", "start_s": -60, "duration_s": 36000,
-             "transfer_after_s": 0, "advertiser_id": "1234", "network_id": "99"}]
+ONE_CALL = [
+    {
+        "transaction_id": "T-1",
+        "calling_phone_number": "+14155550134",
+        "destination_phone_number": "+18885550100",
+        "start_s": -60,
+        "duration_s": 36000,
+        "transfer_after_s": 0,
+        "advertiser_id": "1234",
+        "network_id": "99",
+    }
+]
 
 
 def live_emulator(tmp_path: Path, calls: list[dict], **config) -> Emulator:
@@ -71,8 +80,16 @@ def test_lookups_cancelled_midway_through_the_python_api_leave_every_row_in_the_
                 stop.cancel(Cancelled("cancelled from the page"))
 
         with pytest.raises(Cancelled) as caught:
-            lookup_calls(lookups_file(tmp_path, 60), base_url=emulator.base_url, token=TOKEN, out=out,
-                         on_event=listener, cancellation=stop, concurrency=2, **ORG)
+            lookup_calls(
+                lookups_file(tmp_path, 60),
+                base_url=emulator.base_url,
+                token=TOKEN,
+                out=out,
+                on_event=listener,
+                cancellation=stop,
+                concurrency=2,
+                **ORG,
+            )
         result = caught.value.result
         statuses = [row["lookup_status"] for row in result.rows]
         found = statuses.count("found")
@@ -99,10 +116,30 @@ def test_ctrl_c_on_a_lookups_run_writes_every_row_and_says_how_many_were_not_don
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
         env["INVOCA_API_TOKEN"] = TOKEN
         process = subprocess.Popen(
-            [sys.executable, "-m", "uploader", "calls", "--base-url", emulator.base_url, "--organization-type",
-             "advertiser", "--organization-id", "1234", "--lookups", str(lookups_file(tmp_path, 200)),
-             "--out", str(out), "-c", "1"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "uploader",
+                "calls",
+                "--base-url",
+                emulator.base_url,
+                "--organization-type",
+                "advertiser",
+                "--organization-id",
+                "1234",
+                "--lookups",
+                str(lookups_file(tmp_path, 200)),
+                "--out",
+                str(out),
+                "-c",
+                "1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while emulator.requests < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -161,8 +198,9 @@ def test_find_calls_lists_once_and_watches_until_a_deadline(tmp_path):
     try:
         once = find_calls(base_url=emulator.base_url, token=TOKEN, **ORG)
         assert [row["transaction_id"] for row in once.rows] == ["T-1"] and once.exit_code == 0
-        watched = find_calls(base_url=emulator.base_url, token=TOKEN, watch=0.1, until="1s",
-                             out=tmp_path / "w.csv", **ORG)
+        watched = find_calls(
+            base_url=emulator.base_url, token=TOKEN, watch=0.1, until="1s", out=tmp_path / "w.csv", **ORG
+        )
         assert watched.polls >= 2 and [r["transaction_id"] for r in read_csv(tmp_path / "w.csv")] == ["T-1"]
         assert watched.stopped is None
     finally:
@@ -178,10 +216,19 @@ def shift(calls: int, hours: float, seed: int = 7) -> list[dict]:
     out = []
     for number in range(calls):
         start = rng.uniform(0, hours * 3600)
-        out.append({"transaction_id": f"S-{number:05d}", "calling_phone_number": f"+1415{rng.randrange(10**7):07d}",
-                    "destination_phone_number": "+18885550100", "start_s": start,
-                    "duration_s": rng.uniform(60, 720), "transfer_after_s": 0, "advertiser_id": "1234",
-                    "network_id": "99", **({"custom_data": {"Campaign": "Brand"}} if number % 3 == 0 else {})})
+        out.append(
+            {
+                "transaction_id": f"S-{number:05d}",
+                "calling_phone_number": f"+1415{rng.randrange(10**7):07d}",
+                "destination_phone_number": "+18885550100",
+                "start_s": start,
+                "duration_s": rng.uniform(60, 720),
+                "transfer_after_s": 0,
+                "advertiser_id": "1234",
+                "network_id": "99",
+                **({"custom_data": {"Campaign": "Brand"}} if number % 3 == 0 else {}),
+            }
+        )
     return out
 
 
@@ -220,8 +267,14 @@ def test_a_rejected_token_stops_a_lookups_run_with_every_row_written(tmp_path):
         from uploader.errors import AuthenticationError
 
         with pytest.raises(AuthenticationError) as caught:
-            lookup_calls(lookups_file(tmp_path, 30), base_url=emulator.base_url, token="tok-REJECTED-9f3", out=out,
-                         concurrency=2, **ORG)
+            lookup_calls(
+                lookups_file(tmp_path, 30),
+                base_url=emulator.base_url,
+                token="tok-REJECTED-9f3",
+                out=out,
+                concurrency=2,
+                **ORG,
+            )
         rows = read_csv(out)
         assert len(rows) == 30 and {r["lookup_status"] for r in rows} == {"not-looked-up"}
         assert emulator.requests <= 2  # the window, not the file

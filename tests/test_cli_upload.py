@@ -14,8 +14,19 @@ from openpyxl import load_workbook
 from conftest import SAMPLES, TOKEN, assert_no_traceback, run_cli, write_csv, write_xlsx
 
 TZ = "America/Los_Angeles"
-HEADER = ["Transaction ID", "Call Start Time", "Calling Phone Number", "Duration In Seconds", "Name",
-          "Partner Unique ID", "Description", "Sale Amount", "Value", "Occurred At Time", "Custom Parameter 1"]
+HEADER = [
+    "Transaction ID",
+    "Call Start Time",
+    "Calling Phone Number",
+    "Duration In Seconds",
+    "Name",
+    "Partner Unique ID",
+    "Description",
+    "Sale Amount",
+    "Value",
+    "Occurred At Time",
+    "Custom Parameter 1",
+]
 
 # Calls in uploader/emulator/data/calls.csv used here:
 #   00000000-00000001 2026-11-02T09:15:00-08:00 +14155550134 245s
@@ -76,8 +87,7 @@ def check_final_state(emulator, api):
 
 def check_report(rows):
     assert [r["row"] for r in rows] == ["2", "3", "4", "5", "6", "7", "8"]
-    assert [r["status"] for r in rows] == ["created", "updated", "created", "created", "created", "invalid",
-                                           "failed"]
+    assert [r["status"] for r in rows] == ["created", "updated", "created", "created", "created", "invalid", "failed"]
     assert [r["http_status"] for r in rows] == ["201", "200", "201", "201", "201", "", "404"]
     assert rows[1]["corrects_transaction_id"] == rows[0]["signal_transaction_id"] != ""
     assert rows[3]["call_transaction_id"] == "00000000-00000004"
@@ -299,8 +309,7 @@ def test_chunked_upload_keeps_file_order_across_chunks_and_reruns_send_nothing(t
     rows = _chunky_rows(150)
     path = write_csv(tmp_path / "many.csv", [HEADER] + rows)
     env = {"SIGNAL_UPLOADER_CHUNK_ROWS": "7"}  # 22 chunks; keys repeat across every boundary
-    result = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, "--concurrency", "8",
-                     env=env)
+    result = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url, "--concurrency", "8", env=env)
     assert result.code == 1, result.stderr  # some rows are invalid
     report = report_rows(tmp_path / "many.results.csv")
     assert [r["row"] for r in report] == [str(n) for n in range(2, 152)]
@@ -337,8 +346,16 @@ def test_chunked_upload_keeps_file_order_across_chunks_and_reruns_send_nothing(t
 
 def test_rejected_token_stops_every_later_chunk(tmp_path, emulator):
     path = write_csv(tmp_path / "many.csv", [HEADER] + _chunky_rows(40))
-    result = run_cli("upload", path, "--timezone", TZ, "--base-url", emulator.base_url,
-                     env={"SIGNAL_UPLOADER_CHUNK_ROWS": "5"}, token="wrong-token")
+    result = run_cli(
+        "upload",
+        path,
+        "--timezone",
+        TZ,
+        "--base-url",
+        emulator.base_url,
+        env={"SIGNAL_UPLOADER_CHUNK_ROWS": "5"},
+        token="wrong-token",
+    )
     assert result.code == 2
     assert_no_traceback(result)
     report = report_rows(tmp_path / "many.results.csv")
@@ -353,8 +370,9 @@ def test_rejected_token_stops_every_later_chunk(tmp_path, emulator):
 
 
 def test_reordered_file_in_chunks_sends_only_the_new_last_row(tmp_path, emulator):
-    filler = [[f"00000000-0000000{2 + n % 4}", "", "", "", "Quote", str(n), f"filler {n}", "", "", "", ""]
-              for n in range(12)]
+    filler = [
+        [f"00000000-0000000{2 + n % 4}", "", "", "", "Quote", str(n), f"filler {n}", "", "", "", ""] for n in range(12)
+    ]
     first = ["00000000-00000001", "", "", "", "Sale", "7", "first version", "1.00", "", "", ""]
     second = ["00000000-00000001", "", "", "", "Sale", "7", "second version", "2.00", "", "", ""]
     env = {"SIGNAL_UPLOADER_CHUNK_ROWS": "4"}

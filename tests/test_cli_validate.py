@@ -22,12 +22,15 @@ def test_all_valid_exits_0(tmp_path):
 
 
 def test_some_invalid_exits_1_with_a_report_of_every_row(tmp_path):
-    path = write_csv(tmp_path / "in.csv", [
-        ["Transaction ID", "Name", "Sale Amount", "Notes"],
-        ["T1", "Sale", "10.00", "fine"],
-        ["T2", "", "$10", "two problems"],
-        ["T3", "Sale", "1.234", "one problem"],
-    ])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            ["Transaction ID", "Name", "Sale Amount", "Notes"],
+            ["T1", "Sale", "10.00", "fine"],
+            ["T2", "", "$10", "two problems"],
+            ["T3", "Sale", "1.234", "one problem"],
+        ],
+    )
     report = tmp_path / "out" / "report.csv"
     result = run_cli("validate", path, "--report", report)
     assert result.code == 1, result.output
@@ -36,8 +39,16 @@ def test_some_invalid_exits_1_with_a_report_of_every_row(tmp_path):
     assert "sale-amount-format" in result.stdout  # the most common problem is named
     assert "ignored column(s) the API does not take: 'Notes'" in result.stderr
     rows = read_report(report)
-    assert list(rows[0].keys()) == ["row", "status", "error", "warning", "Transaction ID", "Name", "Sale Amount",
-                                    "Notes"]
+    assert list(rows[0].keys()) == [
+        "row",
+        "status",
+        "error",
+        "warning",
+        "Transaction ID",
+        "Name",
+        "Sale Amount",
+        "Notes",
+    ]
     assert [(r["row"], r["status"]) for r in rows] == [("2", "valid"), ("3", "invalid"), ("4", "invalid")]
     assert "Name: is required" in rows[1]["error"] and "Sale Amount '$10'" in rows[1]["error"]
     assert rows[2]["Sale Amount"] == "1.234"  # original cells, untouched
@@ -59,15 +70,18 @@ def test_excel_date_cells_need_a_timezone_too(tmp_path):
     assert run_cli("validate", path, "-z", "America/Los_Angeles").code == 0
 
 
-@pytest.mark.parametrize("content,name,message", [
-    (b"", "empty.csv", "the file is empty"),
-    (b"transaction_id,name\n", "header.csv", "no data rows"),
-    (b"transaction_id,amount\n1,2\n", "noname.csv", "no 'name' column"),
-    (b"name,name\nSale,Sale\n", "dup.csv", "appears twice"),
-    (b"\x00\x01\x02binary\xff", "junk.csv", "not a text CSV file"),
-    (b"name,transaction_id\nSale,1\n", "data.json", "unknown file type"),
-    (b"transaction_id,name\n1,Sale\n", "text.xlsx", "not a readable .xlsx workbook"),
-])
+@pytest.mark.parametrize(
+    "content,name,message",
+    [
+        (b"", "empty.csv", "the file is empty"),
+        (b"transaction_id,name\n", "header.csv", "no data rows"),
+        (b"transaction_id,amount\n1,2\n", "noname.csv", "no 'name' column"),
+        (b"name,name\nSale,Sale\n", "dup.csv", "appears twice"),
+        (b"\x00\x01\x02binary\xff", "junk.csv", "not a text CSV file"),
+        (b"name,transaction_id\nSale,1\n", "data.json", "unknown file type"),
+        (b"transaction_id,name\n1,Sale\n", "text.xlsx", "not a readable .xlsx workbook"),
+    ],
+)
 def test_file_level_errors_exit_2_with_one_clear_line(tmp_path, content, name, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -80,10 +94,12 @@ def test_file_level_errors_exit_2_with_one_clear_line(tmp_path, content, name, m
 
 def test_usage_errors_exit_2(tmp_path):
     path = write_csv(tmp_path / "ok.csv", [["transaction_id", "name"], ["T1", "Sale"]])
-    for args, message in [(["--timezone", "Mars/Olympus"], "not a known IANA timezone"),
-                          (["--phone-region", "XX"], "not a known region code"),
-                          (["--api", "nope"], "Invalid value for '--api'"),
-                          (["--sheet", "Data"], "--sheet applies to .xlsx")]:
+    for args, message in [
+        (["--timezone", "Mars/Olympus"], "not a known IANA timezone"),
+        (["--phone-region", "XX"], "not a known region code"),
+        (["--api", "nope"], "Invalid value for '--api'"),
+        (["--sheet", "Data"], "--sheet applies to .xlsx"),
+    ]:
         result = run_cli("validate", path, *args)
         assert result.code == 2, (args, result.output)
         assert message in result.stderr
@@ -129,10 +145,12 @@ def test_every_command_has_help_without_warnings(command):
 
 
 def test_a_row_with_two_warnings_counts_once_in_the_summary(tmp_path):
-    rows = [["transaction_id", "calling_phone_number", "name"],
-            ["T-1", "(415) 555-0134", "Sale"],  # phone ignored (the id wins), and repeated below without an id
-            ["T-1", "(415) 555-0134", "Sale"],
-            ["T-2", "", "Sale"]]  # no warning
+    rows = [
+        ["transaction_id", "calling_phone_number", "name"],
+        ["T-1", "(415) 555-0134", "Sale"],  # phone ignored (the id wins), and repeated below without an id
+        ["T-1", "(415) 555-0134", "Sale"],
+        ["T-2", "", "Sale"],
+    ]  # no warning
     path = write_csv(tmp_path / "twice.csv", rows)
     result = run_cli("validate", path, "--report", tmp_path / "r.csv", "--summary-json", tmp_path / "s.json")
     assert result.code == 0, result.stderr

@@ -31,12 +31,15 @@ def test_token_file_wins_over_environment(tmp_path):
     assert settings.token.reveal() == "from-file"
 
 
-@pytest.mark.parametrize("flags,message", [
-    ({"concurrency": 0}, "--concurrency"),
-    ({"timezone": "Nowhere/Town"}, "IANA"),
-    ({"base_url": "ftp://x"}, r"not an http\(s\) URL"),
-    ({"base_url": "http://10.0.0.5/api/2020-10-01"}, "https is required"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        ({"concurrency": 0}, "--concurrency"),
+        ({"timezone": "Nowhere/Town"}, "IANA"),
+        ({"base_url": "ftp://x"}, r"not an http\(s\) URL"),
+        ({"base_url": "http://10.0.0.5/api/2020-10-01"}, "https is required"),
+    ],
+)
 def test_bad_settings(flags, message):
     with pytest.raises(UsageError, match=message):
         resolve(flags)
@@ -55,11 +58,18 @@ def test_default_report_path():
 
 
 def test_xlsx_report_keeps_text_as_text(tmp_path):
-    frame = pd.DataFrame({"row": [2], "status": ["failed"], "http_status": ["404"],
-                          "description": ["=HYPERLINK(\"http://x\")"], "id": ["00123"]})
+    frame = pd.DataFrame(
+        {
+            "row": [2],
+            "status": ["failed"],
+            "http_status": ["404"],
+            "description": ['=HYPERLINK("http://x")'],
+            "id": ["00123"],
+        }
+    )
     path = write_report(frame, tmp_path / "r.xlsx")
     cells = list(load_workbook(path).active.iter_rows(values_only=True))[1]
-    assert cells == (2, "failed", 404, "'=HYPERLINK(\"http://x\")", "00123")
+    assert cells == (2, "failed", 404, '\'=HYPERLINK("http://x")', "00123")
     assert load_workbook(path).active["D2"].data_type == "s"  # a string, not a formula
 
 

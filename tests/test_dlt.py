@@ -23,8 +23,13 @@ from tests.conftest import TOKEN
 from uploader.dlt_destination import signal_uploader
 
 TZ = "America/Los_Angeles"
-MAPPING = {"order_id": "partner_unique_id", "called_at": "call_start_time", "caller": "calling_phone_number",
-           "kind": "name", "amount": "sale_amount"}
+MAPPING = {
+    "order_id": "partner_unique_id",
+    "called_at": "call_start_time",
+    "caller": "calling_phone_number",
+    "kind": "name",
+    "amount": "sale_amount",
+}
 # Orders on calls of uploader/emulator/data/calls.csv; order 5's phone number is not one, so it is never sent.
 # The times are a TIMESTAMP column: naive datetimes, read as wall clock in TZ. The amounts are NUMERIC:
 # Decimals padded to SQLite's scale of 10 places.
@@ -49,8 +54,10 @@ def dlt_here(tmp_path, monkeypatch):
 
 def orders_db(path, rows=ORDERS):
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount NUMERIC, "
-               "called_at TIMESTAMP, caller TEXT, rep TEXT)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, amount NUMERIC, "
+        "called_at TIMESTAMP, caller TEXT, rep TEXT)"
+    )
     db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", rows)
     db.commit()
     db.close()
@@ -62,7 +69,8 @@ def run_pipeline(tmp_path, emulator, monkeypatch, *, token=TOKEN, secrets_toml=F
     if secrets_toml:
         (tmp_path / ".dlt").mkdir(exist_ok=True)
         (tmp_path / ".dlt" / "secrets.toml").write_text(
-            f'[destination.signal_uploader]\napi_token = "{token}"\nbase_url = "{emulator.base_url}"\n')
+            f'[destination.signal_uploader]\napi_token = "{token}"\nbase_url = "{emulator.base_url}"\n'
+        )
     else:
         monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__API_TOKEN", token)
         monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__BASE_URL", emulator.base_url)
@@ -77,7 +85,7 @@ def results(tmp_path) -> list[dict]:
     db = sqlite3.connect(tmp_path / "state" / "results.sqlite")
     db.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in db.execute('SELECT * FROM orders ORDER BY _dlt_load_id, CAST(order_id AS INTEGER)')]
+        return [dict(r) for r in db.execute("SELECT * FROM orders ORDER BY _dlt_load_id, CAST(order_id AS INTEGER)")]
     finally:
         db.close()
 
@@ -106,7 +114,13 @@ def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryabl
 
     first = results(tmp_path)
     assert [(r["order_id"], r["status"]) for r in first] == [
-        ("1", "created"), ("2", "created"), ("3", "created"), ("4", "created"), ("5", "invalid"), ("6", "created")]
+        ("1", "created"),
+        ("2", "created"),
+        ("3", "created"),
+        ("4", "created"),
+        ("5", "invalid"),
+        ("6", "created"),
+    ]
     invalid = first[4]
     assert invalid["error"].startswith("caller 'call me'") and invalid["rep"] == "eve"
     assert invalid["called_at"] == "2026/11/04 09:00:00"  # the row as sent: the datetime as wall-clock text
@@ -123,8 +137,14 @@ def test_a_sqlite_table_lands_once_across_two_runs_and_invalid_rows_are_queryabl
     assert landed(emulator)["7"]["call_transaction_id"] == "00000000-00000009"
     second = [r for r in results(tmp_path) if r["_dlt_load_id"] != first[0]["_dlt_load_id"]]
     assert [(r["order_id"], r["status"]) for r in second] == [
-        ("1", "skipped"), ("2", "skipped"), ("3", "skipped"), ("4", "skipped"), ("5", "invalid"), ("6", "skipped"),
-        ("7", "created")]
+        ("1", "skipped"),
+        ("2", "skipped"),
+        ("3", "skipped"),
+        ("4", "skipped"),
+        ("5", "invalid"),
+        ("6", "skipped"),
+        ("7", "created"),
+    ]
 
     # A third run changes nothing at all.
     run_pipeline(tmp_path, emulator, monkeypatch, secrets_toml=True)
@@ -162,11 +182,17 @@ def test_a_permission_refusal_is_terminal_too(tmp_path, make_emulator, monkeypat
     db = tmp_path / "orders.db"
     sqlite3.connect(db).close()
     connection = sqlite3.connect(db)
-    connection.execute("CREATE TABLE orders (order_id INTEGER PRIMARY KEY, kind TEXT, called_at TIMESTAMP, caller TEXT, "
-                       "advertiser TEXT)")
-    connection.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", [
-        (1, "Sale", "2026-11-02 09:15:00", "+14155550134", "ADV-100"),
-        (2, "Sale", "2026-11-03 14:30:00", "+16175550150", "ADV-200")])
+    connection.execute(
+        "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, kind TEXT, called_at TIMESTAMP, caller TEXT, "
+        "advertiser TEXT)"
+    )
+    connection.executemany(
+        "INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
+        [
+            (1, "Sale", "2026-11-02 09:15:00", "+14155550134", "ADV-100"),
+            (2, "Sale", "2026-11-03 14:30:00", "+16175550150", "ADV-200"),
+        ],
+    )
     connection.commit()
     connection.close()
     with pytest.raises(PipelineStepFailed) as caught:
@@ -174,11 +200,12 @@ def test_a_permission_refusal_is_terminal_too(tmp_path, make_emulator, monkeypat
     assert "lack of permission (UnauthorizedAdvertiser)" in str(caught.value)
     assert set(landed(emulator)) == {"1"}  # the row allowed landed, and is journaled
     assert [(r["order_id"], r["status"], r["error_class"]) for r in results(tmp_path)] == [
-        ("1", "created", ""), ("2", "failed", "UnauthorizedAdvertiser")]
+        ("1", "created", ""),
+        ("2", "failed", "UnauthorizedAdvertiser"),
+    ]
 
 
-def test_a_batch_that_fails_midway_is_retried_by_dlt_and_no_row_is_applied_twice(tmp_path, make_emulator,
-                                                                                   monkeypatch):
+def test_a_batch_that_fails_midway_is_retried_by_dlt_and_no_row_is_applied_twice(tmp_path, make_emulator, monkeypatch):
     # A third of the requests get a 503 before anything is done; the uploader tries each once, so each
     # batch ends with rows that may pass: dlt retries it, and the journal skips the rows confirmed.
     emulator = make_emulator(fail_rate=0.35, seed=11)
@@ -199,8 +226,12 @@ def test_the_results_table_keeps_a_rows_own_column_that_shares_a_name_with_its_o
     from uploader import validate_rows
     from uploader.dlt_destination import Results
 
-    result = validate_rows([{"name": "Sale", "transaction_id": "00000000-00000001", "source": "web"},
-                            {"name": "", "transaction_id": "00000000-00000002", "source": "phone"}])
+    result = validate_rows(
+        [
+            {"name": "Sale", "transaction_id": "00000000-00000001", "source": "web"},
+            {"name": "", "transaction_id": "00000000-00000002", "source": "phone"},
+        ]
+    )
     results = Results(tmp_path / "results.sqlite")
     results.write("orders", result, [("L1", "a"), ("L1", "b")], "shop.orders")
     results.write("orders", result, [("L1", "a"), ("L1", "b")], "shop.orders")  # a retried batch: replaced
@@ -208,4 +239,6 @@ def test_the_results_table_keeps_a_rows_own_column_that_shares_a_name_with_its_o
     db.row_factory = sqlite3.Row
     rows = [dict(r) for r in db.execute("SELECT * FROM orders ORDER BY _dlt_id")]
     assert [(r["_dlt_id"], r["source"], r["input source"], r["status"]) for r in rows] == [
-        ("a", "shop.orders", "web", "valid"), ("b", "shop.orders", "phone", "invalid")]
+        ("a", "shop.orders", "web", "valid"),
+        ("b", "shop.orders", "phone", "invalid"),
+    ]

@@ -13,9 +13,11 @@ OUTCOMES = "call_outcomes.json"
 
 
 def quote(partner_id, description, name="Quote", token=TOKEN):
-    return {"search": {"transaction_id": "00000000-00000001"},
-            "signal": {"name": name, "partner_unique_id": partner_id, "description": description},
-            "oauth_token": token}
+    return {
+        "search": {"transaction_id": "00000000-00000001"},
+        "signal": {"name": name, "partner_unique_id": partner_id, "description": description},
+        "oauth_token": token,
+    }
 
 
 def test_the_documents_create_create_update_example(emulator):
@@ -29,8 +31,10 @@ def test_the_documents_create_create_update_example(emulator):
     status, third = emulator.post(SIGNALS, quote("1", "Honda Civic 2012"))
     assert status == 200
     assert third["signal"]["corrects_transaction_id"] == first["signal"]["transaction_id"]
-    assert third["signal"]["transaction_id"] not in (first["signal"]["transaction_id"],
-                                                     second["signal"]["transaction_id"])
+    assert third["signal"]["transaction_id"] not in (
+        first["signal"]["transaction_id"],
+        second["signal"]["transaction_id"],
+    )
     assert third["signal"]["description"] == "Honda Civic 2012"
     assert len(emulator.signals()) == 2
 
@@ -49,14 +53,27 @@ def test_names_match_case_insensitively_keeping_the_first_spelling(emulator):
     assert status == 200 and answer["signal"]["name"] == "Free Trial"
 
 
-@pytest.mark.parametrize("start", [
-    "1793639700", "1793639700000", "20261102091500000", "2026/11/02T09:15:00.000-08:00",
-    "2026/11/02T17:15:00Z", "2026/11/02 09:15:00 AM", "2026/11/02 09:15:00.000 AM",
-])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "1793639700",
+        "1793639700000",
+        "20261102091500000",
+        "2026/11/02T09:15:00.000-08:00",
+        "2026/11/02T17:15:00Z",
+        "2026/11/02 09:15:00 AM",
+        "2026/11/02 09:15:00.000 AM",
+    ],
+)
 def test_every_documented_timestamp_form_finds_the_call(emulator, start):
-    status, answer = emulator.post(SIGNALS, {"search": {"call_start_time": start,
-                                                        "calling_phone_number": "+1 4155550134"},
-                                             "signal": {"name": "Sale"}, "oauth_token": TOKEN})
+    status, answer = emulator.post(
+        SIGNALS,
+        {
+            "search": {"call_start_time": start, "calling_phone_number": "+1 4155550134"},
+            "signal": {"name": "Sale"},
+            "oauth_token": TOKEN,
+        },
+    )
     assert status == 201, answer
     assert answer["call"]["transaction_id"] == "00000000-00000001"
 
@@ -64,16 +81,21 @@ def test_every_documented_timestamp_form_finds_the_call(emulator, start):
 def test_excel_compatible_times_are_read_in_the_network_timezone(make_emulator):
     emulator = make_emulator(network_timezone="America/New_York")
     # 09:15 Pacific is 12:15 in New York.
-    status, answer = emulator.post(SIGNALS, {"search": {"call_start_time": "2026/11/02 12:15:00 PM"},
-                                             "signal": {"name": "Sale"}, "oauth_token": TOKEN})
+    status, answer = emulator.post(
+        SIGNALS,
+        {"search": {"call_start_time": "2026/11/02 12:15:00 PM"}, "signal": {"name": "Sale"}, "oauth_token": TOKEN},
+    )
     assert status == 201 and answer["call"]["transaction_id"] == "00000000-00000001"
 
 
 def test_matching_narrows_by_duration_and_phone(emulator):
     # Calls 4 (08:05:00, 125 s) and 5 (08:06:40, 30 s) share a caller.
     def find(**search):
-        body = {"search": {"call_start_time": "2026-11-03T08:06:00-08:00", **search},
-                "signal": {"name": "Probe"}, "oauth_token": TOKEN}
+        body = {
+            "search": {"call_start_time": "2026-11-03T08:06:00-08:00", **search},
+            "signal": {"name": "Probe"},
+            "oauth_token": TOKEN,
+        }
         status, answer = emulator.post(SIGNALS, body)
         return answer["call"]["transaction_id"] if status < 300 else answer["errors"]["class"]
 
@@ -82,15 +104,27 @@ def test_matching_narrows_by_duration_and_phone(emulator):
     assert find(calling_phone_number="+19999999999") == "RecordNotFound"
 
 
-@pytest.mark.parametrize("body,status,error_class", [
-    ({"search": {}, "signal": {"name": "Sale"}}, 403, "RecordInvalid"),
-    ({"search": {"transaction_id": "00000000-00000001"}, "signal": {"name": ""}}, 403, "RecordInvalid"),
-    ({"search": {"transaction_id": "00000000-00000001"}, "signal": {"name": "S", "sale_amount": "1.234"}},
-     403, "RecordInvalid"),
-    ({"search": {"transaction_id": "nope"}, "signal": {"name": "Sale"}}, 404, "RecordNotFound"),
-    ({"search": {"call_start_time": "1793639700", "advertiser_id_from_network": "ADV-999"},
-      "signal": {"name": "Sale"}}, 403, "UnauthorizedAdvertiser"),
-])
+@pytest.mark.parametrize(
+    "body,status,error_class",
+    [
+        ({"search": {}, "signal": {"name": "Sale"}}, 403, "RecordInvalid"),
+        ({"search": {"transaction_id": "00000000-00000001"}, "signal": {"name": ""}}, 403, "RecordInvalid"),
+        (
+            {"search": {"transaction_id": "00000000-00000001"}, "signal": {"name": "S", "sale_amount": "1.234"}},
+            403,
+            "RecordInvalid",
+        ),
+        ({"search": {"transaction_id": "nope"}, "signal": {"name": "Sale"}}, 404, "RecordNotFound"),
+        (
+            {
+                "search": {"call_start_time": "1793639700", "advertiser_id_from_network": "ADV-999"},
+                "signal": {"name": "Sale"},
+            },
+            403,
+            "UnauthorizedAdvertiser",
+        ),
+    ],
+)
 def test_documented_errors(emulator, body, status, error_class):
     got, answer = emulator.post(SIGNALS, {**body, "oauth_token": TOKEN})
     assert got == status and answer["errors"]["class"] == error_class
@@ -111,10 +145,17 @@ def test_wrong_or_missing_token_is_401(emulator):
 
 
 def test_call_outcomes_api(emulator):
-    body = {"search": {"start_time_t": "1793639700", "calling_phone_number": "+14155550134"},
-            "call_outcome": {"outcome_name": "Sale", "partner_unique_id": "7", "occurred_at_time_t": "1793640000",
-                             "custom_paramter_1": "typo spelling accepted", "sale_amount": "9.99"},
-            "oauth_token": TOKEN}
+    body = {
+        "search": {"start_time_t": "1793639700", "calling_phone_number": "+14155550134"},
+        "call_outcome": {
+            "outcome_name": "Sale",
+            "partner_unique_id": "7",
+            "occurred_at_time_t": "1793640000",
+            "custom_paramter_1": "typo spelling accepted",
+            "sale_amount": "9.99",
+        },
+        "oauth_token": TOKEN,
+    }
     status, answer = emulator.post(OUTCOMES, body)
     assert status == 201
     record = answer["call_outcome"]
@@ -127,8 +168,9 @@ def test_call_outcomes_api(emulator):
 
 
 def test_transaction_id_in_the_path(emulator):
-    status, answer = emulator.post("transactions/00000000-00000003/signals.json",
-                                   {"search": {}, "signal": {"name": "Sale"}, "oauth_token": TOKEN})
+    status, answer = emulator.post(
+        "transactions/00000000-00000003/signals.json", {"search": {}, "signal": {"name": "Sale"}, "oauth_token": TOKEN}
+    )
     assert status == 201 and answer["call"]["transaction_id"] == "00000000-00000003"
 
 

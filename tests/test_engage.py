@@ -23,9 +23,14 @@ ACCESS, REFRESH = "demo-engage-token", "demo-engage-refresh"
 ENV = {"ENGAGE_VOICE_TOKEN": ACCESS}
 # The bundled sample's calls (uploader/emulator/data/engage_calls.json): active from the clock's start.
 PACO_1, KIM_1, ADA_1, PACO_2, NOBODY, KIM_2, ADA_2 = (
-    "202611240900000132050000019657", "202611240901000132050000019658", "202611240902000132050000019659",
-    "202611240903000132050000019660", "202611240904000132050000019661", "202611240905000132050000019662",
-    "202611240906000132050000019663")
+    "202611240900000132050000019657",
+    "202611240901000132050000019658",
+    "202611240902000132050000019659",
+    "202611240903000132050000019660",
+    "202611240904000132050000019661",
+    "202611240905000132050000019662",
+    "202611240906000132050000019663",
+)
 ENDED = "202611240850000132050000019600"  # ended five minutes before the clock's start
 AGENTS = ("paco.vu@example.com", "kim.ortiz@example.com", "ada.bell@example.com")
 FAST = ("--rate", "50", "--exceed-documented-rate")  # where the pace is not what a test is about
@@ -68,8 +73,9 @@ def make_engage():
 
 
 def upload(engage, path, api, *args, env=ENV):
-    return run_cli("upload", path, "--api", api, "--account-id", ACCOUNT, "--base-url", engage.voice, *args,
-                   env=env, token=None)
+    return run_cli(
+        "upload", path, "--api", api, "--account-id", ACCOUNT, "--base-url", engage.voice, *args, env=env, token=None
+    )
 
 
 def read_report(path: Path) -> list[dict]:
@@ -86,28 +92,58 @@ def by_row(rows: list[dict]) -> dict[int, dict]:
 
 def test_listing_across_several_pages(engage, tmp_path):
     out = tmp_path / "calls.jsonl"
-    result = run_cli("engage", "calls", "--account-id", ACCOUNT, "--base-url", engage.voice, "--page-size", "3",
-                     "--out", out, env=ENV, token=None)
+    result = run_cli(
+        "engage",
+        "calls",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        engage.voice,
+        "--page-size",
+        "3",
+        "--out",
+        out,
+        env=ENV,
+        token=None,
+    )
     assert result.code == 0, result.output
     assert "7 active call(s) in 3 page(s)" in result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["uii"] for r in rows] == [PACO_1, KIM_1, ADA_1, PACO_2, NOBODY, KIM_2, ADA_2]  # ENDED is not listed
     first = rows[0]
-    assert (first["ani"], first["agentFirstName"], first["callState"], first["archive"]) == \
-        ("6501234567", "Paco", "ACTIVE", "false")
+    assert (first["ani"], first["agentFirstName"], first["callState"], first["archive"]) == (
+        "6501234567",
+        "Paco",
+        "ACTIVE",
+        "false",
+    )
     assert rows[4]["agentFirstName"] == "" and rows[4]["dequeueTime"] == ""  # null: an empty cell
     pages = [r["target"] for r in engage.requests_log() if "/list" in r["target"]]
     assert len(pages) == 3
-    assert all(f"activeCalls/list?product=ACCOUNT&productId={ACCOUNT}&page={n}&maxRows=3" in t
-               for n, t in enumerate(pages))
+    assert all(
+        f"activeCalls/list?product=ACCOUNT&productId={ACCOUNT}&page={n}&maxRows=3" in t for n, t in enumerate(pages)
+    )
 
     # One agent's calls; on screen as a table.
-    result = run_cli("engage", "calls", "--account-id", ACCOUNT, "--base-url", engage.voice, "--product", "agent",
-                     "--product-id", "paco.vu@example.com", env=ENV, token=None)
+    result = run_cli(
+        "engage",
+        "calls",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        engage.voice,
+        "--product",
+        "agent",
+        "--product-id",
+        "paco.vu@example.com",
+        env=ENV,
+        token=None,
+    )
     assert result.code == 2 and "--product-id 'paco.vu@example.com' is not a number" in result.output
     xlsx = tmp_path / "calls.xlsx"
-    result = run_cli("engage", "calls", "--account-id", ACCOUNT, "--base-url", engage.voice, "--out", xlsx,
-                     env=ENV, token=None)
+    result = run_cli(
+        "engage", "calls", "--account-id", ACCOUNT, "--base-url", engage.voice, "--out", xlsx, env=ENV, token=None
+    )
     assert result.code == 0, result.output
     from openpyxl import load_workbook
 
@@ -124,9 +160,30 @@ def test_watching_sees_an_action_change_the_list(engage, tmp_path):
 
     out = tmp_path / "watch.csv"
     env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("ENGAGE_")}, **ENV}
-    process = subprocess.Popen([sys.executable, "-m", "uploader", "engage", "calls", "--account-id", ACCOUNT,
-                                "--base-url", engage.voice, "--watch", "0.5", "--until", "4s", "--out", str(out)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uploader",
+            "engage",
+            "calls",
+            "--account-id",
+            ACCOUNT,
+            "--base-url",
+            engage.voice,
+            "--watch",
+            "0.5",
+            "--until",
+            "4s",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.5)
     write_csv(tmp_path / "rec.csv", [["uii", "record"], [KIM_1, "true"]])
     assert upload(engage, tmp_path / "rec.csv", "engage_recording").code == 0
@@ -149,15 +206,23 @@ def test_each_action_from_a_file(engage, tmp_path):
     assert calls[PACO_1]["recording"] is False and calls[KIM_1]["recording"] is True
 
     # Supervisor sessions: two on one call, numbers typed as people type them, sent as digits.
-    write_csv(tmp_path / "sessions.csv", [["uii", "Destination", "Session Type"],
-                                          [ADA_1, "(650) 555-0100", "monitor"], [ADA_1, "+1 415 555 0199", "COACHING"],
-                                          [KIM_2, "212.555.0111", "BargeIn"]])
+    write_csv(
+        tmp_path / "sessions.csv",
+        [
+            ["uii", "Destination", "Session Type"],
+            [ADA_1, "(650) 555-0100", "monitor"],
+            [ADA_1, "+1 415 555 0199", "COACHING"],
+            [KIM_2, "212.555.0111", "BargeIn"],
+        ],
+    )
     result = upload(engage, tmp_path / "sessions.csv", "engage_add_session", *FAST)
     assert result.code == 0, result.output
     assert [r["status"] for r in read_report(tmp_path / "sessions.results.csv")] == ["created"] * 3
     sessions = engage.calls()[ADA_1]["sessions"]
-    assert [(s["destination"], s["sessionType"]) for s in sessions] == [("6505550100", "MONITOR"),
-                                                                       ("4155550199", "COACHING")]
+    assert [(s["destination"], s["sessionType"]) for s in sessions] == [
+        ("6505550100", "MONITOR"),
+        ("4155550199", "COACHING"),
+    ]
     assert [s["sessionType"] for s in engage.calls()[KIM_2]["sessions"]] == ["BARGEIN"]
 
     # Ending one of them; a phone that joined no session: the API's false, reported.
@@ -172,15 +237,21 @@ def test_each_action_from_a_file(engage, tmp_path):
     # Dispositions: a sale, a callback in New York time, a call that has ended (404), and the
     # vendor's own error body for a disposition the account does not have.
     callback = (dt.datetime.now(ZoneInfo("America/New_York")) + dt.timedelta(days=2)).replace(
-        hour=10, minute=30, second=0, microsecond=0)
-    write_csv(tmp_path / "dispositions.csv", [
-        ["uii", "disposition", "callback", "callBackDTS", "notes"],
-        [PACO_1, "SALE", "false", "", "  Upgraded, annual plan "],
-        [KIM_1, "CALLBACK", "true", callback.strftime("%Y/%m/%d %H:%M:%S"), ""],
-        [ENDED, "NO ANSWER", "", "", ""],
-        [PACO_2, "REFUND", "false", "", ""],
-    ])
-    result = upload(engage, tmp_path / "dispositions.csv", "engage_disposition", "--timezone", "America/New_York", *FAST)
+        hour=10, minute=30, second=0, microsecond=0
+    )
+    write_csv(
+        tmp_path / "dispositions.csv",
+        [
+            ["uii", "disposition", "callback", "callBackDTS", "notes"],
+            [PACO_1, "SALE", "false", "", "  Upgraded, annual plan "],
+            [KIM_1, "CALLBACK", "true", callback.strftime("%Y/%m/%d %H:%M:%S"), ""],
+            [ENDED, "NO ANSWER", "", "", ""],
+            [PACO_2, "REFUND", "false", "", ""],
+        ],
+    )
+    result = upload(
+        engage, tmp_path / "dispositions.csv", "engage_disposition", "--timezone", "America/New_York", *FAST
+    )
     assert result.code == 1, result.output
     assert_no_traceback(result)
     report = by_row(read_report(tmp_path / "dispositions.results.csv"))
@@ -189,8 +260,12 @@ def test_each_action_from_a_file(engage, tmp_path):
     assert report[5]["error_class"] == "disposition.not.found"
     assert report[5]["error"].startswith("Unknown disposition 'REFUND'")
     calls = engage.calls()
-    assert calls[PACO_1]["disposition"] == {"disposition": "SALE", "callback": False, "callBackDTS": None,
-                                            "notes": "  Upgraded, annual plan "}
+    assert calls[PACO_1]["disposition"] == {
+        "disposition": "SALE",
+        "callback": False,
+        "callBackDTS": None,
+        "notes": "  Upgraded, annual plan ",
+    }
     assert calls[KIM_1]["disposition"]["callBackDTS"] == callback.strftime("%Y%m%d%H%M%S")  # local wall time
     assert not calls[PACO_1]["active"] and not calls[KIM_1]["active"] and calls[PACO_2]["active"]
 
@@ -201,13 +276,33 @@ def test_each_action_from_a_file(engage, tmp_path):
     report = by_row(read_report(tmp_path / "hangups.results.csv"))
     assert (report[2]["status"], report[3]["failure_kind"]) == ("updated", "call-ended")
     assert engage.calls()[ADA_2]["ended_by"] == "hangup"
-    listed = run_cli("engage", "calls", "--account-id", ACCOUNT, "--base-url", engage.voice, "--out",
-                     tmp_path / "after.csv", env=ENV, token=None)
+    listed = run_cli(
+        "engage",
+        "calls",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        engage.voice,
+        "--out",
+        tmp_path / "after.csv",
+        env=ENV,
+        token=None,
+    )
     assert listed.code == 0
     assert {r["uii"] for r in read_report(tmp_path / "after.csv")} == {ADA_1, PACO_2, NOBODY, KIM_2}
     before = len(engage.requests_log())
-    retried = run_cli("retry", tmp_path / "hangups.results.csv", "--api", "engage_hangup", "--account-id", ACCOUNT,
-                      "--base-url", engage.voice, env=ENV, token=None)
+    retried = run_cli(
+        "retry",
+        tmp_path / "hangups.results.csv",
+        "--api",
+        "engage_hangup",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        engage.voice,
+        env=ENV,
+        token=None,
+    )
     assert "no failed rows to send again" in retried.output and len(engage.requests_log()) == before
 
 
@@ -236,15 +331,25 @@ def test_manual_calls_under_lost_answers_are_never_dialled_twice(make_engage, tm
     assert "an earlier run sent this row" in rerun[statuses.index("unknown")]["error"]
 
     # retry leaves unknown rows alone unless asked; asked, it sends exactly those.
-    retry = ("retry", tmp_path / "dial.results.csv", "--api", "engage_manual_call", "--account-id", ACCOUNT,
-             "--base-url", engage.voice, *FAST)
+    retry = (
+        "retry",
+        tmp_path / "dial.results.csv",
+        "--api",
+        "engage_manual_call",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        engage.voice,
+        *FAST,
+    )
     result = run_cli(*retry, env=ENV, token=None)
     assert "no failed rows to send again" in result.output and len(engage.requests_log()) == sent
     result = run_cli(*retry, "--include-unknown", env=ENV, token=None)
     assert_no_traceback(result)
     assert len(engage.state()["dials"]) == 12 + len(unknown)
-    assert sorted(d["destination"] for d in engage.state()["dials"][12:]) == \
-        sorted(r["destination"].replace("(", "").replace(")", "").replace(" ", "").replace("-", "") for r in unknown)
+    assert sorted(d["destination"] for d in engage.state()["dials"][12:]) == sorted(
+        r["destination"].replace("(", "").replace(")", "").replace(" ", "").replace("-", "") for r in unknown
+    )
 
 
 def test_a_run_longer_than_the_token_life_completes(make_engage, tmp_path):
@@ -279,8 +384,14 @@ def test_a_run_longer_than_the_token_life_completes(make_engage, tmp_path):
     assert [r["status"] for r in read_report(tmp_path / "two.results.csv")] == ["failed", "failed"]
 
     # A refresh token that is not valid: the renewal fails once, then the run stops.
-    result = upload(engage, tmp_path / "two.csv", "engage_recording", "--concurrency", "1",
-                    env={**ENV, "ENGAGE_VOICE_REFRESH_TOKEN": "not-a-refresh-token"})
+    result = upload(
+        engage,
+        tmp_path / "two.csv",
+        "engage_recording",
+        "--concurrency",
+        "1",
+        env={**ENV, "ENGAGE_VOICE_REFRESH_TOKEN": "not-a-refresh-token"},
+    )
     assert result.code == 2 and "not-a-refresh-token" not in result.output
     assert "could not renew the access token" in result.output
 
@@ -288,8 +399,7 @@ def test_a_run_longer_than_the_token_life_completes(make_engage, tmp_path):
 def test_the_default_pace_holds_the_documented_limit(make_engage, tmp_path):
     engage = make_engage()  # the emulator enforces 120 a minute, as documented
     uiis = [PACO_1, KIM_1, ADA_1, PACO_2, NOBODY, KIM_2, ADA_2]
-    write_csv(tmp_path / "rec.csv", [["uii", "record"]] + [[uiis[i % 7], ["true", "false"][i % 2]]
-                                                          for i in range(30)])
+    write_csv(tmp_path / "rec.csv", [["uii", "record"]] + [[uiis[i % 7], ["true", "false"][i % 2]] for i in range(30)])
     started = time.monotonic()
     result = upload(engage, tmp_path / "rec.csv", "engage_recording", "--concurrency", "8")
     assert result.code == 0, result.output
@@ -311,8 +421,7 @@ def test_the_default_pace_holds_the_documented_limit(make_engage, tmp_path):
 def test_a_full_minute_at_the_default_pace_stays_within_120_requests(make_engage, tmp_path):
     engage = make_engage()
     uiis = [PACO_1, KIM_1, ADA_1, PACO_2, NOBODY, KIM_2, ADA_2]
-    write_csv(tmp_path / "rec.csv", [["uii", "record"]] + [[uiis[i % 7], ["true", "false"][i % 2]]
-                                                          for i in range(150)])
+    write_csv(tmp_path / "rec.csv", [["uii", "record"]] + [[uiis[i % 7], ["true", "false"][i % 2]] for i in range(150)])
     result = upload(engage, tmp_path / "rec.csv", "engage_recording")
     assert result.code == 0, result.output
     times = sorted(r["t"] for r in engage.requests_log())
@@ -324,9 +433,16 @@ def test_a_full_minute_at_the_default_pace_stays_within_120_requests(make_engage
 
 
 def test_bad_input_gets_a_clear_error_and_nothing_is_sent(engage, tmp_path):
-    write_csv(tmp_path / "sessions.csv", [["uii", "destination", "sessionType"], [ADA_1, "6505550100", "LISTEN"],
-                                          ["", "6505550100", "MONITOR"], [ADA_1, "555", "MONITOR"],
-                                          ["2.02611E+29", "6505550100", "MONITOR"]])
+    write_csv(
+        tmp_path / "sessions.csv",
+        [
+            ["uii", "destination", "sessionType"],
+            [ADA_1, "6505550100", "LISTEN"],
+            ["", "6505550100", "MONITOR"],
+            [ADA_1, "555", "MONITOR"],
+            ["2.02611E+29", "6505550100", "MONITOR"],
+        ],
+    )
     result = upload(engage, tmp_path / "sessions.csv", "engage_add_session")
     assert result.code == 1 and len(engage.requests_log()) == 0
     report = by_row(read_report(tmp_path / "sessions.results.csv"))
@@ -337,10 +453,15 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_sent(engage, tmp_path):
     assert {r["status"] for r in report.values()} == {"invalid"}
 
     # A bad callback time, and a callback asked for without one.
-    write_csv(tmp_path / "dispositions.csv", [["uii", "disposition", "callback", "callBackDTS"],
-                                              [PACO_1, "CALLBACK", "true", "next tuesday"],
-                                              [KIM_1, "CALLBACK", "true", ""],
-                                              [ADA_1, "CALLBACK", "true", "2020/01/01 10:00:00"]])
+    write_csv(
+        tmp_path / "dispositions.csv",
+        [
+            ["uii", "disposition", "callback", "callBackDTS"],
+            [PACO_1, "CALLBACK", "true", "next tuesday"],
+            [KIM_1, "CALLBACK", "true", ""],
+            [ADA_1, "CALLBACK", "true", "2020/01/01 10:00:00"],
+        ],
+    )
     result = upload(engage, tmp_path / "dispositions.csv", "engage_disposition", "--timezone", "America/Chicago")
     assert result.code == 1 and len(engage.requests_log()) == 0
     report = by_row(read_report(tmp_path / "dispositions.results.csv"))
@@ -357,8 +478,16 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_sent(engage, tmp_path):
         result = upload(engage, *args)
         assert result.code == 2 and message in result.output and "hint:" in result.output, result.output
         assert_no_traceback(result)
-    result = run_cli("upload", tmp_path / "sessions.csv", "--api", "engage_add_session", "--base-url", engage.voice,
-                     env=ENV, token=None)
+    result = run_cli(
+        "upload",
+        tmp_path / "sessions.csv",
+        "--api",
+        "engage_add_session",
+        "--base-url",
+        engage.voice,
+        env=ENV,
+        token=None,
+    )
     assert result.code == 2 and "--account-id is required" in result.output
     result = run_cli("engage", "calls", "--base-url", engage.voice, env=ENV, token=None)
     assert result.code == 2 and "--account-id is required" in result.output
@@ -368,8 +497,18 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_sent(engage, tmp_path):
 
 
 def test_dry_run_builds_every_request_and_sends_nothing(engage, tmp_path):
-    result = run_cli("upload", "sample_files/engage_manual_calls.csv", "--api", "engage_manual_call", "--account-id",
-                     ACCOUNT, "--dry-run", "--report", tmp_path / "dry.csv", token=None)
+    result = run_cli(
+        "upload",
+        "sample_files/engage_manual_calls.csv",
+        "--api",
+        "engage_manual_call",
+        "--account-id",
+        ACCOUNT,
+        "--dry-run",
+        "--report",
+        tmp_path / "dry.csv",
+        token=None,
+    )
     assert result.code == 0, result.output
     assert {r["status"] for r in read_report(tmp_path / "dry.csv")} == {"dry-run"}
     assert len(engage.requests_log()) == 0

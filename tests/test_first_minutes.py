@@ -28,8 +28,11 @@ TZ = ("--timezone", "America/Los_Angeles")
 
 
 def test_a_missing_file_is_said_plainly_by_every_command(tmp_path, emulator):
-    for command in (("upload", "--base-url", emulator.base_url), ("validate",), ("retry", "--base-url",
-                                                                                 emulator.base_url)):
+    for command in (
+        ("upload", "--base-url", emulator.base_url),
+        ("validate",),
+        ("retry", "--base-url", emulator.base_url),
+    ):
         result = run_cli(command[0], tmp_path / "nosuch.csv", *command[1:])
         assert result.code == 2, result.output
         assert "nosuch.csv: no such file" in result.stderr and "internal error" not in result.output
@@ -57,8 +60,9 @@ def test_a_base_url_without_the_api_version_stops_at_once_and_says_what_to_check
 
 
 def test_a_closed_port_stops_after_one_attempt(tmp_path, emulator):
-    path = write_csv(tmp_path / "in.csv", [["transaction_id", "name"], ["00000000-00000001", "Sale"],
-                                           ["00000000-00000002", "Sale"]])
+    path = write_csv(
+        tmp_path / "in.csv", [["transaction_id", "name"], ["00000000-00000001", "Sale"], ["00000000-00000002", "Sale"]]
+    )
     port = emulator.base_url.split(":")[2].split("/")[0]
     emulator.stop()
     result = run_cli("upload", path, "--base-url", f"http://127.0.0.1:{port}/api/2020-10-01", "--concurrency", "1")
@@ -71,8 +75,18 @@ def test_a_closed_port_stops_after_one_attempt(tmp_path, emulator):
 
 def test_engage_rows_sent_to_the_platform_base_url_are_told_so(tmp_path, emulator):
     path = write_csv(tmp_path / "hangups.csv", [["uii"], [KIM_1]])
-    result = run_cli("upload", path, "--api", "engage_hangup", "--account-id", ACCOUNT, "--base-url",
-                     emulator.base_url, env={"ENGAGE_VOICE_TOKEN": "demo-engage-token"}, token=None)
+    result = run_cli(
+        "upload",
+        path,
+        "--api",
+        "engage_hangup",
+        "--account-id",
+        ACCOUNT,
+        "--base-url",
+        emulator.base_url,
+        env={"ENGAGE_VOICE_TOKEN": "demo-engage-token"},
+        token=None,
+    )
     assert result.code == 1, result.output
     line = report_rows(tmp_path / "hangups.results.csv")[0]
     assert line["error_class"] == "NoSuchEndpoint"
@@ -82,19 +96,38 @@ def test_engage_rows_sent_to_the_platform_base_url_are_told_so(tmp_path, emulato
 def test_after_a_plain_install_the_emulator_has_its_calls(tmp_path):
     """The wheel, installed apart from the source tree: the emulator's calls come with it."""
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("signal_uploader-*.whl")
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     environment = {**os.environ, "PYTHONPATH": str(target), "XDG_STATE_HOME": str(tmp_path / "state")}
-    where = subprocess.run([sys.executable, "-c", "import uploader; print(uploader.__file__)"], cwd=tmp_path,
-                           env=environment, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import uploader; print(uploader.__file__)"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert where.startswith(str(target)), where  # the installed copy, not the source tree
     ready = tmp_path / "url"
-    emulator = subprocess.Popen([sys.executable, "-m", "uploader", "emulator", "--port", "0", "--ready-file",
-                                 str(ready)], cwd=tmp_path, env=environment, stdout=subprocess.PIPE, text=True)
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "uploader", "emulator", "--port", "0", "--ready-file", str(ready)],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):
             if ready.exists() and ready.read_text():
@@ -104,10 +137,24 @@ def test_after_a_plain_install_the_emulator_has_its_calls(tmp_path):
         assert "12 calls loaded; 5 live calls" in banner and "7 active calls" in banner, banner
         sample = tmp_path / "signals.csv"
         sample.write_bytes((SAMPLES / "signals.csv").read_bytes())
-        upload = subprocess.run([sys.executable, "-m", "uploader", "upload", str(sample), *TZ, "--base-url",
-                                 ready.read_text().strip(), "--no-progress"], cwd=tmp_path,
-                                env={**environment, "INVOCA_API_TOKEN": "demo-token"}, capture_output=True,
-                                text=True, timeout=120)
+        upload = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "uploader",
+                "upload",
+                str(sample),
+                *TZ,
+                "--base-url",
+                ready.read_text().strip(),
+                "--no-progress",
+            ],
+            cwd=tmp_path,
+            env={**environment, "INVOCA_API_TOKEN": "demo-token"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert upload.returncode == 1, upload.stderr  # the sample's invalid rows and its call not found
         assert "created         7" in upload.stdout and "match rate 90.0%" in upload.stdout
     finally:
@@ -116,8 +163,13 @@ def test_after_a_plain_install_the_emulator_has_its_calls(tmp_path):
 
 
 def test_columns_are_mapped_on_the_command_line_and_a_missing_one_names_the_closest(tmp_path, emulator):
-    path = write_csv(tmp_path / "crm.csv", [["Signal Name", "Transaction ID", "Occurred At", "Notes"],
-                                            ["Sale", "00000000-00000001", "2026/11/02 10:00:00", "internal"]])
+    path = write_csv(
+        tmp_path / "crm.csv",
+        [
+            ["Signal Name", "Transaction ID", "Occurred At", "Notes"],
+            ["Sale", "00000000-00000001", "2026/11/02 10:00:00", "internal"],
+        ],
+    )
     missing = run_cli("validate", path, *TZ)
     assert missing.code == 2
     assert "the file's headers closest to it: 'Signal Name'" in missing.stderr
@@ -126,8 +178,19 @@ def test_columns_are_mapped_on_the_command_line_and_a_missing_one_names_the_clos
     assert mapped.code == 0, mapped.output
     assert "'Occurred At' looks like occurred_at_time" in mapped.stderr  # the next column to map
     assert "--map 'Occurred At=occurred_at_time'" in mapped.stderr
-    both = run_cli("upload", path, *TZ, "--base-url", emulator.base_url, "--map", "Signal Name=name",
-                   "--map", "Occurred At=occurred_at_time", "--map", "Notes=")
+    both = run_cli(
+        "upload",
+        path,
+        *TZ,
+        "--base-url",
+        emulator.base_url,
+        "--map",
+        "Signal Name=name",
+        "--map",
+        "Occurred At=occurred_at_time",
+        "--map",
+        "Notes=",
+    )
     assert both.code == 0, both.output
     assert "looks like" not in both.stderr  # Notes was left out on purpose: no suggestion for it
     (signal,) = emulator.signals()
@@ -137,10 +200,15 @@ def test_columns_are_mapped_on_the_command_line_and_a_missing_one_names_the_clos
 
 
 def test_show_requests_prints_what_would_be_sent_with_the_token_masked(tmp_path, emulator):
-    path = write_csv(tmp_path / "in.csv", [["transaction_id", "name", "sale_amount"],
-                                           ["00000000-00000001", "Sale", "10.00"],
-                                           ["00000000-00000002", "Sale", "$5"],
-                                           ["00000000-00000004", "Quote", ""]])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            ["transaction_id", "name", "sale_amount"],
+            ["00000000-00000001", "Sale", "10.00"],
+            ["00000000-00000002", "Sale", "$5"],
+            ["00000000-00000004", "Quote", ""],
+        ],
+    )
     checked = run_cli("validate", path, "--show-requests", "5")
     assert checked.code == 1
     assert checked.stdout.count("POST {base}/transactions/signals.json") == 2  # the two valid rows
@@ -150,9 +218,21 @@ def test_show_requests_prints_what_would_be_sent_with_the_token_masked(tmp_path,
     assert '"oauth_token": "***"' in dry.stdout and '"sale_amount": "10.00"' in dry.stdout
     sent = run_cli("upload", path, "--base-url", emulator.base_url, "--show-requests", "1")
     assert '"oauth_token": "***"' in sent.stdout and TOKEN not in sent.output
-    calls = run_cli("upload", write_csv(tmp_path / "u.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"]]),
-                    "--api", "calls_in_progress", "--organization-type", "Advertiser", "--organization-id", "1",
-                    "--dry-run", "--show-requests", "1", "--base-url", emulator.base_url)
+    calls = run_cli(
+        "upload",
+        write_csv(tmp_path / "u.csv", [["transaction_id", "Disposition"], ["T-1", "SALE"]]),
+        "--api",
+        "calls_in_progress",
+        "--organization-type",
+        "Advertiser",
+        "--organization-id",
+        "1",
+        "--dry-run",
+        "--show-requests",
+        "1",
+        "--base-url",
+        emulator.base_url,
+    )
     assert "PUT " in calls.stdout and "oauth_token=***" in calls.stdout  # the token where this API takes it
 
 
@@ -221,9 +301,15 @@ def test_hidden_and_filtered_rows_are_counted_and_can_be_left_out(tmp_path, emul
 
 
 def test_a_workbook_opened_on_another_sheet_names_the_one_with_the_rows(tmp_path):
-    path = write_xlsx(tmp_path / "book.xlsx", [["Total", 12], ["Average", 3]], sheet="Summary",
-                      extra_sheets={"Pivot": [["Region", "Count"]],
-                                    "June": [["transaction_id", "name"], ["00000000-00000001", "Sale"]]})
+    path = write_xlsx(
+        tmp_path / "book.xlsx",
+        [["Total", 12], ["Average", 3]],
+        sheet="Summary",
+        extra_sheets={
+            "Pivot": [["Region", "Count"]],
+            "June": [["transaction_id", "name"], ["00000000-00000001", "Sale"]],
+        },
+    )
     result = run_cli("validate", path)
     assert result.code == 2
     assert "sheet 'Summary' (the active sheet): no 'name' column" in result.stderr
@@ -237,11 +323,16 @@ def test_floats_from_python_read_as_a_workbook_cell_of_the_same_value(tmp_path, 
     amount = 0.1 + 0.2  # 0.30000000000000004: a spreadsheet shows 0.3
     checked = validate_rows([{"transaction_id": "00000000-00000001", "name": "Sale", "sale_amount": amount}])
     assert checked.ok and checked.rows.loc[0, "sale_amount"] == "0.3"
-    book = write_xlsx(tmp_path / "f.xlsx", [["transaction_id", "name", "sale_amount"],
-                                            ["00000000-00000001", "Sale", amount]])
+    book = write_xlsx(
+        tmp_path / "f.xlsx", [["transaction_id", "name", "sale_amount"], ["00000000-00000001", "Sale", amount]]
+    )
     assert run_cli("validate", book).code == 0
-    result = upload_rows([{"transaction_id": "00000000-00000001", "name": "Sale", "sale_amount": amount}],
-                         source="floats", base_url=emulator.base_url, token=TOKEN)
+    result = upload_rows(
+        [{"transaction_id": "00000000-00000001", "name": "Sale", "sale_amount": amount}],
+        source="floats",
+        base_url=emulator.base_url,
+        token=TOKEN,
+    )
     assert result.ok and emulator.signals()[0]["sale_amount"] in ("0.3", 0.3)
 
 
@@ -249,12 +340,17 @@ def test_floats_from_python_read_as_a_workbook_cell_of_the_same_value(tmp_path, 
 
 
 def test_a_workbook_report_keeps_numbers_and_dates_and_reads_back_the_same(tmp_path, emulator):
-    book = write_xlsx(tmp_path / "march.xlsx", [
-        ["transaction_id", "name", "partner_unique_id", "sale_amount", "occurred_at_time", "Notes"],
-        ["00000000-00000001", "Sale", "M-1", 149.99, dt.datetime(2026, 11, 2, 10, 0), "=not a formula"],
-        ["00000000-00000002", "Sale", "M-2", 20, dt.datetime(2026, 11, 3, 0, 0), ""],
-        ["99999999-99999999", "Sale", "M-3", 5.5, dt.datetime(2026, 11, 3, 9, 30), ""],
-    ], formats={"E": "yyyy-mm-dd hh:mm"}, text_columns="F")
+    book = write_xlsx(
+        tmp_path / "march.xlsx",
+        [
+            ["transaction_id", "name", "partner_unique_id", "sale_amount", "occurred_at_time", "Notes"],
+            ["00000000-00000001", "Sale", "M-1", 149.99, dt.datetime(2026, 11, 2, 10, 0), "=not a formula"],
+            ["00000000-00000002", "Sale", "M-2", 20, dt.datetime(2026, 11, 3, 0, 0), ""],
+            ["99999999-99999999", "Sale", "M-3", 5.5, dt.datetime(2026, 11, 3, 9, 30), ""],
+        ],
+        formats={"E": "yyyy-mm-dd hh:mm"},
+        text_columns="F",
+    )
     result = run_cli("upload", book, *TZ, "--base-url", emulator.base_url)
     assert result.code == 1, result.output  # the last call does not exist
     report = tmp_path / "march.results.xlsx"
@@ -283,8 +379,7 @@ def test_a_workbook_report_keeps_numbers_and_dates_and_reads_back_the_same(tmp_p
 
 def test_reports_keep_nothing_secret(tmp_path, emulator):
     path = write_csv(tmp_path / "in.csv", [["transaction_id", "name"], ["00000000-00000001", "Sale"]])
-    assert run_cli("upload", path, "--base-url", emulator.base_url, "--token-file",
-                   _token_file(tmp_path)).code == 0
+    assert run_cli("upload", path, "--base-url", emulator.base_url, "--token-file", _token_file(tmp_path)).code == 0
     for found in Path(os.environ["XDG_STATE_HOME"]).rglob("*"):
         if found.is_file():
             assert TOKEN.encode() not in found.read_bytes(), found

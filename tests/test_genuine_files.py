@@ -33,11 +33,21 @@ CORPUS = [HEADER] + [row for row in ROWS if row[7] != "$5"]
 LO_IMPORT = "CSV:44,34,76,1,,1033,false,true"
 # LibreOffice's text encodings by number: Windows-1252, Mac Roman, code page 850 ("CSV (MS-DOS)").
 LO_ENCODINGS = {"windows-1252": 1, "mac-roman": 2, "cp850": 4}
-WORKBOOKS = [("libreoffice", "xlsx"), ("libreoffice", "ods"), ("libreoffice", "xls"),
-             ("gnumeric", "Gnumeric_Excel:xlsx"), ("gnumeric", "Gnumeric_Excel:xlsx2"),
-             ("gnumeric", "Gnumeric_OpenCalc:odf"), ("gnumeric", "Gnumeric_Excel:excel_biff8")]
-EXTENSIONS = {"Gnumeric_Excel:xlsx": "xlsx", "Gnumeric_Excel:xlsx2": "xlsx", "Gnumeric_OpenCalc:odf": "ods",
-              "Gnumeric_Excel:excel_biff8": "xls"}
+WORKBOOKS = [
+    ("libreoffice", "xlsx"),
+    ("libreoffice", "ods"),
+    ("libreoffice", "xls"),
+    ("gnumeric", "Gnumeric_Excel:xlsx"),
+    ("gnumeric", "Gnumeric_Excel:xlsx2"),
+    ("gnumeric", "Gnumeric_OpenCalc:odf"),
+    ("gnumeric", "Gnumeric_Excel:excel_biff8"),
+]
+EXTENSIONS = {
+    "Gnumeric_Excel:xlsx": "xlsx",
+    "Gnumeric_Excel:xlsx2": "xlsx",
+    "Gnumeric_OpenCalc:odf": "ods",
+    "Gnumeric_Excel:excel_biff8": "xls",
+}
 
 
 def _programs() -> dict[str, str]:
@@ -61,9 +71,22 @@ class Programs:
 
     def libreoffice(self, source: Path, convert_to: str, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([self.paths["libreoffice"], f"-env:UserInstallation={self.profile}", "--headless",
-                        f"--infilter={LO_IMPORT}", "--convert-to", convert_to, "--outdir", str(out), str(source)],
-                       check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                self.paths["libreoffice"],
+                f"-env:UserInstallation={self.profile}",
+                "--headless",
+                f"--infilter={LO_IMPORT}",
+                "--convert-to",
+                convert_to,
+                "--outdir",
+                str(out),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
         written = out / f"{source.stem}.{convert_to.split(':')[0]}"
         assert written.exists(), f"LibreOffice wrote nothing for {convert_to}"
         return written
@@ -71,8 +94,12 @@ class Programs:
     def gnumeric(self, source: Path, exporter: str, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         target = out / f"{source.stem}-{exporter.rsplit(':', 1)[-1]}.{EXTENSIONS[exporter]}"
-        subprocess.run([self.paths["gnumeric"], "-T", exporter, str(source), str(target)],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [self.paths["gnumeric"], "-T", exporter, str(source), str(target)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         return target
 
     def write(self, program: str, source: Path, form: str) -> Path:
@@ -94,8 +121,17 @@ def final_state(path: Path, *args) -> tuple[dict, object]:
     """Upload the file to a fresh emulator; its signals by (call, name, partner id), and the CLI's result."""
     server = Emulator()
     try:
-        result = run_cli("upload", path, "--timezone", TZ, "--base-url", server.base_url,
-                         "--report", path.with_name(path.name + ".results.csv"), *args)
+        result = run_cli(
+            "upload",
+            path,
+            "--timezone",
+            TZ,
+            "--base-url",
+            server.base_url,
+            "--report",
+            path.with_name(path.name + ".results.csv"),
+            *args,
+        )
         assert_no_traceback(result)
         signals = {(s["call_transaction_id"], s["name"], s["partner_unique_id"]): s for s in server.signals()}
     finally:
@@ -134,29 +170,36 @@ def test_a_workbook_written_by_a_real_program_lands_as_its_csv_does(tmp_path, pr
 
 @pytest.mark.parametrize("encoding", sorted(LO_ENCODINGS))
 def test_a_csv_saved_by_libreoffice_in_a_legacy_encoding_keeps_its_accents(tmp_path, programs, encoding):
-    source = write_csv(tmp_path / "accents.csv", [HEADER, ["00000000-00000001", "", "", "", "Vente", "1",
-                                                           "Café crème, reçu № 5 – Müller", "", "", "", ""]])
-    saved = programs.libreoffice(source, f"csv:Text - txt - csv (StarCalc):44,34,{LO_ENCODINGS[encoding]}",
-                                 tmp_path / encoding)
+    source = write_csv(
+        tmp_path / "accents.csv",
+        [HEADER, ["00000000-00000001", "", "", "", "Vente", "1", "Café crème, reçu № 5 – Müller", "", "", "", ""]],
+    )
+    saved = programs.libreoffice(
+        source, f"csv:Text - txt - csv (StarCalc):44,34,{LO_ENCODINGS[encoding]}", tmp_path / encoding
+    )
     saved.read_bytes().decode(encoding.replace("mac-roman", "mac_roman"))  # the program really wrote that encoding
     got, result = final_state(saved)
     assert result.code == 0, result.output
     description = got[("00000000-00000001", "Vente", "1")]["description"]
     # None of the three has "№" (LibreOffice writes "?"), nor cp850 "–" (it writes "-"); every accent arrives.
-    assert (description.startswith("Café crème, reçu ") and description.endswith(" 5 – Müller")) or \
-        description.endswith(" 5 - Müller"), description
+    assert (
+        description.startswith("Café crème, reçu ") and description.endswith(" 5 – Müller")
+    ) or description.endswith(" 5 - Müller"), description
     names = {"windows-1252": "windows-1252", "mac-roman": "Mac Roman", "cp850": "code page 850"}
     assert f"read as {names[encoding]}" in result.stderr
 
 
 @pytest.mark.parametrize("program,form", WORKBOOKS, ids=[f"{p}-{f.rsplit(':', 1)[-1]}" for p, f in WORKBOOKS])
 def test_error_cells_written_by_a_real_program_are_invalid_and_never_sent(tmp_path, programs, program, form):
-    source = write_csv(tmp_path / "formulas.csv", [HEADER, ["00000000-00000001", "", "", "", "=NA()", "1", "x",
-                                                            "", "", "", ""],
-                                                   ["00000000-00000004", "", "", "", "Sale", "1", "=1/0", "",
-                                                    "", "", ""],
-                                                   ["00000000-00000006", "", "", "", "Sale", "1", "ok", "=0.1*3",
-                                                    "", "", ""]])
+    source = write_csv(
+        tmp_path / "formulas.csv",
+        [
+            HEADER,
+            ["00000000-00000001", "", "", "", "=NA()", "1", "x", "", "", "", ""],
+            ["00000000-00000004", "", "", "", "Sale", "1", "=1/0", "", "", "", ""],
+            ["00000000-00000006", "", "", "", "Sale", "1", "ok", "=0.1*3", "", "", ""],
+        ],
+    )
     workbook = programs.write(program, source, form)
     got, result = final_state(workbook)
     assert result.code == 1, result.output
@@ -169,13 +212,15 @@ def test_error_cells_written_by_a_real_program_are_invalid_and_never_sent(tmp_pa
     assert got[("00000000-00000006", "Sale", "1")]["sale_amount"] == "0.3"
 
 
-
 @pytest.mark.parametrize("program,form", WORKBOOKS, ids=[f"{p}-{f.rsplit(':', 1)[-1]}" for p, f in WORKBOOKS])
 def test_a_time_at_midnight_written_by_a_real_program_is_read_as_the_program_shows_it(
-        tmp_path, programs, program, form):
+    tmp_path, programs, program, form
+):
     # The cell's value is a whole day either way; its number format says whether a time of day is shown.
-    source = write_csv(tmp_path / "midnight.csv", [HEADER, ["00000000-00000001", "", "", "", "Sale", "1", "x", "",
-                                                            "", "2026/11/02 12:00:00 AM", ""]])
+    source = write_csv(
+        tmp_path / "midnight.csv",
+        [HEADER, ["00000000-00000001", "", "", "", "Sale", "1", "x", "", "", "2026/11/02 12:00:00 AM", ""]],
+    )
     workbook = programs.write(program, source, form)
     got, result = final_state(workbook)
     if program == "libreoffice":  # it keeps the time: "YYYY/MM/DD HH:MM:SS AM/PM", shown as 12:00:00 AM

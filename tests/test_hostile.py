@@ -102,8 +102,12 @@ def corpus(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     bomb = zip_bomb(tmp_path)
     files["bomb.xlsx"] = (bomb, "the mark of a zip bomb")
 
-    laughs = replace_part(good_workbook(tmp_path / "seed2.xlsx"), tmp_path / "laughs.xlsx",
-                          "xl/worksheets/sheet1.xml", BILLION_LAUGHS.encode())
+    laughs = replace_part(
+        good_workbook(tmp_path / "seed2.xlsx"),
+        tmp_path / "laughs.xlsx",
+        "xl/worksheets/sheet1.xml",
+        BILLION_LAUGHS.encode(),
+    )
     files["laughs.xlsx"] = (laughs, "XML declares entities")
 
     many = tmp_path / "many_parts.xlsx"
@@ -119,9 +123,24 @@ def hostile(tmp_path_factory):
     return corpus(tmp_path_factory.mktemp("corpus"))
 
 
-CASES = ["empty.csv", "header_only.csv", "junk.csv", "text.xlsx", "password.xlsx", "truncated.xlsx",
-         "data.json", "old.xls", "dup_headers.csv", "no_name.csv", "no_call_column.csv", "latin_garbage.csv",
-         "missing_sheet.xlsx", "bomb.xlsx", "laughs.xlsx", "many_parts.xlsx"]
+CASES = [
+    "empty.csv",
+    "header_only.csv",
+    "junk.csv",
+    "text.xlsx",
+    "password.xlsx",
+    "truncated.xlsx",
+    "data.json",
+    "old.xls",
+    "dup_headers.csv",
+    "no_name.csv",
+    "no_call_column.csv",
+    "latin_garbage.csv",
+    "missing_sheet.xlsx",
+    "bomb.xlsx",
+    "laughs.xlsx",
+    "many_parts.xlsx",
+]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -139,12 +158,20 @@ def test_each_broken_or_hostile_file_gets_one_clear_line_and_exit_2(hostile, emu
 
 def peak_rss_mb(*args) -> tuple[int, float]:
     """Run the CLI in a child and return (exit code, the child's peak RSS in MB)."""
-    probe = ("import resource, subprocess, sys; "
-             "code = subprocess.run([sys.executable, '-m', 'uploader', *sys.argv[1:]], "
-             "capture_output=True).returncode; "
-             "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, check=True).stdout.split()
+    probe = (
+        "import resource, subprocess, sys; "
+        "code = subprocess.run([sys.executable, '-m', 'uploader', *sys.argv[1:]], "
+        "capture_output=True).returncode; "
+        "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    ).stdout.split()
     return int(out[0]), int(out[1]) / 1024
 
 
@@ -170,26 +197,34 @@ def test_an_xml_bomb_is_refused_by_its_declarations_before_the_reader_sees_it(ho
 def test_bad_rows_are_invalid_and_the_rest_is_sent(tmp_path, emulator):
     path = tmp_path / "rows.csv"
     long = "x" * 300_000  # past Python's default csv field limit
-    path.write_text("transaction_id,name,description,custom_parameter_1\r\n"
-                    "00000000-00000001,Sale,ok,\r\n"
-                    f"00000000-00000002,Sale,{long},\r\n"
-                    "00000000-00000003,Sale,ok,,extra,fields\r\n"
-                    "00000000-00000004,Sale\r\n"
-                    f"00000000-00000005,Sale,ok,{'y' * 256}\r\n"
-                    f"00000000-00000006,{'N' * 300},ok,\r\n"
-                    "00000000-00000007,Sale,ok,\r\n", encoding="utf-8")
+    path.write_text(
+        "transaction_id,name,description,custom_parameter_1\r\n"
+        "00000000-00000001,Sale,ok,\r\n"
+        f"00000000-00000002,Sale,{long},\r\n"
+        "00000000-00000003,Sale,ok,,extra,fields\r\n"
+        "00000000-00000004,Sale\r\n"
+        f"00000000-00000005,Sale,ok,{'y' * 256}\r\n"
+        f"00000000-00000006,{'N' * 300},ok,\r\n"
+        "00000000-00000007,Sale,ok,\r\n",
+        encoding="utf-8",
+    )
     result = run_cli("upload", path, "--base-url", emulator.base_url)
     assert result.code == 1
     rows = report_rows(tmp_path / "rows.results.csv")
-    assert [r["status"] for r in rows] == ["created", "invalid", "invalid", "invalid", "invalid", "invalid",
-                                           "created"]
+    assert [r["status"] for r in rows] == ["created", "invalid", "invalid", "invalid", "invalid", "invalid", "created"]
     assert emulator.requests == 2
     assert "longer than 10,000 characters" in rows[1]["error"]
     assert "6 fields but the header has 4" in rows[2]["error"]
 
 
-FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",
-            "\tTab first", "\rCR first"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example","click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
+    "\tTab first",
+    "\rCR first",
+]
 
 
 @pytest.mark.parametrize("extension", ["csv", "xlsx"])
@@ -233,17 +268,31 @@ def test_report_cells_are_neutralised_and_the_api_gets_the_exact_text(tmp_path, 
 def test_the_token_never_appears_anywhere(tmp_path, make_emulator):
     secret = "tok-9b1f0c7e-SECRET"
     emulator = make_emulator(token=secret, fail_rate=0.2, lost_answer_rate=0.1, seed=5)
-    path = write_csv(tmp_path / "in.csv", [HEADER, GOOD_ROW, ["99999999", "Sale", "x", "1"],
-                                           ["00000000-00000002", "", "x", "$1"]])
+    path = write_csv(
+        tmp_path / "in.csv", [HEADER, GOOD_ROW, ["99999999", "Sale", "x", "1"], ["00000000-00000002", "", "x", "$1"]]
+    )
     state = tmp_path / "state"
     log = tmp_path / "run.jsonl"
     summary = tmp_path / "summary.json"
-    result = run_cli("upload", path, "--base-url", emulator.base_url, "-vv", "--state-dir", state,
-                     "--log-file", log, "--summary-json", summary, token=secret)
+    result = run_cli(
+        "upload",
+        path,
+        "--base-url",
+        emulator.base_url,
+        "-vv",
+        "--state-dir",
+        state,
+        "--log-file",
+        log,
+        "--summary-json",
+        summary,
+        token=secret,
+    )
     assert result.code == 1, result.output
     assert "urllib3" in result.stderr  # debug logging really was on
-    wrong = run_cli("upload", path, "--base-url", emulator.base_url, "-vv", "--state-dir", state, "--force",
-                    token=secret + "-wrong")
+    wrong = run_cli(
+        "upload", path, "--base-url", emulator.base_url, "-vv", "--state-dir", state, "--force", token=secret + "-wrong"
+    )
     assert wrong.code == 2
     places = {"stdout": result.stdout, "stderr": result.stderr, "401 run": wrong.output}
     for file in [log, summary, tmp_path / "in.results.csv", *state.rglob("*")]:
@@ -273,8 +322,9 @@ def test_redaction_filter_catches_what_slips_into_a_log():
 
 
 def test_missing_token_is_exit_2_before_any_file_work(tmp_path):
-    result = run_cli("upload", tmp_path / "does-not-exist.csv", "--base-url", "https://invoca.net/api/2020-10-01",
-                     token=None)
+    result = run_cli(
+        "upload", tmp_path / "does-not-exist.csv", "--base-url", "https://invoca.net/api/2020-10-01", token=None
+    )
     assert result.code == 2
     assert "no API token" in result.stderr and "does-not-exist" not in result.stderr
 
@@ -291,8 +341,9 @@ def test_token_file_readable_by_others_is_warned_about(tmp_path, emulator):
 
 
 def test_mask_pii_hides_phone_numbers_in_printed_output_not_in_the_report(tmp_path):
-    path = write_csv(tmp_path / "in.csv", [["call_start_time", "calling_phone_number", "name"],
-                                           ["1460404800", "415555013", "Sale"]])
+    path = write_csv(
+        tmp_path / "in.csv", [["call_start_time", "calling_phone_number", "name"], ["1460404800", "415555013", "Sale"]]
+    )
     plain = run_cli("validate", path)
     assert "415555013" in plain.stdout
     masked = run_cli("validate", path, "--mask-pii", "--report", tmp_path / "r.csv", "-v")
@@ -306,9 +357,28 @@ def certificate(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", folder / "key.pem", "-out", folder / "cert.pem", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            folder / "key.pem",
+            "-out",
+            folder / "cert.pem",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return folder / "cert.pem", folder / "key.pem"
 
 
@@ -327,8 +397,7 @@ def test_tls_is_verified_and_a_ca_bundle_can_be_given(tmp_path, make_emulator, c
     assert result.code == 0, result.output
     assert len(emulator.signals()) == 2
 
-    result = run_cli("upload", path, "--base-url", emulator.base_url, "--force",
-                     env={"REQUESTS_CA_BUNDLE": str(cert)})
+    result = run_cli("upload", path, "--base-url", emulator.base_url, "--force", env={"REQUESTS_CA_BUNDLE": str(cert)})
     assert result.code == 0, result.output
 
 

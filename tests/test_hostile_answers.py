@@ -34,14 +34,17 @@ def hostile():
         server.stop()
 
 
-@pytest.mark.parametrize("mode, quoted", [
-    ("html", "<html><head><title>Down for maintenance"),
-    ("empty", "an empty body"),
-    ("not-json", "OK, thanks"),
-    ("no-record", '{\\"call\\"'),
-    ("no-id", '{\\"signal\\": {\\"name\\"'),
-    ("string-record", '{\\"signal\\": \\"created\\"}'),
-])
+@pytest.mark.parametrize(
+    "mode, quoted",
+    [
+        ("html", "<html><head><title>Down for maintenance"),
+        ("empty", "an empty body"),
+        ("not-json", "OK, thanks"),
+        ("no-record", '{\\"call\\"'),
+        ("no-id", '{\\"signal\\": {\\"name\\"'),
+        ("string-record", '{\\"signal\\": \\"created\\"}'),
+    ],
+)
 def test_a_success_must_prove_itself(tmp_path, hostile, mode, quoted):
     server = hostile(mode)
     path = signals(tmp_path, 1)
@@ -94,7 +97,9 @@ def test_oversized_answers_are_refused_with_bounded_memory(tmp_path, hostile, mo
     server = hostile(mode)
     path = signals(tmp_path, 1)
     baseline_server = hostile("good")
-    base_code, baseline = peak_rss_mb("upload", signals(tmp_path, 1, "base.csv"), "--base-url", baseline_server.base_url)
+    base_code, baseline = peak_rss_mb(
+        "upload", signals(tmp_path, 1, "base.csv"), "--base-url", baseline_server.base_url
+    )
     code, peak = peak_rss_mb("upload", path, "--base-url", server.base_url, "--max-attempts", "1")
     assert (base_code, code) == (0, 1)
     [row] = report_rows(tmp_path / "in.results.csv")
@@ -105,8 +110,18 @@ def test_oversized_answers_are_refused_with_bounded_memory(tmp_path, hostile, mo
 def test_an_api_down_stops_the_run_early(tmp_path, hostile):
     server = hostile("server-error")
     path = signals(tmp_path, 200)
-    result = run_cli("upload", path, "--base-url", server.base_url, "--max-attempts", "2",
-                     "--stop-after-failures", "10", "--concurrency", "4")
+    result = run_cli(
+        "upload",
+        path,
+        "--base-url",
+        server.base_url,
+        "--max-attempts",
+        "2",
+        "--stop-after-failures",
+        "10",
+        "--concurrency",
+        "4",
+    )
     assert result.code == 4, result.output
     assert_no_traceback(result)
     assert "the API looks unavailable: 10 rows in a row failed" in result.stderr
@@ -124,8 +139,7 @@ def test_a_huge_retry_after_gives_the_row_up_instead_of_waiting(tmp_path, hostil
     server = hostile("long-retry-after")
     path = signals(tmp_path, 50)
     started = time.monotonic()
-    result = run_cli("upload", path, "--base-url", server.base_url, "--stop-after-failures", "5",
-                     "--concurrency", "2")
+    result = run_cli("upload", path, "--base-url", server.base_url, "--stop-after-failures", "5", "--concurrency", "2")
     assert time.monotonic() - started < 30
     assert result.code == 4, result.output
     rows = report_rows(tmp_path / "in.results.csv")

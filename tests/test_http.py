@@ -35,21 +35,29 @@ class Pager:
 
             def do_GET(self):
                 query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                pager.seen.append({"path": urlsplit(self.path).path, "query": query,
-                                   "authorization": self.headers.get("Authorization")})
+                pager.seen.append(
+                    {
+                        "path": urlsplit(self.path).path,
+                        "query": query,
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._answer(401, {"error": f"bad token {self.headers.get('Authorization')}"})
                 if pager.faults:
                     status = pager.faults.pop(0)
                     return self._answer(status, {"error": "busy"}, {"Retry-After": "0"})
                 page, size = int(query["page"]), int(query["maxRows"])
-                self._answer(200, ITEMS[page * size:(page + 1) * size])
+                self._answer(200, ITEMS[page * size : (page + 1) * size])
 
             def _answer(self, status, body, headers=None):
                 data = json.dumps(body).encode()
                 self.send_response(status)
-                for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)),
-                                    **(headers or {})}.items():
+                for name, value in {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(data)),
+                    **(headers or {}),
+                }.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
@@ -82,8 +90,16 @@ FAST = Retries(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 
 def test_every_page_is_fetched_until_a_short_one(pager):
     server = pager(faults=[429, 503])
-    walked = list(pages(Connection(server.base_url), "admin/accounts/1/activeCalls/list", {"product": "ACCOUNT"},
-                        Auth(Secret(TOKEN), "header"), PageNumbers(size=2), retries=FAST))
+    walked = list(
+        pages(
+            Connection(server.base_url),
+            "admin/accounts/1/activeCalls/list",
+            {"product": "ACCOUNT"},
+            Auth(Secret(TOKEN), "header"),
+            PageNumbers(size=2),
+            retries=FAST,
+        )
+    )
     assert walked == [ITEMS[0:2], ITEMS[2:4], ITEMS[4:5]]
     answered = [s for s in server.seen]
     assert [s["query"]["page"] for s in answered] == ["0", "0", "0", "1", "2"]  # 429, 503, then the pages
@@ -93,16 +109,25 @@ def test_every_page_is_fetched_until_a_short_one(pager):
 
 def test_a_full_last_page_is_followed_by_an_empty_one(pager):
     server = pager()
-    walked = list(pages(Connection(server.base_url), "list", {}, Auth(Secret(TOKEN), "header"), PageNumbers(size=5),
-                        retries=FAST))
+    walked = list(
+        pages(Connection(server.base_url), "list", {}, Auth(Secret(TOKEN), "header"), PageNumbers(size=5), retries=FAST)
+    )
     assert walked == [ITEMS, []]
 
 
 def test_a_rejected_token_raises_the_packages_error_without_the_token(pager):
     server = pager()
     with pytest.raises(AuthenticationError) as raised:
-        list(pages(Connection(server.base_url), "list", {}, Auth(Secret("wrong-" + TOKEN), "header"),
-                   PageNumbers(size=2), retries=FAST))
+        list(
+            pages(
+                Connection(server.base_url),
+                "list",
+                {},
+                Auth(Secret("wrong-" + TOKEN), "header"),
+                PageNumbers(size=2),
+                retries=FAST,
+            )
+        )
     assert raised.value.status == 401
     assert "wrong-" + TOKEN not in raised.value.message and "***" in raised.value.message
     assert len(server.seen) == 1  # a 401 is not retried
@@ -111,6 +136,14 @@ def test_a_rejected_token_raises_the_packages_error_without_the_token(pager):
 def test_an_api_that_stays_busy_raises_unavailable(pager):
     server = pager(faults=[503] * 10)
     with pytest.raises(ApiUnavailable, match="gave up after 3 attempts"):
-        list(pages(Connection(server.base_url), "list", {}, Auth(Secret(TOKEN), "header"), PageNumbers(size=2),
-                   retries=FAST))
+        list(
+            pages(
+                Connection(server.base_url),
+                "list",
+                {},
+                Auth(Secret(TOKEN), "header"),
+                PageNumbers(size=2),
+                retries=FAST,
+            )
+        )
     assert len(server.seen) == 3

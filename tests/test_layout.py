@@ -24,18 +24,39 @@ ROOT = Path(__file__).resolve().parent.parent
 # schemas/ sits at the top level (the design card's layout) and is installed as uploader.schemas
 # (pyproject's package-dir): it is read here as the package it becomes.
 SOURCES = {"uploader": "uploader", "schemas": "uploader.schemas"}
-FRONT_ENDS = {"uploader.cli", "uploader.__main__", "uploader.web", "uploader.web.app", "uploader.web.server",
-              "uploader.web.workspace", "uploader.api", "uploader.dlt_destination"}
+FRONT_ENDS = {
+    "uploader.cli",
+    "uploader.__main__",
+    "uploader.web",
+    "uploader.web.app",
+    "uploader.web.server",
+    "uploader.web.workspace",
+    "uploader.api",
+    "uploader.dlt_destination",
+}
 # The package re-exports the Python API, `from uploader import upload_rows`, through a module
 # __getattr__: loaded on first use, never by `import uploader` (nor by a stage). These edges are
 # left out of the front-end rule, but a loop through them is still a loop.
 LAZY = {"uploader": {"uploader.api", "uploader.run"}}
 EMULATOR = "uploader.emulator"
 # The stages that turn a file into checked rows: they run with no network.
-OFFLINE_STAGES = {"uploader.read", "uploader.validate", "uploader.timestamps", "uploader.problems",
-                  "uploader.fields", "uploader.matcher", "uploader.schemas"}
-HTTP_LAYER = {"uploader.sender", "uploader.http", "uploader.pacing", "uploader.live_calls", "uploader.auth",
-              "uploader.engage_calls"}
+OFFLINE_STAGES = {
+    "uploader.read",
+    "uploader.validate",
+    "uploader.timestamps",
+    "uploader.problems",
+    "uploader.fields",
+    "uploader.matcher",
+    "uploader.schemas",
+}
+HTTP_LAYER = {
+    "uploader.sender",
+    "uploader.http",
+    "uploader.pacing",
+    "uploader.live_calls",
+    "uploader.auth",
+    "uploader.engage_calls",
+}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -87,8 +108,9 @@ def build_graph(root: Path = ROOT, *, lazy: bool = False) -> dict[str, set[str]]
     """Who imports whom; with ``lazy``, also the package's load-on-first-use re-exports."""
     found = modules(root)
     known = set(found)
-    return {name: imports_of(name, path, known) - (set() if lazy else LAZY.get(name, set()))
-            for name, path in found.items()}
+    return {
+        name: imports_of(name, path, known) - (set() if lazy else LAZY.get(name, set())) for name, path in found.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +140,20 @@ def emulator_leaks(graph, root: Path = ROOT) -> list[str]:
 
 
 def front_end_imports(graph) -> list[str]:
-    return [f"{name} imports a front end: {sorted(imported & FRONT_ENDS)}"
-            for name, imported in graph.items() if name not in FRONT_ENDS and imported & FRONT_ENDS]
+    return [
+        f"{name} imports a front end: {sorted(imported & FRONT_ENDS)}"
+        for name, imported in graph.items()
+        if name not in FRONT_ENDS and imported & FRONT_ENDS
+    ]
 
 
 def offline_leaks(graph) -> list[str]:
     offline = [n for n in graph if n in OFFLINE_STAGES or n.startswith("uploader.schemas.")]
-    return [f"{name} reaches {sorted(_reachable(graph, name) & HTTP_LAYER)}"
-            for name in offline if _reachable(graph, name) & HTTP_LAYER]
+    return [
+        f"{name} reaches {sorted(_reachable(graph, name) & HTTP_LAYER)}"
+        for name in offline
+        if _reachable(graph, name) & HTTP_LAYER
+    ]
 
 
 def cycles(graph) -> list[str]:
@@ -157,16 +185,27 @@ def test_the_command_line_starts_without_the_web_framework_or_dlt():
 
     heavy = ("starlette", "uvicorn", "jinja2", "dlt", "sqlalchemy")
     # The Python API is loaded on first use only: `import uploader` costs nothing.
-    for start, unwanted in (("import uploader.cli", heavy + ("uploader.api",)),
-                            ("import uploader", heavy + ("uploader.api", "pandas")),
-                            ("from uploader import upload_rows", heavy)):
-        loaded = subprocess.run([sys.executable, "-c", f"import sys; {start}; "
-                                 f"print(sorted(m for m in {unwanted!r} if m in sys.modules))"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+    for start, unwanted in (
+        ("import uploader.cli", heavy + ("uploader.api",)),
+        ("import uploader", heavy + ("uploader.api", "pandas")),
+        ("from uploader import upload_rows", heavy),
+    ):
+        loaded = subprocess.run(
+            [sys.executable, "-c", f"import sys; {start}; print(sorted(m for m in {unwanted!r} if m in sys.modules))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert loaded == "[]", f"{start} loads {loaded}"
-    assert "upload_rows" in subprocess.run([sys.executable, "-c", "from uploader import upload_rows; "
-                                            "print(upload_rows.__name__)"],
-                                           capture_output=True, text=True, check=True).stdout
+    assert (
+        "upload_rows"
+        in subprocess.run(
+            [sys.executable, "-c", "from uploader import upload_rows; print(upload_rows.__name__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def test_reading_and_validation_never_import_the_http_layer(graph):
@@ -179,6 +218,7 @@ def test_there_is_no_import_cycle():
 
 
 # -- the rules can fail: each broken on purpose in a copy of the tree -----------------------------
+
 
 def _copy_with(tmp_path: Path, path: str, old: str, new: str) -> Path:
     import shutil
@@ -193,24 +233,32 @@ def _copy_with(tmp_path: Path, path: str, old: str, new: str) -> Path:
 
 
 def test_a_schema_importing_the_sender_breaks_the_rules(tmp_path):
-    root = _copy_with(tmp_path, "schemas/signals.py", "from uploader.fields import",
-                      "from uploader.sender import Sender  # noqa: F401\nfrom uploader.fields import")
-    assert offline_leaks(build_graph(root)) and any("uploader.schemas.signals" in leak
-                                                    for leak in offline_leaks(build_graph(root)))
+    root = _copy_with(
+        tmp_path,
+        "schemas/signals.py",
+        "from uploader.fields import",
+        "from uploader.sender import Sender  # noqa: F401\nfrom uploader.fields import",
+    )
+    assert offline_leaks(build_graph(root)) and any(
+        "uploader.schemas.signals" in leak for leak in offline_leaks(build_graph(root))
+    )
     assert offline_leaks(build_graph()) == []  # the same check on the real tree is clean
 
 
 def test_the_version_through_the_front_door_is_a_loop(tmp_path):
     # http.py taking the version from the package's __init__, which re-exports the Python API
     # (which reaches http.py): the loop the version module removed.
-    root = _copy_with(tmp_path, "uploader/http.py", "from ._version import __version__",
-                      "from . import __version__")
+    root = _copy_with(tmp_path, "uploader/http.py", "from ._version import __version__", "from . import __version__")
     assert any(c.startswith("cycle: uploader.http -> uploader ->") for c in cycles(build_graph(root, lazy=True)))
 
 
 def test_the_emulator_importing_the_uploader_breaks_the_rules(tmp_path):
-    root = _copy_with(tmp_path, "uploader/emulator/server.py", "from __future__ import annotations",
-                      "from __future__ import annotations\nfrom uploader._version import __version__")
+    root = _copy_with(
+        tmp_path,
+        "uploader/emulator/server.py",
+        "from __future__ import annotations",
+        "from __future__ import annotations\nfrom uploader._version import __version__",
+    )
     assert any(leak.startswith("uploader.emulator.server") for leak in emulator_leaks(build_graph(root), root))
 
 

@@ -37,8 +37,9 @@ def test_a_mapping_to_a_field_the_api_does_not_have_is_a_usage_error():
 
 def test_a_saved_mapping_chooses_its_api_and_refuses_another(tmp_path, isolated_state):
     path = write_csv(tmp_path / "outcomes.csv", [["Ref", "Outcome"], ["00000000-00000001", "Sale"]])
-    MappingStore(isolated_state).save("outcomes", "call_outcomes", ["Ref", "Outcome"],
-                                      {"Ref": "transaction_id", "Outcome": "name"})
+    MappingStore(isolated_state).save(
+        "outcomes", "call_outcomes", ["Ref", "Outcome"], {"Ref": "transaction_id", "Outcome": "name"}
+    )
     settings = resolve({}, mapping_name="outcomes")
     assert settings.api == "call_outcomes" and settings.target.fields.canonical("REF") == "transaction_id"
     clash = run_cli("validate", path, "--mapping", "outcomes", "--api", "signals")

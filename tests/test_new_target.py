@@ -29,13 +29,18 @@ from conftest import ROOT, CliResult, assert_no_traceback, write_csv
 EXAMPLE = Path(__file__).resolve().parent / "new_target"
 TOKEN = "delete-token-7d1e"
 # The README's recipe: (new file in the tree, its text in tests/new_target/).
-NEW_FILES = {"uploader/schemas/signal_delete.py": "schema_signal_delete.py",
-             "uploader/targets/signal_delete.py": "target_signal_delete.py",
-             "uploader/emulator/signal_delete.py": "emulator_signal_delete.py"}
+NEW_FILES = {
+    "uploader/schemas/signal_delete.py": "schema_signal_delete.py",
+    "uploader/targets/signal_delete.py": "target_signal_delete.py",
+    "uploader/emulator/signal_delete.py": "emulator_signal_delete.py",
+}
 # The registry lines: (file, line after which a line goes, the new line).
 REGISTRY = [
-    ("uploader/targets/__init__.py", "from .signals import SIGNALS, SignalTarget\n",
-     "from .signal_delete import SIGNAL_DELETE\n"),
+    (
+        "uploader/targets/__init__.py",
+        "from .signals import SIGNALS, SignalTarget\n",
+        "from .signal_delete import SIGNAL_DELETE\n",
+    ),
     ("uploader/targets/__init__.py", "    *ENGAGE_TARGETS,\n", "    SIGNAL_DELETE,\n"),
     ("uploader/emulator/server.py", "from .signals import SignalApi\n", "from .signal_delete import SignalDeleteApi\n"),
     ("uploader/emulator/server.py", "    EngageApi,\n", "    SignalDeleteApi,\n"),
@@ -63,8 +68,14 @@ def tree(tmp_path_factory) -> Path:
 def cli(tree: Path, *args, **extra) -> CliResult:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_"))}
     env.update(PYTHONPATH=str(tree), INVOCA_API_TOKEN=TOKEN, **extra)
-    done = subprocess.run([sys.executable, "-m", "uploader", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=tree, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "uploader", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+        timeout=120,
+    )
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
@@ -73,9 +84,14 @@ def server(tree, tmp_path_factory):
     """The copy's emulator (with the example's module), in its own process."""
     ready = tmp_path_factory.mktemp("emulator") / "url"
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    process = subprocess.Popen([sys.executable, "-m", "uploader", "emulator", "--port", "0", "--token", TOKEN,
-                                "--ready-file", ready], cwd=tree, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uploader", "emulator", "--port", "0", "--token", TOKEN, "--ready-file", ready],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(200):
         if ready.exists() and ready.read_text().strip():
             break
@@ -100,8 +116,17 @@ def read(path: Path) -> list[dict]:
 
 def test_the_copy_runs_the_new_target_not_the_installed_package(tree):
     shown = subprocess.run(
-        [sys.executable, "-c", "import uploader, uploader.targets as t; print(uploader.__file__); print(sorted(t.TARGETS))"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import uploader, uploader.targets as t; print(uploader.__file__); print(sorted(t.TARGETS))",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tree,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[0].startswith(str(tree))
     assert "signal_delete" in shown.stdout
@@ -109,11 +134,14 @@ def test_the_copy_runs_the_new_target_not_the_installed_package(tree):
 
 def test_a_delete_target_counts_journals_and_summarises_its_own_status(tree, server, tmp_path):
     # Signals to delete: uploaded first with the Signal API, their ids taken from its report.
-    signals = write_csv(tmp_path / "sales.csv", [
-        ["transaction_id", "name", "partner_unique_id", "value"],
-        ["00000000-00000001", "Sale", "d-1", "true"],
-        ["00000000-00000002", "Sale", "d-2", "true"],
-    ])
+    signals = write_csv(
+        tmp_path / "sales.csv",
+        [
+            ["transaction_id", "name", "partner_unique_id", "value"],
+            ["00000000-00000001", "Sale", "d-1", "true"],
+            ["00000000-00000002", "Sale", "d-2", "true"],
+        ],
+    )
     sent = cli(tree, "upload", signals, "--base-url", server, "--no-progress")
     assert sent.code == 0, sent.stderr
     ids = [row["signal_transaction_id"] for row in read(tmp_path / "sales.results.csv")]
@@ -126,7 +154,9 @@ def test_a_delete_target_counts_journals_and_summarises_its_own_status(tree, ser
     # Every row got the target's own success: the run is a success (exit 0), the summary names it.
     assert done.code == 0, done.output
     assert [(r["status"], r["deleted_transaction_id"]) for r in read(tmp_path / "deletes.results.csv")] == [
-        ("deleted", ids[0]), ("deleted", ids[1])]
+        ("deleted", ids[0]),
+        ("deleted", ids[1]),
+    ]
     assert re.search(r"^  deleted +2$", done.stdout, re.M), done.stdout
     assert "match rate" not in done.stdout  # a delete names its signal: there is nothing to match
     after = state(server)

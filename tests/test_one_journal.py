@@ -26,8 +26,9 @@ def orders(tmp_path, count, name="june bulk.csv"):
 def test_rows_confirmed_by_retry_are_skipped_by_the_next_upload_of_the_original(tmp_path, make_emulator):
     emulator = make_emulator(calls_file=many_calls(tmp_path, 40), fail_rate=0.5, seed=3)
     path = orders(tmp_path, 40)
-    first = run_cli("upload", path, "--base-url", emulator.base_url, "--max-attempts", "1",
-                    "--stop-after-failures", "0")
+    first = run_cli(
+        "upload", path, "--base-url", emulator.base_url, "--max-attempts", "1", "--stop-after-failures", "0"
+    )
     assert first.code == 1, first.output
     report = tmp_path / "june bulk.results.csv"
     failed = [r for r in report_rows(report) if r["status"] == "failed"]
@@ -53,8 +54,10 @@ def test_rows_confirmed_by_retry_are_skipped_by_the_next_upload_of_the_original(
 def test_a_copy_elsewhere_and_an_edited_copy_of_the_same_name_meet_the_same_journal(tmp_path, emulator):
     first = tmp_path / "monday"
     first.mkdir()
-    rows = [["00000000-00000001", "Sale", "A-1", "first", "10.00"],
-            ["00000000-00000002", "Sale", "A-2", "second", "20.00"]]
+    rows = [
+        ["00000000-00000001", "Sale", "A-1", "first", "10.00"],
+        ["00000000-00000002", "Sale", "A-2", "second", "20.00"],
+    ]
     path = write_csv(first / "export.csv", [HEADER] + rows)
     assert run_cli("upload", path, "--base-url", emulator.base_url).code == 0
     sent = emulator.requests
@@ -84,14 +87,25 @@ def test_a_copy_elsewhere_and_an_edited_copy_of_the_same_name_meet_the_same_jour
 def test_a_refused_manual_call_retried_then_the_file_dropped_again_dials_each_destination_once(tmp_path):
     engage = EngageEmulator(engage_rate_limit=100_000)
     try:
-        rows = [["username", "destination", "ringDuration", "callerId"],
-                [AGENTS[0], "(650) 555-2001", "20", "866-123-4567"],
-                [AGENTS[1], "(650) 555-2002", "20", "866-123-4567"],
-                [OFFLINE, "(650) 555-2003", "20", "866-123-4567"],  # not logged in: a definite refusal
-                [AGENTS[2], "(650) 555-2004", "20", "866-123-4567"]]
+        rows = [
+            ["username", "destination", "ringDuration", "callerId"],
+            [AGENTS[0], "(650) 555-2001", "20", "866-123-4567"],
+            [AGENTS[1], "(650) 555-2002", "20", "866-123-4567"],
+            [OFFLINE, "(650) 555-2003", "20", "866-123-4567"],  # not logged in: a definite refusal
+            [AGENTS[2], "(650) 555-2004", "20", "866-123-4567"],
+        ]
         path = write_csv(tmp_path / "dial.csv", rows)
-        command = ("upload", path, "--api", "engage_manual_call", "--account-id", ACCOUNT, "--base-url",
-                   engage.voice, *FAST)
+        command = (
+            "upload",
+            path,
+            "--api",
+            "engage_manual_call",
+            "--account-id",
+            ACCOUNT,
+            "--base-url",
+            engage.voice,
+            *FAST,
+        )
         first = run_cli(*command, env=ENV, token=None)
         assert first.code == 1, first.output
         report = tmp_path / "dial.results.csv"
@@ -121,11 +135,19 @@ def test_a_folder_run_a_retry_and_the_file_dropped_again_with_a_new_row_dial_eac
         inbox = tmp_path / "inbox"
         inbox.mkdir()
         header = ["username", "destination", "ringDuration", "callerId"]
-        rows = [[AGENTS[0], "(650) 555-3001", "20", "866-123-4567"],
-                [OFFLINE, "(650) 555-3002", "20", "866-123-4567"]]
+        rows = [[AGENTS[0], "(650) 555-3001", "20", "866-123-4567"], [OFFLINE, "(650) 555-3002", "20", "866-123-4567"]]
         write_csv(inbox / "dial.csv", [header] + rows)
-        command = ("upload", inbox, "--api", "engage_manual_call", "--account-id", ACCOUNT, "--base-url",
-                   engage.voice, *FAST)
+        command = (
+            "upload",
+            inbox,
+            "--api",
+            "engage_manual_call",
+            "--account-id",
+            ACCOUNT,
+            "--base-url",
+            engage.voice,
+            *FAST,
+        )
         first = run_cli(*command, env=ENV, token=None)
         assert first.code == 1, first.output
         report = inbox / "failed" / "dial.results.csv"
@@ -141,7 +163,10 @@ def test_a_folder_run_a_retry_and_the_file_dropped_again_with_a_new_row_dial_eac
         again = run_cli(*command, env=ENV, token=None)
         assert again.code == 0, again.output
         assert [r["status"] for r in read_report(inbox / "done" / "dial.results.csv")] == [
-            "skipped", "skipped", "created"]
+            "skipped",
+            "skipped",
+            "created",
+        ]
         dials = sorted(d["destination"] for d in engage.state()["dials"])
         assert dials == ["6505553001", "6505553002", "6505553003"]
     finally:
@@ -152,8 +177,7 @@ def test_a_final_answer_is_kept_and_a_rerun_sends_nothing_that_can_only_get_it_a
     engage = EngageEmulator(engage_rate_limit=100_000)
     try:
         path = write_csv(tmp_path / "hangups.csv", [["uii"], [KIM_1], [ENDED]])
-        command = ("upload", path, "--api", "engage_hangup", "--account-id", ACCOUNT, "--base-url", engage.voice,
-                   *FAST)
+        command = ("upload", path, "--api", "engage_hangup", "--account-id", ACCOUNT, "--base-url", engage.voice, *FAST)
         first = run_cli(*command, env=ENV, token=None)
         assert first.code == 1, first.output
         assert [r["failure_kind"] for r in read_report(tmp_path / "hangups.results.csv")] == ["", "call-ended"]
@@ -173,9 +197,14 @@ def test_a_final_answer_is_kept_and_a_rerun_sends_nothing_that_can_only_get_it_a
 
 def test_retry_keeps_the_upload_settings_and_says_what_it_leaves(tmp_path, emulator):
     # Wall-clock times need --timezone; the upload had it, the retry is not asked again.
-    path = write_csv(tmp_path / "in.csv", [["call_start_time", "calling_phone_number", "name"],
-                                           ["2026/11/02 09:15:00 AM", "(415) 555-0134", "Sale"],
-                                           ["2026/11/02 06:00:00 AM", "(415) 555-0199", "Sale"]])  # no such call
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            ["call_start_time", "calling_phone_number", "name"],
+            ["2026/11/02 09:15:00 AM", "(415) 555-0134", "Sale"],
+            ["2026/11/02 06:00:00 AM", "(415) 555-0199", "Sale"],
+        ],
+    )  # no such call
     first = run_cli("upload", path, "--timezone", "America/Los_Angeles", "--base-url", emulator.base_url)
     assert first.code == 1
     report = tmp_path / "in.results.csv"
@@ -195,12 +224,15 @@ def test_retry_keeps_the_upload_settings_and_says_what_it_leaves(tmp_path, emula
     assert report_rows(report)[1]["error_class"] == "RecordNotFound"
 
 
-def test_a_report_moved_edited_or_from_an_older_version_still_finds_its_source(tmp_path, make_emulator,
-                                                                             isolated_state):
+def test_a_report_moved_edited_or_from_an_older_version_still_finds_its_source(tmp_path, make_emulator, isolated_state):
     emulator = make_emulator(calls_file=many_calls(tmp_path, 6), fail_rate=1.0)
     path = orders(tmp_path, 6, "week.csv")
-    assert run_cli("upload", path, "--base-url", emulator.base_url, "--max-attempts", "1",
-                   "--stop-after-failures", "0").code == 1
+    assert (
+        run_cli(
+            "upload", path, "--base-url", emulator.base_url, "--max-attempts", "1", "--stop-after-failures", "0"
+        ).code
+        == 1
+    )
     emulator.control("faults", {"fail_rate": 0})
     report = tmp_path / "week.results.csv"
 
@@ -238,8 +270,14 @@ def test_a_report_moved_edited_or_from_an_older_version_still_finds_its_source(t
 
 
 def test_a_fixed_report_uploaded_as_a_file_skips_what_its_upload_confirmed(tmp_path, emulator):
-    path = write_csv(tmp_path / "leads.csv", [HEADER, ["00000000-00000001", "Sale", "L-1", "good", "10.00"],
-                                              ["00000000-00000002", "Sale", "L-2", "bad", "$20"]])
+    path = write_csv(
+        tmp_path / "leads.csv",
+        [
+            HEADER,
+            ["00000000-00000001", "Sale", "L-1", "good", "10.00"],
+            ["00000000-00000002", "Sale", "L-2", "bad", "$20"],
+        ],
+    )
     assert run_cli("upload", path, "--base-url", emulator.base_url).code == 1
     report = tmp_path / "leads.results.csv"
     lines = list(csv.reader(report.read_text(encoding="utf-8-sig").splitlines()))
@@ -260,8 +298,9 @@ def test_upload_rows_and_a_file_of_that_name_share_a_journal(tmp_path, emulator,
     rows = [{"transaction_id": "00000000-00000001", "name": "Sale", "partner_unique_id": "P-1"}]
     result = upload_rows(rows, source="crm.csv", base_url=emulator.base_url, token=TOKEN)
     assert result.summary.statuses == {"created": 1}
-    path = write_csv(tmp_path / "crm.csv", [["transaction_id", "name", "partner_unique_id"],
-                                            ["00000000-00000001", "Sale", "P-1"]])
+    path = write_csv(
+        tmp_path / "crm.csv", [["transaction_id", "name", "partner_unique_id"], ["00000000-00000001", "Sale", "P-1"]]
+    )
     again = run_cli("upload", path, "--base-url", emulator.base_url)
     assert again.code == 0 and emulator.requests == 1
     assert [r["status"] for r in report_rows(tmp_path / "crm.results.csv")] == ["skipped"]
@@ -294,11 +333,14 @@ def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, i
     from uploader.config import resolve
     from uploader.web.workspace import Workspace, journal_sources
 
-    book = write_xlsx(tmp_path / "June Bulk.xlsx", [
-        ["transaction_id", "name", "partner_unique_id", "sale_amount"],
-        ["00000000-00000001", "Sale", "J-1", 149.99],
-        ["00000000-00000002", "Sale", "J-2", 20],
-    ])
+    book = write_xlsx(
+        tmp_path / "June Bulk.xlsx",
+        [
+            ["transaction_id", "name", "partner_unique_id", "sale_amount"],
+            ["00000000-00000001", "Sale", "J-1", 149.99],
+            ["00000000-00000002", "Sale", "J-2", 20],
+        ],
+    )
     settings = resolve({"base_url": emulator.base_url, "state_dir": isolated_state}, environ={})
     work = Workspace(settings, environ={"INVOCA_API_TOKEN": TOKEN})
     stored = work.add_file(book.name, [book.read_bytes()])

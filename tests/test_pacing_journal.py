@@ -87,12 +87,19 @@ def test_backoff_is_capped_and_jittered():
     assert max(waits) <= 4 and min(waits) >= 0 and len(set(waits)) > 100
 
 
-@pytest.mark.parametrize("status,error_class,kind", [
-    (None, "ConnectionError", "retryable"), (429, "", "retryable"), (503, "", "retryable"),
-    (401, "NotAuthorized", "fix-config"), (403, "UnauthorizedAdvertiser", "fix-config"),
-    (403, "UnauthorizedOperation", "fix-config"), (403, "RecordInvalid", "fix-data"),
-    (404, "RecordNotFound", "not-found"),
-])
+@pytest.mark.parametrize(
+    "status,error_class,kind",
+    [
+        (None, "ConnectionError", "retryable"),
+        (429, "", "retryable"),
+        (503, "", "retryable"),
+        (401, "NotAuthorized", "fix-config"),
+        (403, "UnauthorizedAdvertiser", "fix-config"),
+        (403, "UnauthorizedOperation", "fix-config"),
+        (403, "RecordInvalid", "fix-data"),
+        (404, "RecordNotFound", "not-found"),
+    ],
+)
 def test_failure_kinds(status, error_class, kind):
     # The platform's 403 classes are the Signal target's declaration (config_classes), read by its classify hook.
     from uploader.outcome import Outcome
@@ -102,15 +109,27 @@ def test_failure_kinds(status, error_class, kind):
 
 
 def _items(n, key=lambda i: f"k{i}"):
-    return [Prepared(i + 2, key(i), {"search": {"transaction_id": "00000000-00000001"},
-                                     "signal": {"name": "Sale", "partner_unique_id": key(i), "description": str(i)}})
-            for i in range(n)]
+    return [
+        Prepared(
+            i + 2,
+            key(i),
+            {
+                "search": {"transaction_id": "00000000-00000001"},
+                "signal": {"name": "Sale", "partner_unique_id": key(i), "description": str(i)},
+            },
+        )
+        for i in range(n)
+    ]
 
 
 def test_sender_backs_off_under_overload_and_never_retries_refusals(make_emulator):
     emulator = make_emulator(fail_rate=0.5, seed=3)
-    sender = Sender(SIGNALS, emulator.base_url, Secret(TOKEN),
-                    SendPolicy(concurrency=8, max_attempts=20, backoff_base=0.01, backoff_cap=0.05))
+    sender = Sender(
+        SIGNALS,
+        emulator.base_url,
+        Secret(TOKEN),
+        SendPolicy(concurrency=8, max_attempts=20, backoff_base=0.01, backoff_cap=0.05),
+    )
     outcomes = list(sender.send_all([[item] for item in _items(60)]))
     assert {o.status for o in outcomes} == {"created"}
     assert sender.limit.decreases >= 1 and sender.retries > 0
@@ -140,8 +159,12 @@ def test_journal_plans_prefixes_and_keeps_the_last_row_winning(tmp_path):
 
     # The file is reordered: row 4's content now comes first. All rows are
     # confirmed, but the server holds what was row 4, so the new last row goes again.
-    reordered = [Prepared(2, "A", items[2].payload), Prepared(3, "A", items[0].payload),
-                 Prepared(4, "A", items[1].payload), items[3]]
+    reordered = [
+        Prepared(2, "A", items[2].payload),
+        Prepared(3, "A", items[0].payload),
+        Prepared(4, "A", items[1].payload),
+        items[3],
+    ]
     work, skipped, _ = journal.plan(reordered)
     assert [[i.row for i in lane] for lane in work] == [[4]]
     assert sorted(skipped) == [2, 3, 5]
@@ -164,8 +187,10 @@ def test_a_journal_written_before_targets_named_their_ids_still_skips_its_rows(t
             corrects_transaction_id TEXT, call_transaction_id TEXT, confirmed_at REAL NOT NULL);
         CREATE TABLE last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);""")
     entry = ids[2]
-    db.execute("INSERT INTO confirmed VALUES (?, ?, ?, 2, 'created', 201, 'S2', NULL, 'C2', 0)",
-               (entry.identity, entry.key_hash, entry.payload_hash))
+    db.execute(
+        "INSERT INTO confirmed VALUES (?, ?, ?, 2, 'created', 201, 'S2', NULL, 'C2', 0)",
+        (entry.identity, entry.key_hash, entry.payload_hash),
+    )
     db.execute("INSERT INTO last_applied VALUES (?, ?)", (entry.key_hash, entry.payload_hash))
     db.commit()
     db.close()
@@ -180,13 +205,13 @@ def test_a_journal_written_before_targets_named_their_ids_still_skips_its_rows(t
 
 def test_journal_holds_no_content_and_no_token(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
-    item = Prepared(2, "id:T1\x1fsale\x1f1", {"search": {"calling_phone_number": "+14155550134"},
-                                             "signal": {"name": "Sale"}})
+    item = Prepared(
+        2, "id:T1\x1fsale\x1f1", {"search": {"calling_phone_number": "+14155550134"}, "signal": {"name": "Sale"}}
+    )
     _, _, ids = journal.plan([item])
     journal.record(ids[2], Outcome(2, "created", 201, signal_transaction_id="S1"))
     journal.close()
-    raw = (tmp_path / "j.sqlite").read_bytes() + b"".join(
-        p.read_bytes() for p in tmp_path.glob("j.sqlite-*"))
+    raw = (tmp_path / "j.sqlite").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("j.sqlite-*"))
     assert b"4155550134" not in raw and b"Sale" not in raw and TOKEN.encode() not in raw
 
 
@@ -231,7 +256,7 @@ def test_occurrence_counts_across_chunks_match_a_plain_count():
     pairs = [rng.choice([rng.getrandbits(64), rng.randrange(50)]) for _ in range(5000)]  # some repeat often
     seen, plain, got, expected = Occurrences(), {}, [], []
     for start in range(0, len(pairs), 700):  # chunks of uneven sizes
-        chunk = pairs[start:start + rng.randrange(1, 700)]
+        chunk = pairs[start : start + rng.randrange(1, 700)]
         got += seen.number(chunk)
         for pair in chunk:
             expected.append(plain.get(pair, 0))

@@ -29,8 +29,7 @@ def test_windows_1252_as_excel_saves_it(tmp_path):
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_delimiter_is_found(tmp_path, delimiter):
-    path = write_csv(tmp_path / "d.csv", [HEADER, ["1", "Sale", "a, b; c"], ["2", "Quote", "x|y"]],
-                     delimiter=delimiter)
+    path = write_csv(tmp_path / "d.csv", [HEADER, ["1", "Sale", "a, b; c"], ["2", "Quote", "x|y"]], delimiter=delimiter)
     table = read_table(path)
     assert table.delimiter == delimiter
     assert table.frame["description"].tolist() == ["a, b; c", "x|y"]
@@ -53,19 +52,23 @@ def test_quoted_cells_with_commas_quotes_and_newlines(tmp_path):
 
 
 def test_ids_keep_their_zeros_in_csv(tmp_path):
-    path = write_csv(tmp_path / "z.csv", [["transaction_id", "name", "calling_phone_number"],
-                                          ["00123", "Sale", "0044123"]])
+    path = write_csv(
+        tmp_path / "z.csv", [["transaction_id", "name", "calling_phone_number"], ["00123", "Sale", "0044123"]]
+    )
     table = read_table(path)
     assert table.frame.loc[2, "transaction_id"] == "00123"
     assert table.frame.loc[2, "calling_phone_number"] == "0044123"
 
 
 def test_xlsx_cells_are_text_as_the_user_typed_them(tmp_path):
-    path = write_xlsx(tmp_path / "t.xlsx", [
-        ["transaction_id", "name", "sale_amount", "value", "duration_in_seconds", "calling_phone_number"],
-        ["00123", "Sale", 1, True, 125.0, 4155550134],
-        [123, "Sale", 12.5, False, 0, "(415) 555-0134"],
-    ])
+    path = write_xlsx(
+        tmp_path / "t.xlsx",
+        [
+            ["transaction_id", "name", "sale_amount", "value", "duration_in_seconds", "calling_phone_number"],
+            ["00123", "Sale", 1, True, 125.0, 4155550134],
+            [123, "Sale", 12.5, False, 0, "(415) 555-0134"],
+        ],
+    )
     frame = read_table(path).frame
     assert frame.loc[2].tolist() == ["00123", "Sale", "1", "true", "125", "4155550134"]
     assert frame.loc[3].tolist() == ["123", "Sale", "12.5", "false", "0", "(415) 555-0134"]
@@ -78,19 +81,27 @@ def test_xlsx_long_numbers_show_as_excel_shows_them(tmp_path):
 
 
 def test_xlsx_date_cells_become_wall_clock_text(tmp_path):
-    path = write_xlsx(tmp_path / "d.xlsx", [
-        ["call_start_time", "name"],
-        [dt.datetime(2016, 4, 11, 13, 0, 0), "Sale"],
-        [dt.datetime(2016, 4, 11, 13, 0, 0, 250000), "Sale"],
-    ], formats={"A": "yyyy/mm/dd hh:mm:ss.000 AM/PM"})
+    path = write_xlsx(
+        tmp_path / "d.xlsx",
+        [
+            ["call_start_time", "name"],
+            [dt.datetime(2016, 4, 11, 13, 0, 0), "Sale"],
+            [dt.datetime(2016, 4, 11, 13, 0, 0, 250000), "Sale"],
+        ],
+        formats={"A": "yyyy/mm/dd hh:mm:ss.000 AM/PM"},
+    )
     table = read_table(path)
     assert table.has_date_cells
     assert table.frame["call_start_time"].tolist() == ["2016/04/11 13:00:00", "2016/04/11 13:00:00.250"]
 
 
 def test_sheet_choice(tmp_path):
-    path = write_xlsx(tmp_path / "s.xlsx", [["notes"], ["nothing here"]], sheet="Readme",
-                      extra_sheets={"Data": [["transaction_id", "name"], ["1", "Sale"]]})
+    path = write_xlsx(
+        tmp_path / "s.xlsx",
+        [["notes"], ["nothing here"]],
+        sheet="Readme",
+        extra_sheets={"Data": [["transaction_id", "name"], ["1", "Sale"]]},
+    )
     assert read_table(path, sheet="Data").frame.loc[2, "name"] == "Sale"
     with pytest.raises(FileFormatError, match="no 'name' column"):
         read_table(path)  # the first sheet is the default
@@ -100,21 +111,29 @@ def test_sheet_choice(tmp_path):
 
 
 def test_headers_match_loosely_and_both_apis_names_are_accepted(tmp_path):
-    path = write_csv(tmp_path / "h.csv", [
-        ["Transaction ID", "Outcome-Name", "START_TIME_T", "occurred at time t", "Custom Paramter 1", "Notes"],
-        ["1", "Sale", "1460404800", "1460404800", "x", "n"],
-    ])
+    path = write_csv(
+        tmp_path / "h.csv",
+        [
+            ["Transaction ID", "Outcome-Name", "START_TIME_T", "occurred at time t", "Custom Paramter 1", "Notes"],
+            ["1", "Sale", "1460404800", "1460404800", "x", "n"],
+        ],
+    )
     table = read_table(path)
-    assert table.fields == {"transaction_id": "Transaction ID", "name": "Outcome-Name",
-                            "call_start_time": "START_TIME_T", "occurred_at_time": "occurred at time t",
-                            "custom_parameter_1": "Custom Paramter 1"}
+    assert table.fields == {
+        "transaction_id": "Transaction ID",
+        "name": "Outcome-Name",
+        "call_start_time": "START_TIME_T",
+        "occurred_at_time": "occurred at time t",
+        "custom_parameter_1": "Custom Paramter 1",
+    }
     assert table.ignored_columns == ["Notes"]
     assert "Notes" in table.frame.columns  # carried into the report all the same
 
 
 def test_report_columns_are_dropped_when_a_report_is_read_back(tmp_path):
-    path = write_csv(tmp_path / "r.csv", [["row", "status", "error", "transaction_id", "name"],
-                                          ["2", "failed", "x", "1", "Sale"]])
+    path = write_csv(
+        tmp_path / "r.csv", [["row", "status", "error", "transaction_id", "name"], ["2", "failed", "x", "1", "Sale"]]
+    )
     table = read_table(path)
     assert table.frame.columns.tolist() == ["transaction_id", "name"]
     assert table.ignored_columns == []
@@ -130,24 +149,26 @@ def test_blank_rows_are_skipped_and_row_numbers_kept(tmp_path):
 
 def test_rows_with_too_many_or_too_few_fields_are_flagged(tmp_path):
     path = tmp_path / "shape.csv"
-    path.write_text("transaction_id,name,description\n1,Sale,ok\n2,Sale,a,b\n3,Sale\n4,Sale,ok,\n",
-                    encoding="utf-8")
+    path.write_text("transaction_id,name,description\n1,Sale,ok\n2,Sale,a,b\n3,Sale\n4,Sale,ok,\n", encoding="utf-8")
     table = read_table(path)
     assert table.shape_problems == {3: (4, 3), 4: (2, 3)}  # a trailing empty cell is not a problem
     assert table.frame.loc[4, "description"] == ""
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "the file is empty"),
-    (b"\n\n", "the file is empty"),
-    (b"transaction_id,name\n", "no data rows"),
-    (b"transaction_id,name\n,\n", "no data rows"),
-    (b"transaction_id,description\n1,x\n", "no 'name' column"),
-    (b"name,description\nSale,x\n", "neither a 'transaction_id' nor a 'call_start_time'"),
-    (b"transaction_id,name,Name\n1,a,b\n", "appears twice"),
-    (b"Transaction ID,name,transaction_id\n1,a,b\n", "both mean 'transaction_id'"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text CSV file"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "the file is empty"),
+        (b"\n\n", "the file is empty"),
+        (b"transaction_id,name\n", "no data rows"),
+        (b"transaction_id,name\n,\n", "no data rows"),
+        (b"transaction_id,description\n1,x\n", "no 'name' column"),
+        (b"name,description\nSale,x\n", "neither a 'transaction_id' nor a 'call_start_time'"),
+        (b"transaction_id,name,Name\n1,a,b\n", "appears twice"),
+        (b"Transaction ID,name,transaction_id\n1,a,b\n", "both mean 'transaction_id'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text CSV file"),
+    ],
+)
 def test_file_level_errors(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
@@ -187,6 +208,7 @@ def _read_both(path, size):
             shapes.update(chunk.shape_problems)
             blank += chunk.blank_rows
         import pandas as pd
+
         return pd.concat(frames), shapes, blank
 
     fast_reader = open_table(path)
@@ -219,11 +241,14 @@ def test_fast_path_reads_what_the_careful_path_reads(tmp_path, bom):
     assert frame.index[-1] == 1 + len(TRICKY) * 40
 
 
-@pytest.mark.parametrize("bad_row", [
-    ["T-9", "Sale", "x", "extra"],  # one field too many
-    ["T-9", "Sale"],  # one too few
-    [],  # an empty line
-])
+@pytest.mark.parametrize(
+    "bad_row",
+    [
+        ["T-9", "Sale", "x", "extra"],  # one field too many
+        ["T-9", "Sale"],  # one too few
+        [],  # an empty line
+    ],
+)
 def test_fast_path_hands_over_mid_file_without_losing_or_repeating_a_row(tmp_path, monkeypatch, bad_row):
     import uploader.read
 

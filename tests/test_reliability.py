@@ -54,8 +54,10 @@ def expected_state(data):
 
 
 def actual_state(emulator):
-    return {(s["call_transaction_id"], s["partner_unique_id"]): (s["description"], s["sale_amount"])
-            for s in emulator.signals()}
+    return {
+        (s["call_transaction_id"], s["partner_unique_id"]): (s["description"], s["sale_amount"])
+        for s in emulator.signals()
+    }
 
 
 def upload(emulator, path, *args):
@@ -64,8 +66,15 @@ def upload(emulator, path, *args):
 
 def test_every_fault_at_once_and_the_state_is_exactly_the_file(tmp_path, make_emulator):
     calls = many_calls(tmp_path, 200)
-    emulator = make_emulator(calls_file=calls, fail_rate=0.08, rate_limit_rate=0.01, retry_after=1,
-                             drop_rate=0.05, lost_answer_rate=0.05, seed=7)
+    emulator = make_emulator(
+        calls_file=calls,
+        fail_rate=0.08,
+        rate_limit_rate=0.01,
+        retry_after=1,
+        drop_rate=0.05,
+        lost_answer_rate=0.05,
+        seed=7,
+    )
     path, data = signals_file(tmp_path, 300, 200)
     result = upload(emulator, path, "--concurrency", "8", "--max-attempts", "10", "-v")
     assert result.code == 0, result.output
@@ -80,8 +89,16 @@ def test_every_fault_at_once_and_the_state_is_exactly_the_file(tmp_path, make_em
 @pytest.mark.slow
 def test_long_fault_run(tmp_path, make_emulator):
     calls = many_calls(tmp_path, 1000)
-    emulator = make_emulator(calls_file=calls, fail_rate=0.1, rate_limit_rate=0.01, retry_after=1,
-                             drop_rate=0.05, lost_answer_rate=0.1, seed=11, latency_ms=5)
+    emulator = make_emulator(
+        calls_file=calls,
+        fail_rate=0.1,
+        rate_limit_rate=0.01,
+        retry_after=1,
+        drop_rate=0.05,
+        lost_answer_rate=0.1,
+        seed=11,
+        latency_ms=5,
+    )
     path, data = signals_file(tmp_path, 3000, 1000)
     result = upload(emulator, path, "--concurrency", "16", "--max-attempts", "12")
     assert result.code == 0, result.output
@@ -97,7 +114,9 @@ def test_giving_up_reports_retryable_failures_and_retry_finishes_them(tmp_path, 
     assert result.code == 1
     report = tmp_path / "big.results.csv"
     rows = report_rows(report)
-    assert {(r["status"], r["error_class"], r["failure_kind"]) for r in rows} == {("failed", "ServiceUnavailable", "retryable")}
+    assert {(r["status"], r["error_class"], r["failure_kind"]) for r in rows} == {
+        ("failed", "ServiceUnavailable", "retryable")
+    }
     assert "gave up after 2 attempts" in rows[0]["error"]
 
     healthy = make_emulator(calls_file=calls)
@@ -111,9 +130,15 @@ def test_giving_up_reports_retryable_failures_and_retry_finishes_them(tmp_path, 
 
 def test_retry_leaves_not_found_rows_unless_asked(tmp_path, make_emulator):
     few = many_calls(tmp_path, 3)  # CALL-00000..2 exist; CALL-00003.. not yet
-    path = write_csv(tmp_path / "in.csv", [HEADER, ["CALL-00001", "Sale", "1", "a", "1.00"],
-                                           ["CALL-00004", "Sale", "2", "late call", "2.00"],
-                                           ["CALL-00002", "Sale", "3", "bad", "1.234"]])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [
+            HEADER,
+            ["CALL-00001", "Sale", "1", "a", "1.00"],
+            ["CALL-00004", "Sale", "2", "late call", "2.00"],
+            ["CALL-00002", "Sale", "3", "bad", "1.234"],
+        ],
+    )
     first = make_emulator(calls_file=few)
     upload(first, path)
     report = tmp_path / "in.results.csv"
@@ -137,8 +162,24 @@ def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_UPLOADER_")}
     env["INVOCA_API_TOKEN"] = TOKEN
     process = subprocess.Popen(
-        [sys.executable, "-m", "uploader", "upload", path, "--base-url", emulator.base_url, "--concurrency", "4",
-         "--state-dir", state], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uploader",
+            "upload",
+            path,
+            "--base-url",
+            emulator.base_url,
+            "--concurrency",
+            "4",
+            "--state-dir",
+            state,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     journal = None
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -202,8 +243,7 @@ def test_a_second_run_over_the_same_input_is_refused(tmp_path, emulator, isolate
 def test_config_file_with_flags_overriding(tmp_path, emulator):
     path = write_csv(tmp_path / "in.csv", [["call_start_time", "name"], ["2026/11/02 09:15:00 AM", "Sale"]])
     config = tmp_path / "uploader.toml"
-    config.write_text(f'base_url = "{emulator.base_url}"\ntimezone = "America/New_York"\nconcurrency = 2\n'
-                      f'rate = 50\n')
+    config.write_text(f'base_url = "{emulator.base_url}"\ntimezone = "America/New_York"\nconcurrency = 2\nrate = 50\n')
     result = run_cli("upload", path, "--config", config)
     assert result.code == 1  # 09:15 New York is 06:15 Pacific: no call then
     result = run_cli("upload", path, "--config", config, "--timezone", TZ)
@@ -225,12 +265,16 @@ def test_folder_runs_for_nightly_imports(tmp_path, emulator):
     for i, p in enumerate((good, bad, broken)):
         os.utime(p, (1000 + i, 1000 + i))  # oldest first
     log = tmp_path / "nightly.jsonl"
-    result = run_cli("upload", inbox, "--base-url", emulator.base_url, "--log-file", log,
-                     "--summary-json", tmp_path / "nightly.json")
+    result = run_cli(
+        "upload", inbox, "--base-url", emulator.base_url, "--log-file", log, "--summary-json", tmp_path / "nightly.json"
+    )
     assert result.code == 2, result.output  # the worst: a file-level error
     nightly = json.loads((tmp_path / "nightly.json").read_text())
     assert [(Path(f["file"]).name, f["exit_code"]) for f in nightly["files"]] == [
-        ("a_good.csv", 0), ("b_bad.csv", 1), ("c_broken.csv", 2)]
+        ("a_good.csv", 0),
+        ("b_bad.csv", 1),
+        ("c_broken.csv", 2),
+    ]
     assert nightly["files"][0]["summary"]["statuses"] == {"created": 1}
     assert (inbox / "done" / "a_good.csv").exists() and (inbox / "done" / "a_good.results.csv").exists()
     assert (inbox / "failed" / "b_bad.csv").exists() and (inbox / "failed" / "b_bad.results.csv").exists()
@@ -253,8 +297,10 @@ def test_folder_runs_for_nightly_imports(tmp_path, emulator):
 
 
 def test_log_file_has_one_line_per_row_and_a_summary(tmp_path, emulator):
-    path = write_csv(tmp_path / "in.csv", [HEADER, ["00000000-00000001", "Sale", "1", "", ""],
-                                           ["99999999", "Sale", "1", "", ""], ["x", "", "", "", ""]])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [HEADER, ["00000000-00000001", "Sale", "1", "", ""], ["99999999", "Sale", "1", "", ""], ["x", "", "", "", ""]],
+    )
     log = tmp_path / "run.jsonl"
     upload(emulator, path, "--log-file", log)
     events = [json.loads(line) for line in log.read_text().splitlines()]

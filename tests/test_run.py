@@ -21,13 +21,16 @@ from conftest import TOKEN
 
 
 def settings_for(emulator, **extra):
-    return resolve(dict(base_url=emulator.base_url, concurrency=2, **extra), environ={"INVOCA_API_TOKEN": TOKEN},
-                   need_token=True)
+    return resolve(
+        dict(base_url=emulator.base_url, concurrency=2, **extra), environ={"INVOCA_API_TOKEN": TOKEN}, need_token=True
+    )
 
 
 def final_state(emulator):
-    return {(s["call_transaction_id"], s["partner_unique_id"]): (s["description"], s["sale_amount"])
-            for s in emulator.signals()}
+    return {
+        (s["call_transaction_id"], s["partner_unique_id"]): (s["description"], s["sale_amount"])
+        for s in emulator.signals()
+    }
 
 
 def test_a_run_reports_every_row_as_it_is_answered(tmp_path, make_emulator):

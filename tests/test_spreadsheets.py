@@ -36,8 +36,9 @@ def test_a_strict_open_xml_workbook_is_read(tmp_path):
 
 def test_a_huge_declared_size_costs_nothing(tmp_path):
     # Gnumeric declares every sheet A1:XFD1048576; reading must follow the real cells.
-    path = write_workbook(tmp_path / "gnumeric.xlsx", {"Sheet1": [HEADER, ["T1", "Sale", 1]]},
-                          dimensions={"Sheet1": "A1:XFD1048576"})
+    path = write_workbook(
+        tmp_path / "gnumeric.xlsx", {"Sheet1": [HEADER, ["T1", "Sale", 1]]}, dimensions={"Sheet1": "A1:XFD1048576"}
+    )
     small = write_workbook(tmp_path / "small.xlsx", {"Sheet1": [HEADER, ["T1", "Sale", 1]]})
     _, baseline = peak_rss_mb("validate", small)
     code, peak = peak_rss_mb("validate", path)
@@ -57,25 +58,33 @@ def test_the_declared_size_is_not_trusted(tmp_path, dimension):
 
 
 def test_the_active_visible_sheet_is_read_and_named(tmp_path):
-    path = write_workbook(tmp_path / "w.xlsx", {"old export": [HEADER, ["OLD", "Stale", 1]],
-                                               "March": [HEADER, ["NEW", "Sale", 2]]},
-                          hidden=("old export",), active=1)
+    path = write_workbook(
+        tmp_path / "w.xlsx",
+        {"old export": [HEADER, ["OLD", "Stale", 1]], "March": [HEADER, ["NEW", "Sale", 2]]},
+        hidden=("old export",),
+        active=1,
+    )
     result, rows = validate(path)
     assert result.code == 0, result.output
     assert [r["transaction_id"] for r in rows] == ["NEW"]
     assert "read the sheet 'March' (the active sheet); hidden sheets not read: 'old export'" in result.stderr
 
     # A hidden sheet is never taken by default, even when it is the active tab.
-    path = write_workbook(tmp_path / "h.xlsx", {"old": [HEADER, ["OLD", "Stale", 1]], "new": [HEADER, ["NEW", "S", 2]]},
-                          hidden=("old",), active=0)
+    path = write_workbook(
+        tmp_path / "h.xlsx",
+        {"old": [HEADER, ["OLD", "Stale", 1]], "new": [HEADER, ["NEW", "S", 2]]},
+        hidden=("old",),
+        active=0,
+    )
     result, rows = validate(path)
     assert [r["transaction_id"] for r in rows] == ["NEW"]
     assert "(the first visible sheet)" in result.stderr
 
 
 def test_a_date_only_cell_is_refused_like_the_same_date_typed(tmp_path):
-    path = write_workbook(tmp_path / "d.xlsx", {"S": [["call_start_time", "name"], [("date", 42471, 14), "Sale"],
-                                                      ["2016/04/11", "Sale"]]})
+    path = write_workbook(
+        tmp_path / "d.xlsx", {"S": [["call_start_time", "name"], [("date", 42471, 14), "Sale"], ["2016/04/11", "Sale"]]}
+    )
     result, rows = validate(path, *TZ)
     assert result.code == 1
     assert [r["status"] for r in rows] == ["invalid", "invalid"]
@@ -84,8 +93,11 @@ def test_a_date_only_cell_is_refused_like_the_same_date_typed(tmp_path):
 
 def test_the_1904_date_system_applies_to_serial_numbers_too(tmp_path):
     # 42471.5 in a 1904 workbook is 2020-04-12 12:00 (1,462 days after the 1900 reading).
-    path = write_workbook(tmp_path / "mac.xlsx", {"S": [["call_start_time", "name"], [42471.5, "Sale"],
-                                                        [("date", 42471.5, 22), "Sale"]]}, date1904=True)
+    path = write_workbook(
+        tmp_path / "mac.xlsx",
+        {"S": [["call_start_time", "name"], [42471.5, "Sale"], [("date", 42471.5, 22), "Sale"]]},
+        date1904=True,
+    )
     result, rows = validate(path, *TZ)
     assert result.code == 0, result.output
     assert "read as 2020/04/12 12:00:00 in America/New_York" in rows[0]["warning"]
@@ -93,8 +105,10 @@ def test_the_1904_date_system_applies_to_serial_numbers_too(tmp_path):
 
 
 def test_excel_error_values_make_the_row_invalid(tmp_path):
-    path = write_workbook(tmp_path / "e.xlsx", {"S": [HEADER, ["T1", ("error", "#N/A"), 1],
-                                                      ["T2", "Sale", ("error", "#VALUE!")], ["T3", "Sale", 3]]})
+    path = write_workbook(
+        tmp_path / "e.xlsx",
+        {"S": [HEADER, ["T1", ("error", "#N/A"), 1], ["T2", "Sale", ("error", "#VALUE!")], ["T3", "Sale", 3]]},
+    )
     result, rows = validate(path)
     assert result.code == 1
     assert [r["status"] for r in rows] == ["invalid", "invalid", "valid"]
@@ -112,8 +126,10 @@ def test_ooxml_escapes_are_decoded(tmp_path):
 
 
 def test_a_formula_without_a_saved_value_is_not_read_as_empty(tmp_path):
-    path = write_workbook(tmp_path / "f.xlsx", {"S": [["transaction_id", "name", "value"],
-                                                      ["T1", "Sale", ("formula", "1>2")], ["T2", "Sale", "true"]]})
+    path = write_workbook(
+        tmp_path / "f.xlsx",
+        {"S": [["transaction_id", "name", "value"], ["T1", "Sale", ("formula", "1>2")], ["T2", "Sale", "true"]]},
+    )
     result, rows = validate(path)
     assert result.code == 1
     assert rows[0]["status"] == "invalid"
@@ -121,11 +137,13 @@ def test_a_formula_without_a_saved_value_is_not_read_as_empty(tmp_path):
     assert rows[1]["status"] == "valid"
 
 
-@pytest.mark.parametrize("encoding, name", [("mac_roman", "Mac Roman"), ("cp850", "code page 850"),
-                                            ("cp1252", "windows-1252")])
+@pytest.mark.parametrize(
+    "encoding, name", [("mac_roman", "Mac Roman"), ("cp850", "code page 850"), ("cp1252", "windows-1252")]
+)
 def test_single_byte_encodings_are_detected_and_said(tmp_path, encoding, name):
-    path = write_csv(tmp_path / "e.csv", [["transaction_id", "name", "description"], ["T1", "Café Sale", "Crème"]],
-                     encoding=encoding)
+    path = write_csv(
+        tmp_path / "e.csv", [["transaction_id", "name", "description"], ["T1", "Café Sale", "Crème"]], encoding=encoding
+    )
     result, _ = validate(path)
     assert result.code == 0, result.output
     assert f"read as {name}" in result.stderr
@@ -142,12 +160,17 @@ def test_encoding_can_be_given_and_garbage_is_refused(tmp_path):
 
 
 def test_implausible_instants_are_invalid_and_say_how_they_were_read(tmp_path):
-    path = write_csv(tmp_path / "t.csv", [["call_start_time", "name", "occurred_at_time"],
-                                          ["12345", "Serial", ""],
-                                          ["1999-12-31T23:00:00Z", "Old", ""],
-                                          ["2099-01-01T00:00:00Z", "Future", ""],
-                                          ["2016-04-11T20:00:00Z", "Typo", "2036-04-11T20:00:00Z"],
-                                          ["2016-04-11T20:00:00Z", "Fine", "2016-04-12T20:00:00Z"]])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            ["call_start_time", "name", "occurred_at_time"],
+            ["12345", "Serial", ""],
+            ["1999-12-31T23:00:00Z", "Old", ""],
+            ["2099-01-01T00:00:00Z", "Future", ""],
+            ["2016-04-11T20:00:00Z", "Typo", "2036-04-11T20:00:00Z"],
+            ["2016-04-11T20:00:00Z", "Fine", "2016-04-12T20:00:00Z"],
+        ],
+    )
     _result, rows = validate(path, *TZ)
     assert [r["status"] for r in rows] == ["invalid"] * 4 + ["valid"]
     assert "was read as 1933-10-18" in rows[0]["error"] and "earliest time the API takes" in rows[0]["error"]
@@ -156,9 +179,16 @@ def test_implausible_instants_are_invalid_and_say_how_they_were_read(tmp_path):
 
 
 def test_a_17_digit_time_stored_as_a_number_is_accepted_with_a_warning(tmp_path):
-    path = write_workbook(tmp_path / "n.xlsx", {"S": [["call_start_time", "name", "transaction_id"],
-                                                      [20160411130000000, "Sale", ""],
-                                                      ["20160411130000000", "Quote", ""]]})
+    path = write_workbook(
+        tmp_path / "n.xlsx",
+        {
+            "S": [
+                ["call_start_time", "name", "transaction_id"],
+                [20160411130000000, "Sale", ""],
+                ["20160411130000000", "Quote", ""],
+            ]
+        },
+    )
     result, rows = validate(path)
     assert result.code == 0, result.output
     assert "hundredths of a second may have been rounded" in rows[0]["warning"]
@@ -184,7 +214,9 @@ def test_ids_whose_leading_zeros_were_dropped_are_invalid(tmp_path):
 
 def test_amounts_are_read_as_excel_shows_them(tmp_path):
     # Excel writes 274.66 as the nearest double, with 17 significant digits.
-    path = write_workbook(tmp_path / "a.xlsx", {"S": [HEADER, ["T1", "Sale", ("raw", '<c r="REF"><v>274.65999999999997</v></c>')]]})
+    path = write_workbook(
+        tmp_path / "a.xlsx", {"S": [HEADER, ["T1", "Sale", ("raw", '<c r="REF"><v>274.65999999999997</v></c>')]]}
+    )
     result, rows = validate(path)
     assert result.code == 0, result.output
     assert rows[0]["sale_amount"] == "274.66"
@@ -238,28 +270,38 @@ def test_stderr_holds_only_the_tools_own_lines(tmp_path):
     path = write_workbook(tmp_path / "w.xlsx", {"S": [HEADER, ["T1", "Sale", 1]], "Notes": [["x"]]})
     result, _ = validate(path)
     assert "warning: read the sheet 'S'" in result.stderr
-    assert all(line.startswith(("warning:", "note:", "error:", "hint:")) for line in result.stderr.splitlines()), \
+    assert all(line.startswith(("warning:", "note:", "error:", "hint:")) for line in result.stderr.splitlines()), (
         result.stderr
+    )
 
 
 def _ods(path, rows):
     """A minimal OpenDocument spreadsheet, as LibreOffice structures one."""
     cells = "".join(
-        "<table:table-row>" + "".join(
+        "<table:table-row>"
+        + "".join(
             f'<table:table-cell office:value-type="float" office:value="{v}"><text:p>{v}</text:p></table:table-cell>'
-            if isinstance(v, (int, float)) else
-            f'<table:table-cell office:value-type="string"><text:p>{v}</text:p></table:table-cell>' for v in row)
-        + "</table:table-row>" for row in rows)
-    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-               f'<office:body><office:spreadsheet><table:table table:name="Sheet1">{cells}</table:table>'
-               '</office:spreadsheet></office:body></office:document-content>')
-    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
-                'opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
-                'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry '
-                'manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>')
+            if isinstance(v, (int, float))
+            else f'<table:table-cell office:value-type="string"><text:p>{v}</text:p></table:table-cell>'
+            for v in row
+        )
+        + "</table:table-row>"
+        for row in rows
+    )
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="Sheet1">{cells}</table:table>'
+        "</office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+        'opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry '
+        'manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>'
+    )
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
         archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)

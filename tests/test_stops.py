@@ -26,8 +26,9 @@ def start_upload(path, emulator, *args, state=None, preexec_fn=None):
     command = [sys.executable, "-m", "uploader", "upload", path, "--base-url", emulator.base_url, *args]
     if state is not None:
         command += ["--state-dir", state]
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn)
+    return subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn
+    )
 
 
 def wait_for_confirmed(state: Path, at_least: int, timeout: float = 60) -> Path:
@@ -110,8 +111,10 @@ def test_an_input_rewritten_mid_run_stops_with_a_report(tmp_path, make_emulator)
 
 
 def _can_mount() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True).returncode == 0
+    )
 
 
 def in_mount_namespace(setup: str, *args) -> subprocess.CompletedProcess:
@@ -120,8 +123,14 @@ def in_mount_namespace(setup: str, *args) -> subprocess.CompletedProcess:
     env["INVOCA_API_TOKEN"] = TOKEN
     env["SIGNAL_UPLOADER_CHUNK_ROWS"] = "100"
     command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "uploader", *args])
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f"{setup} && exec {command}"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{setup} && exec {command}"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(not _can_mount(), reason="needs unshare -m (a private mount namespace) for a small filesystem")
@@ -133,8 +142,17 @@ def test_a_report_that_cannot_be_written_names_the_path_and_a_rerun_skips_what_w
     small.mkdir()
     report = small / "big.results.csv"
     # The report goes to a 16 KB filesystem of this command's own, which it outgrows.
-    result = in_mount_namespace(f"mount -t tmpfs -o size=16k tmpfs {small}", "upload", path, "--base-url",
-                                emulator.base_url, "--state-dir", state, "--report", report)
+    result = in_mount_namespace(
+        f"mount -t tmpfs -o size=16k tmpfs {small}",
+        "upload",
+        path,
+        "--base-url",
+        emulator.base_url,
+        "--state-dir",
+        state,
+        "--report",
+        report,
+    )
     assert "Traceback" not in result.stderr
     assert result.returncode == 4, result.stderr
     assert f"could not write the report {report} (No space left on device)" in result.stderr
@@ -167,8 +185,15 @@ def test_a_read_only_state_folder_is_a_clear_error_before_anything_is_sent(tmp_p
     state = tmp_path / "ro-state"
     state.mkdir()
     # Root ignores file modes, so a read-only mount it is.
-    result = in_mount_namespace(f"mount -t tmpfs -o ro,size=64k tmpfs {state}", "upload", path, "--base-url",
-                                emulator.base_url, "--state-dir", state)
+    result = in_mount_namespace(
+        f"mount -t tmpfs -o ro,size=64k tmpfs {state}",
+        "upload",
+        path,
+        "--base-url",
+        emulator.base_url,
+        "--state-dir",
+        state,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert str(state) in result.stderr and "Read-only file system" in result.stderr

@@ -35,8 +35,14 @@ class Recorder:
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                recorder.seen.append({"method": self.command, "path": self.path, "body": body,
-                                      "authorization": self.headers.get("Authorization")})
+                recorder.seen.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
                 if recorder.mode == "drop":  # applied, then the answer is lost
                     self.close_connection = True
                     self.connection.close()
@@ -83,8 +89,9 @@ class LiveCall(Target):
         return rows["transaction_id"]
 
     def payloads(self, rows):
-        return [{"call_in_progress": {"custom_data": [{"name": "Disposition", "value": v}]}}
-                for v in rows["disposition"]]
+        return [
+            {"call_in_progress": {"custom_data": [{"name": "Disposition", "value": v}]}} for v in rows["disposition"]
+        ]
 
     def paths(self, rows):
         return [f"{self.path}?transaction_id={t}" for t in rows["transaction_id"]]
@@ -107,9 +114,15 @@ def send(target, server, rows, **policy):
 
 def test_method_path_query_and_token_come_from_the_target(recorder):
     requests, outcomes = send(LiveCall(), recorder, {"transaction_id": ["T1"], "disposition": ["SALE"]})
-    assert requests == [Request(2, "T1", {"call_in_progress": {"custom_data": [{"name": "Disposition",
-                                                                                 "value": "SALE"}]}},
-                                "PUT", "calls_in_progress.json?transaction_id=T1")]
+    assert requests == [
+        Request(
+            2,
+            "T1",
+            {"call_in_progress": {"custom_data": [{"name": "Disposition", "value": "SALE"}]}},
+            "PUT",
+            "calls_in_progress.json?transaction_id=T1",
+        )
+    ]
     seen = recorder.seen[0]
     assert seen["method"] == "PUT"
     assert seen["path"] == f"/api/v1/calls_in_progress.json?transaction_id=T1&oauth_token={TOKEN}"

@@ -43,15 +43,18 @@ def test_pendulum_agrees_with_the_documented_epoch():
     assert int(ONE_PM_PACIFIC.timestamp()) == 1460404800
 
 
-@pytest.mark.parametrize("value", [
-    "2016-04-11T20:00:00Z",
-    "2016-04-11T13:00:00-07:00",
-    "2016-04-11T13:00:00.000-0700",
-    "2016-04-11 13:00:00-07:00",
-    "2016/04/11 01:00:00 PM",
-    "2016/04/11 1:00 pm",
-    "2016/4/11 13:00:00",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2016-04-11T20:00:00Z",
+        "2016-04-11T13:00:00-07:00",
+        "2016-04-11T13:00:00.000-0700",
+        "2016-04-11 13:00:00-07:00",
+        "2016/04/11 01:00:00 PM",
+        "2016/04/11 1:00 pm",
+        "2016/4/11 13:00:00",
+    ],
+)
 def test_other_accepted_spellings(value):
     instants, problems = parse([value])
     assert problems.empty, problems.to_dict("records")
@@ -69,8 +72,9 @@ def test_excel_compatible_is_read_in_the_chosen_timezone():
 
 
 def test_milliseconds_are_kept():
-    instants, _ = parse(["1460404800123", "2016/04/11T20:00:00.123Z", "20160411130000123",
-                         "2016/04/11 01:00:00.123 PM"])
+    instants, _ = parse(
+        ["1460404800123", "2016/04/11T20:00:00.123Z", "20160411130000123", "2016/04/11 01:00:00.123 PM"]
+    )
     assert (instants == pd.Timestamp("2016-04-11T20:00:00.123Z")).all()
     instants, _ = parse(["20160411130000005"])
     assert instants.iloc[0] == pd.Timestamp("2016-04-11T20:00:00.005Z")
@@ -88,11 +92,13 @@ def codes(problems):
 
 
 def test_dst_gap_and_overlap_make_the_row_invalid_saying_why():
-    instants, problems = parse([
-        "2016/03/13 02:30:00 AM",  # clocks jump 2:00 -> 3:00 in Los Angeles
-        "2016/11/06 01:30:00 AM",  # 1:00-2:00 happens twice
-        "20160313023000000",  # the compressed form is Pacific too
-    ])
+    instants, problems = parse(
+        [
+            "2016/03/13 02:30:00 AM",  # clocks jump 2:00 -> 3:00 in Los Angeles
+            "2016/11/06 01:30:00 AM",  # 1:00-2:00 happens twice
+            "20160313023000000",  # the compressed form is Pacific too
+        ]
+    )
     assert instants.isna().all()
     assert codes(problems) == {2: "time-nonexistent", 3: "time-ambiguous", 4: "time-nonexistent"}
     messages = problems.set_index("row")["message"]
@@ -112,19 +118,22 @@ def test_offsets_are_never_ambiguous():
     assert instants.iloc[1] - instants.iloc[0] == pd.Timedelta(hours=1)
 
 
-@pytest.mark.parametrize("value,code", [
-    ("2016-04-11T13:00:00", "time-no-offset"),
-    ("2016-04-11 13:00:00", "time-no-offset"),
-    ("2016/04/11", "time-date-only"),
-    ("2016/02/30 10:00:00", "time-invalid"),
-    ("20161311130000000", "time-invalid"),
-    ("2016/04/11 25:00:00", "time-invalid"),
-    ("2016/04/11 13:00:00 AM", "time-am-pm"),
-    ("1.46E+09", "scientific-notation"),
-    ("146040480", "time-format"),  # 9 digits: neither seconds nor milliseconds
-    ("04/11/2016 1:00 PM", "time-format"),  # month/day order is a guess: refused
-    ("yesterday", "time-format"),
-])
+@pytest.mark.parametrize(
+    "value,code",
+    [
+        ("2016-04-11T13:00:00", "time-no-offset"),
+        ("2016-04-11 13:00:00", "time-no-offset"),
+        ("2016/04/11", "time-date-only"),
+        ("2016/02/30 10:00:00", "time-invalid"),
+        ("20161311130000000", "time-invalid"),
+        ("2016/04/11 25:00:00", "time-invalid"),
+        ("2016/04/11 13:00:00 AM", "time-am-pm"),
+        ("1.46E+09", "scientific-notation"),
+        ("146040480", "time-format"),  # 9 digits: neither seconds nor milliseconds
+        ("04/11/2016 1:00 PM", "time-format"),  # month/day order is a guess: refused
+        ("yesterday", "time-format"),
+    ],
+)
 def test_refused_values(value, code):
     instants, problems = parse([value])
     assert instants.isna().all()

@@ -46,15 +46,33 @@ class Page:
     def __init__(self, tmp_path: Path, base_url: str, *args, env: dict | None = None):
         self.ready = tmp_path / "page.url"
         self.log = tmp_path / "page.log"
-        environment = {k: v for k, v in os.environ.items()
-                       if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))}
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))
+        }
         environment.update(env or {})
         self.state = tmp_path / "state"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uploader", "serve", "--port", "0", "--base-url", base_url, "--state-dir",
-                 self.state, "--ready-file", self.ready, *args], stdout=log, stderr=subprocess.STDOUT,
-                env=environment, cwd=ROOT)
+                [
+                    sys.executable,
+                    "-m",
+                    "uploader",
+                    "serve",
+                    "--port",
+                    "0",
+                    "--base-url",
+                    base_url,
+                    "--state-dir",
+                    self.state,
+                    "--ready-file",
+                    self.ready,
+                    *args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=ROOT,
+            )
         for _ in range(200):
             if self.ready.exists() and self.ready.read_text():
                 break
@@ -97,9 +115,17 @@ def start_page(tmp_path):
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium(), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        launched = p.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield launched
         launched.close()
 
@@ -126,12 +152,15 @@ def shot(page, tmp_path: Path, name: str, step: str) -> None:
 def drop_file(page, path: Path) -> None:
     """Drag a file from the desktop onto the drop zone (the browser's own drop event, with the file in it)."""
     data = base64.b64encode(path.read_bytes()).decode()
-    transfer = page.evaluate_handle("""([data, name]) => {
+    transfer = page.evaluate_handle(
+        """([data, name]) => {
         const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], name));
         return transfer;
-    }""", [data, path.name])
+    }""",
+        [data, path.name],
+    )
     page.dispatch_event("#drop", "dragover", {"dataTransfer": transfer})
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
 
@@ -150,8 +179,7 @@ def numbers(text: str) -> list[int]:
 # ----------------------------------------------------------------- the steps
 
 
-def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_report(tmp_path, emulator, start_page,
-                                                                                   tab):
+def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_report(tmp_path, emulator, start_page, tab):
     served = start_page(emulator.base_url)  # no token in its environment: the page asks for it
     page = tab
     page.goto(served.url)
@@ -171,8 +199,12 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
 
     # 2. columns: each header as recognised; 'Notes' is not sent
     page.wait_for_selector("#columns-body tr")
-    recognised = dict(zip(page.locator("#columns-body th").all_inner_texts(),
-                          page.locator("#columns-body td:nth-child(2)").all_inner_texts()))
+    recognised = dict(
+        zip(
+            page.locator("#columns-body th").all_inner_texts(),
+            page.locator("#columns-body td:nth-child(2)").all_inner_texts(),
+        )
+    )
     assert recognised["Outcome Name"] == "name" and recognised["Notes"] == "not recognised (not sent)"
     assert page.input_value("#token") == ""  # handed to the server, gone from the page
     shot(page, tmp_path, "2-columns.png", "#step-columns")
@@ -216,7 +248,14 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     download.value.save_as(report)
     rows = {int(r["row"]): r for r in report_rows(report)}
     assert [rows[n]["status"] for n in range(2, 9)] == [
-        "created", "created", "created", "created", "invalid", "created", "failed"]
+        "created",
+        "created",
+        "created",
+        "created",
+        "invalid",
+        "created",
+        "failed",
+    ]
     assert rows[7]["Sale Amount"] == "12.34"  # the corrected cell is what the report shows
     with page.expect_download() as download:
         page.click("#download-csv")
@@ -232,8 +271,10 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     # past runs list it; the token is nowhere: page, log, report, files
     assert "signals.xlsx" in page.inner_text("#past-body")
     page.wait_for_function("() => document.getElementById('sources-body').textContent.includes('signals.xlsx')")
-    assert any(line.startswith("signals.xlsx\tsignals\t5\t0\t")  # what the journal holds: 5 confirmed
-               for line in page.locator("#sources-body tr").all_inner_texts())
+    assert any(
+        line.startswith("signals.xlsx\tsignals\t5\t0\t")  # what the journal holds: 5 confirmed
+        for line in page.locator("#sources-body tr").all_inner_texts()
+    )
     assert TOKEN not in page.content()
     log = served.stop()
     assert TOKEN not in log
@@ -242,14 +283,18 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tmp_path, make_emulator, start_page,
-                                                                              tab):
+def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tmp_path, make_emulator, start_page, tab):
     rows = 400
-    calls = write_csv(tmp_path / "calls.csv", [["transaction_id", "start_time", "calling_phone_number",
-                                                "duration_in_seconds"]]
-                      + [[f"CALL-{i:06d}", 1793639700 + 60 * i, f"+1415555{i:04d}", 60] for i in range(rows)])
-    upload = write_csv(tmp_path / "orders.csv", [["transaction_id", "name", "partner_unique_id", "sale_amount"]]
-                       + [[f"CALL-{i:06d}", "Sale", str(i), f"{i}.99"] for i in range(rows)])
+    calls = write_csv(
+        tmp_path / "calls.csv",
+        [["transaction_id", "start_time", "calling_phone_number", "duration_in_seconds"]]
+        + [[f"CALL-{i:06d}", 1793639700 + 60 * i, f"+1415555{i:04d}", 60] for i in range(rows)],
+    )
+    upload = write_csv(
+        tmp_path / "orders.csv",
+        [["transaction_id", "name", "partner_unique_id", "sale_amount"]]
+        + [[f"CALL-{i:06d}", "Sale", str(i), f"{i}.99"] for i in range(rows)],
+    )
     emulator = make_emulator(calls_file=calls, latency_ms=150)
     served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
     page = tab
@@ -283,8 +328,10 @@ def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tm
 
     # one button sends the rows not sent; each lands exactly once
     page.click("#retry-failed")
-    page.wait_for_function("() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')",
+        timeout=60_000,
+    )
     signals = emulator.signals()
     assert len(signals) == rows
     assert sorted(int(s["partner_unique_id"]) for s in signals) == list(range(rows))
@@ -351,8 +398,10 @@ def test_keyboard_alone_goes_through_every_step(tmp_path, emulator, start_page, 
 
 
 def test_a_saved_mapping_is_offered_again_and_used_by_the_cli(tmp_path, emulator, start_page, tab):
-    odd = write_csv(tmp_path / "crm export.csv", [["Call Ref", "Conversion", "Order", "Internal memo"],
-                                                  ["00000000-00000001", "Sale", "77", "do not send"]])
+    odd = write_csv(
+        tmp_path / "crm export.csv",
+        [["Call Ref", "Conversion", "Order", "Internal memo"], ["00000000-00000001", "Sale", "77", "do not send"]],
+    )
     served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
     page = tab
     page.goto(served.url)
@@ -371,8 +420,10 @@ def test_a_saved_mapping_is_offered_again_and_used_by_the_cli(tmp_path, emulator
     assert '"partner_unique_id": "77"' in page.inner_text("#first-requests")
 
     # the next file with the same headers (in another order, other case) gets the mapping back
-    again = write_csv(tmp_path / "next week.csv", [["conversion", "CALL REF", "Internal memo", "Order"],
-                                                   ["Sale", "00000000-00000002", "x", "78"]])
+    again = write_csv(
+        tmp_path / "next week.csv",
+        [["conversion", "CALL REF", "Internal memo", "Order"], ["Sale", "00000000-00000002", "x", "78"]],
+    )
     page.set_input_files("#file-input", str(again))  # choosing another file starts over
     page.wait_for_selector("#to-columns:not([disabled])")
     page.click("#to-columns")
@@ -383,11 +434,11 @@ def test_a_saved_mapping_is_offered_again_and_used_by_the_cli(tmp_path, emulator
     # and the command line reads the same file with --mapping crm
     from conftest import run_cli
 
-    result = run_cli("upload", again, "--mapping", "crm", "--base-url", emulator.base_url,
-                     "--state-dir", served.state)
+    result = run_cli("upload", again, "--mapping", "crm", "--base-url", emulator.base_url, "--state-dir", served.state)
     assert result.code == 0, result.output
     assert [(s["call_transaction_id"], s["partner_unique_id"]) for s in emulator.signals()] == [
-        ("00000000-00000002", "78")]
+        ("00000000-00000002", "78")
+    ]
     unknown = run_cli("validate", again, "--mapping", "nope", env={"SIGNAL_UPLOADER_STATE_DIR": str(served.state)})
     assert unknown.code == 2 and "no saved mapping named 'nope'" in unknown.output and "crm" in unknown.output
 
@@ -413,29 +464,39 @@ def test_requests_without_the_key_from_another_site_or_host_are_refused(tmp_path
     assert "script-src 'self'" in headers["content-security-policy"]
 
     # another website posting with the analyst's cookie: refused by its Origin, and nothing changes
-    status, _, body = served.request("POST", "/api/token", headers={
-        "Cookie": cookie, "Origin": "https://evil.example", "Content-Type": "application/json"},
-        body=b'{"api": "signals", "token": "attacker"}')
+    status, _, body = served.request(
+        "POST",
+        "/api/token",
+        headers={"Cookie": cookie, "Origin": "https://evil.example", "Content-Type": "application/json"},
+        body=b'{"api": "signals", "token": "attacker"}',
+    )
     assert status == 403 and b"other websites" in body
-    status, _, _ = served.request("POST", "/api/token", headers={
-        "Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"},
-        body=b'{"api": "signals", "token": "attacker"}')
+    status, _, _ = served.request(
+        "POST",
+        "/api/token",
+        headers={"Cookie": cookie, "Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"},
+        body=b'{"api": "signals", "token": "attacker"}',
+    )
     assert status == 403
     # DNS rebinding: a foreign host name that resolves to 127.0.0.1
     status, _, body = served.request("GET", "/api/state", headers={"Cookie": cookie, "Host": "evil.example:80"})
     assert status == 403 and b"answers to" in body
     # its own origin passes
-    status, _, _ = served.request("POST", "/api/token", headers={
-        "Cookie": cookie, "Origin": f"http://{served.host}", "Content-Type": "application/json"},
-        body=b'{"api": "signals", "token": "mine"}')
+    status, _, _ = served.request(
+        "POST",
+        "/api/token",
+        headers={"Cookie": cookie, "Origin": f"http://{served.host}", "Content-Type": "application/json"},
+        body=b'{"api": "signals", "token": "mine"}',
+    )
     assert status == 200
     assert served.stop().count(served.key) == 1  # printed once in the address, never logged
 
 
 def test_an_upload_above_the_limit_is_refused_with_a_clear_message(tmp_path, emulator, start_page, tab):
     served = start_page(emulator.base_url, "--max-upload-mb", "0.01", env={"INVOCA_API_TOKEN": TOKEN})
-    big = write_csv(tmp_path / "big.csv", [["transaction_id", "name"]]
-                    + [[f"00000000-{i:08X}", "Sale"] for i in range(1000)])
+    big = write_csv(
+        tmp_path / "big.csv", [["transaction_id", "name"]] + [[f"00000000-{i:08X}", "Sale"] for i in range(1000)]
+    )
     page = tab
     page.goto(served.url)
     page.set_input_files("#file-input", str(big))
@@ -447,15 +508,18 @@ def test_an_upload_above_the_limit_is_refused_with_a_clear_message(tmp_path, emu
 
 
 def test_a_workbook_sent_on_the_page_then_retried_there_is_not_sent_again_by_the_command_line(
-        tmp_path, make_emulator, start_page, tab):
+    tmp_path, make_emulator, start_page, tab
+):
     """The page, its retry button and the CLI on the same workbook meet in one journal, under its own name."""
     from test_reliability import HEADER, many_calls
 
     from conftest import run_cli, write_xlsx
 
     emulator = make_emulator(calls_file=many_calls(tmp_path, 12), fail_rate=0.5, seed=3)
-    book = write_xlsx(tmp_path / "June Bulk.xlsx", [HEADER] + [[f"CALL-{i:05d}", "Sale", str(i), f"order {i}",
-                                                                  i + 0.99] for i in range(12)])
+    book = write_xlsx(
+        tmp_path / "June Bulk.xlsx",
+        [HEADER] + [[f"CALL-{i:05d}", "Sale", str(i), f"order {i}", i + 0.99] for i in range(12)],
+    )
     config = tmp_path / "page.toml"
     config.write_text("max_attempts = 1\nstop_after_failures = 0\n")  # a failure stays a failure
     served = start_page(emulator.base_url, "--config", config, env={"INVOCA_API_TOKEN": TOKEN})
@@ -476,13 +540,13 @@ def test_a_workbook_sent_on_the_page_then_retried_there_is_not_sent_again_by_the
     page.click("#retry-failed")
     page.wait_for_function("() => document.getElementById('past-body').textContent.includes('retry')")
     page.wait_for_function(
-        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')")
+        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')"
+    )
     assert len(emulator.signals()) == 12
     sent = emulator.requests
 
     # The nightly job, or a colleague at a terminal, uploads the analyst's own workbook: nothing is sent again.
-    result = run_cli("upload", book, "--base-url", emulator.base_url, "--state-dir", served.state,
-                     "--timezone", TZ)
+    result = run_cli("upload", book, "--base-url", emulator.base_url, "--state-dir", served.state, "--timezone", TZ)
     assert result.code == 0, result.output
     assert emulator.requests == sent
     assert {r["status"] for r in report_rows(tmp_path / "June Bulk.results.xlsx")} == {"skipped"}

@@ -73,13 +73,23 @@ def sheet_xml(rows: list[list], ns: dict, dimension: str | None) -> str:
         if cells:
             body.append(f'<row r="{r}">{cells}</row>')
     dim = f'<dimension ref="{dimension}"/>' if dimension else ""
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{ns["main"]}" '
-            f'xmlns:r="{ns["r"]}">{dim}<sheetData>{"".join(body)}</sheetData></worksheet>')
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{ns["main"]}" '
+        f'xmlns:r="{ns["r"]}">{dim}<sheetData>{"".join(body)}</sheetData></worksheet>'
+    )
 
 
-def write_workbook(path: Path, sheets: dict[str, list[list]], *, strict: bool = False,
-                   dimensions: dict[str, str] | None = None, hidden: tuple[str, ...] = (), active: int = 0,
-                   date1904: bool = False, charts: tuple[str, ...] = ()) -> Path:
+def write_workbook(
+    path: Path,
+    sheets: dict[str, list[list]],
+    *,
+    strict: bool = False,
+    dimensions: dict[str, str] | None = None,
+    hidden: tuple[str, ...] = (),
+    active: int = 0,
+    date1904: bool = False,
+    charts: tuple[str, ...] = (),
+) -> Path:
     ns = STRICT if strict else TRANSITIONAL
     names = list(sheets) + list(charts)
     workbook_sheets, rels, types = [], [], []
@@ -88,34 +98,48 @@ def write_workbook(path: Path, sheets: dict[str, list[list]], *, strict: bool = 
         workbook_sheets.append(f'<sheet name="{_escape(name)}" sheetId="{i}"{state} r:id="rId{i}"/>')
         if name in charts:
             rels.append(f'<Relationship Id="rId{i}" Type="{ns["rel"]}/chartsheet" Target="chartsheets/sheet{i}.xml"/>')
-            types.append(f'<Override PartName="/xl/chartsheets/sheet{i}.xml" ContentType="application/'
-                         'vnd.openxmlformats-officedocument.spreadsheetml.chartsheet+xml"/>')
+            types.append(
+                f'<Override PartName="/xl/chartsheets/sheet{i}.xml" ContentType="application/'
+                'vnd.openxmlformats-officedocument.spreadsheetml.chartsheet+xml"/>'
+            )
         else:
             rels.append(f'<Relationship Id="rId{i}" Type="{ns["rel"]}/worksheet" Target="worksheets/sheet{i}.xml"/>')
-            types.append(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/'
-                         'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>')
+            types.append(
+                f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/'
+                'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            )
     styles_rel = len(names) + 1
     rels.append(f'<Relationship Id="rId{styles_rel}" Type="{ns["rel"]}/styles" Target="styles.xml"/>')
     pr = '<workbookPr date1904="1"/>' if date1904 else "<workbookPr/>"
-    workbook = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{ns["main"]}" '
-                f'xmlns:r="{ns["r"]}">{pr}<bookViews><workbookView activeTab="{active}"/></bookViews>'
-                f'<sheets>{"".join(workbook_sheets)}</sheets></workbook>')
-    styles = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{ns["main"]}">'
-              '<fonts count="1"><font/></fonts><fills count="1"><fill/></fills><borders count="1"><border/></borders>'
-              '<cellStyleXfs count="1"><xf numFmtId="0"/></cellStyleXfs><cellXfs count="3"><xf numFmtId="0"/>'
-              '<xf numFmtId="14" applyNumberFormat="1"/><xf numFmtId="22" applyNumberFormat="1"/></cellXfs>'
-              '</styleSheet>')
-    content_types = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns="http://schemas.'
-                     'openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="'
-                     'application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
-                     'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="'
-                     'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-                     f'{"".join(types)}</Types>')
-    root_rels = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
-                 f'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{ns["rel"]}/'
-                 'officeDocument" Target="xl/workbook.xml"/></Relationships>')
-    workbook_rels = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://'
-                     f'schemas.openxmlformats.org/package/2006/relationships">{"".join(rels)}</Relationships>')
+    workbook = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{ns["main"]}" '
+        f'xmlns:r="{ns["r"]}">{pr}<bookViews><workbookView activeTab="{active}"/></bookViews>'
+        f"<sheets>{''.join(workbook_sheets)}</sheets></workbook>"
+    )
+    styles = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{ns["main"]}">'
+        '<fonts count="1"><font/></fonts><fills count="1"><fill/></fills><borders count="1"><border/></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0"/></cellStyleXfs><cellXfs count="3"><xf numFmtId="0"/>'
+        '<xf numFmtId="14" applyNumberFormat="1"/><xf numFmtId="22" applyNumberFormat="1"/></cellXfs>'
+        "</styleSheet>"
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="'
+        'application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+        'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="'
+        'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        f"{''.join(types)}</Types>"
+    )
+    root_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
+        f'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{ns["rel"]}/'
+        'officeDocument" Target="xl/workbook.xml"/></Relationships>'
+    )
+    workbook_rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://'
+        f'schemas.openxmlformats.org/package/2006/relationships">{"".join(rels)}</Relationships>'
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", content_types)
         archive.writestr("_rels/.rels", root_rels)
@@ -124,9 +148,12 @@ def write_workbook(path: Path, sheets: dict[str, list[list]], *, strict: bool = 
         archive.writestr("xl/styles.xml", styles)
         for i, name in enumerate(names, start=1):
             if name in charts:
-                archive.writestr(f"xl/chartsheets/sheet{i}.xml",
-                                 f'<?xml version="1.0" encoding="UTF-8"?>\n<chartsheet xmlns="{ns["main"]}"/>')
+                archive.writestr(
+                    f"xl/chartsheets/sheet{i}.xml",
+                    f'<?xml version="1.0" encoding="UTF-8"?>\n<chartsheet xmlns="{ns["main"]}"/>',
+                )
             else:
-                archive.writestr(f"xl/worksheets/sheet{i}.xml",
-                                 sheet_xml(sheets[name], ns, (dimensions or {}).get(name)))
+                archive.writestr(
+                    f"xl/worksheets/sheet{i}.xml", sheet_xml(sheets[name], ns, (dimensions or {}).get(name))
+                )
     return path

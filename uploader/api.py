@@ -58,8 +58,22 @@ Listener = Callable[[object], None]
 
 # Settings a caller may pass as keyword options (the CLI's flags, by their Settings names).
 OPTIONS = frozenset(f.name for f in fields(Settings)) - {
-    "token", "refresh_token", "report", "summary_json", "progress", "verbose", "watch", "mapping", "sheet",
-    "encoding", "log_file", "api", "base_url", "timezone", "state_dir"}
+    "token",
+    "refresh_token",
+    "report",
+    "summary_json",
+    "progress",
+    "verbose",
+    "watch",
+    "mapping",
+    "sheet",
+    "encoding",
+    "log_file",
+    "api",
+    "base_url",
+    "timezone",
+    "state_dir",
+}
 
 
 @dataclass(frozen=True)
@@ -96,12 +110,23 @@ class RowsResult:
         return self.summary.as_dict()
 
 
-def upload_rows(rows: Rows, *, source: str, api: str = "signals", timezone: str | None = None,
-                base_url: str | None = None, token: str | Secret | None = None, token_file: str | Path | None = None,
-                mapping: Mapping[str, str] | None = None, state_dir: str | Path | None = None,
-                report: str | Path | None = None, config: str | Path | None = None,
-                on_event: Listener | Iterable[Listener] = (), cancellation: Cancellation | None = None,
-                **options: Any) -> RowsResult:
+def upload_rows(
+    rows: Rows,
+    *,
+    source: str,
+    api: str = "signals",
+    timezone: str | None = None,
+    base_url: str | None = None,
+    token: str | Secret | None = None,
+    token_file: str | Path | None = None,
+    mapping: Mapping[str, str] | None = None,
+    state_dir: str | Path | None = None,
+    report: str | Path | None = None,
+    config: str | Path | None = None,
+    on_event: Listener | Iterable[Listener] = (),
+    cancellation: Cancellation | None = None,
+    **options: Any,
+) -> RowsResult:
     """Validate ``rows`` and send every valid one not yet confirmed; return what happened to each.
 
     ``source`` names the rows for the journal, so that a rerun under the same
@@ -141,29 +166,53 @@ def upload_rows(rows: Rows, *, source: str, api: str = "signals", timezone: str 
     >>> emulator.stop()
     """
     if not source or not str(source).strip():
-        raise UsageError("upload_rows needs a source name", hint='e.g. source="crm.orders": a rerun under the same '
-                                                                 "name skips the rows already confirmed")
+        raise UsageError(
+            "upload_rows needs a source name",
+            hint='e.g. source="crm.orders": a rerun under the same name skips the rows already confirmed',
+        )
     given = None
     if token is not None:
         given = (token.reveal() if isinstance(token, Secret) else str(token)).strip()
         if not given:
             raise UsageError("the token given is empty")
-    settings = _settings(api=api, timezone=timezone, base_url=base_url, mapping=mapping, state_dir=state_dir,
-                         config=config, options=options, token_file=token_file,
-                         need_token=given is None and not options.get("dry_run"))
+    settings = _settings(
+        api=api,
+        timezone=timezone,
+        base_url=base_url,
+        mapping=mapping,
+        state_dir=state_dir,
+        config=config,
+        options=options,
+        token_file=token_file,
+        need_token=given is None and not options.get("dry_run"),
+    )
     if given is not None:
         settings = replace(settings, token=Secret(given))
     for secret in (settings.token, settings.refresh_token):
         if secret is not None:
             REDACT.add_secret(secret.reveal())
-    return _run_rows(rows, settings, job="upload", name=str(source).strip(), report=report, on_event=on_event,
-                     cancellation=cancellation)
+    return _run_rows(
+        rows,
+        settings,
+        job="upload",
+        name=str(source).strip(),
+        report=report,
+        on_event=on_event,
+        cancellation=cancellation,
+    )
 
 
-def validate_rows(rows: Rows, *, api: str = "signals", timezone: str | None = None,
-                  mapping: Mapping[str, str] | None = None, report: str | Path | None = None,
-                  config: str | Path | None = None, on_event: Listener | Iterable[Listener] = (),
-                  **options: Any) -> RowsResult:
+def validate_rows(
+    rows: Rows,
+    *,
+    api: str = "signals",
+    timezone: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    report: str | Path | None = None,
+    config: str | Path | None = None,
+    on_event: Listener | Iterable[Listener] = (),
+    **options: Any,
+) -> RowsResult:
     """Check every row as :func:`upload_rows` would, sending nothing: ``valid`` or ``invalid``, with the reasons.
 
     >>> result = validate_rows(pd.DataFrame({"name": ["Sale"], "call_start_time": ["2026/11/02 09:15"],
@@ -176,22 +225,37 @@ def validate_rows(rows: Rows, *, api: str = "signals", timezone: str | None = No
     ...
     uploader.errors.FileFormatError: the rows: no 'name' column (the signal's name, e.g. Sale)
     """
-    settings = _settings(api=api, timezone=timezone, base_url=None, mapping=mapping, state_dir=None, config=config,
-                         options=options)
+    settings = _settings(
+        api=api, timezone=timezone, base_url=None, mapping=mapping, state_dir=None, config=config, options=options
+    )
     return _run_rows(rows, settings, job="validate", name=None, report=report, on_event=on_event, cancellation=None)
 
 
 # ---------------------------------------------------------------------- calls
 
 
-def find_calls(*, api: str = "calls_in_progress", base_url: str | None = None, token: str | Secret | None = None,
-               token_file: str | Path | None = None, config: str | Path | None = None,
-               transaction_id: str | None = None, external_unique_id: str | None = None,
-               calling_phone_number: str | None = None, destination_phone_number: str | None = None,
-               product: str | None = None, product_id: str | None = None, page_size: int = 100,
-               watch: float | None = None, until: str | float | None = None, out: str | Path | None = None,
-               write_every: float = 60.0, on_event: Listener | Iterable[Listener] = (),
-               cancellation: Cancellation | None = None, **options: Any) -> CallsResult:
+def find_calls(
+    *,
+    api: str = "calls_in_progress",
+    base_url: str | None = None,
+    token: str | Secret | None = None,
+    token_file: str | Path | None = None,
+    config: str | Path | None = None,
+    transaction_id: str | None = None,
+    external_unique_id: str | None = None,
+    calling_phone_number: str | None = None,
+    destination_phone_number: str | None = None,
+    product: str | None = None,
+    product_id: str | None = None,
+    page_size: int = 100,
+    watch: float | None = None,
+    until: str | float | None = None,
+    out: str | Path | None = None,
+    write_every: float = 60.0,
+    on_event: Listener | Iterable[Listener] = (),
+    cancellation: Cancellation | None = None,
+    **options: Any,
+) -> CallsResult:
     """List the calls on now, once or watched (``watch`` seconds between polls), as ``signal-uploader calls`` does.
 
     ``api`` is ``calls_in_progress`` (filters: ``transaction_id``,
@@ -221,20 +285,32 @@ def find_calls(*, api: str = "calls_in_progress", base_url: str | None = None, t
     if api == "engage":
         query = CallsQuery("engage", product=Listing.of(product, product_id), page_size=page_size)
     else:
-        query = CallsQuery(filters=CallFilter.of(transaction_id=transaction_id, external_unique_id=external_unique_id,
-                                                 calling_phone_number=calling_phone_number,
-                                                 destination_phone_number=destination_phone_number,
-                                                 phone_region=settings.phone_region))
+        query = CallsQuery(
+            filters=CallFilter.of(
+                transaction_id=transaction_id,
+                external_unique_id=external_unique_id,
+                calling_phone_number=calling_phone_number,
+                destination_phone_number=destination_phone_number,
+                phone_region=settings.phone_region,
+            )
+        )
     until_s = parse_until(until) if isinstance(until, str) else until
-    query = replace(query, every=watch, until=until_s, out=None if out is None else Path(out),
-                    write_every=write_every)
+    query = replace(query, every=watch, until=until_s, out=None if out is None else Path(out), write_every=write_every)
     return _run_calls(None, settings, query, on_event, cancellation)
 
 
-def lookup_calls(path: str | Path, *, base_url: str | None = None, token: str | Secret | None = None,
-                 token_file: str | Path | None = None, config: str | Path | None = None,
-                 out: str | Path | None = None, on_event: Listener | Iterable[Listener] = (),
-                 cancellation: Cancellation | None = None, **options: Any) -> CallsResult:
+def lookup_calls(
+    path: str | Path,
+    *,
+    base_url: str | None = None,
+    token: str | Secret | None = None,
+    token_file: str | Path | None = None,
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    on_event: Listener | Iterable[Listener] = (),
+    cancellation: Cancellation | None = None,
+    **options: Any,
+) -> CallsResult:
     """Find the call in progress of every row of a CSV or workbook, as ``signal-uploader calls --lookups`` does.
 
     Each row of the result is the file's row, then ``lookup_status``
@@ -250,12 +326,26 @@ def lookup_calls(path: str | Path, *, base_url: str | None = None, token: str | 
     return _run_calls(path, settings, CallsQuery(out=None if out is None else Path(out)), on_event, cancellation)
 
 
-def _calls_settings(api: str, base_url: str | None, token: str | Secret | None, token_file: str | Path | None,
-                    config: str | Path | None, options: dict[str, Any]) -> Settings:
+def _calls_settings(
+    api: str,
+    base_url: str | None,
+    token: str | Secret | None,
+    token_file: str | Path | None,
+    config: str | Path | None,
+    options: dict[str, Any],
+) -> Settings:
     # Engage Voice's listing shares the engage_* targets' token variables and documented pace.
-    settings = _settings(api="engage_hangup" if api == "engage" else api, timezone=None, base_url=base_url,
-                         mapping=None, state_dir=None, config=config, options=options, token_file=token_file,
-                         need_token=token is None)
+    settings = _settings(
+        api="engage_hangup" if api == "engage" else api,
+        timezone=None,
+        base_url=base_url,
+        mapping=None,
+        state_dir=None,
+        config=config,
+        options=options,
+        token_file=token_file,
+        need_token=token is None,
+    )
     if token is not None:
         given = (token.reveal() if isinstance(token, Secret) else str(token)).strip()
         if not given:
@@ -267,10 +357,16 @@ def _calls_settings(api: str, base_url: str | None, token: str | Secret | None, 
     return settings
 
 
-def _run_calls(source: str | Path | None, settings: Settings, query: Any,
-               on_event: Listener | Iterable[Listener], cancellation: Cancellation | None) -> CallsResult:
-    run = Run(source, settings, job="lookups" if source is not None else "calls", query=query,
-              cancellation=cancellation)
+def _run_calls(
+    source: str | Path | None,
+    settings: Settings,
+    query: Any,
+    on_event: Listener | Iterable[Listener],
+    cancellation: Cancellation | None,
+) -> CallsResult:
+    run = Run(
+        source, settings, job="lookups" if source is not None else "calls", query=query, cancellation=cancellation
+    )
     for listener in [on_event] if callable(on_event) else list(on_event):
         run.subscribe(listener)
     return run.run()
@@ -279,16 +375,25 @@ def _run_calls(source: str | Path | None, settings: Settings, query: Any,
 # ---------------------------------------------------------------------- wiring
 
 
-def _settings(*, api: str, timezone: str | None, base_url: str | None, mapping: Mapping[str, str] | None,
-              state_dir: str | Path | None, config: str | Path | None, options: Mapping[str, Any],
-              token_file: str | Path | None = None, need_token: bool = False) -> Settings:
+def _settings(
+    *,
+    api: str,
+    timezone: str | None,
+    base_url: str | None,
+    mapping: Mapping[str, str] | None,
+    state_dir: str | Path | None,
+    config: str | Path | None,
+    options: Mapping[str, Any],
+    token_file: str | Path | None = None,
+    need_token: bool = False,
+) -> Settings:
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(unknown)}", hint="known: " + ", ".join(sorted(OPTIONS)))
     flags = dict(options, api=api, timezone=timezone, base_url=base_url, state_dir=state_dir, progress=False)
     if mapping is not None:
         if not isinstance(mapping, Mapping):
-            raise UsageError("mapping= is a dict: a column's name -> the field it holds (\"\" leaves it out)")
+            raise UsageError('mapping= is a dict: a column\'s name -> the field it holds ("" leaves it out)')
         flags["mapping"] = tuple((str(k), str(v or "")) for k, v in mapping.items())
     try:
         # The same resolution as the CLI's: the token from token_file= (or the config file's), else the
@@ -297,12 +402,22 @@ def _settings(*, api: str, timezone: str | None, base_url: str | None, mapping: 
     except UsageError as exc:
         if not exc.message.startswith("no API token"):
             raise
-        raise UsageError(exc.message.replace("give --token-file", "give token= or token_file="),
-                         hint="or name a token_file in the config file (config=)") from None
+        raise UsageError(
+            exc.message.replace("give --token-file", "give token= or token_file="),
+            hint="or name a token_file in the config file (config=)",
+        ) from None
 
 
-def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, report: str | Path | None,
-              on_event: Listener | Iterable[Listener], cancellation: Cancellation | None) -> RowsResult:
+def _run_rows(
+    rows: Rows,
+    settings: Settings,
+    *,
+    job: str,
+    name: str | None,
+    report: str | Path | None,
+    on_event: Listener | Iterable[Listener],
+    cancellation: Cancellation | None,
+) -> RowsResult:
     listeners = [on_event] if callable(on_event) else list(on_event)
     folder = Path(tempfile.mkdtemp(prefix="signal-uploader-rows-"))  # 0700: the rows hold phone numbers
     try:
@@ -323,8 +438,9 @@ def _run_rows(rows: Rows, settings: Settings, *, job: str, name: str | None, rep
             # The temporary report goes with its folder: say where the rows' outcomes are instead.
             told = f"report written to {settings.report}"
             if told in exc.message:
-                exc.message = exc.message.replace(told, f"report written to {kept}" if kept else
-                                                  "each row's outcome is in the error's .result")
+                exc.message = exc.message.replace(
+                    told, f"report written to {kept}" if kept else "each row's outcome is in the error's .result"
+                )
                 exc.args = (exc.message,)
             raise
         return _result(result, labels, report, settings)
@@ -395,8 +511,10 @@ def write_rows(rows: Rows, path: Path, settings: Settings) -> list:
         labels = rows.index.tolist()
     else:
         if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
-            raise UsageError("rows must be an iterable of dicts (or a pandas DataFrame)",
-                             hint="to send a file, use upload_file or the CLI")
+            raise UsageError(
+                "rows must be an iterable of dicts (or a pandas DataFrame)",
+                hint="to send a file, use upload_file or the CLI",
+            )
         labels = _write_records(rows, path, settings)
     if not labels:
         raise UsageError("there are no rows to send")
@@ -446,9 +564,10 @@ def _check_header(columns: list[str], settings: Settings) -> None:
         if settings.mapping or not columns:
             raise
         suggested = getattr(exc, "suggested_mapping", {})
-        example = (", ".join(f"{h!r}: {f!r}" for h, f in suggested.items()) if suggested
-                   else '"your column": "field"')
-        raise FileFormatError(exc.message, hint=(exc.hint or "") + f"; or map your columns: mapping={{{example}}}") from None
+        example = ", ".join(f"{h!r}: {f!r}" for h, f in suggested.items()) if suggested else '"your column": "field"'
+        raise FileFormatError(
+            exc.message, hint=(exc.hint or "") + f"; or map your columns: mapping={{{example}}}"
+        ) from None
 
 
 def cell_text(value: Any) -> str:

@@ -71,14 +71,23 @@ class RefreshingToken:
 
     can_refresh = True
 
-    def __init__(self, access: Secret | None, refresh: Secret, url: str, *, timeout: float = 30.0,
-                 ca_bundle: str | None = None, attempts: int = 3):
+    def __init__(
+        self,
+        access: Secret | None,
+        refresh: Secret,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        ca_bundle: str | None = None,
+        attempts: int = 3,
+    ):
         self._access = access
         self._refresh = refresh
         self.url = url
         parts = urlsplit(url)
-        self.connection = Connection(f"{parts.scheme}://{parts.netloc}", timeout=timeout, maxsize=1,
-                                     ca_bundle=ca_bundle)
+        self.connection = Connection(
+            f"{parts.scheme}://{parts.netloc}", timeout=timeout, maxsize=1, ca_bundle=ca_bundle
+        )
         self.path = parts.path.lstrip("/")
         self.attempts = attempts
         self.refreshes = 0
@@ -136,9 +145,11 @@ class RefreshingToken:
             token = answer.get("accessToken") if isinstance(answer, dict) else None
             if status != 200 or not isinstance(token, str) or not token:
                 raise AuthenticationError(
-                    f"{self.url} did not renew the access token ({status})", status=status,
+                    f"{self.url} did not renew the access token ({status})",
+                    status=status,
                     hint="check ENGAGE_VOICE_REFRESH_TOKEN (or --refresh-token-file): it may have expired or been "
-                         "used already; sign in again for a new one")
+                    "used already; sign in again for a new one",
+                )
             REDACT.add_secret(token)
             self._access = Secret(token)
             self._obtained = time.monotonic()
@@ -157,6 +168,10 @@ def token_source(settings) -> StaticToken | RefreshingToken:
     refresh = getattr(settings, "refresh_token", None)
     if refresh is None or settings.base_url is None:
         return StaticToken(settings.token)
-    return RefreshingToken(settings.token, refresh, settings.auth_url or refresh_url_for(settings.base_url),
-                           timeout=settings.timeout,
-                           ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+    return RefreshingToken(
+        settings.token,
+        refresh,
+        settings.auth_url or refresh_url_for(settings.base_url),
+        timeout=settings.timeout,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+    )

@@ -29,8 +29,14 @@ from .targets import TARGETS
 EXIT_USAGE = 2
 
 _API_CHOICE = click.Choice(list(TARGETS))
-_API_HELP = "Which API: " + ", ".join(f"{name} ({target.title}{', the default' if i == 0 else ''})"
-                                      for i, (name, target) in enumerate(TARGETS.items())) + "."
+_API_HELP = (
+    "Which API: "
+    + ", ".join(
+        f"{name} ({target.title}{', the default' if i == 0 else ''})"
+        for i, (name, target) in enumerate(TARGETS.items())
+    )
+    + "."
+)
 
 
 def _fail(message: str, hint: str | None = None, code: int = EXIT_USAGE):
@@ -82,9 +88,14 @@ _STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGH
 
 
 @contextlib.contextmanager
-def stop_on_signals(cancellation: Cancellation, *, stopping: str = (
-        "stopping: no new rows are sent; waiting briefly for the answers in flight, then writing the report"),
-        at_once: str = "the report was not written; running the same command again sends the rows not confirmed"):
+def stop_on_signals(
+    cancellation: Cancellation,
+    *,
+    stopping: str = (
+        "stopping: no new rows are sent; waiting briefly for the answers in flight, then writing the report"
+    ),
+    at_once: str = "the report was not written; running the same command again sends the rows not confirmed",
+):
     """Ctrl-C, SIGTERM and SIGHUP (what cron, systemd and CI send) cancel the run.
 
     The run stops sending, waits briefly for the answers in flight, writes
@@ -148,8 +159,15 @@ class ProgressBar:
             from tqdm import tqdm
 
             self._close()
-            self.bar = tqdm(total=event.total, desc=event.description, unit="row", file=sys.stderr, leave=False,
-                            dynamic_ncols=True, unit_scale=True)
+            self.bar = tqdm(
+                total=event.total,
+                desc=event.description,
+                unit="row",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+                unit_scale=True,
+            )
         elif self.bar is None:
             return
         elif isinstance(event, RowAnswered):
@@ -187,52 +205,115 @@ def file_options(func):
 def watch_options():
     """--watch, --until and --write-every, spelled the same by every command that watches calls."""
     return [
-        click.option("--watch", "every", type=float, default=None, metavar="SECONDS",
-                     help="Keep listing every SECONDS; each call is kept once and updated as it changes, and "
-                          "every change is logged as it is seen in OUT's .changes.jsonl beside it. "
-                          "Ctrl-C or SIGTERM stops it, with the file complete."),
-        click.option("--until", metavar="WHEN", default=None,
-                     help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00)."),
-        click.option("--write-every", type=click.FloatRange(min=0, min_open=True), default=60.0,
-                     show_default=True, metavar="SECONDS",
-                     help="With --watch and --out: rewrite OUT this often (and at the end); the changes log "
-                          "is written after every poll."),
+        click.option(
+            "--watch",
+            "every",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Keep listing every SECONDS; each call is kept once and updated as it changes, and "
+            "every change is logged as it is seen in OUT's .changes.jsonl beside it. "
+            "Ctrl-C or SIGTERM stops it, with the file complete.",
+        ),
+        click.option(
+            "--until",
+            metavar="WHEN",
+            default=None,
+            help="With --watch: stop after a duration (45m, 8h) or at a time (2026-11-24T18:00).",
+        ),
+        click.option(
+            "--write-every",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="With --watch and --out: rewrite OUT this often (and at the end); the changes log "
+            "is written after every poll.",
+        ),
     ]
 
 
 def file_options_without_file(func):
     options = [
-        click.option("--api", type=_API_CHOICE, default=None, metavar="NAME",
-                     help=_API_HELP),
-        click.option("--timezone", "-z", metavar="TZ", default=None,
-                     help="IANA timezone of wall-clock times (Excel-compatible text and Excel date cells), "
-                          "e.g. America/New_York. Required when the file has such times."),
-        click.option("--phone-region", metavar="CC", default=None,
-                     help="Country of phone numbers written without +country code (default US)."),
-        click.option("--sheet", metavar="NAME", default=None,
-                     help="Worksheet of a workbook (default: the active sheet, else the first visible one)."),
-        click.option("--encoding", metavar="NAME", default=None,
-                     help="Text encoding of a CSV, e.g. utf-8, windows-1252, mac-roman, cp850 "
-                          "(default: detected, and said when it is not UTF-8)."),
-        click.option("--mapping", "mapping_name", metavar="NAME", default=None,
-                     help="Read the columns with a column mapping saved on the web page (serve); it also "
-                          "chooses the API."),
-        click.option("--map", "maps", metavar="'HEADER=FIELD'", multiple=True, callback=_parse_maps,
-                     help="Read the column HEADER as FIELD, e.g. --map 'Signal Name=name' (repeatable; "
-                          "'HEADER=' leaves a column out). Over --mapping, header by header."),
-        click.option("--show-requests", type=click.IntRange(min=0), default=None, metavar="N",
-                     help="Print the first N requests as they will be sent (the token shown as ***)."),
-        click.option("--skip-hidden-rows", is_flag=True, default=None,
-                     help="Leave out a workbook's hidden and filtered-out rows (by default they are sent, as "
-                          "Excel's own CSV export does, and counted in a warning)."),
-        click.option("--report", type=click.Path(path_type=Path), default=None,
-                     help="Where to write the per-row report (.csv or .xlsx)."),
-        click.option("--summary-json", type=click.Path(path_type=Path), default=None,
-                     help="Also write the summary as JSON, for scripts."),
-        click.option("--no-progress", is_flag=True, help="No progress bar (there is none unless stderr is a terminal)."),
-        click.option("--mask-pii", is_flag=True,
-                     help="Show callers' phone numbers as their last 4 digits in printed output and logs "
-                          "(reports keep what you gave)."),
+        click.option("--api", type=_API_CHOICE, default=None, metavar="NAME", help=_API_HELP),
+        click.option(
+            "--timezone",
+            "-z",
+            metavar="TZ",
+            default=None,
+            help="IANA timezone of wall-clock times (Excel-compatible text and Excel date cells), "
+            "e.g. America/New_York. Required when the file has such times.",
+        ),
+        click.option(
+            "--phone-region",
+            metavar="CC",
+            default=None,
+            help="Country of phone numbers written without +country code (default US).",
+        ),
+        click.option(
+            "--sheet",
+            metavar="NAME",
+            default=None,
+            help="Worksheet of a workbook (default: the active sheet, else the first visible one).",
+        ),
+        click.option(
+            "--encoding",
+            metavar="NAME",
+            default=None,
+            help="Text encoding of a CSV, e.g. utf-8, windows-1252, mac-roman, cp850 "
+            "(default: detected, and said when it is not UTF-8).",
+        ),
+        click.option(
+            "--mapping",
+            "mapping_name",
+            metavar="NAME",
+            default=None,
+            help="Read the columns with a column mapping saved on the web page (serve); it also chooses the API.",
+        ),
+        click.option(
+            "--map",
+            "maps",
+            metavar="'HEADER=FIELD'",
+            multiple=True,
+            callback=_parse_maps,
+            help="Read the column HEADER as FIELD, e.g. --map 'Signal Name=name' (repeatable; "
+            "'HEADER=' leaves a column out). Over --mapping, header by header.",
+        ),
+        click.option(
+            "--show-requests",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Print the first N requests as they will be sent (the token shown as ***).",
+        ),
+        click.option(
+            "--skip-hidden-rows",
+            is_flag=True,
+            default=None,
+            help="Leave out a workbook's hidden and filtered-out rows (by default they are sent, as "
+            "Excel's own CSV export does, and counted in a warning).",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Where to write the per-row report (.csv or .xlsx).",
+        ),
+        click.option(
+            "--summary-json",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Also write the summary as JSON, for scripts.",
+        ),
+        click.option(
+            "--no-progress", is_flag=True, help="No progress bar (there is none unless stderr is a terminal)."
+        ),
+        click.option(
+            "--mask-pii",
+            is_flag=True,
+            help="Show callers' phone numbers as their last 4 digits in printed output and logs "
+            "(reports keep what you gave).",
+        ),
         click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug)."),
     ]
     for option in reversed(options):
@@ -263,19 +344,47 @@ def main():
 @main.command()
 @file_options
 @handle_errors
-def validate(file, api, timezone, phone_region, sheet, encoding, mapping_name, maps, show_requests, skip_hidden_rows,
-             report, summary_json, no_progress, mask_pii, verbose):
+def validate(
+    file,
+    api,
+    timezone,
+    phone_region,
+    sheet,
+    encoding,
+    mapping_name,
+    maps,
+    show_requests,
+    skip_hidden_rows,
+    report,
+    summary_json,
+    no_progress,
+    mask_pii,
+    verbose,
+):
     """Check every row of FILE without sending anything.
 
     Prints how many rows are valid and the most common problems; --report
     writes one line per row with its status, errors and warnings.
     """
     _setup_logging(verbose)
-    settings = resolve(dict(api=api, timezone=timezone, phone_region=phone_region, sheet=sheet, encoding=encoding,
-                            report=report, mapping=maps, show_requests=show_requests,
-                            skip_hidden_rows=skip_hidden_rows,
-                            summary_json=summary_json, progress=not no_progress, verbose=verbose,
-                            mask_pii=mask_pii), mapping_name=mapping_name)
+    settings = resolve(
+        dict(
+            api=api,
+            timezone=timezone,
+            phone_region=phone_region,
+            sheet=sheet,
+            encoding=encoding,
+            report=report,
+            mapping=maps,
+            show_requests=show_requests,
+            skip_hidden_rows=skip_hidden_rows,
+            summary_json=summary_json,
+            progress=not no_progress,
+            verbose=verbose,
+            mask_pii=mask_pii,
+        ),
+        mapping_name=mapping_name,
+    )
     REDACT.mask_pii = mask_pii
     result = _run(file, settings, "validate")
     _print_summary(result)
@@ -287,60 +396,119 @@ def _with(options_factory):
         for option in reversed(options_factory()):
             func = option(func)
         return func
+
     return apply
 
 
 def organization_options():
     """The organization the Calls In Progress API acts for (``calls``, and ``upload --api calls_in_progress``)."""
     return [
-        click.option("--organization-type", metavar="TYPE", default=None,
-                     help="Calls In Progress API: Network or Advertiser (or organization_type in --config)."),
-        click.option("--organization-id", metavar="ID", default=None,
-                     help="Calls In Progress API: the network's or advertiser's id (or organization_id in --config)."),
+        click.option(
+            "--organization-type",
+            metavar="TYPE",
+            default=None,
+            help="Calls In Progress API: Network or Advertiser (or organization_type in --config).",
+        ),
+        click.option(
+            "--organization-id",
+            metavar="ID",
+            default=None,
+            help="Calls In Progress API: the network's or advertiser's id (or organization_id in --config).",
+        ),
     ]
 
 
 def send_options(func):
     """Options of the commands that send (upload, retry), spelled the same in both."""
     options = [
-        click.option("--base-url", metavar="URL", default=None,
-                     help="API address up to and including the version, e.g. https://invoca.net/api/2020-10-01 "
-                          "(or SIGNAL_UPLOADER_BASE_URL, or base_url in --config)."),
-        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); "
-                          "flags override it."),
-        click.option("--token-file", type=click.Path(path_type=Path), default=None,
-                     help="Read the API token from this file instead of INVOCA_API_TOKEN (ENGAGE_VOICE_TOKEN "
-                          "for the engage_* APIs)."),
-        click.option("--refresh-token-file", type=click.Path(path_type=Path), default=None,
-                     help="engage_* APIs: read the refresh token that renews expired access tokens from this file "
-                          "instead of ENGAGE_VOICE_REFRESH_TOKEN."),
-        click.option("--concurrency", "-c", type=int, default=None,
-                     help="Most requests in flight at once (default 8); lowered by itself when the API struggles."),
-        click.option("--rate", type=float, default=None,
-                     help="At most this many requests per second (all workers). Default: no limit, or the API's "
-                          "documented one (engage_*: 120 a minute)."),
-        click.option("--exceed-documented-rate", is_flag=True, default=None,
-                     help="Allow a --rate above the API's documented limit (only if your account allows more)."),
+        click.option(
+            "--base-url",
+            metavar="URL",
+            default=None,
+            help="API address up to and including the version, e.g. https://invoca.net/api/2020-10-01 "
+            "(or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); flags override it.",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Read the API token from this file instead of INVOCA_API_TOKEN (ENGAGE_VOICE_TOKEN "
+            "for the engage_* APIs).",
+        ),
+        click.option(
+            "--refresh-token-file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="engage_* APIs: read the refresh token that renews expired access tokens from this file "
+            "instead of ENGAGE_VOICE_REFRESH_TOKEN.",
+        ),
+        click.option(
+            "--concurrency",
+            "-c",
+            type=int,
+            default=None,
+            help="Most requests in flight at once (default 8); lowered by itself when the API struggles.",
+        ),
+        click.option(
+            "--rate",
+            type=float,
+            default=None,
+            help="At most this many requests per second (all workers). Default: no limit, or the API's "
+            "documented one (engage_*: 120 a minute).",
+        ),
+        click.option(
+            "--exceed-documented-rate",
+            is_flag=True,
+            default=None,
+            help="Allow a --rate above the API's documented limit (only if your account allows more).",
+        ),
         click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30)."),
-        click.option("--max-attempts", type=int, default=None,
-                     help="Tries per row on 429, 5xx and network errors (default 6)."),
-        click.option("--stop-after-failures", type=int, default=None, metavar="N",
-                     help="Stop the run when N rows in a row have failed (5xx, 429, network) with no success "
-                          "between them: the API is down (default 20; 0 never stops)."),
-        click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-                     help="Where journals and locks live (default ~/.local/state/signal-uploader)."),
+        click.option(
+            "--max-attempts", type=int, default=None, help="Tries per row on 429, 5xx and network errors (default 6)."
+        ),
+        click.option(
+            "--stop-after-failures",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Stop the run when N rows in a row have failed (5xx, 429, network) with no success "
+            "between them: the API is down (default 20; 0 never stops).",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="Where journals and locks live (default ~/.local/state/signal-uploader).",
+        ),
         click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
-        click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Append JSON lines: one per row outcome, one summary per run."),
-        click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="PEM file of certificate authorities to trust (or REQUESTS_CA_BUNDLE). "
-                          "Certificates are always verified."),
+        click.option(
+            "--log-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Append JSON lines: one per row outcome, one summary per run.",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="PEM file of certificate authorities to trust (or REQUESTS_CA_BUNDLE). "
+            "Certificates are always verified.",
+        ),
         click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
         *organization_options(),
-        click.option("--account-id", metavar="ID", default=None,
-                     help="engage_* APIs: the Engage Voice account whose active calls are acted on "
-                          "(or account_id in --config)."),
+        click.option(
+            "--account-id",
+            metavar="ID",
+            default=None,
+            help="engage_* APIs: the Engage Voice account whose active calls are acted on (or account_id in --config).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -354,9 +522,15 @@ def _send_settings(params: dict, report_of=None, **extra):
     no_progress = params.pop("no_progress")
     mapping_name = params.pop("mapping_name", None)
     params["mapping"] = params.pop("maps", None)
-    settings = resolve(dict(params, progress=not no_progress, **extra), token_file=token_file,
-                       config_file=config_file, need_token=not params["dry_run"],
-                       refresh_token_file=refresh_token_file, mapping_name=mapping_name, report_of=report_of)
+    settings = resolve(
+        dict(params, progress=not no_progress, **extra),
+        token_file=token_file,
+        config_file=config_file,
+        need_token=not params["dry_run"],
+        refresh_token_file=refresh_token_file,
+        mapping_name=mapping_name,
+        report_of=report_of,
+    )
     for secret in (settings.token, settings.refresh_token):
         if secret is not None:
             REDACT.add_secret(secret.reveal())
@@ -367,8 +541,13 @@ def _send_settings(params: dict, report_of=None, **extra):
 @main.command()
 @file_options
 @send_options
-@click.option("--watch", type=float, default=None, metavar="SECONDS",
-              help="FILE is a folder: keep running, looking for new files every SECONDS, until Ctrl-C or SIGTERM.")
+@click.option(
+    "--watch",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="FILE is a folder: keep running, looking for new files every SECONDS, until Ctrl-C or SIGTERM.",
+)
 @handle_errors
 def upload(file, verbose, watch, **params):
     """Validate FILE and send every valid row; write a report beside it.
@@ -408,14 +587,24 @@ def upload(file, verbose, watch, **params):
 
 @main.command()
 @click.argument("report_file", metavar="REPORT", type=click.Path(path_type=Path))
-@click.option("--include-not-found", is_flag=True,
-              help="Also send rows that failed with 404 (no matching call yet: calls can take a while to arrive).")
-@click.option("--include-unknown", is_flag=True,
-              help="Also send rows whose outcome is unknown (an action that must not happen twice, sent without "
-                   "an answer): check first that it did not happen.")
-@click.option("--source", metavar="FILE", default=None,
-              help="The file whose upload wrote REPORT, when no journal knows (a report moved and edited, or "
-                   "written by an older version): the rows sent again are confirmed in its journal.")
+@click.option(
+    "--include-not-found",
+    is_flag=True,
+    help="Also send rows that failed with 404 (no matching call yet: calls can take a while to arrive).",
+)
+@click.option(
+    "--include-unknown",
+    is_flag=True,
+    help="Also send rows whose outcome is unknown (an action that must not happen twice, sent without "
+    "an answer): check first that it did not happen.",
+)
+@click.option(
+    "--source",
+    metavar="FILE",
+    default=None,
+    help="The file whose upload wrote REPORT, when no journal knows (a report moved and edited, or "
+    "written by an older version): the rows sent again are confirmed in its journal.",
+)
 @file_options_without_file
 @send_options
 @handle_errors
@@ -436,8 +625,14 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
     confirmed for the uploaded file: its next upload skips them.
     """
     _setup_logging(verbose)
-    settings = _send_settings(params, report_of=report_file, verbose=verbose, include_not_found=include_not_found,
-                              include_unknown=include_unknown, source=source)
+    settings = _send_settings(
+        params,
+        report_of=report_file,
+        verbose=verbose,
+        include_not_found=include_not_found,
+        include_unknown=include_unknown,
+        source=source,
+    )
     result = _run(report_file, settings, "retry")
     _print_summary(result)
     sys.exit(result.exit_code)
@@ -445,37 +640,94 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
 
 @main.command()
 @click.option("--transaction-id", metavar="ID", default=None, help="Only the call with this transaction id.")
-@click.option("--external-unique-id", metavar="ID", default=None,
-              help="Only the call given this external id (set earlier through the API).")
-@click.option("--calling-phone-number", metavar="PHONE", default=None,
-              help="Only calls from this number (with --destination-phone-number); any format, e.g. 800-555-1234.")
-@click.option("--destination-phone-number", metavar="PHONE", default=None,
-              help="Only calls transferred to this number (with --calling-phone-number).")
-@click.option("--lookups", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="CSV/XLSX with one lookup per row (transaction_id, external_unique_id, or calling_phone_number "
-                   "+ destination_phone_number): each row gets its call's fields.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
+@click.option(
+    "--external-unique-id",
+    metavar="ID",
+    default=None,
+    help="Only the call given this external id (set earlier through the API).",
+)
+@click.option(
+    "--calling-phone-number",
+    metavar="PHONE",
+    default=None,
+    help="Only calls from this number (with --destination-phone-number); any format, e.g. 800-555-1234.",
+)
+@click.option(
+    "--destination-phone-number",
+    metavar="PHONE",
+    default=None,
+    help="Only calls transferred to this number (with --calling-phone-number).",
+)
+@click.option(
+    "--lookups",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="CSV/XLSX with one lookup per row (transaction_id, external_unique_id, or calling_phone_number "
+    "+ destination_phone_number): each row gets its call's fields.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).",
+)
 @_with(watch_options)
-@click.option("--phone-region", metavar="CC", default=None,
-              help="Country of phone numbers written without +country code (default US).")
+@click.option(
+    "--phone-region",
+    metavar="CC",
+    default=None,
+    help="Country of phone numbers written without +country code (default US).",
+)
 @click.option("--sheet", metavar="NAME", default=None, help="Worksheet of a --lookups workbook.")
-@click.option("--base-url", metavar="URL", default=None,
-              help="API address up to and including the version (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="TOML file of settings (base_url, organization_type, organization_id, ...); flags override it.")
-@click.option("--token-file", type=click.Path(path_type=Path), default=None,
-              help="Read the API token from this file instead of INVOCA_API_TOKEN.")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="API address up to and including the version (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML file of settings (base_url, organization_type, organization_id, ...); flags override it.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the API token from this file instead of INVOCA_API_TOKEN.",
+)
 @click.option("--concurrency", "-c", type=int, default=None, help="Lookups in flight at once (default 8).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
-@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="PEM file of certificate authorities to trust. Certificates are always verified.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="PEM file of certificate authorities to trust. Certificates are always verified.",
+)
 @click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @_with(organization_options)
 @handle_errors
-def calls(transaction_id, external_unique_id, calling_phone_number, destination_phone_number, lookups, out, every,
-          until, write_every, phone_region, sheet, verbose, config_file, token_file, mask_pii, **params):
+def calls(
+    transaction_id,
+    external_unique_id,
+    calling_phone_number,
+    destination_phone_number,
+    lookups,
+    out,
+    every,
+    until,
+    write_every,
+    phone_region,
+    sheet,
+    verbose,
+    config_file,
+    token_file,
+    mask_pii,
+    **params,
+):
     """Find calls in progress (Calls In Progress API), once, per lookup, or watched.
 
     \b
@@ -493,17 +745,24 @@ def calls(transaction_id, external_unique_id, calling_phone_number, destination_
     from .pipeline.calls import CallsQuery
 
     _setup_logging(verbose)
-    settings = resolve(dict(params, phone_region=phone_region, sheet=sheet, verbose=verbose, mask_pii=mask_pii),
-                       token_file=token_file, config_file=config_file, need_token=True)
+    settings = resolve(
+        dict(params, phone_region=phone_region, sheet=sheet, verbose=verbose, mask_pii=mask_pii),
+        token_file=token_file,
+        config_file=config_file,
+        need_token=True,
+    )
     REDACT.add_secret(settings.token.reveal())
     REDACT.mask_pii = mask_pii
-    filters = CallFilter.of(transaction_id=transaction_id, external_unique_id=external_unique_id,
-                            calling_phone_number=calling_phone_number,
-                            destination_phone_number=destination_phone_number, phone_region=settings.phone_region)
+    filters = CallFilter.of(
+        transaction_id=transaction_id,
+        external_unique_id=external_unique_id,
+        calling_phone_number=calling_phone_number,
+        destination_phone_number=destination_phone_number,
+        phone_region=settings.phone_region,
+    )
     if lookups is not None and (every is not None or filters.query()):
         raise UsageError("--lookups takes its filters from the file", hint="leave out --watch and the filter flags")
-    query = CallsQuery("calls_in_progress", filters, every=every, until=_until(until), out=out,
-                       write_every=write_every)
+    query = CallsQuery("calls_in_progress", filters, every=every, until=_until(until), out=out, write_every=write_every)
     _calls_run(lookups, settings, query, ("transaction_id", "calling_phone_number", "external_unique_id"))
 
 
@@ -525,35 +784,86 @@ def engage():
 
 
 @engage.command("calls")
-@click.option("--account-id", metavar="ID", default=None,
-              help="The Engage Voice account (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID).")
-@click.option("--product", metavar="NAME", default=None,
-              help="List the calls of this product: ACCOUNT (default), ACD, AGENT, OUTBOUND, DNIS, ...")
-@click.option("--product-id", metavar="ID", default=None,
-              help="The product's id (default for ACCOUNT: the account id).")
+@click.option(
+    "--account-id",
+    metavar="ID",
+    default=None,
+    help="The Engage Voice account (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID).",
+)
+@click.option(
+    "--product",
+    metavar="NAME",
+    default=None,
+    help="List the calls of this product: ACCOUNT (default), ACD, AGENT, OUTBOUND, DNIS, ...",
+)
+@click.option(
+    "--product-id", metavar="ID", default=None, help="The product's id (default for ACCOUNT: the account id)."
+)
 @click.option("--page-size", type=int, default=100, show_default=True, help="Calls asked for per page (maxRows).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the calls to a .csv, .xlsx or .jsonl file (default: a table on screen).",
+)
 @_with(watch_options)
-@click.option("--base-url", metavar="URL", default=None,
-              help="Engage Voice address, e.g. https://engage.ringcentral.com/voice (or base_url in --config).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="TOML file of settings (base_url, account_id, ...); flags override it.")
-@click.option("--token-file", type=click.Path(path_type=Path), default=None,
-              help="Read the access token from this file instead of ENGAGE_VOICE_TOKEN.")
-@click.option("--refresh-token-file", type=click.Path(path_type=Path), default=None,
-              help="Read the refresh token from this file instead of ENGAGE_VOICE_REFRESH_TOKEN.")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="Engage Voice address, e.g. https://engage.ringcentral.com/voice (or base_url in --config).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML file of settings (base_url, account_id, ...); flags override it.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the access token from this file instead of ENGAGE_VOICE_TOKEN.",
+)
+@click.option(
+    "--refresh-token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the refresh token from this file instead of ENGAGE_VOICE_REFRESH_TOKEN.",
+)
 @click.option("--rate", type=float, default=None, help="At most this many requests per second (default: 120 a minute).")
-@click.option("--exceed-documented-rate", is_flag=True, default=None,
-              help="Allow a --rate above the documented 120 requests a minute.")
+@click.option(
+    "--exceed-documented-rate",
+    is_flag=True,
+    default=None,
+    help="Allow a --rate above the documented 120 requests a minute.",
+)
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for each answer (default 30).")
-@click.option("--ca-bundle", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="PEM file of certificate authorities to trust. Certificates are always verified.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="PEM file of certificate authorities to trust. Certificates are always verified.",
+)
 @click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @handle_errors
-def engage_calls(product, product_id, page_size, out, every, until, write_every, verbose, config_file, token_file,
-                 refresh_token_file, mask_pii, **params):
+def engage_calls(
+    product,
+    product_id,
+    page_size,
+    out,
+    every,
+    until,
+    write_every,
+    verbose,
+    config_file,
+    token_file,
+    refresh_token_file,
+    mask_pii,
+    **params,
+):
     """List Engage Voice active calls, every page: once, or watched.
 
     One row per call: uii, accountId, ani, dnis, enqueueTime, dequeueTime,
@@ -565,14 +875,26 @@ def engage_calls(product, product_id, page_size, out, every, until, write_every,
 
     _setup_logging(verbose)
     # Any engage_* target: they share the token variables and the documented pace.
-    settings = resolve(dict(params, api="engage_hangup", verbose=verbose, mask_pii=mask_pii), token_file=token_file,
-                       refresh_token_file=refresh_token_file, config_file=config_file, need_token=True)
+    settings = resolve(
+        dict(params, api="engage_hangup", verbose=verbose, mask_pii=mask_pii),
+        token_file=token_file,
+        refresh_token_file=refresh_token_file,
+        config_file=config_file,
+        need_token=True,
+    )
     for secret in (settings.token, settings.refresh_token):
         if secret is not None:
             REDACT.add_secret(secret.reveal())
     REDACT.mask_pii = mask_pii
-    query = CallsQuery("engage", product=Listing.of(product, product_id), page_size=page_size, every=every,
-                       until=_until(until), out=out, write_every=write_every)
+    query = CallsQuery(
+        "engage",
+        product=Listing.of(product, product_id),
+        page_size=page_size,
+        every=every,
+        until=_until(until),
+        out=out,
+        write_every=write_every,
+    )
     _calls_run(None, settings, query, ("uii", "ani", "callState"))
 
 
@@ -597,20 +919,31 @@ def _calls_run(source, settings, query, shown: tuple[str, str, str]) -> None:
         def told(event):
             if isinstance(event, CallSeen):
                 row = event.row
-                click.echo(f"{event.kind:<8} {row[key]}  {REDACT.clean(row.get(phone_field, ''))}  "
-                           f"{row.get(more, '')}", err=query.out is not None)
+                click.echo(
+                    f"{event.kind:<8} {row[key]}  {REDACT.clean(row.get(phone_field, ''))}  {row.get(more, '')}",
+                    err=query.out is not None,
+                )
 
         what = "active calls" if query.listing == "engage" else "calls in progress"
-        click.echo(f"watching {what} every {query.every:g} s"
-                   + (f", writing {query.out} (changes in {query.log_path()})" if query.out else "")
-                   + "; Ctrl-C stops", err=True)
+        click.echo(
+            f"watching {what} every {query.every:g} s"
+            + (f", writing {query.out} (changes in {query.log_path()})" if query.out else "")
+            + "; Ctrl-C stops",
+            err=True,
+        )
     elif settings.progress and sys.stderr.isatty():
         run.subscribe(ProgressBar())
-    stopping = ("stopping after the poll in flight, then writing the file" if watching else
-                "stopping: no new lookups are sent; waiting for the answers in flight, then writing every row")
+    stopping = (
+        "stopping after the poll in flight, then writing the file"
+        if watching
+        else "stopping: no new lookups are sent; waiting for the answers in flight, then writing every row"
+    )
     try:
-        with stop_on_signals(run.cancellation, stopping=stopping,
-                             at_once="the changes log is complete" if watching else "nothing was written"):
+        with stop_on_signals(
+            run.cancellation,
+            stopping=stopping,
+            at_once="the changes log is complete" if watching else "nothing was written",
+        ):
             result = run.run()
     except UploaderError as exc:
         done = getattr(exc, "result", None)
@@ -624,8 +957,12 @@ def _calls_run(source, settings, query, shown: tuple[str, str, str]) -> None:
 
 def _show_calls(result) -> None:
     if result.job == "watch":
-        click.echo(result.headline() + (f"; file: {result.output}" if result.output else "")
-                   + (f"; changes: {result.log}" if result.log else ""), err=True)
+        click.echo(
+            result.headline()
+            + (f"; file: {result.output}" if result.output else "")
+            + (f"; changes: {result.log}" if result.log else ""),
+            err=True,
+        )
         return
     _show_rows(result.frame(), result.output, result.headline(), written=True)
 
@@ -650,47 +987,138 @@ def _show_rows(frame, out, headline: str, written: bool = False) -> None:
 
 @main.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port on 127.0.0.1 (0 = any free port).")
-@click.option("--calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="CSV of the calls the emulator knows (default: the bundled sample calls).")
-@click.option("--token", default="demo-token", show_default=True,
-              help="The token the emulator accepts (a test value, not a secret).")
-@click.option("--network-timezone", default="America/Los_Angeles", show_default=True,
-              help="Timezone the emulator reads Excel-compatible times in.")
+@click.option(
+    "--calls",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="CSV of the calls the emulator knows (default: the bundled sample calls).",
+)
+@click.option(
+    "--token",
+    default="demo-token",
+    show_default=True,
+    help="The token the emulator accepts (a test value, not a secret).",
+)
+@click.option(
+    "--network-timezone",
+    default="America/Los_Angeles",
+    show_default=True,
+    help="Timezone the emulator reads Excel-compatible times in.",
+)
 @click.option("--latency-ms", type=int, default=0, show_default=True, help="Delay added to every answer.")
-@click.option("--fail-rate", type=float, default=0.0, show_default=True,
-              help="Share of requests answered 503 before doing anything (0 to 1).")
-@click.option("--rate-limit-rate", type=float, default=0.0, show_default=True,
-              help="Share of requests answered 429 with Retry-After.")
+@click.option(
+    "--fail-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered 503 before doing anything (0 to 1).",
+)
+@click.option(
+    "--rate-limit-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered 429 with Retry-After.",
+)
 @click.option("--retry-after", type=int, default=1, show_default=True, help="Seconds a 429 asks clients to wait.")
-@click.option("--drop-rate", type=float, default=0.0, show_default=True,
-              help="Share of requests whose connection is dropped before anything is done.")
-@click.option("--lost-answer-rate", type=float, default=0.0, show_default=True,
-              help="Share of requests applied, then the connection dropped: the answer is lost.")
+@click.option(
+    "--drop-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of requests whose connection is dropped before anything is done.",
+)
+@click.option(
+    "--lost-answer-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of requests applied, then the connection dropped: the answer is lost.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed for the fault rates.")
-@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
-              help="Write the base URL to this file once the server listens (for scripts).")
-@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="Serve https with this PEM certificate (with --tls-key), to try --ca-bundle.")
-@click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="The PEM private key of --tls-cert.")
-@click.option("--live-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="JSON list of the calls in progress it plays (default: the bundled ones, uploader/emulator/data/live_calls.json); "
-                   "each has start_s (seconds from the clock's start) or start_time_utc, and duration_s.")
-@click.option("--clock", "clock", metavar="TIME", default=None,
-              help="Start the emulator's clock at this UTC time (e.g. 2026-11-24T09:00:00Z; default: now).")
-@click.option("--clock-speed", type=float, default=1.0, show_default=True,
-              help="Emulated seconds per real second: 60 plays an hour of calls in a minute.")
-@click.option("--engage-calls", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="Engage Voice: JSON of the account, its agents, dispositions and calls (default: the bundled "
-                   "uploader/emulator/data/engage_calls.json).")
-@click.option("--engage-token-life", type=float, default=300.0, show_default=True,
-              help="Engage Voice: seconds (of the clock) an access token lasts before it must be renewed.")
-@click.option("--engage-rate-limit", type=int, default=120, show_default=True,
-              help="Engage Voice: requests allowed per minute; more get 429 with Retry-After.")
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the base URL to this file once the server listens (for scripts).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Serve https with this PEM certificate (with --tls-key), to try --ca-bundle.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="The PEM private key of --tls-cert.",
+)
+@click.option(
+    "--live-calls",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="JSON list of the calls in progress it plays (default: the bundled ones, uploader/emulator/data/live_calls.json); "
+    "each has start_s (seconds from the clock's start) or start_time_utc, and duration_s.",
+)
+@click.option(
+    "--clock",
+    "clock",
+    metavar="TIME",
+    default=None,
+    help="Start the emulator's clock at this UTC time (e.g. 2026-11-24T09:00:00Z; default: now).",
+)
+@click.option(
+    "--clock-speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Emulated seconds per real second: 60 plays an hour of calls in a minute.",
+)
+@click.option(
+    "--engage-calls",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Engage Voice: JSON of the account, its agents, dispositions and calls (default: the bundled "
+    "uploader/emulator/data/engage_calls.json).",
+)
+@click.option(
+    "--engage-token-life",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Engage Voice: seconds (of the clock) an access token lasts before it must be renewed.",
+)
+@click.option(
+    "--engage-rate-limit",
+    type=int,
+    default=120,
+    show_default=True,
+    help="Engage Voice: requests allowed per minute; more get 429 with Retry-After.",
+)
 @handle_errors
-def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_limit_rate, retry_after, drop_rate,
-             lost_answer_rate, seed, ready_file, tls_cert, tls_key, live_calls, clock, clock_speed, engage_calls,
-             engage_token_life, engage_rate_limit):
+def emulator(
+    port,
+    calls,
+    token,
+    network_timezone,
+    latency_ms,
+    fail_rate,
+    rate_limit_rate,
+    retry_after,
+    drop_rate,
+    lost_answer_rate,
+    seed,
+    ready_file,
+    tls_cert,
+    tls_key,
+    live_calls,
+    clock,
+    clock_speed,
+    engage_calls,
+    engage_token_life,
+    engage_rate_limit,
+):
     """Run a local Signal, Call Outcomes, Calls In Progress and Engage Voice API on 127.0.0.1 to try the uploader against.
 
     Base URL: http://127.0.0.1:PORT/api/2020-10-01 (Engage Voice:
@@ -714,32 +1142,72 @@ def emulator(port, calls, token, network_timezone, latency_ms, fail_rate, rate_l
         clock_start = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     if clock_speed < 0:
         _fail("--clock-speed must be 0 (a stopped clock) or more")
-    config = EmulatorConfig(calls_file=calls, token=token, network_timezone=network_timezone,
-                            latency_ms=latency_ms, fail_rate=fail_rate, rate_limit_rate=rate_limit_rate,
-                            retry_after=retry_after, drop_rate=drop_rate, lost_answer_rate=lost_answer_rate,
-                            seed=seed, tls_cert=tls_cert, tls_key=tls_key or tls_cert, live_calls_file=live_calls,
-                            clock_start=clock_start, clock_speed=clock_speed, engage_file=engage_calls,
-                            engage_token_life=engage_token_life, engage_rate_limit=engage_rate_limit)
+    config = EmulatorConfig(
+        calls_file=calls,
+        token=token,
+        network_timezone=network_timezone,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        rate_limit_rate=rate_limit_rate,
+        retry_after=retry_after,
+        drop_rate=drop_rate,
+        lost_answer_rate=lost_answer_rate,
+        seed=seed,
+        tls_cert=tls_cert,
+        tls_key=tls_key or tls_cert,
+        live_calls_file=live_calls,
+        clock_start=clock_start,
+        clock_speed=clock_speed,
+        engage_file=engage_calls,
+        engage_token_life=engage_token_life,
+        engage_rate_limit=engage_rate_limit,
+    )
     serve(config, port=port, ready_file=ready_file)
 
 
 @main.command()
 @click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0 = any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Keep the default: the page is for this machine only.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Keep the default: the page is for this machine only.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
-@click.option("--base-url", metavar="URL", default=None,
-              help="API address the page sends to (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="TOML file of settings (base_url, concurrency, rate, organization, account, ...).")
-@click.option("--token-file", type=click.Path(path_type=Path), default=None,
-              help="Read the API token from this file (else INVOCA_API_TOKEN, else the page asks for it).")
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Where journals, saved mappings and the page's files and reports live.")
-@click.option("--max-upload-mb", type=float, default=200, show_default=True,
-              help="Largest file the page accepts, in MB.")
-@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
-              help="Write the page's address (with its key) to this file once it listens (for scripts).")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="API address the page sends to (or SIGNAL_UPLOADER_BASE_URL, or base_url in --config).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML file of settings (base_url, concurrency, rate, organization, account, ...).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the API token from this file (else INVOCA_API_TOKEN, else the page asks for it).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where journals, saved mappings and the page's files and reports live.",
+)
+@click.option(
+    "--max-upload-mb", type=float, default=200, show_default=True, help="Largest file the page accepts, in MB."
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the page's address (with its key) to this file once it listens (for scripts).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @handle_errors
 def serve(port, host, open_browser, base_url, config_file, token_file, state_dir, max_upload_mb, ready_file, verbose):
@@ -756,14 +1224,24 @@ def serve(port, host, open_browser, base_url, config_file, token_file, state_dir
     try:
         from .web.server import serve as serve_page
     except ImportError as exc:
-        raise UsageError(f"the web page needs packages that are not installed ({exc.name})",
-                         hint="pip install 'signal-uploader[web]'") from None
+        raise UsageError(
+            f"the web page needs packages that are not installed ({exc.name})",
+            hint="pip install 'signal-uploader[web]'",
+        ) from None
     if max_upload_mb <= 0:
         raise UsageError("--max-upload-mb must be more than 0")
     settings = resolve(dict(base_url=base_url, state_dir=state_dir, verbose=verbose), config_file=config_file)
-    serve_page(settings, host=host, port=port, open_browser=open_browser, token_file=token_file,
-               max_upload_mb=max_upload_mb, ready_file=ready_file, environ=os.environ,
-               echo=click.echo)
+    serve_page(
+        settings,
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        token_file=token_file,
+        max_upload_mb=max_upload_mb,
+        ready_file=ready_file,
+        environ=os.environ,
+        echo=click.echo,
+    )
 
 
 def _print_summary(result) -> None:
@@ -848,6 +1326,7 @@ def command_reference(width: int = 100) -> str:
     >>> "signal-uploader engage calls" in command_reference() and "[--mask-pii]" in command_reference()
     True
     """
+
     def walk(group: click.Group, path: tuple[str, ...]):
         for name, command in group.commands.items():  # in the order they are declared: the workflow's
             if isinstance(command, click.Group):

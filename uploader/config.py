@@ -99,8 +99,11 @@ class Settings:
         for name in RECORDED_SETTINGS:
             value = getattr(self, name)
             if value != getattr(defaults, name) and value is not None:
-                out[name] = [list(pair) for pair in value] if name == "mapping" else (
-                    str(value) if isinstance(value, Path) else value)
+                out[name] = (
+                    [list(pair) for pair in value]
+                    if name == "mapping"
+                    else (str(value) if isinstance(value, Path) else value)
+                )
         return out
 
     @property
@@ -130,16 +133,47 @@ class Settings:
 
 
 # Settings that may come from the environment or a config file, with their types.
-SHARED_SETTINGS = {"api": str, "base_url": str, "timezone": str, "phone_region": str, "concurrency": int,
-                   "timeout": float, "rate": float, "max_attempts": int, "stop_after_failures": int, "state_dir": Path, "log_file": Path,
-                   "ca_bundle": Path, "chunk_rows": int, "organization_type": str, "organization_id": str,
-                   "account_id": str, "auth_url": str}
+SHARED_SETTINGS = {
+    "api": str,
+    "base_url": str,
+    "timezone": str,
+    "phone_region": str,
+    "concurrency": int,
+    "timeout": float,
+    "rate": float,
+    "max_attempts": int,
+    "stop_after_failures": int,
+    "state_dir": Path,
+    "log_file": Path,
+    "ca_bundle": Path,
+    "chunk_rows": int,
+    "organization_type": str,
+    "organization_id": str,
+    "account_id": str,
+    "auth_url": str,
+}
 # Only in a config file: where the token is (the token itself never is).
 FILE_ONLY = {"token_file": Path, "refresh_token_file": Path}
 # What a report keeps of its run (Settings.recorded), for `retry REPORT`.
-RECORDED_SETTINGS = ("timezone", "phone_region", "mapping", "skip_hidden_rows", "organization_type", "organization_id", "account_id",
-                     "auth_url", "concurrency", "rate", "exceed_documented_rate", "timeout", "max_attempts",
-                     "stop_after_failures", "ca_bundle", "token_file", "refresh_token_file")
+RECORDED_SETTINGS = (
+    "timezone",
+    "phone_region",
+    "mapping",
+    "skip_hidden_rows",
+    "organization_type",
+    "organization_id",
+    "account_id",
+    "auth_url",
+    "concurrency",
+    "rate",
+    "exceed_documented_rate",
+    "timeout",
+    "max_attempts",
+    "stop_after_failures",
+    "ca_bundle",
+    "token_file",
+    "refresh_token_file",
+)
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -163,8 +197,10 @@ def load_config_file(path: str | Path) -> dict:
     for key, value in data.items():
         name = key.replace("-", "_")
         if name == "token":
-            raise UsageError(f"{path}: the token does not belong in a config file",
-                             hint="set INVOCA_API_TOKEN, or point token_file at a file only you can read")
+            raise UsageError(
+                f"{path}: the token does not belong in a config file",
+                hint="set INVOCA_API_TOKEN, or point token_file at a file only you can read",
+            )
         if name not in allowed:
             raise UsageError(f"{path}: unknown setting {key!r}", hint="known settings: " + ", ".join(sorted(allowed)))
         kind = allowed[name]
@@ -180,10 +216,17 @@ def load_config_file(path: str | Path) -> dict:
     return out
 
 
-def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
-            need_token: bool = False, config_file: str | Path | None = None,
-            refresh_token_file: str | Path | None = None, mapping_name: str | None = None,
-            report_of: str | Path | None = None) -> Settings:
+def resolve(
+    flags: dict,
+    *,
+    environ=None,
+    token_file: str | Path | None = None,
+    need_token: bool = False,
+    config_file: str | Path | None = None,
+    refresh_token_file: str | Path | None = None,
+    mapping_name: str | None = None,
+    report_of: str | Path | None = None,
+) -> Settings:
     """Merge flags (None = not given) over the config file over the environment over the defaults.
 
     ``mapping_name`` names a saved column mapping (:mod:`uploader.mappings`);
@@ -208,10 +251,14 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
     given = {k: v for k, v in flags.items() if v is not None and k in known}
     if report_of is not None:
         earlier = _report_settings(report_of, {**values, **from_file, **given})
-        token_file = token_file if token_file is not None else (from_file.get("token_file")
-                                                                 or earlier.pop("token_file", None))
-        refresh_token_file = refresh_token_file if refresh_token_file is not None else (
-            from_file.get("refresh_token_file") or earlier.pop("refresh_token_file", None))
+        token_file = (
+            token_file if token_file is not None else (from_file.get("token_file") or earlier.pop("token_file", None))
+        )
+        refresh_token_file = (
+            refresh_token_file
+            if refresh_token_file is not None
+            else (from_file.get("refresh_token_file") or earlier.pop("refresh_token_file", None))
+        )
         earlier.pop("token_file", None)
         earlier.pop("refresh_token_file", None)
         values.update(earlier)
@@ -222,8 +269,10 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
     values.update(from_file)
     mapped = dict(given.pop("mapping", ()) or ())  # --map pairs: over a saved mapping, header by header
     values.update(given)
-    values.update(token_file=Path(token_file) if token_file is not None else None,
-                  refresh_token_file=Path(refresh_token_file) if refresh_token_file is not None else None)
+    values.update(
+        token_file=Path(token_file) if token_file is not None else None,
+        refresh_token_file=Path(refresh_token_file) if refresh_token_file is not None else None,
+    )
     if mapped and mapping_name is None:
         values["mapping"] = tuple(sorted({**dict(values.get("mapping", ())), **mapped}.items()))
     settings = Settings(**values)
@@ -232,8 +281,10 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
 
         saved = MappingStore(settings.state_folder).load(mapping_name)
         if flags.get("api") is not None and flags["api"] != saved.api:
-            raise UsageError(f"the mapping {mapping_name!r} is for --api {saved.api}, not {flags['api']}",
-                             hint=f"drop --api (the mapping chooses {saved.api}) or choose another mapping")
+            raise UsageError(
+                f"the mapping {mapping_name!r} is for --api {saved.api}, not {flags['api']}",
+                hint=f"drop --api (the mapping chooses {saved.api}) or choose another mapping",
+            )
         settings = replace(settings, api=saved.api, mapping=tuple(sorted({**dict(saved.pairs), **mapped}.items())))
 
     if settings.api not in TARGETS:
@@ -258,36 +309,48 @@ def resolve(flags: dict, *, environ=None, token_file: str | Path | None = None,
     if settings.rate is not None and settings.rate <= 0:
         raise UsageError("--rate must be more than 0 requests per second")
     documented = settings.target.documented_rate
-    if (documented is not None and settings.rate is not None and settings.rate > documented
-            and not settings.exceed_documented_rate):
-        raise UsageError(f"--rate {settings.rate:g} is above the {settings.target.title}'s documented limit of "
-                         f"{settings.target.documented_limit}",
-                         hint="the default keeps to it; to go faster anyway (your account allows more), add "
-                              "--exceed-documented-rate")
+    if (
+        documented is not None
+        and settings.rate is not None
+        and settings.rate > documented
+        and not settings.exceed_documented_rate
+    ):
+        raise UsageError(
+            f"--rate {settings.rate:g} is above the {settings.target.title}'s documented limit of "
+            f"{settings.target.documented_limit}",
+            hint="the default keeps to it; to go faster anyway (your account allows more), add "
+            "--exceed-documented-rate",
+        )
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
     settings = _check_organization(settings)
     if settings.account_id is not None:
         account = str(settings.account_id).strip()
         if not account.isascii() or not account.isdigit():
-            raise UsageError(f"--account-id {settings.account_id!r} is not a number",
-                             hint="the Engage Voice (sub-)account id, e.g. 12440011")
+            raise UsageError(
+                f"--account-id {settings.account_id!r} is not a number",
+                hint="the Engage Voice (sub-)account id, e.g. 12440011",
+            )
         settings = replace(settings, account_id=account)
     if settings.base_url is not None:
         settings = replace(settings, base_url=check_base_url(settings.base_url))
     if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file",
-                         hint="give a PEM file of the certificate authorities to trust")
+        raise UsageError(
+            f"--ca-bundle {settings.ca_bundle}: no such file",
+            hint="give a PEM file of the certificate authorities to trust",
+        )
     if settings.auth_url is not None:
         settings = replace(settings, auth_url=check_base_url(settings.auth_url))
     if need_token:
         target = settings.target
         refresh = None
         if target.refresh_token_env:
-            refresh = read_token(environ, refresh_token_file, env=target.refresh_token_env, required=False,
-                                 flag="--refresh-token-file")
-        token = read_token(environ, token_file, env=target.token_env, required=refresh is None,
-                           also=target.refresh_token_env)
+            refresh = read_token(
+                environ, refresh_token_file, env=target.refresh_token_env, required=False, flag="--refresh-token-file"
+            )
+        token = read_token(
+            environ, token_file, env=target.token_env, required=refresh is None, also=target.refresh_token_env
+        )
         settings = replace(settings, token=token, refresh_token=refresh)
     return settings
 
@@ -301,8 +364,12 @@ def _report_settings(report: str | Path, values: dict) -> dict:
     from .journal import default_state_dir, find_report_run
 
     state = values.get("state_dir")
-    run = find_report_run(Path(state) if state is not None else default_state_dir(), Path(report),
-                          api=values.get("api"), base_url=values.get("base_url"))
+    run = find_report_run(
+        Path(state) if state is not None else default_state_dir(),
+        Path(report),
+        api=values.get("api"),
+        base_url=values.get("base_url"),
+    )
     if run is None:
         return {}
     known = set(RECORDED_SETTINGS) | {"api", "base_url"}
@@ -326,11 +393,15 @@ def check_base_url(url: str) -> str:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--base-url {url!r} is not an http(s) URL",
-                         hint="give everything up to the API version, e.g. https://invoca.net/api/2020-10-01")
+        raise UsageError(
+            f"--base-url {url!r} is not an http(s) URL",
+            hint="give everything up to the API version, e.g. https://invoca.net/api/2020-10-01",
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise UsageError(f"--base-url {url!r} uses plain http: https is required (the token travels in the request)",
-                         hint="plain http is allowed only for loopback addresses such as 127.0.0.1 (the emulator)")
+        raise UsageError(
+            f"--base-url {url!r} uses plain http: https is required (the token travels in the request)",
+            hint="plain http is allowed only for loopback addresses such as 127.0.0.1 (the emulator)",
+        )
     if parts.query or parts.fragment:
         raise UsageError(f"--base-url {url!r} must not have a query string or fragment")
     return url.rstrip("/")
@@ -347,8 +418,10 @@ def _check_organization(settings: Settings) -> Settings:
     if number is not None:
         number = str(number).strip()
         if not number.isdigit() or not number.isascii():
-            raise UsageError(f"--organization-id {settings.organization_id!r} is not a number",
-                             hint="the id of the network or advertiser, as the platform shows it, e.g. 1234")
+            raise UsageError(
+                f"--organization-id {settings.organization_id!r} is not a number",
+                hint="the id of the network or advertiser, as the platform shows it, e.g. 1234",
+            )
         settings = replace(settings, organization_id=number)
     return settings
 
@@ -366,12 +439,21 @@ def _check_region(region: str) -> None:
     import phonenumbers
 
     if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise UsageError(f"--phone-region {region!r} is not a known region code",
-                         hint="use a two-letter country code such as US, CA, GB or DE")
+        raise UsageError(
+            f"--phone-region {region!r} is not a known region code",
+            hint="use a two-letter country code such as US, CA, GB or DE",
+        )
 
 
-def read_token(environ, token_file: str | Path | None, *, env: str = TOKEN_ENV, required: bool = True,
-               flag: str = "--token-file", also: str = "") -> Secret | None:
+def read_token(
+    environ,
+    token_file: str | Path | None,
+    *,
+    env: str = TOKEN_ENV,
+    required: bool = True,
+    flag: str = "--token-file",
+    also: str = "",
+) -> Secret | None:
     """A token, from its file or its environment variable (the file wins); None when not required and absent."""
     if token_file is not None:
         path = Path(token_file)
@@ -383,7 +465,8 @@ def read_token(environ, token_file: str | Path | None, *, env: str = TOKEN_ENV, 
             raise UsageError(f"the token file {path} is empty")
         if path.stat().st_mode & 0o077:
             logging.getLogger(__name__).warning(
-                "the token file %s can be read by other users; make it yours alone: chmod 600 %s", path, path)
+                "the token file %s can be read by other users; make it yours alone: chmod 600 %s", path, path
+            )
         return Secret(value)
     value = environ.get(env, "").strip()
     if not value:

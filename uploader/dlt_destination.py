@@ -51,8 +51,9 @@ from typing import Any
 try:
     import dlt
 except ModuleNotFoundError as exc:  # the extra is not installed: say how to get it
-    raise ModuleNotFoundError("the dlt destination needs dlt: pip install 'signal-uploader[dlt]'",
-                              name=exc.name) from None
+    raise ModuleNotFoundError(
+        "the dlt destination needs dlt: pip install 'signal-uploader[dlt]'", name=exc.name
+    ) from None
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
 from dlt.common.schema import TTableSchema
 from dlt.common.typing import TDataItems, TSecretStrValue
@@ -94,8 +95,10 @@ class Results:
         frame.columns = [f"input {c}" if c in ours else c for c in frame.columns]  # as the report marks clashes
         now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         columns = list(DLT_COLUMNS) + ["source", "answered_at"] + [str(c) for c in frame.columns]
-        records = [(*dlt_ids[position], source, now, *values)
-                   for position, values in zip(positions, frame.itertuples(index=False, name=None))]
+        records = [
+            (*dlt_ids[position], source, now, *values)
+            for position, values in zip(positions, frame.itertuples(index=False, name=None))
+        ]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             db = sqlite3.connect(self.path, timeout=30)
@@ -117,17 +120,34 @@ def _quote(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-@dlt.destination(name=NAME, batch_size=BATCH_SIZE, naming_convention="direct", max_table_nesting=0,
-                 # dlt's row ids name the rows in the results table; dlt's own tables are skipped below
-                 skip_dlt_columns_and_tables=False,
-                 # one job at a time, in order: rows sharing a key keep their order, and one journal is written
-                 max_parallel_load_jobs=1, loader_parallelism_strategy="sequential")
-def signal_uploader(items: TDataItems, table: TTableSchema, api_token: TSecretStrValue = dlt.secrets.value,
-                    base_url: str = dlt.config.value, api: str = "signals", timezone: str | None = None,
-                    mapping: dict[str, str] | None = None, source: str | None = None,
-                    state_dir: str | None = None, results: str | None = None, phone_region: str = "US",
-                    concurrency: int | None = None, rate: float | None = None,
-                    max_attempts: int | None = None, options: dict[str, Any] | None = None) -> None:
+@dlt.destination(
+    name=NAME,
+    batch_size=BATCH_SIZE,
+    naming_convention="direct",
+    max_table_nesting=0,
+    # dlt's row ids name the rows in the results table; dlt's own tables are skipped below
+    skip_dlt_columns_and_tables=False,
+    # one job at a time, in order: rows sharing a key keep their order, and one journal is written
+    max_parallel_load_jobs=1,
+    loader_parallelism_strategy="sequential",
+)
+def signal_uploader(
+    items: TDataItems,
+    table: TTableSchema,
+    api_token: TSecretStrValue = dlt.secrets.value,
+    base_url: str = dlt.config.value,
+    api: str = "signals",
+    timezone: str | None = None,
+    mapping: dict[str, str] | None = None,
+    source: str | None = None,
+    state_dir: str | None = None,
+    results: str | None = None,
+    phone_region: str = "US",
+    concurrency: int | None = None,
+    rate: float | None = None,
+    max_attempts: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> None:
     """Send one batch of a dlt table's rows through :func:`uploader.api.upload_rows`.
 
     ``source`` names the rows for the journal (default: ``<pipeline>.<table>``);
@@ -145,16 +165,36 @@ def signal_uploader(items: TDataItems, table: TTableSchema, api_token: TSecretSt
         dlt_ids.append(tuple(str(item.pop(column, "") or "") for column in DLT_COLUMNS))
         rows.append(item)
     source = source or f"{_pipeline_name()}.{name}"
-    extra: dict[str, Any] = {k: v for k, v in (("phone_region", phone_region), ("concurrency", concurrency), ("rate", rate),
-                                ("max_attempts", max_attempts)) if v is not None}
+    extra: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("phone_region", phone_region),
+            ("concurrency", concurrency),
+            ("rate", rate),
+            ("max_attempts", max_attempts),
+        )
+        if v is not None
+    }
     try:
-        result = upload_rows(rows, source=source, api=api, timezone=timezone, base_url=base_url, token=api_token,
-                             mapping=mapping, state_dir=state_dir, **extra, **(options or {}))
+        result = upload_rows(
+            rows,
+            source=source,
+            api=api,
+            timezone=timezone,
+            base_url=base_url,
+            token=api_token,
+            mapping=mapping,
+            state_dir=state_dir,
+            **extra,
+            **(options or {}),
+        )
     except AuthenticationError as exc:
         _record(exc, name, dlt_ids, source, results, state_dir)
-        exc.hint = (f"check api_token in [destination.{NAME}] of .dlt/secrets.toml (or "
-                    f"DESTINATION__{NAME.upper()}__API_TOKEN) and that the token may use this API; "
-                    "the next run sends the rows not confirmed")
+        exc.hint = (
+            f"check api_token in [destination.{NAME}] of .dlt/secrets.toml (or "
+            f"DESTINATION__{NAME.upper()}__API_TOKEN) and that the token may use this API; "
+            "the next run sends the rows not confirmed"
+        )
         raise DestinationTerminalException(_told(exc)) from None
     except StoppedEarly as exc:  # the API stopped answering, the disk filled: a later try may pass
         _record(exc, name, dlt_ids, source, results, state_dir)
@@ -171,12 +211,14 @@ def signal_uploader(items: TDataItems, table: TTableSchema, api_token: TSecretSt
         raise DestinationTerminalException(
             f"{source}: the API refused {refused} row(s) for lack of permission ({', '.join(classes)}); "
             "the token may not do this: check its account and the rows' advertisers (the results table names "
-            "them); the rows confirmed so far are in the journal and will not be sent again")
+            "them); the rows confirmed so far are in the journal and will not be sent again"
+        )
     retryable = int((kinds == "retryable").sum())
     if retryable:
         raise DestinationTransientException(
             f"{source}: {retryable} row(s) failed in a way that may pass (a 5xx, a timeout, a lost answer); "
-            "dlt retries the batch, and the rows already confirmed are skipped")
+            "dlt retries the batch, and the rows already confirmed are skipped"
+        )
 
 
 def _record(exc: UploaderError, table: str, dlt_ids, source: str, results, state_dir) -> None:

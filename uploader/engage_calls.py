@@ -32,11 +32,38 @@ log = logging.getLogger(__name__)
 
 LIST_PATH = "api/v1/admin/accounts/{account}/activeCalls/list"
 # The documented fields, in the document's order; others the API sends follow them.
-CALL_FIELDS = ("uii", "accountId", "ani", "dnis", "enqueueTime", "dequeueTime", "callState", "archive",
-               "agentFirstName", "agentLastName", "destinationName")
-PRODUCTS = ("ACCOUNT", "ACD", "AGENT", "CHAT_QUEUE", "OUTBOUND", "VISUAL_IVR", "CLOUD_PROFILE", "CLOUD_DESTINATION",
-            "TRAC_NUMBER", "HTTP_SERVICES", "SCRIPTING", "TN_MANAGER", "SURVEY", "DNIS", "TEAMS", "KNOWLEDGE_BASE",
-            "UTILITIES")
+CALL_FIELDS = (
+    "uii",
+    "accountId",
+    "ani",
+    "dnis",
+    "enqueueTime",
+    "dequeueTime",
+    "callState",
+    "archive",
+    "agentFirstName",
+    "agentLastName",
+    "destinationName",
+)
+PRODUCTS = (
+    "ACCOUNT",
+    "ACD",
+    "AGENT",
+    "CHAT_QUEUE",
+    "OUTBOUND",
+    "VISUAL_IVR",
+    "CLOUD_PROFILE",
+    "CLOUD_DESTINATION",
+    "TRAC_NUMBER",
+    "HTTP_SERVICES",
+    "SCRIPTING",
+    "TN_MANAGER",
+    "SURVEY",
+    "DNIS",
+    "TEAMS",
+    "KNOWLEDGE_BASE",
+    "UTILITIES",
+)
 
 
 def flatten(call: dict) -> dict[str, str]:
@@ -85,17 +112,23 @@ class EngageClient:
     def __init__(self, settings: Settings, listing: Listing = Listing(), *, page_size: int = 100):
         self.account = require_account(settings)
         if settings.base_url is None:
-            raise UsageError("--base-url is required", hint="e.g. --base-url https://engage.ringcentral.com/voice "
-                                                            "(or base_url in --config)")
+            raise UsageError(
+                "--base-url is required",
+                hint="e.g. --base-url https://engage.ringcentral.com/voice (or base_url in --config)",
+            )
         if page_size < 1:
             raise UsageError("--page-size must be at least 1")
         self.listing = listing
         self.product_id = listing.product_id or (self.account if listing.product == "ACCOUNT" else None)
         if self.product_id is None:
             raise UsageError(f"--product {listing.product} needs --product-id (the {listing.product.lower()}'s id)")
-        self.connection = Connection(settings.base_url, timeout=settings.timeout, maxsize=1,
-                                     ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-                                     max_bytes=MAX_PAGE_BYTES)
+        self.connection = Connection(
+            settings.base_url,
+            timeout=settings.timeout,
+            maxsize=1,
+            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+            max_bytes=MAX_PAGE_BYTES,
+        )
         self.tokens = token_source(settings)
         self.paginator = PageNumbers("page", "maxRows", size=page_size)
         self.retries = Retries(max_attempts=settings.max_attempts)
@@ -119,12 +152,21 @@ class EngageClient:
         token = self.tokens.current()
         for renewed in (False, True):
             try:
-                document = get_json(self.connection, path, query, Auth(token, where="header"), retries=self.retries,
-                                    rate=self.rate, read_error=EngageAction().read_error)
+                document = get_json(
+                    self.connection,
+                    path,
+                    query,
+                    Auth(token, where="header"),
+                    retries=self.retries,
+                    rate=self.rate,
+                    read_error=EngageAction().read_error,
+                )
             except AuthenticationError as exc:
                 if renewed or not self.tokens.refresh(token):
-                    exc.hint = ("check ENGAGE_VOICE_TOKEN (or --token-file); an access token expires after about "
-                                "5 minutes, so give ENGAGE_VOICE_REFRESH_TOKEN (or --refresh-token-file) to renew it")
+                    exc.hint = (
+                        "check ENGAGE_VOICE_TOKEN (or --token-file); an access token expires after about "
+                        "5 minutes, so give ENGAGE_VOICE_REFRESH_TOKEN (or --refresh-token-file) to renew it"
+                    )
                     raise
                 token = self.tokens.current()
                 continue

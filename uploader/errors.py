@@ -96,8 +96,9 @@ class Interrupted(StoppedEarly):
 class ApiError(UploaderError):
     """The server answered with a refusal that retrying will not change."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 error_class: str | None = None, hint: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, error_class: str | None = None, hint: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.status = status
         self.error_class = error_class

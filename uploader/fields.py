@@ -138,8 +138,9 @@ class FieldSet:
         present = set(present)
         return next((need for need in self.needs if not present & set(need.any_of)), None)
 
-    def closest(self, header: str, among: Iterable[str] | None = None, at_least: float = 0.7
-                ) -> tuple[str, float] | None:
+    def closest(
+        self, header: str, among: Iterable[str] | None = None, at_least: float = 0.7
+    ) -> tuple[str, float] | None:
         """The field a header most looks like, and how much (0 to 1); None when nothing is close.
 
         ``among`` limits the fields compared (a column a file needs). A

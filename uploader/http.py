@@ -56,19 +56,34 @@ class Connection:
     proxies (honouring NO_PROXY) and its CA bundle.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, maxsize: int = 8, ca_bundle: str | None = None,
-                 max_bytes: int = MAX_ANSWER_BYTES):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        maxsize: int = 8,
+        ca_bundle: str | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_bytes = max_bytes
         # --ca-bundle, else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE as requests reads them, else requests' bundle.
-        self.verify = (ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                       or requests.certs.where())
+        self.verify = (
+            ca_bundle
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or requests.certs.where()
+        )
         self.proxies = requests.utils.get_environ_proxies(self.base_url + "/")
         # identity: the API's answers are small, and decoding them ourselves keeps a
         # compressed bomb from expanding past max_bytes.
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "Accept-Encoding": "identity", "User-Agent": f"signal-uploader/{__version__}"}
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "User-Agent": f"signal-uploader/{__version__}",
+        }
         self._deadlines = Deadlines()
         https = self.base_url.startswith("https:")
         proxy = self.proxies.get("https" if https else "http") or self.proxies.get("all")
@@ -76,8 +91,13 @@ class Connection:
         # https tunnelled through the proxy) the request names just the path.
         plain_proxy = bool(proxy) and not https
         self.base_target = self.base_url if plain_proxy else (urllib3.util.parse_url(self.base_url).path or "")
-        options: dict[str, Any] = dict(num_pools=2, maxsize=maxsize, block=True, retries=False,
-                                       timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        options: dict[str, Any] = dict(
+            num_pools=2,
+            maxsize=maxsize,
+            block=True,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )
         if https:
             # Never off: the documents' curl -k is not followed.
             options.update(cert_reqs="CERT_REQUIRED", ca_certs=self.verify)
@@ -90,8 +110,7 @@ class Connection:
         """What the request line names for a path below the base URL."""
         return f"{self.base_target}/{path}"
 
-    def send(self, method: str, target: str, body: bytes | None,
-             headers: dict) -> tuple[int, Mapping[str, str], bytes]:
+    def send(self, method: str, target: str, body: bytes | None, headers: dict) -> tuple[int, Mapping[str, str], bytes]:
         """One request: the status, the headers and at most ``max_bytes + 1`` of the body.
 
         The whole exchange must end within ``timeout``: urllib3's own
@@ -102,9 +121,16 @@ class Connection:
         response = content = None
         expired = False
         try:
-            response = self.pool.urlopen(method, target, body=body, headers=headers,
-                                         assert_same_host=False, redirect=False, preload_content=False,
-                                         decode_content=False)
+            response = self.pool.urlopen(
+                method,
+                target,
+                body=body,
+                headers=headers,
+                assert_same_host=False,
+                redirect=False,
+                preload_content=False,
+                decode_content=False,
+            )
             content = response.read(self.max_bytes + 1, decode_content=False)
         except (urllib3.exceptions.HTTPError, OSError):
             if not self._deadlines.expired():
@@ -283,8 +309,17 @@ class Retries:
     retry_after_cap: float = 120.0
 
 
-def get_json(connection: Connection, path: str, query: dict, auth: Auth, *, retries: Retries = Retries(),
-             rate: RateLimiter | None = None, read_error=None, rng: random.Random | None = None):
+def get_json(
+    connection: Connection,
+    path: str,
+    query: dict,
+    auth: Auth,
+    *,
+    retries: Retries = Retries(),
+    rate: RateLimiter | None = None,
+    read_error=None,
+    rng: random.Random | None = None,
+):
     """GET one JSON document, retrying what may pass (network, 429, 5xx); raise the package's errors.
 
     ``read_error(body) -> (class, description)`` reads the API's own error
@@ -305,8 +340,10 @@ def get_json(connection: Connection, path: str, query: dict, auth: Auth, *, retr
         try:
             status, answer_headers, content = connection.send("GET", target, None, headers)
         except urllib3.exceptions.SSLError:
-            raise TransportError(f"the TLS certificate of {connection.base_url} could not be verified",
-                                 hint="name the right CA bundle with --ca-bundle") from None
+            raise TransportError(
+                f"the TLS certificate of {connection.base_url} could not be verified",
+                hint="name the right CA bundle with --ca-bundle",
+            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             last = f"could not reach {shown} ({type(exc).__name__})"
             log.debug("%s; attempt %d", last, attempt)
@@ -321,8 +358,9 @@ def get_json(connection: Connection, path: str, query: dict, auth: Auth, *, retr
             if status == 429:
                 asked = parse_retry_after(answer_headers.get("Retry-After"))
                 if asked is not None and asked > retries.retry_after_cap:
-                    raise ApiUnavailable(f"{shown} asked to wait {asked:,.0f} s before trying again",
-                                         hint="try again later")
+                    raise ApiUnavailable(
+                        f"{shown} asked to wait {asked:,.0f} s before trying again", hint="try again later"
+                    )
                 wait = max(wait, asked or 0)
             if attempt < retries.max_attempts:
                 time.sleep(wait)
@@ -333,17 +371,21 @@ def get_json(connection: Connection, path: str, query: dict, auth: Auth, *, retr
             document = None
         if 200 <= status < 300:
             if document is None:
-                raise ApiError(f"{shown} answered {status} but not with JSON; the answer began "
-                               f"{quote_body(body)}", status=status)
+                raise ApiError(
+                    f"{shown} answered {status} but not with JSON; the answer began {quote_body(body)}", status=status
+                )
             return document
         error_class, detail = read_error(document) if read_error else ("", "")
         detail = detail or f"the answer began {quote_body(body)}"
         if secret:  # a server may echo what it was sent
             detail = detail.replace(secret, "***")
         if status == 401:
-            raise AuthenticationError(f"{shown} rejected the token ({status}): {detail}", status=status,
-                                      error_class=error_class or "NotAuthorized",
-                                      hint="check the token (INVOCA_API_TOKEN or --token-file)")
+            raise AuthenticationError(
+                f"{shown} rejected the token ({status}): {detail}",
+                status=status,
+                error_class=error_class or "NotAuthorized",
+                hint="check the token (INVOCA_API_TOKEN or --token-file)",
+            )
         raise ApiError(f"{shown} answered {status}: {detail}", status=status, error_class=error_class or None)
     raise ApiUnavailable(f"{last}; gave up after {retries.max_attempts} attempts", hint="try again later")
 
@@ -390,8 +432,9 @@ class PageNumbers(Paginator):
         return {**params, self.page_param: params[self.page_param] + 1}
 
 
-def pages(connection: Connection, path: str, query: dict, auth: Auth, paginator: Paginator | None = None,
-          **options) -> Iterator[list]:
+def pages(
+    connection: Connection, path: str, query: dict, auth: Auth, paginator: Paginator | None = None, **options
+) -> Iterator[list]:
     """Every page's items of a list endpoint, in order (see :func:`get_json` for the options)."""
     paginator = paginator or Paginator()
     params: dict | None = paginator.first()

@@ -108,9 +108,17 @@ def known_sources(state_dir: Path) -> list[dict]:
                 db.close()
         except sqlite3.Error:
             continue  # not a journal of ours, or being created
-        out.append({"source": _display_name(meta.get("input", path.stem)), "api": meta.get("api", ""),
-                    "base_url": meta.get("base_url", ""), "confirmed": confirmed, "pending": pending,
-                    "final": final, "last_confirmed": last})
+        out.append(
+            {
+                "source": _display_name(meta.get("input", path.stem)),
+                "api": meta.get("api", ""),
+                "base_url": meta.get("base_url", ""),
+                "confirmed": confirmed,
+                "pending": pending,
+                "final": final,
+                "last_confirmed": last,
+            }
+        )
     return sorted(out, key=lambda s: s["last_confirmed"] or 0, reverse=True)
 
 
@@ -190,8 +198,10 @@ def locate(state_dir: Path, name: str, api: str, base_url: str, *, content: str 
     own = _own_path(folder, name, api, base_url)
     if own.exists():
         return own
-    for alias in (_name_alias(folder, name, api, base_url),
-                  _content_alias(folder, content, api, base_url) if content else None):
+    for alias in (
+        _name_alias(folder, name, api, base_url),
+        _content_alias(folder, content, api, base_url) if content else None,
+    ):
         found = _follow(alias, folder) if alias is not None and alias.exists() else None
         if found is not None:
             return found
@@ -213,8 +223,9 @@ class ReportRun:
 _REPORT_NAME = re.compile(r"(?P<stem>.+?)\.results(?:\.\d{8}-\d{6})?\.(?:csv|xlsx|xlsm)", re.IGNORECASE)
 
 
-def find_report_run(state_dir: Path, report: Path, *, api: str | None = None,
-                    base_url: str | None = None) -> ReportRun | None:
+def find_report_run(
+    state_dir: Path, report: Path, *, api: str | None = None, base_url: str | None = None
+) -> ReportRun | None:
     """The run that wrote ``report``, from the journals of a state folder; None when none knows it.
 
     A report is known by its path, or by its content once moved elsewhere;
@@ -238,8 +249,10 @@ def find_report_run(state_dir: Path, report: Path, *, api: str | None = None,
                 if (api and meta.get("api") != api) or (base_url and meta.get("base_url") != base_url):
                     continue
                 try:
-                    rows = db.execute("SELECT path, sha256, written_at, settings FROM reports "
-                                      "WHERE path = ? OR sha256 = ?", (wanted, digest)).fetchall()
+                    rows = db.execute(
+                        "SELECT path, sha256, written_at, settings FROM reports WHERE path = ? OR sha256 = ?",
+                        (wanted, digest),
+                    ).fetchall()
                 except sqlite3.OperationalError:
                     rows = []  # a journal from before reports were noted
                 last = db.execute("SELECT max(confirmed_at) FROM confirmed").fetchone()[0] or 0.0
@@ -250,13 +263,25 @@ def find_report_run(state_dir: Path, report: Path, *, api: str | None = None,
         source = meta.get("input", "")
         for noted, _sha, written_at, settings in rows:
             rank = 2 if noted == wanted else 1
-            run = ReportRun(source, meta.get("api", ""), meta.get("base_url", ""), json.loads(settings), path,
-                            "path" if rank == 2 else "content")
+            run = ReportRun(
+                source,
+                meta.get("api", ""),
+                meta.get("base_url", ""),
+                json.loads(settings),
+                path,
+                "path" if rank == 2 else "content",
+            )
             if best is None or (rank, written_at) > best[:2]:
                 best = (rank, written_at, run)
         if not rows and named and source and _source_stem(source) == named.group("stem").lower():
-            run = ReportRun(source, meta.get("api", ""), meta.get("base_url", ""),
-                            {"api": meta.get("api", ""), "base_url": meta.get("base_url", "")}, path, "name")
+            run = ReportRun(
+                source,
+                meta.get("api", ""),
+                meta.get("base_url", ""),
+                {"api": meta.get("api", ""), "base_url": meta.get("base_url", "")},
+                path,
+                "name",
+            )
             if best is None or (0, last) > best[:2]:
                 best = (0, last, run)
     return None if best is None else best[2]
@@ -312,8 +337,11 @@ class Occurrences:
         hashes = np.fromiter(pairs, dtype=np.uint64, count=len(pairs))
         # np.isin and np.union1d are ten times slower than a binary search here
         positions = np.searchsorted(self._once, hashes)
-        found = self._once[np.minimum(positions, max(len(self._once) - 1, 0))] == hashes if len(self._once) \
+        found = (
+            self._once[np.minimum(positions, max(len(self._once) - 1, 0))] == hashes
+            if len(self._once)
             else np.zeros(len(hashes), dtype=bool)
+        )
         seen_before = found.tolist()
         here: dict[int, int] = {}  # this list's count so far, by pair
         earlier: dict[int, int] = {}  # the earlier lists' count, by pair
@@ -347,8 +375,10 @@ def entries(prepared: list[Prepared], seen: Occurrences | None = None) -> dict[i
         content = payload_hash(item.payload)
         hashes.append((key_hash, content, int(_digest(key_hash, content)[:16], 16)))
     occurrences = seen.number([pair for _, _, pair in hashes])
-    return {item.row: Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
-            for item, (key_hash, content, _), occurrence in zip(prepared, hashes, occurrences)}
+    return {
+        item.row: Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
+        for item, (key_hash, content, _), occurrence in zip(prepared, hashes, occurrences)
+    }
 
 
 class Journal:
@@ -371,8 +401,16 @@ class Journal:
             self.db.execute("ALTER TABLE confirmed ADD COLUMN ids TEXT")
 
     @classmethod
-    def open(cls, state_dir: Path, name: str, api: str, base_url: str, *, content: str | None = None,
-             legacy: tuple[Path, ...] = ()) -> Journal:
+    def open(
+        cls,
+        state_dir: Path,
+        name: str,
+        api: str,
+        base_url: str,
+        *,
+        content: str | None = None,
+        legacy: tuple[Path, ...] = (),
+    ) -> Journal:
         """The journal of the source ``name`` for this API and base URL (never the token).
 
         ``name`` is what the source is known by: a file's name, whichever
@@ -387,8 +425,9 @@ class Journal:
         path = locate(state_dir, name, api, base_url, content=content)
         try:
             journal = cls(path)
-            journal.db.execute("INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)",
-                               (name, api, base_url))
+            journal.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('input', ?), ('api', ?), ('base_url', ?)", (name, api, base_url)
+            )
             for input_path in legacy:
                 old = _legacy_path(folder, input_path, api, base_url)
                 if old.exists() and old != path:
@@ -401,8 +440,10 @@ class Journal:
             from .errors import InputError
 
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            raise InputError(f"cannot write the journal {path} ({reason})",
-                             hint="the state folder must be writable: choose another with --state-dir") from None
+            raise InputError(
+                f"cannot write the journal {path} ({reason})",
+                hint="the state folder must be writable: choose another with --state-dir",
+            ) from None
         return journal
 
     def _take_over(self, old: Path) -> None:
@@ -418,7 +459,8 @@ class Journal:
                     "INSERT OR IGNORE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
                     "signal_transaction_id, corrects_transaction_id, call_transaction_id, confirmed_at, ids) "
                     "SELECT identity, key_hash, payload_hash, row, status, http_status, signal_transaction_id, "
-                    f"corrects_transaction_id, call_transaction_id, confirmed_at, {ids} FROM old.confirmed")
+                    f"corrects_transaction_id, call_transaction_id, confirmed_at, {ids} FROM old.confirmed"
+                )
                 self.db.execute("INSERT OR IGNORE INTO last_applied SELECT * FROM old.last_applied")
                 if "pending" in tables:
                     self.db.execute("INSERT OR IGNORE INTO pending SELECT * FROM old.pending")
@@ -430,10 +472,17 @@ class Journal:
             if part.exists():
                 os.replace(part, old.with_name(old.name + ".taken-over" + suffix))
 
-    def plan(self, prepared: list[Prepared], *, force: bool = False, seen: Occurrences | None = None,
-             deferred: dict[str, tuple[Prepared, Entry]] | None = None, idempotent: bool = True,
-             release_unknown: bool = False, ids: dict[int, Entry] | None = None
-             ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+    def plan(
+        self,
+        prepared: list[Prepared],
+        *,
+        force: bool = False,
+        seen: Occurrences | None = None,
+        deferred: dict[str, tuple[Prepared, Entry]] | None = None,
+        idempotent: bool = True,
+        release_unknown: bool = False,
+        ids: dict[int, Entry] | None = None,
+    ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
         """Split the work: lanes to send, and rows an earlier run settled (skipped, final or unknown).
 
         A file read in chunks is planned chunk by chunk, with one ``seen``
@@ -455,8 +504,9 @@ class Journal:
         if not force:
             final = self._final([ids[item.row].identity for item in prepared])
             if final:
-                settled = {item.row: final[ids[item.row].identity] for item in prepared
-                           if ids[item.row].identity in final}
+                settled = {
+                    item.row: final[ids[item.row].identity] for item in prepared if ids[item.row].identity in final
+                }
                 prepared = [item for item in prepared if item.row not in settled]
         if not idempotent:
             work, once, ids = self._plan_once_only(prepared, ids, force=force, release_unknown=release_unknown)
@@ -483,8 +533,9 @@ class Journal:
                 to_send.append(lane[cut:])
         return to_send, skipped, ids
 
-    def _plan_once_only(self, prepared: list[Prepared], ids: dict[int, Entry], *, force: bool,
-                        release_unknown: bool) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+    def _plan_once_only(
+        self, prepared: list[Prepared], ids: dict[int, Entry], *, force: bool, release_unknown: bool
+    ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
         """Row by row: confirmed rows are skipped (unless ``force``), pending ones reported unknown (unless released)."""
         identities = [ids[item.row].identity for item in prepared]
         done = {} if force else self._confirmed(identities)
@@ -505,11 +556,16 @@ class Journal:
         """Rows whose earlier answer was final, as that answer."""
         if not self._has_final:
             return {}
-        query = ("SELECT identity, row, http_status, error_class, error, answered_at FROM final "
-                 "JOIN temp.wanted ON final.identity = temp.wanted.value")
-        return {identity: Earlier(row, FAILED, http_status, {}, error or "", error_class=error_class,
-                                  answered_at=answered_at)
-                for identity, row, http_status, error_class, error, answered_at in self._lookup(query, identities)}
+        query = (
+            "SELECT identity, row, http_status, error_class, error, answered_at FROM final "
+            "JOIN temp.wanted ON final.identity = temp.wanted.value"
+        )
+        return {
+            identity: Earlier(
+                row, FAILED, http_status, {}, error or "", error_class=error_class, answered_at=answered_at
+            )
+            for identity, row, http_status, error_class, error, answered_at in self._lookup(query, identities)
+        }
 
     def pending(self, identities: list[str]) -> dict[str, str]:
         """The identities marked pending, with what happened when they were sent."""
@@ -520,21 +576,31 @@ class Journal:
         """Commit that a request which may not be sent twice is about to go out."""
         with self._lock, self.db:
             self.db.execute("BEGIN")
-            self.db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)",
-                            (entry.identity, row, time.time(), "the run stopped before its answer"))
+            self.db.execute(
+                "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)",
+                (entry.identity, row, time.time(), "the run stopped before its answer"),
+            )
 
     def _confirmed(self, identities: list[str]) -> dict[str, Earlier]:
-        query = ("SELECT identity, row, status, http_status, ids, signal_transaction_id, corrects_transaction_id, "
-                 "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value")
+        query = (
+            "SELECT identity, row, status, http_status, ids, signal_transaction_id, corrects_transaction_id, "
+            "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value"
+        )
         found = {}
         for identity, row, status, http_status, ids, *legacy in self._lookup(query, identities):
-            found[identity] = Earlier(row, status, http_status, json.loads(ids) if ids else
-                                      {name: value for name, value in zip(_LEGACY_IDS, legacy) if value})
+            found[identity] = Earlier(
+                row,
+                status,
+                http_status,
+                json.loads(ids) if ids else {name: value for name, value in zip(_LEGACY_IDS, legacy) if value},
+            )
         return found
 
     def _last_applied(self, key_hashes: list[str]) -> dict[str, str]:
-        query = ("SELECT key_hash, payload_hash FROM last_applied "
-                 "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value")
+        query = (
+            "SELECT key_hash, payload_hash FROM last_applied "
+            "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value"
+        )
         return dict(self._lookup(query, key_hashes))
 
     def _lookup(self, query: str, values: list[str]) -> list[tuple]:
@@ -557,8 +623,11 @@ class Journal:
         last one applied.
         """
         confirmed = [(e, o) for e, o in answers if o.confirmed]
-        unknown = [(" ".join(str(x) for x in (o.error_class, o.http_status) if x) or "no answer", e.identity)
-                   for e, o in answers if o.status == UNKNOWN]
+        unknown = [
+            (" ".join(str(x) for x in (o.error_class, o.http_status) if x) or "no answer", e.identity)
+            for e, o in answers
+            if o.status == UNKNOWN
+        ]
         settled = [(e.identity,) for e, o in answers if o.status != UNKNOWN]
         # Failures no later request can change (the target said so: Outcome.final): kept, so that a
         # rerun does not send them again.
@@ -571,18 +640,32 @@ class Journal:
             self.db.executemany(
                 "INSERT OR REPLACE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
                 "confirmed_at, ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, now,
-                  json.dumps(o.ids, separators=(",", ":"))) for e, o in confirmed],
+                [
+                    (
+                        e.identity,
+                        e.key_hash,
+                        e.payload_hash,
+                        o.row,
+                        o.status,
+                        o.http_status,
+                        now,
+                        json.dumps(o.ids, separators=(",", ":")),
+                    )
+                    for e, o in confirmed
+                ],
             )
-            self.db.executemany("INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
-                                [(e.key_hash, e.payload_hash) for e, _ in confirmed])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
+                [(e.key_hash, e.payload_hash) for e, _ in confirmed],
+            )
             if self._has_pending:
                 self.db.executemany("UPDATE pending SET error = ? WHERE identity = ?", unknown)
                 self.db.executemany("DELETE FROM pending WHERE identity = ?", settled)
             if final:
-                self.db.executemany("INSERT OR REPLACE INTO final VALUES (?, ?, ?, ?, ?, ?)",
-                                    [(e.identity, o.row, o.http_status, o.error_class, o.error, now)
-                                     for e, o in final])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO final VALUES (?, ?, ?, ?, ?, ?)",
+                    [(e.identity, o.row, o.http_status, o.error_class, o.error, now) for e, o in final],
+                )
                 self._has_final = True
             elif confirmed and self._has_final:  # sent again with --force, and confirmed this time
                 self.db.executemany("DELETE FROM final WHERE identity = ?", [(e.identity,) for e, _ in confirmed])
@@ -604,16 +687,19 @@ class Journal:
         digest = file_sha256(report)
         with self._lock, self.db:
             self.db.execute("BEGIN")
-            self.db.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
-                            (str(report.resolve()), digest, time.time(), job,
-                             json.dumps(settings, sort_keys=True, default=str)))
+            self.db.execute(
+                "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
+                (str(report.resolve()), digest, time.time(), job, json.dumps(settings, sort_keys=True, default=str)),
+            )
 
     def report_moved(self, old: Path, new: Path) -> None:
         """A report was moved (folder mode files it under done/ or failed/): it is known at its new place."""
         with self._lock, self.db:
             self.db.execute("BEGIN")
-            self.db.execute("UPDATE OR REPLACE reports SET path = ? WHERE path = ?",
-                            (str(Path(new).resolve()), str(Path(old).resolve())))
+            self.db.execute(
+                "UPDATE OR REPLACE reports SET path = ? WHERE path = ?",
+                (str(Path(new).resolve()), str(Path(old).resolve())),
+            )
 
     def confirmed_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]

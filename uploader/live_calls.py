@@ -39,8 +39,15 @@ from .targets.calls_in_progress import CALLS_IN_PROGRESS, require_organization
 log = logging.getLogger(__name__)
 
 PATH = "calls_in_progress/current_calls.json"
-CALL_COLUMNS = ("transaction_id", "call_status", "external_unique_id", "calling_phone_number",
-                "destination_phone_number", "call_start_time_utc", "transfer_start_time_utc")
+CALL_COLUMNS = (
+    "transaction_id",
+    "call_status",
+    "external_unique_id",
+    "calling_phone_number",
+    "destination_phone_number",
+    "call_start_time_utc",
+    "transfer_start_time_utc",
+)
 CUSTOM, DEMOGRAPHICS = "custom_data.", "demographics_data."
 OUTPUT_TYPES = (".csv", ".xlsx", ".jsonl")
 SEEN_COLUMNS = ("first_seen_utc", "last_seen_utc")  # what --watch adds
@@ -59,25 +66,43 @@ class CallFilter:
     destination_phone_number: str | None = None
 
     @classmethod
-    def of(cls, *, transaction_id=None, external_unique_id=None, calling_phone_number=None,
-           destination_phone_number=None, phone_region: str = "US") -> CallFilter:
+    def of(
+        cls,
+        *,
+        transaction_id=None,
+        external_unique_id=None,
+        calling_phone_number=None,
+        destination_phone_number=None,
+        phone_region: str = "US",
+    ) -> CallFilter:
         """Check and normalise filters as a user typed them (UsageError when they cannot be sent).
 
         >>> CallFilter.of(calling_phone_number="(800) 555-1234", destination_phone_number="888.555.0100").query()
         {'calling_phone_number': '+18005551234', 'destination_phone_number': '+18885550100'}
         """
         if (calling_phone_number is None) != (destination_phone_number is None):
-            given, missing = (("--calling-phone-number", "--destination-phone-number") if calling_phone_number
-                              else ("--destination-phone-number", "--calling-phone-number"))
-            raise UsageError(f"{given} needs {missing} too: the API finds a call by both numbers together",
-                             hint="give both, or find the call by --transaction-id or --external-unique-id")
+            given, missing = (
+                ("--calling-phone-number", "--destination-phone-number")
+                if calling_phone_number
+                else ("--destination-phone-number", "--calling-phone-number")
+            )
+            raise UsageError(
+                f"{given} needs {missing} too: the API finds a call by both numbers together",
+                hint="give both, or find the call by --transaction-id or --external-unique-id",
+            )
         phones = {}
-        for flag, value in (("--calling-phone-number", calling_phone_number),
-                            ("--destination-phone-number", destination_phone_number)):
+        for flag, value in (
+            ("--calling-phone-number", calling_phone_number),
+            ("--destination-phone-number", destination_phone_number),
+        ):
             if value is not None:
                 phones[flag] = e164(value, phone_region, flag)
-        return cls(_id(transaction_id), _id(external_unique_id), phones.get("--calling-phone-number"),
-                   phones.get("--destination-phone-number"))
+        return cls(
+            _id(transaction_id),
+            _id(external_unique_id),
+            phones.get("--calling-phone-number"),
+            phones.get("--destination-phone-number"),
+        )
 
     def query(self) -> dict[str, str]:
         return {name: value for name, value in vars(self).items() if value is not None}
@@ -95,8 +120,10 @@ def e164(value: str, region: str, label: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_possible_number(number):
-        raise UsageError(f"{label} {value!r} is not a phone number (read with --phone-region {region.upper()})",
-                         hint="write numbers from other countries with their + country code")
+        raise UsageError(
+            f"{label} {value!r} is not a phone number (read with --phone-region {region.upper()})",
+            hint="write numbers from other countries with their + country code",
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -106,20 +133,28 @@ class CallsClient:
     def __init__(self, settings: Settings, *, connections: int = 1):
         self.organization_type, self.organization_id = require_organization(settings)
         if settings.base_url is None:
-            raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
-                                                            "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
+            raise UsageError(
+                "--base-url is required",
+                hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
+                "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)",
+            )
         if settings.token is None:
             raise UsageError("no API token: set INVOCA_API_TOKEN or give --token-file")
-        self.connection = Connection(settings.base_url, timeout=settings.timeout, maxsize=connections,
-                                     ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None)
+        self.connection = Connection(
+            settings.base_url,
+            timeout=settings.timeout,
+            maxsize=connections,
+            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        )
         self.auth = Auth(settings.token, where="query", field="oauth_token")
         self.retries = Retries(max_attempts=settings.max_attempts)
 
     def find(self, filters: CallFilter = CallFilter()) -> list[dict]:
         """The calls in progress that match ``filters`` (all of them without filters)."""
         query = {"organization_type": self.organization_type, "id": self.organization_id, **filters.query()}
-        document = get_json(self.connection, PATH, query, self.auth, retries=self.retries,
-                            read_error=CALLS_IN_PROGRESS.read_error)
+        document = get_json(
+            self.connection, PATH, query, self.auth, retries=self.retries, read_error=CALLS_IN_PROGRESS.read_error
+        )
         calls = document.get("current_calls") if isinstance(document, dict) else None
         if not isinstance(calls, list):
             raise ApiError(f"{self.connection.base_url}/{PATH} did not answer with a current_calls list")
@@ -159,8 +194,9 @@ def _cell(value) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else text(value)
 
 
-def rows_frame(rows: list[dict[str, str]], first: tuple[str, ...] = (),
-               fields: tuple[str, ...] = CALL_COLUMNS) -> pd.DataFrame:
+def rows_frame(
+    rows: list[dict[str, str]], first: tuple[str, ...] = (), fields: tuple[str, ...] = CALL_COLUMNS
+) -> pd.DataFrame:
     """Rows as a frame: ``first`` columns, the call's ``fields``, then custom data and demographics in the order seen."""
     columns = list(first) + [c for c in fields if c not in first and f"call.{c}" not in first]
     extra = []
@@ -173,8 +209,9 @@ def rows_frame(rows: list[dict[str, str]], first: tuple[str, ...] = (),
 def check_output(path: Path | None) -> None:
     """Refuse an output the writer cannot make, before any request."""
     if path is not None and Path(path).suffix.lower() not in OUTPUT_TYPES:
-        raise UsageError(f"--out {path}: unknown file type {Path(path).suffix or '(none)'}",
-                         hint="name a .csv, .xlsx or .jsonl file")
+        raise UsageError(
+            f"--out {path}: unknown file type {Path(path).suffix or '(none)'}", hint="name a .csv, .xlsx or .jsonl file"
+        )
 
 
 def write_rows(frame: pd.DataFrame, path: Path) -> Path:
@@ -213,6 +250,8 @@ def parse_until(value: str | None, now: float | None = None) -> float | None:
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--until {value!r} is neither a duration nor a time",
-                         hint="e.g. --until 8h, --until 45m or --until 2026-11-24T18:00") from None
+        raise UsageError(
+            f"--until {value!r} is neither a duration nor a time",
+            hint="e.g. --until 8h, --until 45m or --until 2026-11-24T18:00",
+        ) from None
     return (when if when.tzinfo else when.astimezone()).timestamp()

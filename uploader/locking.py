@@ -48,8 +48,10 @@ class _FileLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.path, "a+")  # noqa: SIM115 (held for the run: the lock lives as long as it)
         except OSError as exc:
-            raise InputError(f"cannot write the lock file {self.path} ({exc.strerror})",
-                             hint="the state folder must be writable: choose another with --state-dir") from None
+            raise InputError(
+                f"cannot write the lock file {self.path} ({exc.strerror})",
+                hint="the state folder must be writable: choose another with --state-dir",
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

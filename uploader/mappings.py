@@ -65,8 +65,10 @@ class MappingStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read the saved mappings {self.path} ({exc})",
-                             hint="fix or remove that file; it only holds column mappings") from None
+            raise UsageError(
+                f"cannot read the saved mappings {self.path} ({exc})",
+                hint="fix or remove that file; it only holds column mappings",
+            ) from None
         return data if isinstance(data, dict) else {}
 
     def names(self) -> list[str]:
@@ -76,8 +78,10 @@ class MappingStore:
         data = self._read().get(name)
         if data is None:
             known = ", ".join(self.names()) or "none yet"
-            raise UsageError(f"no saved mapping named {name!r}",
-                             hint=f"saved mappings: {known} (the web page saves them: signal-uploader serve)")
+            raise UsageError(
+                f"no saved mapping named {name!r}",
+                hint=f"saved mappings: {known} (the web page saves them: signal-uploader serve)",
+            )
         return SavedMapping(name, data["api"], tuple(data["headers"]), dict(data["columns"]))
 
     def find(self, api: str, headers) -> SavedMapping | None:
@@ -92,8 +96,10 @@ class MappingStore:
     def save(self, name: str, api: str, headers, columns: dict[str, str]) -> SavedMapping:
         name = name.strip()
         if not _NAME.match(name):
-            raise UsageError(f"{name!r} is not a usable mapping name",
-                             hint="letters, digits, spaces and . _ - @ +, at most 80 characters")
+            raise UsageError(
+                f"{name!r} is not a usable mapping name",
+                hint="letters, digits, spaces and . _ - @ +, at most 80 characters",
+            )
         saved = SavedMapping(name, api, tuple(str(h) for h in headers), {str(k): str(v) for k, v in columns.items()})
         with self._lock:
             data = self._read()

@@ -77,5 +77,11 @@ def ignored_search_warnings(rows: pd.DataFrame, problems: Problems, labels: dict
     for value in np.unique(patterns):
         names = ", ".join(labels.get(f, f) for bit, f in enumerate(_IGNORED_WITH_ID) if value >> bit & 1)
         messages[patterns == value] = f"is given, so {names} are ignored by the API and not sent"
-    problems.add(rows.index[flagged], labels.get("transaction_id", "transaction_id"), None, "search-ignored",
-                 list(messages), severity=WARNING)
+    problems.add(
+        rows.index[flagged],
+        labels.get("transaction_id", "transaction_id"),
+        None,
+        "search-ignored",
+        list(messages),
+        severity=WARNING,
+    )

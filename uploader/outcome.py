@@ -78,8 +78,9 @@ class Request(NamedTuple):
     method: str = "POST"
     path: str = ""
 
-    def wire(self, token, token_in: str = "body", token_field: str = "oauth_token", default_path: str = ""
-             ) -> tuple[str, bytes | None, dict[str, str]]:
+    def wire(
+        self, token, token_in: str = "body", token_field: str = "oauth_token", default_path: str = ""
+    ) -> tuple[str, bytes | None, dict[str, str]]:
         """The path (with its query), the body and the extra headers, the token where the API takes it.
 
         A request without a path of its own goes to ``default_path`` (its target's).
@@ -126,8 +127,13 @@ def shown_request(item: Request, target, base_url: str | None) -> dict:
     """
     path, body, headers = item.wire(_Masked, target.token_in, target.token_field, target.path)
     path = path.replace("%2A%2A%2A", "***")
-    return {"row": item.row, "method": item.method, "url": f"{base_url or '{base}'}/{path}", "headers": headers,
-            "body": None if body is None else json.loads(body)}
+    return {
+        "row": item.row,
+        "method": item.method,
+        "url": f"{base_url or '{base}'}/{path}",
+        "headers": headers,
+        "body": None if body is None else json.loads(body),
+    }
 
 
 class Outcome:
@@ -139,8 +145,16 @@ class Outcome:
 
     __slots__ = ("attempts", "error", "error_class", "final", "http_status", "ids", "kind", "row", "status")
 
-    def __init__(self, row: int, status: str, http_status: int | None = None, error_class: str = "",
-                 error: str = "", attempts: int = 1, **ids: str):
+    def __init__(
+        self,
+        row: int,
+        status: str,
+        http_status: int | None = None,
+        error_class: str = "",
+        error: str = "",
+        attempts: int = 1,
+        **ids: str,
+    ):
         self.row = row
         self.status = status
         self.http_status = http_status
@@ -189,8 +203,9 @@ NO_ENDPOINT = "NoSuchEndpoint"
 # Answers that are not what the API sends: a maintenance page, a cut or oversized
 # body. The row was not confirmed, so sending it again later is the remedy.
 INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
-RETRYABLE_CLASSES = frozenset({INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError",
-                               "RetryAfterTooLong"})
+RETRYABLE_CLASSES = frozenset(
+    {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError", "RetryAfterTooLong"}
+)
 # The statuses worth another attempt, for an API that does not say otherwise (Target.retry_statuses).
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -243,5 +258,3 @@ def lanes(prepared: Iterable[Request]) -> list[list[Request]]:
     for item in prepared:
         by_key.setdefault(item.key, []).append(item)
     return list(by_key.values())
-
-

@@ -69,6 +69,7 @@ csv.field_size_limit(64 * 1024 * 1024)
 # formula (OWASP's advice). Reading a report back takes it off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+
 @dataclass
 class Table:
     """A file's cells as text.
@@ -165,9 +166,21 @@ class TableReader:
     Memory stays bounded by the chunk size, whatever the file's length.
     """
 
-    def __init__(self, path: Path, kind: str, layout: Layout, *, keep_report_columns: bool = False,
-                 encoding: str | None = None, delimiter: str | None = None, sheet: str | None = None,
-                 total: int | None = None, data_start: int = 0, lengths=None, escaped: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        kind: str,
+        layout: Layout,
+        *,
+        keep_report_columns: bool = False,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        sheet: str | None = None,
+        total: int | None = None,
+        data_start: int = 0,
+        lengths=None,
+        escaped: bool = True,
+    ):
         self.path, self.kind, self.layout = path, kind, layout
         self.source = path  # the bytes read: the file itself, or a .csv.gz decompressed
         self.keep_report_columns = keep_report_columns
@@ -232,13 +245,22 @@ class TableReader:
         try:
             reader = pacsv.open_csv(
                 self.source,
-                read_options=pacsv.ReadOptions(skip_rows=self._data_start, column_names=names,
-                                               block_size=ARROW_BLOCK_BYTES, use_threads=True),
-                parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"', double_quote=True,
-                                                 escape_char=False, newlines_in_values=True,
-                                                 ignore_empty_lines=False),
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                     strings_can_be_null=False, quoted_strings_can_be_null=False),
+                read_options=pacsv.ReadOptions(
+                    skip_rows=self._data_start, column_names=names, block_size=ARROW_BLOCK_BYTES, use_threads=True
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter,
+                    quote_char='"',
+                    double_quote=True,
+                    escape_char=False,
+                    newlines_in_values=True,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
             )
             pending: list[pa.Table] = []
             rows = 0
@@ -267,7 +289,7 @@ class TableReader:
         layout = self.layout
         columns = [block.column(i) for i in range(block.num_columns)]
         empty = [pc.equal(pc.binary_length(c), 0).to_numpy(zero_copy_only=False) for c in columns]
-        if any(not e.all() for e in empty[layout.width:]):
+        if any(not e.all() for e in empty[layout.width :]):
             raise _NotPlain("a cell to the right of the last header")
         blank = np.logical_and.reduce(empty) if empty else np.zeros(block.num_rows, dtype=bool)
         sentinel = columns[layout.sentinel]
@@ -288,7 +310,7 @@ class TableReader:
         """Count every record's fields first (the csv module), then read from data record ``skip``."""
         assert self.encoding is not None and self.delimiter is not None  # a CSV reader knows both
         header_index, _, lengths = _count_fields(self.source, self.encoding, self.delimiter, self.layout.fieldset)
-        data = lengths[header_index + 1:]
+        data = lengths[header_index + 1 :]
         self._data_start = header_index + 1
         self.total = len(data)
         # Records longer than the header need their cells looked at one by one
@@ -305,10 +327,21 @@ class TableReader:
         # supplies what it cannot: how many fields each record really had.
         lengths = self._lengths
         names = list(range(max(int(lengths.max()), self.layout.width)))
-        reader = pd.read_csv(self.source, sep=self.delimiter, header=None, names=names, dtype=object,
-                             keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
-                             chunksize=size, encoding=self.encoding, quotechar='"',
-                             doublequote=True)
+        reader = pd.read_csv(
+            self.source,
+            sep=self.delimiter,
+            header=None,
+            names=names,
+            dtype=object,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+            chunksize=size,
+            encoding=self.encoding,
+            quotechar='"',
+            doublequote=True,
+        )
         offset = 0
         try:
             for raw in reader:
@@ -321,7 +354,7 @@ class TableReader:
                 ahead = max(0, start - first)
                 raw = raw.iloc[ahead:]
                 numbers = np.arange(first + ahead, offset) + 1  # spreadsheet rows: records from 1
-                yield self._table(raw.to_numpy(dtype=object), numbers, lengths[first + ahead:offset])
+                yield self._table(raw.to_numpy(dtype=object), numbers, lengths[first + ahead : offset])
         except pd.errors.ParserError as exc:  # pragma: no cover - the counting pass should rule this out
             raise FileFormatError(f"{self.path}: not a readable CSV file ({exc})") from None
         if offset != len(lengths):  # pragma: no cover - the two parsers disagree about the records
@@ -353,8 +386,11 @@ class TableReader:
             next(rows, None)
             number += 1
         width = self.layout.width
-        id_positions = {self.layout.header.index(self.layout.fields[f])
-                        for f in self.layout.fieldset.padded_ids if f in self.layout.fields}
+        id_positions = {
+            self.layout.header.index(self.layout.fields[f])
+            for f in self.layout.fieldset.padded_ids
+            if f in self.layout.fields
+        }
         hidden = self.hidden_rows
         while True:
             dates = False
@@ -415,8 +451,9 @@ class TableReader:
         empty = values == ""
         blank = empty.all(axis=1)
         # A row of only spaces is blank too; only rows with a blank sentinel cell can be.
-        maybe = ~blank & np.fromiter((not str(v).strip() for v in values[:, layout.sentinel]), dtype=bool,
-                                     count=len(values))
+        maybe = ~blank & np.fromiter(
+            (not str(v).strip() for v in values[:, layout.sentinel]), dtype=bool, count=len(values)
+        )
         for i in np.flatnonzero(maybe):
             blank[i] = not any(str(v).strip() for v in values[i])
         shape_problems: dict[int, tuple[int, int]] = {}
@@ -451,14 +488,27 @@ class TableReader:
             frame = frame.apply(unescape_formulas)
         report_meta = None
         if self.keep_report_columns:
-            report_meta = _frame(meta, [layout.fieldset.report_column(layout.header[p]) or layout.header[p]
-                                        for p in layout.report_positions], index)
-        return Table(path=self.path, kind=self.kind, frame=frame, fields=layout.fields,
-                     ignored_columns=layout.ignored, custom_columns=layout.custom, unnamed_columns=layout.unnamed,
-                     shape_problems=shape_problems, blank_rows=blank_rows,
-                     encoding=_ENCODING_NAMES.get(self.encoding, self.encoding) if self.encoding else None,
-                     delimiter=self.delimiter, sheet=self.sheet, report_meta=report_meta,
-                     fieldset=layout.fieldset)
+            report_meta = _frame(
+                meta,
+                [layout.fieldset.report_column(layout.header[p]) or layout.header[p] for p in layout.report_positions],
+                index,
+            )
+        return Table(
+            path=self.path,
+            kind=self.kind,
+            frame=frame,
+            fields=layout.fields,
+            ignored_columns=layout.ignored,
+            custom_columns=layout.custom,
+            unnamed_columns=layout.unnamed,
+            shape_problems=shape_problems,
+            blank_rows=blank_rows,
+            encoding=_ENCODING_NAMES.get(self.encoding, self.encoding) if self.encoding else None,
+            delimiter=self.delimiter,
+            sheet=self.sheet,
+            report_meta=report_meta,
+            fieldset=layout.fieldset,
+        )
 
 
 def file_identity(path: Path) -> tuple[int, int, int, int] | None:
@@ -527,13 +577,25 @@ def _declared_delimiter(match: re.Match) -> str:
     return match.group(1) or match.group(2)
 
 
-_ENCODING_NAMES = {"utf-8-sig": "utf-8", "cp1252": "windows-1252", "utf-16": "utf-16", "mac_roman": "Mac Roman",
-                   "mac-roman": "Mac Roman", "cp850": "code page 850 (MS-DOS)"}
+_ENCODING_NAMES = {
+    "utf-8-sig": "utf-8",
+    "cp1252": "windows-1252",
+    "utf-16": "utf-16",
+    "mac_roman": "Mac Roman",
+    "mac-roman": "Mac Roman",
+    "cp850": "code page 850 (MS-DOS)",
+}
 
 
-def open_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               encoding: str | None = None, fields: FieldSet = SIGNAL_FIELDS,
-               skip_hidden: bool = False) -> TableReader:
+def open_table(
+    path: str | Path,
+    *,
+    sheet: str | None = None,
+    keep_report_columns: bool = False,
+    encoding: str | None = None,
+    fields: FieldSet = SIGNAL_FIELDS,
+    skip_hidden: bool = False,
+) -> TableReader:
     """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
 
     ``fields`` are the target's (see :mod:`uploader.fields`): the header is
@@ -554,27 +616,39 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     if suffix in XLSX_EXTENSIONS:
         workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet, fields)
         layout = _layout(path, header, fields)
-        reader = TableReader(path, "xlsx", layout, keep_report_columns=keep_report_columns, sheet=sheet_name,
-                             total=total, data_start=header_row)
+        reader = TableReader(
+            path,
+            "xlsx",
+            layout,
+            keep_report_columns=keep_report_columns,
+            sheet=sheet_name,
+            total=total,
+            data_start=header_row,
+        )
         reader._workbook = workbook
         reader.hidden_rows = {row for row in hidden_rows(workbook, sheet_name) if row > header_row}
         reader.skip_hidden = skip_hidden
         hidden = [name for name, kind, state in workbook.sheets if state == "hidden" and name != sheet_name]
         if len(workbook.sheets) > 1 or sheet is None:
-            reader.notes.append(f"read the sheet {sheet_name!r} ({why})"
-                                + (f"; hidden sheets not read: {', '.join(map(repr, hidden))}" if hidden else ""))
+            reader.notes.append(
+                f"read the sheet {sheet_name!r} ({why})"
+                + (f"; hidden sheets not read: {', '.join(map(repr, hidden))}" if hidden else "")
+            )
         if header_row > 1:
             reader.notes.append(f"the header is row {header_row}; the rows above it were skipped")
         return reader
     if suffix == ".gz" and Path(path.stem).suffix.lower() in CSV_EXTENSIONS:
-        reader = open_table(_gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding,
-                            fields=fields)
+        reader = open_table(
+            _gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields
+        )
         reader.notes.insert(0, f"decompressed {path.name}")
         reader.path, reader._identity = path, file_identity(path)  # named and watched as given
         return reader
     if suffix in CSV_EXTENSIONS:
         if sheet is not None:
-            raise UsageError(f"{path}: --sheet applies to .xlsx workbooks (and .xls, .xlsb, .ods), not to {suffix} files")
+            raise UsageError(
+                f"{path}: --sheet applies to .xlsx workbooks (and .xls, .xlsb, .ods), not to {suffix} files"
+            )
         encoding, escaped, formulas, newlines, note = _detect_encoding(path, encoding)
         with open(path, newline="", encoding=encoding) as handle:
             sample = handle.read(_SNIFF_CHARS)
@@ -583,22 +657,39 @@ def open_table(path: str | Path, *, sheet: str | None = None, keep_report_column
         header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" and not declared else None
         if header is not None and fields.looks_like_header(header):
             # No counting pass: the line count is the progress bar's estimate.
-            reader = TableReader(path, "csv", _layout(path, header, fields), keep_report_columns=keep_report_columns,
-                                 encoding=encoding, delimiter=delimiter, total=max(newlines - 1, 0),
-                                 data_start=1, escaped=escaped)
+            reader = TableReader(
+                path,
+                "csv",
+                _layout(path, header, fields),
+                keep_report_columns=keep_report_columns,
+                encoding=encoding,
+                delimiter=delimiter,
+                total=max(newlines - 1, 0),
+                data_start=1,
+                escaped=escaped,
+            )
             reader._arrow_width = len(header)
             reader.may_start_formulas = formulas
             reader.notes.extend([note] if note else [])
             return reader
         header_index, header, lengths = _count_fields(path, encoding, delimiter, fields)
         layout = _layout(path, header, fields)
-        data = lengths[header_index + 1:]
+        data = lengths[header_index + 1 :]
         # Records longer than the header need their cells looked at one by one
         # (are the extra cells empty?); pandas' fast parser refuses them.
         fast = not len(data) or int(data.max()) <= max(len(header), int(lengths[header_index]))
-        reader = TableReader(path, "csv", layout, keep_report_columns=keep_report_columns, encoding=encoding,
-                             delimiter=delimiter, total=len(data), data_start=header_index + 1,
-                             lengths=lengths if fast else None, escaped=escaped)
+        reader = TableReader(
+            path,
+            "csv",
+            layout,
+            keep_report_columns=keep_report_columns,
+            encoding=encoding,
+            delimiter=delimiter,
+            total=len(data),
+            data_start=header_index + 1,
+            lengths=lengths if fast else None,
+            escaped=escaped,
+        )
         reader.may_start_formulas = formulas
         reader.notes.extend([note] if note else [])
         if declared:
@@ -621,8 +712,9 @@ class HeaderPeek:
     sheet: str | None = None  # the one whose header this is
 
 
-def peek_header(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
-                fields: FieldSet = SIGNAL_FIELDS) -> HeaderPeek:
+def peek_header(
+    path: str | Path, *, sheet: str | None = None, encoding: str | None = None, fields: FieldSet = SIGNAL_FIELDS
+) -> HeaderPeek:
     """The header row of a file (the first that names the fields, else the first non-blank), without judging it.
 
     Unlike :func:`open_table`, a header that lacks a needed column is
@@ -663,11 +755,15 @@ def peek_header(path: str | Path, *, sheet: str | None = None, encoding: str | N
         except csv.Error as exc:
             raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
     else:
-        raise FileFormatError(f"{path}: unknown file type {suffix or '(no extension)'!r}",
-                              hint="give a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file")
+        raise FileFormatError(
+            f"{path}: unknown file type {suffix or '(no extension)'!r}",
+            hint="give a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file",
+        )
     if not records:
-        raise FileFormatError(f"{path}: the file is empty" if not sheets else f"{path}: the sheet {chosen!r} is empty",
-                              hint="it needs a header row and at least one data row")
+        raise FileFormatError(
+            f"{path}: the file is empty" if not sheets else f"{path}: the sheet {chosen!r} is empty",
+            hint="it needs a header row and at least one data row",
+        )
     header = next((r for r in records if fields.looks_like_header(r)), records[0])
     return HeaderPeek([str(c).strip() for c in header if str(c).strip()], sheets, chosen)
 
@@ -692,8 +788,9 @@ def _gunzip(path: Path) -> Path:
                 handle.write(block)
     except (OSError, EOFError, zlib.error) as exc:
         target.unlink(missing_ok=True)
-        raise FileFormatError(f"{path}: not a readable gzip file ({exc})",
-                              hint="give the CSV itself, or compress it again with gzip") from None
+        raise FileFormatError(
+            f"{path}: not a readable gzip file ({exc})", hint="give the CSV itself, or compress it again with gzip"
+        ) from None
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -714,8 +811,15 @@ import atexit  # noqa: E402
 atexit.register(_remove_gunzipped)
 
 
-def read_table(path: str | Path, *, sheet: str | None = None, keep_report_columns: bool = False,
-               fields: FieldSet = SIGNAL_FIELDS, encoding: str | None = None, skip_hidden: bool = False) -> Table:
+def read_table(
+    path: str | Path,
+    *,
+    sheet: str | None = None,
+    keep_report_columns: bool = False,
+    fields: FieldSet = SIGNAL_FIELDS,
+    encoding: str | None = None,
+    skip_hidden: bool = False,
+) -> Table:
     """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
 
     The status columns of one of this tool's reports are left out of
@@ -723,8 +827,14 @@ def read_table(path: str | Path, *, sheet: str | None = None, keep_report_column
     :attr:`Table.report_meta` (to reprocess a report's failed rows). For large
     files, :func:`open_table` reads chunk by chunk.
     """
-    reader = open_table(path, sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields,
-                        skip_hidden=skip_hidden)
+    reader = open_table(
+        path,
+        sheet=sheet,
+        keep_report_columns=keep_report_columns,
+        encoding=encoding,
+        fields=fields,
+        skip_hidden=skip_hidden,
+    )
     return combine(list(reader.chunks()), reader)
 
 
@@ -743,17 +853,24 @@ def combine(tables: list[Table], reader: TableReader) -> Table:
     meta = [t.report_meta for t in tables if t.report_meta is not None]
     types = None
     if any(t.cell_types is not None for t in tables):
-        types = np.concatenate([t.cell_types if t.cell_types is not None
-                                else np.zeros(t.frame.shape, dtype=np.int8) for t in tables])
+        types = np.concatenate(
+            [t.cell_types if t.cell_types is not None else np.zeros(t.frame.shape, dtype=np.int8) for t in tables]
+        )
     uncomputed, numeric_ids = {}, {}
     for table in tables:
         uncomputed.update(table.uncomputed)
         numeric_ids.update(table.numeric_ids)
-    return replace(first, frame=pd.concat([t.frame for t in tables]), shape_problems=shape,
-                   blank_rows=blank,
-                   has_date_cells=any(t.has_date_cells for t in tables),
-                   report_meta=pd.concat(meta) if meta else None, cell_types=types,
-                   uncomputed=uncomputed, numeric_ids=numeric_ids)
+    return replace(
+        first,
+        frame=pd.concat([t.frame for t in tables]),
+        shape_problems=shape,
+        blank_rows=blank,
+        has_date_cells=any(t.has_date_cells for t in tables),
+        report_meta=pd.concat(meta) if meta else None,
+        cell_types=types,
+        uncomputed=uncomputed,
+        numeric_ids=numeric_ids,
+    )
 
 
 # --------------------------------------------------------------------------- CSV
@@ -777,13 +894,20 @@ def _detect_encoding(path: Path, given: str | None = None) -> tuple[str, bool, b
         try:
             codec = codecs.lookup(given).name
         except LookupError:
-            raise UsageError(f"--encoding {given!r} is not an encoding Python knows",
-                             hint="e.g. utf-8, windows-1252, mac-roman, cp850, utf-16") from None
+            raise UsageError(
+                f"--encoding {given!r} is not an encoding Python knows",
+                hint="e.g. utf-8, windows-1252, mac-roman, cp850, utf-16",
+            ) from None
         if codec == "utf-8":
             codec = "utf-8-sig"
         _decode_whole(path, codec, given=True)
-        return codec, True, True, head.count(b"\n"), (
-            "" if codec.startswith("utf-8") else f"read as {_ENCODING_NAMES.get(codec, codec)} (--encoding)")
+        return (
+            codec,
+            True,
+            True,
+            head.count(b"\n"),
+            ("" if codec.startswith("utf-8") else f"read as {_ENCODING_NAMES.get(codec, codec)} (--encoding)"),
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _decode_whole(path, "utf-16")
         return "utf-16", True, True, 0, "read as UTF-16"
@@ -865,12 +989,19 @@ def _guess_single_byte(path: Path) -> str:
         except UnicodeDecodeError:
             continue
     chaos = {codecs.lookup(m.encoding).name: m.chaos for m in from_bytes(data, cp_isolation=list(decoded))}
-    ranked = sorted(decoded, key=lambda c: (round(chaos.get(codecs.lookup(c).name, 1.0), 1),
-                                            -_plausibility(decoded[c]), _SINGLE_BYTE.index(c)))
+    ranked = sorted(
+        decoded,
+        key=lambda c: (
+            round(chaos.get(codecs.lookup(c).name, 1.0), 1),
+            -_plausibility(decoded[c]),
+            _SINGLE_BYTE.index(c),
+        ),
+    )
     if not ranked or _plausibility(decoded[ranked[0]]) < 0:
         raise FileFormatError(
             f"{path}: the text is not UTF-8, and reads as garbage in Windows-1252, Mac Roman and code page 850",
-            hint="save the file as 'CSV UTF-8', or name its encoding with --encoding")
+            hint="save the file as 'CSV UTF-8', or name its encoding with --encoding",
+        )
     return ranked[0]
 
 
@@ -905,9 +1036,12 @@ def _decode_whole(path: Path, encoding: str, given: bool = False) -> None:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise FileFormatError(
-                (f"{path}: the text is not valid {encoding} (bad byte {exc.object[exc.start:exc.start + 1]!r})"
-                 if given else f"{path}: the text is not valid {_ENCODING_NAMES.get(encoding, encoding)} either "
-                               f"(bad byte {exc.object[exc.start:exc.start + 1]!r})"),
+                (
+                    f"{path}: the text is not valid {encoding} (bad byte {exc.object[exc.start : exc.start + 1]!r})"
+                    if given
+                    else f"{path}: the text is not valid {_ENCODING_NAMES.get(encoding, encoding)} either "
+                    f"(bad byte {exc.object[exc.start : exc.start + 1]!r})"
+                ),
                 hint="save the file as 'CSV UTF-8', or name its encoding with --encoding",
             ) from None
 
@@ -1010,27 +1144,52 @@ def check_archive(path: Path) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         raise _not_readable(path, repr(exc)) from None
     if len(entries) > MAX_XLSX_ENTRIES:
-        raise FileFormatError(f"{path}: refused: the workbook's archive has {len(entries):,} parts "
-                              f"(the limit is {MAX_XLSX_ENTRIES:,}), which no real workbook needs")
+        raise FileFormatError(
+            f"{path}: refused: the workbook's archive has {len(entries):,} parts "
+            f"(the limit is {MAX_XLSX_ENTRIES:,}), which no real workbook needs"
+        )
     total = sum(e.file_size for e in entries)
     if total > MAX_XLSX_UNCOMPRESSED:
-        raise FileFormatError(f"{path}: refused: the workbook would expand to {total / 2**30:.1f} GiB "
-                              f"(the limit is {MAX_XLSX_UNCOMPRESSED // 2**30} GiB)",
-                              hint="split it into smaller files, or export it as CSV")
+        raise FileFormatError(
+            f"{path}: refused: the workbook would expand to {total / 2**30:.1f} GiB "
+            f"(the limit is {MAX_XLSX_UNCOMPRESSED // 2**30} GiB)",
+            hint="split it into smaller files, or export it as CSV",
+        )
     for entry in entries:
         if entry.file_size > 2**20 and entry.file_size > MAX_XLSX_RATIO * max(entry.compress_size, 1):
             raise FileFormatError(
                 f"{path}: refused: a part of the workbook ({entry.filename}) expands "
                 f"{entry.file_size // max(entry.compress_size, 1):,} times (the limit is {MAX_XLSX_RATIO}), "
-                "the mark of a zip bomb")
+                "the mark of a zip bomb"
+            )
 
 
-WORKBOOK_KINDS = {".xlsx": ".xlsx workbook", ".xlsm": ".xlsm workbook", ".xlsb": ".xlsb workbook",
-                  ".xls": ".xls workbook (Excel 97-2003)", ".ods": ".ods spreadsheet (OpenDocument)"}
+WORKBOOK_KINDS = {
+    ".xlsx": ".xlsx workbook",
+    ".xlsm": ".xlsm workbook",
+    ".xlsb": ".xlsb workbook",
+    ".xls": ".xls workbook (Excel 97-2003)",
+    ".ods": ".ods spreadsheet (OpenDocument)",
+}
 _ZIPPED = {".xlsx", ".xlsm", ".xlsb", ".ods"}
 # Values Excel shows in a cell whose formula failed: never data.
-EXCEL_ERRORS = ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!", "#CALC!",
-                "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!")
+EXCEL_ERRORS = (
+    "#N/A",
+    "#VALUE!",
+    "#REF!",
+    "#DIV/0!",
+    "#NUM!",
+    "#NAME?",
+    "#NULL!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+)
 
 
 def check_xml(path: Path) -> None:
@@ -1047,8 +1206,10 @@ def check_xml(path: Path) -> None:
                 with archive.open(entry) as part:
                     head = part.read(4096)
                 if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                    raise FileFormatError(f"{path}: refused: the workbook's XML declares entities or a DTD, "
-                                          "which real workbooks never do (an 'XML bomb')")
+                    raise FileFormatError(
+                        f"{path}: refused: the workbook's XML declares entities or a DTD, "
+                        "which real workbooks never do (an 'XML bomb')"
+                    )
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
         raise _not_readable(path, repr(exc)) from None
 
@@ -1099,9 +1260,14 @@ def open_workbook(path: Path) -> Workbook:
             if suffix != ".ods":
                 raise
             book = CalamineWorkbook.from_filelike(_ods_without_layout(path))
-        sheets = [(m.name, "chart" if "Chart" in str(m.typ) else "worksheet",
-                   "visible" if str(m.visible).endswith(".Visible") else "hidden")
-                  for m in book.sheets_metadata]
+        sheets = [
+            (
+                m.name,
+                "chart" if "Chart" in str(m.typ) else "worksheet",
+                "visible" if str(m.visible).endswith(".Visible") else "hidden",
+            )
+            for m in book.sheets_metadata
+        ]
     except Exception as exc:  # calamine raises its own kinds for damaged or protected files
         raise _not_readable(path, repr(exc)) from None
     workbook = Workbook(path, book, sheets)
@@ -1144,8 +1310,11 @@ def _ooxml_workbook(workbook: Workbook) -> None:
     """What calamine does not say of an .xlsx: the 1904 date system, the active sheet, the sheets' parts."""
     with zipfile.ZipFile(workbook.path) as archive:
         names = set(archive.namelist())
-        main = "xl/workbook.xml" if "xl/workbook.xml" in names else next(
-            (n for n in names if n.endswith("workbook.xml")), None)
+        main = (
+            "xl/workbook.xml"
+            if "xl/workbook.xml" in names
+            else next((n for n in names if n.endswith("workbook.xml")), None)
+        )
         if main is None:
             return
         text = archive.read(main).decode("utf-8", "replace")
@@ -1178,15 +1347,20 @@ def choose_sheet(workbook: Workbook, sheet: str | None) -> tuple[str, str]:
     """The worksheet to read and why: ``--sheet``, else the active sheet, else the first visible one."""
     path = workbook.path
     worksheets = [name for name, kind, _ in workbook.sheets if kind == "worksheet"]
-    listing = ", ".join(repr(name) + (" (hidden)" if state == "hidden" else "")
-                        for name, kind, state in workbook.sheets if kind == "worksheet")
+    listing = ", ".join(
+        repr(name) + (" (hidden)" if state == "hidden" else "")
+        for name, kind, state in workbook.sheets
+        if kind == "worksheet"
+    )
     if sheet is not None:
         kinds = {name: kind for name, kind, _ in workbook.sheets}
         if sheet not in kinds:
             raise FileFormatError(f"{path}: no sheet named {sheet!r}", hint=f"the workbook's worksheets are {listing}")
         if kinds[sheet] != "worksheet":
-            raise FileFormatError(f"{path}: {sheet!r} is a chart sheet, which holds no rows",
-                                  hint=f"choose a worksheet with --sheet: {listing}")
+            raise FileFormatError(
+                f"{path}: {sheet!r} is a chart sheet, which holds no rows",
+                hint=f"choose a worksheet with --sheet: {listing}",
+            )
         return sheet, "as asked"
     if not worksheets:
         raise FileFormatError(f"{path}: the workbook has no worksheet", hint="export the data as CSV")
@@ -1422,8 +1596,10 @@ def time_formatted_cells(workbook: Workbook, name: str) -> set[tuple[int, int]]:
         if styles is None or part not in names:
             return set()
         text = archive.read(styles).decode("utf-8", "replace")
-        custom = {int(m.group(1)): html.unescape(m.group(2)) for m in re.finditer(
-            r'<(?:\w+:)?numFmt\b[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"', text)}
+        custom = {
+            int(m.group(1)): html.unescape(m.group(2))
+            for m in re.finditer(r'<(?:\w+:)?numFmt\b[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"', text)
+        }
         cell_xfs = re.search(r"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", text, re.S)
         timed_styles = set()
         for index, xf in enumerate(re.finditer(r"<(?:\w+:)?xf\b[^>]*>", cell_xfs.group(1) if cell_xfs else "")):
@@ -1466,8 +1642,11 @@ def hidden_rows(workbook: Workbook, name: str) -> set[int]:
         if suffix in (".xlsx", ".xlsm"):
             part = workbook.parts.get(name)
             with zipfile.ZipFile(workbook.path) as archive:
-                if part is None or part not in archive.namelist() or not _contains(
-                        archive, part, (b'hidden="1"', b'hidden="true"')):
+                if (
+                    part is None
+                    or part not in archive.namelist()
+                    or not _contains(archive, part, (b'hidden="1"', b'hidden="true"'))
+                ):
                     return set()
                 rows = set()
                 for attributes in _tags(archive, part, b"row"):
@@ -1536,9 +1715,14 @@ def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
                     height = 0
                 if height:
                     others.append(f"{other!r} ({height:,} rows)")
-        raise FileFormatError(f"{path}: the sheet {name!r} ({why}) is empty",
-                              hint=(f"the workbook's other worksheets: {', '.join(others)}; choose one with --sheet"
-                                    if others else "it needs a header row and at least one data row"))
+        raise FileFormatError(
+            f"{path}: the sheet {name!r} ({why}) is empty",
+            hint=(
+                f"the workbook's other worksheets: {', '.join(others)}; choose one with --sheet"
+                if others
+                else "it needs a header row and at least one data row"
+            ),
+        )
     try:
         number, header = pick_header(path, records, fields)
     except FileFormatError as exc:
@@ -1568,8 +1752,10 @@ def _elsewhere_in(workbook: Workbook, name: str, why: str, error: FileFormatErro
     message = error.message.replace(f"{workbook.path}: ", f"{workbook.path}, sheet {name!r} ({why}): ", 1)
     hint: str | None
     if fitting:
-        hint = (f"the sheet {fitting[0]} has the columns: choose it with --sheet {fitting[0].removesuffix(' (hidden)')}"
-                + (f" (so do {', '.join(fitting[1:])})" if len(fitting) > 1 else ""))
+        hint = (
+            f"the sheet {fitting[0]} has the columns: choose it with --sheet {fitting[0].removesuffix(' (hidden)')}"
+            + (f" (so do {', '.join(fitting[1:])})" if len(fitting) > 1 else "")
+        )
     elif others:
         hint = f"{error.hint}; the workbook's other worksheets: {', '.join(others)} (choose one with --sheet)"
     else:
@@ -1579,8 +1765,9 @@ def _elsewhere_in(workbook: Workbook, name: str, why: str, error: FileFormatErro
     return out
 
 
-def pick_header(path: Path, records: list[tuple[int, list[str]]],
-                fields: FieldSet = SIGNAL_FIELDS) -> tuple[int, list[str]]:
+def pick_header(
+    path: Path, records: list[tuple[int, list[str]]], fields: FieldSet = SIGNAL_FIELDS
+) -> tuple[int, list[str]]:
     """The header among the first non-blank records: the first that names the needed fields.
 
     A title row, a note or the first row of a two-row merged header may
@@ -1597,10 +1784,15 @@ def pick_header(path: Path, records: list[tuple[int, list[str]]],
     try:
         _layout(path, cells, fields)
     except FileFormatError as exc:
-        shown = ", ".join(repr(str(c).strip()) for c in cells[:6] if str(c).strip()) + (", ..." if len(cells) > 6 else "")
-        where = (f"row {number}, taken as the header, holds {shown}" if len(records) == 1 else
-                 f"none of the first {len(records)} non-blank rows names them; row {number}, taken as the header, "
-                 f"holds {shown}")
+        shown = ", ".join(repr(str(c).strip()) for c in cells[:6] if str(c).strip()) + (
+            ", ..." if len(cells) > 6 else ""
+        )
+        where = (
+            f"row {number}, taken as the header, holds {shown}"
+            if len(records) == 1
+            else f"none of the first {len(records)} non-blank rows names them; row {number}, taken as the header, "
+            f"holds {shown}"
+        )
         error = FileFormatError(f"{exc.message} ({where})", hint=exc.hint)
         error.suggested_mapping = getattr(exc, "suggested_mapping", {})
         raise error from None
@@ -1615,8 +1807,12 @@ def _cell_text(value) -> tuple[str, bool]:
     >>> _cell_text(1.0), _cell_text(True), _cell_text(dt.datetime(2016, 4, 11, 13)), _cell_text(274.65999999999997)
     (('1', False), ('true', False), ('2016/04/11 13:00:00', True), ('274.66', False))
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
-            and abs(value) >= 1e15:
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and abs(value) >= 1e15
+    ):
         # Excel keeps 15 significant digits of what is typed: a longer number (an id, say) has
         # already lost its tail. Shown as Excel shows it, the validator flags it instead of sending it.
         return _excel_scientific(float(value)), False
@@ -1664,7 +1860,7 @@ def value_text(value) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return ""
-        if value.is_integer() and abs(value) >= 2 ** 53:
+        if value.is_integer() and abs(value) >= 2**53:
             return _excel_scientific(value)  # a double no longer holds every digit
         if value.is_integer():
             return str(int(value))
@@ -1680,7 +1876,9 @@ def value_text(value) -> str:
             return value.isoformat()
         text = value.strftime("%Y/%m/%d %H:%M:%S")
         if value.microsecond:
-            text += f".{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f".{value.microsecond:06d}"
+            text += (
+                f".{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f".{value.microsecond:06d}"
+            )
         return text
     if isinstance(value, dt.date):
         return value.strftime("%Y/%m/%d")
@@ -1713,7 +1911,6 @@ def unescape_formulas(column: pd.Series) -> pd.Series:
     if not guarded.any():
         return column
     return text.where(~guarded, text.str.slice(1))
-
 
 
 def check_header(name: str, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> Layout:
@@ -1767,7 +1964,9 @@ def _layout(path: Path, header: list[str], fields: FieldSet = SIGNAL_FIELDS) -> 
             continue
         key = name.casefold()
         if key in seen:
-            raise FileFormatError(f"{path}: the header {name!r} appears twice", hint="rename or remove one of the columns")
+            raise FileFormatError(
+                f"{path}: the header {name!r} appears twice", hint="rename or remove one of the columns"
+            )
         seen[key] = name
         canonical = fieldset.canonical(name)
         if fieldset.is_left_out(name):  # the user's mapping leaves it out

@@ -209,13 +209,22 @@ class ReportWriter:
             if not updates and self.path.suffix.lower() not in (".xlsx", ".xlsm"):
                 os.replace(self._temporary, self.path)
                 return self.path
-            chunks = pd.read_csv(self._temporary, dtype=object, keep_default_na=False, na_filter=False,
-                                 sep=self.delimiter, encoding="utf-8-sig", chunksize=100_000, engine="c")
+            chunks = pd.read_csv(
+                self._temporary,
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+                sep=self.delimiter,
+                encoding="utf-8-sig",
+                chunksize=100_000,
+                engine="c",
+            )
             types = None
             if any(isinstance(t, np.ndarray) for t in self._types):
                 width = len(self.columns)
-                types = np.concatenate([t if isinstance(t, np.ndarray) else np.zeros((t, width), dtype=np.int8)
-                                        for t in self._types])
+                types = np.concatenate(
+                    [t if isinstance(t, np.ndarray) else np.zeros((t, width), dtype=np.int8) for t in self._types]
+                )
             write_chunks(self._apply(chunks, updates or {}), self.path, delimiter=self.delimiter, types=types)
             return self.path
         finally:
@@ -311,7 +320,7 @@ def write_csv_rows(handle, frame: pd.DataFrame, delimiter: str = ",") -> None:
     lines = pc.binary_join_element_wise(*cells, scalar(delimiter)) if len(cells) > 1 else cells[0]
     for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
-        handle.write(memoryview(chunk.buffers()[2])[offsets[0]:offsets[-1]])
+        handle.write(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
 
 
 def _arrow_text(values: pd.Series):
@@ -326,8 +335,11 @@ def _arrow_text(values: pd.Series):
     else:
         array = pa.array(values.to_numpy(dtype=object), from_pandas=True)
         if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
-            array = pa.array([None if v is None else str(v) for v in values.to_numpy(dtype=object)],
-                             type=pa.large_string(), from_pandas=True)
+            array = pa.array(
+                [None if v is None else str(v) for v in values.to_numpy(dtype=object)],
+                type=pa.large_string(),
+                from_pandas=True,
+            )
     return pc.fill_null(array.cast(pa.large_string()), "")
 
 
@@ -415,8 +427,11 @@ def _typed(text, kind: int):
         if not math.isfinite(number):
             return text, None
         return (int(number) if number.is_integer() and abs(number) < 1e15 else number), None
-    for form, shown in (("%Y/%m/%d %H:%M:%S.%f", "yyyy-mm-dd hh:mm:ss.000"), ("%Y/%m/%d %H:%M:%S", "yyyy-mm-dd hh:mm:ss"),
-                        ("%Y/%m/%d", "yyyy-mm-dd")):
+    for form, shown in (
+        ("%Y/%m/%d %H:%M:%S.%f", "yyyy-mm-dd hh:mm:ss.000"),
+        ("%Y/%m/%d %H:%M:%S", "yyyy-mm-dd hh:mm:ss"),
+        ("%Y/%m/%d", "yyyy-mm-dd"),
+    ):
         try:
             return dt.datetime.strptime(text, form), shown
         except ValueError:
@@ -499,20 +514,32 @@ class Summary:
         if kinds.get("retryable"):
             why.append(f"send again the {kinds['retryable']:,} row(s) that may go through on another try")
         if kinds.get("fix-data"):
-            why.append(f"correct in the report the {kinds['fix-data']:,} row(s) refused for their data, "
-                       "then send them again")
+            why.append(
+                f"correct in the report the {kinds['fix-data']:,} row(s) refused for their data, then send them again"
+            )
         if kinds.get("fix-config"):
-            why.append(f"fix the token, its access or the address that {kinds['fix-config']:,} row(s) were "
-                       "refused for (an option given to retry wins over the upload's), then send them again")
+            why.append(
+                f"fix the token, its access or the address that {kinds['fix-config']:,} row(s) were "
+                "refused for (an option given to retry wins over the upload's), then send them again"
+            )
         if why:
             steps.append(NextStep("; ".join(why), ("retry", report, *extra)))
         if kinds.get("not-found"):
-            steps.append(NextStep(f"{kinds['not-found']:,} row(s) found no call yet (calls can take a while to "
-                                  "reach the platform): send them later",
-                                  ("retry", report, "--include-not-found", *extra)))
+            steps.append(
+                NextStep(
+                    f"{kinds['not-found']:,} row(s) found no call yet (calls can take a while to "
+                    "reach the platform): send them later",
+                    ("retry", report, "--include-not-found", *extra),
+                )
+            )
         if kinds.get("unknown"):
-            steps.append(NextStep(f"{kinds['unknown']:,} row(s) may or may not have happened: check each, then "
-                                  "send only those that did not", ("retry", report, "--include-unknown", *extra)))
+            steps.append(
+                NextStep(
+                    f"{kinds['unknown']:,} row(s) may or may not have happened: check each, then "
+                    "send only those that did not",
+                    ("retry", report, "--include-unknown", *extra),
+                )
+            )
         return steps
 
     @property
@@ -573,8 +600,10 @@ class RunLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the run log stays open for the run)
         except OSError as exc:
-            raise StorageError(f"could not write the log file {self.path} ({exc.strerror})",
-                               hint="choose a writable place for --log-file") from None
+            raise StorageError(
+                f"could not write the log file {self.path} ({exc.strerror})",
+                hint="choose a writable place for --log-file",
+            ) from None
 
     def __call__(self, event) -> None:
         if isinstance(event, Opened):
@@ -599,11 +628,18 @@ class RunLog:
             self.error = self.error or StorageError(f"could not write the log file {self.path} ({exc.strerror})")
 
     def row(self, outcome) -> None:
-        self._write({
-            "event": "row", "row": outcome.row, "status": outcome.status, "http_status": outcome.http_status,
-            "error_class": outcome.error_class or None, "failure_kind": outcome.failure_kind or None,
-            "attempts": outcome.attempts, **outcome.ids,
-        })
+        self._write(
+            {
+                "event": "row",
+                "row": outcome.row,
+                "status": outcome.status,
+                "http_status": outcome.http_status,
+                "error_class": outcome.error_class or None,
+                "failure_kind": outcome.failure_kind or None,
+                "attempts": outcome.attempts,
+                **outcome.ids,
+            }
+        )
 
     def invalid(self, row: int, codes: list[str]) -> None:
         self._write({"event": "row", "row": row, "status": "invalid", "problems": codes})
@@ -633,5 +669,7 @@ class SummaryJson:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(event.result.as_dict(), indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            self.error = StorageError(f"could not write the summary {self.path} ({exc.strerror})",
-                                      hint="choose a writable place for --summary-json")
+            self.error = StorageError(
+                f"could not write the summary {self.path} ({exc.strerror})",
+                hint="choose a writable place for --summary-json",
+            )

@@ -44,9 +44,17 @@ CALLS_JOBS = ("calls", "lookups")
 class Run:
     """One job over one source: subscribe, then ``run()``, or ``start()`` and ``wait()``; ``cancel()`` any time."""
 
-    def __init__(self, source: str | Path | None, settings: Settings, *, job: str = "upload",
-                 cancellation: Cancellation | None = None, name: str | None = None,
-                 edits: Mapping[int, Mapping[str, str]] | None = None, query: CallsQuery | None = None):
+    def __init__(
+        self,
+        source: str | Path | None,
+        settings: Settings,
+        *,
+        job: str = "upload",
+        cancellation: Cancellation | None = None,
+        name: str | None = None,
+        edits: Mapping[int, Mapping[str, str]] | None = None,
+        query: CallsQuery | None = None,
+    ):
         if job not in JOBS:
             raise ValueError(f"job must be one of {JOBS}, not {job!r}")
         if (job in CALLS_JOBS) != (query is not None):
@@ -124,8 +132,13 @@ class Run:
         from . import pipeline
 
         jobs: dict[str, Callable[..., Any]] = {
-            "upload": pipeline.upload_file, "validate": pipeline.validate_file, "retry": pipeline.retry_report,
-            "folder": pipeline.upload_folder, "calls": pipeline.find_calls, "lookups": pipeline.lookup_file}
+            "upload": pipeline.upload_file,
+            "validate": pipeline.validate_file,
+            "retry": pipeline.retry_report,
+            "folder": pipeline.upload_folder,
+            "calls": pipeline.find_calls,
+            "lookups": pipeline.lookup_file,
+        }
         job = jobs[self.job]
         result: Any = None
         error: BaseException | None = None

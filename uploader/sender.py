@@ -87,16 +87,24 @@ class Sender:
     server sends can kill a worker.
     """
 
-    def __init__(self, target: Target, base_url: str, token, policy: SendPolicy = SendPolicy(), *,
-                 ca_bundle: str | None = None, rng: random.Random | None = None, emit: Listener = nobody,
-                 on_send=None):
+    def __init__(
+        self,
+        target: Target,
+        base_url: str,
+        token,
+        policy: SendPolicy = SendPolicy(),
+        *,
+        ca_bundle: str | None = None,
+        rng: random.Random | None = None,
+        emit: Listener = nobody,
+        on_send=None,
+    ):
         self.target = target
         # Called in the worker just before a request that may not be sent twice goes out
         # (the journal's write-ahead mark), with the request.
         self.on_send = on_send
         self.emit = emit  # Retrying and Paused events, from the worker threads
-        self.connection = Connection(base_url, timeout=policy.timeout, maxsize=policy.concurrency,
-                                     ca_bundle=ca_bundle)
+        self.connection = Connection(base_url, timeout=policy.timeout, maxsize=policy.concurrency, ca_bundle=ca_bundle)
         self.base_url = self.connection.base_url
         # A Secret, or a token source (auth.StaticToken / RefreshingToken): a 401 may renew it once.
         self.tokens = token if hasattr(token, "current") else StaticToken(token)
@@ -158,9 +166,10 @@ class Sender:
         # answers the caller has not collected yet, a chunk's worth at worst.
         next_lane = self._lane_taker(work)
         results: queue.SimpleQueue = queue.SimpleQueue()
-        workers = [threading.Thread(target=self._worker, args=(next_lane, results), name=f"sender-{i}",
-                                    daemon=True)
-                   for i in range(self.policy.concurrency)]
+        workers = [
+            threading.Thread(target=self._worker, args=(next_lane, results), name=f"sender-{i}", daemon=True)
+            for i in range(self.policy.concurrency)
+        ]
         for worker in workers:
             worker.start()
         running = len(workers)
@@ -214,9 +223,13 @@ class Sender:
                         outcome = self.send_one(item)
                     except Exception as exc:  # a bug of ours; the row's fate is unknown, the worker lives on
                         log.debug("row %d: unexpected %r", item.row, exc, exc_info=True)
-                        outcome = Outcome(item.row, FAILED, error_class="ClientError",
-                                          error=f"the answer could not be handled ({type(exc).__name__}); "
-                                                "the row may or may not have been applied")
+                        outcome = Outcome(
+                            item.row,
+                            FAILED,
+                            error_class="ClientError",
+                            error=f"the answer could not be handled ({type(exc).__name__}); "
+                            "the row may or may not have been applied",
+                        )
                     self._judge(outcome)
                     results.put(outcome)
         finally:
@@ -239,9 +252,14 @@ class Sender:
             else:
                 self._streak = 0  # any real answer (a success, a 404, a 403) shows the API is up
             if threshold and self._streak >= threshold and self.fatal is None:
-                self.fatal = Outcome(outcome.row, FAILED, outcome.http_status, "ApiUnavailable",
-                                     f"the API looks unavailable: {self._streak} rows in a row failed with no "
-                                     f"success between them (the last: {outcome.error})")
+                self.fatal = Outcome(
+                    outcome.row,
+                    FAILED,
+                    outcome.http_status,
+                    "ApiUnavailable",
+                    f"the API looks unavailable: {self._streak} rows in a row failed with no "
+                    f"success between them (the last: {outcome.error})",
+                )
                 self._stop.set()
 
     def _wrong_address(self, outcome: Outcome) -> bool:
@@ -257,12 +275,15 @@ class Sender:
             self._misaddressed += 1
             if self._misaddressed < 2:
                 return False
-            reason = f"the answers from {self.base_url} are not the {self.target.title}'s ({outcome.error.split(':')[0]})"
+            reason = (
+                f"the answers from {self.base_url} are not the {self.target.title}'s ({outcome.error.split(':')[0]})"
+            )
         else:
             return False
         if self.fatal is None:
-            self.fatal = Outcome(outcome.row, FAILED, outcome.http_status, "WrongAddress",
-                                 f"{reason}: the base URL looks wrong")
+            self.fatal = Outcome(
+                outcome.row, FAILED, outcome.http_status, "WrongAddress", f"{reason}: the base URL looks wrong"
+            )
             self._stop.set()
         return True
 
@@ -306,8 +327,10 @@ class Sender:
                         attempt -= 1
                         continue
             if uncertain and outcome.final:
-                outcome.error = (f"{outcome.error} (an earlier attempt's answer was lost: that attempt may have "
-                                 "done it before the call ended)")
+                outcome.error = (
+                    f"{outcome.error} (an earlier attempt's answer was lost: that attempt may have "
+                    "done it before the call ended)"
+                )
             retryable = self._may_retry(outcome)
             if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
                 if retryable and attempt > 1:
@@ -329,9 +352,11 @@ class Sender:
         """A final failure of a target that may not be sent twice, which may have been applied, is ``unknown``."""
         if not self.target.idempotent and may_have_arrived(outcome):
             outcome.status = UNKNOWN
-            outcome.error = (f"{outcome.error}: the request may have reached the API, and this action must not be "
-                             "sent twice, so it was not sent again; check whether it happened, then `retry "
-                             "--include-unknown` sends it again if it did not")
+            outcome.error = (
+                f"{outcome.error}: the request may have reached the API, and this action must not be "
+                "sent twice, so it was not sent again; check whether it happened, then `retry "
+                "--include-unknown` sends it again if it did not"
+            )
         return outcome
 
     def _may_retry(self, outcome: Outcome) -> bool:
@@ -360,26 +385,55 @@ class Sender:
             try:
                 status, headers, content = self.connection.send(item.method, *wire)
             except urllib3.exceptions.SSLError as exc:
-                return Outcome(item.row, FAILED, error_class="TLSError",
-                               error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})"), None, token
+                return (
+                    Outcome(
+                        item.row,
+                        FAILED,
+                        error_class="TLSError",
+                        error=f"the server's TLS certificate could not be verified ({str(exc)[:200]})",
+                    ),
+                    None,
+                    token,
+                )
             except urllib3.exceptions.NameResolutionError:
                 return Outcome(item.row, FAILED, error_class="ConnectionError", error=NOT_RESOLVED), None, token
             except urllib3.exceptions.NewConnectionError:  # refused; urllib3 files it under timeouts
                 return Outcome(item.row, FAILED, error_class="ConnectionError", error=REFUSED), None, token
             except urllib3.exceptions.TimeoutError:
                 self.limit.on_overload()
-                return Outcome(item.row, FAILED, error_class="Timeout",
-                               error=f"no complete answer within {self.policy.timeout:g} s"), None, token
+                return (
+                    Outcome(
+                        item.row,
+                        FAILED,
+                        error_class="Timeout",
+                        error=f"no complete answer within {self.policy.timeout:g} s",
+                    ),
+                    None,
+                    token,
+                )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 # Connection refused, reset, or dropped mid-answer; the pool
                 # throws the broken connection away by itself.
                 log.debug("row %s: %s", item.row, type(exc).__name__)
-                return Outcome(item.row, FAILED, error_class="ConnectionError",
-                               error="could not reach the API (connection refused or dropped)"), None, token
+                return (
+                    Outcome(
+                        item.row,
+                        FAILED,
+                        error_class="ConnectionError",
+                        error="could not reach the API (connection refused or dropped)",
+                    ),
+                    None,
+                    token,
+                )
         finally:
             self.limit.release()
-        outcome = interpret(status, decoded(content, headers.get("Content-Encoding")), item.row, self.target,
-                            location=headers.get("Location"))
+        outcome = interpret(
+            status,
+            decoded(content, headers.get("Content-Encoding")),
+            item.row,
+            self.target,
+            location=headers.get("Location"),
+        )
         secret = token.reveal() if token is not None else ""
         if secret and secret in outcome.error:  # a server may echo what it was sent
             outcome.error = outcome.error.replace(secret, "***")
@@ -389,8 +443,10 @@ class Sender:
             if retry_after is not None and retry_after > self.policy.retry_after_cap:
                 # Waiting that long per row would hold the run for hours: give the row up now.
                 outcome.error_class = "RetryAfterTooLong"
-                outcome.error = (f"the API asked to wait {retry_after:,.0f} s before trying again "
-                                 f"(more than the {self.policy.retry_after_cap:g} s this run waits)")
+                outcome.error = (
+                    f"the API asked to wait {retry_after:,.0f} s before trying again "
+                    f"(more than the {self.policy.retry_after_cap:g} s this run waits)"
+                )
                 retry_after = None
             elif retry_after is not None:
                 self.pause.extend(retry_after)
@@ -417,12 +473,18 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
     ('failed', 'InvalidAnswer', 'retryable')
     """
     if content is TOO_BIG:
-        return Outcome(row, FAILED, status, TOO_LARGE,
-                       f"the API answered {status} with a body over {MAX_ANSWER_BYTES // 1024} KiB, "
-                       "which is not one of its answers; not read")
+        return Outcome(
+            row,
+            FAILED,
+            status,
+            TOO_LARGE,
+            f"the API answered {status} with a body over {MAX_ANSWER_BYTES // 1024} KiB, "
+            "which is not one of its answers; not read",
+        )
     if content is UNREADABLE:
-        return Outcome(row, FAILED, status, INVALID_ANSWER,
-                       f"the API answered {status} in an encoding that cannot be read")
+        return Outcome(
+            row, FAILED, status, INVALID_ANSWER, f"the API answered {status} in an encoding that cannot be read"
+        )
     try:
         body = json.loads(content) if content else None
     except (ValueError, RecursionError):
@@ -435,40 +497,61 @@ def interpret(status: int, content: bytes | None, row: int, target: Target, loca
             return Outcome(row, FAILED, status, *refused)
         ids = target.read_success(status, body)
         if ids is None:
-            return Outcome(row, FAILED, status, INVALID_ANSWER,
-                           f"the API answered {status} but not with {target.what_proves()}; "
-                           f"the answer began {quote_body(content or b'')}")
+            return Outcome(
+                row,
+                FAILED,
+                status,
+                INVALID_ANSWER,
+                f"the API answered {status} but not with {target.what_proves()}; "
+                f"the answer began {quote_body(content or b'')}",
+            )
         return Outcome(row, target.success[status], status, **ids)  # type: ignore[arg-type]  # ids: names -> text
     error_class, detail = target.read_error(body)
     if status == 401:
-        return Outcome(row, FAILED, 401, error_class or "NotAuthorized",
-                       detail or "the API rejected the token (401)")
+        return Outcome(row, FAILED, 401, error_class or "NotAuthorized", detail or "the API rejected the token (401)")
     if status in (404, 405):
         wrong = target.misaddressed(status, body)
         if wrong:
-            return Outcome(row, FAILED, status, NO_ENDPOINT,
-                           f"{wrong}: check --base-url, which is everything up to and including the API's "
-                           f"version, e.g. {target.base_url_example}")
+            return Outcome(
+                row,
+                FAILED,
+                status,
+                NO_ENDPOINT,
+                f"{wrong}: check --base-url, which is everything up to and including the API's "
+                f"version, e.g. {target.base_url_example}",
+            )
     if status == 404 and target.not_found is not None:
         error_class = target.not_found.error_class
     if not error_class:
         error_class = f"HTTP{status}"
     if not detail:
-        detail = f"the API answered {status} without an error description; the answer began {quote_body(content or b'')}"
+        detail = (
+            f"the API answered {status} without an error description; the answer began {quote_body(content or b'')}"
+        )
     return target.judge(Outcome(row, FAILED, status, error_class, detail))
 
 
 def _redirect(row: int, status: int, location: str | None, target: Target) -> Outcome:
     """Redirects are never followed (a POST's body and token would go wherever it points)."""
     if not location:
-        return Outcome(row, FAILED, status, "Redirect",
-                       f"the API answered {status} (a redirect) without saying where to: check --base-url")
+        return Outcome(
+            row,
+            FAILED,
+            status,
+            "Redirect",
+            f"the API answered {status} (a redirect) without saying where to: check --base-url",
+        )
     location = location.strip()[:300]
     suggestion = ""
     path = urllib3.util.parse_url(location).path or ""
     endpoint = target.path.split("?")[0]
     if path.endswith("/" + endpoint):
         suggestion = f"; try --base-url {location.split('?')[0][: -len(endpoint) - 1]}"
-    return Outcome(row, FAILED, status, "Redirect",
-                   f"the API answered {status}, pointing to {location}: redirects are not followed, so "
-                   f"the base URL is probably out of date{suggestion}")
+    return Outcome(
+        row,
+        FAILED,
+        status,
+        "Redirect",
+        f"the API answered {status}, pointing to {location}: redirects are not followed, so "
+        f"the base URL is probably out of date{suggestion}",
+    )

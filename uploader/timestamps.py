@@ -43,13 +43,17 @@ PACIFIC = "America/Los_Angeles"
 
 _EPOCH_S = r"\d{10}"
 _EPOCH_MS = r"\d{13}"
-_COMPRESSED = r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})(?P<second>\d{2})(?P<fraction>\d{3})"
+_COMPRESSED = (
+    r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})(?P<second>\d{2})(?P<fraction>\d{3})"
+)
 _ISO = (
     r"(?P<date>\d{4}[-/]\d{2}[-/]\d{2})[T ]"
     r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)\s?"
     r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)"
 )
-_ISO_NO_OFFSET = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?|\d{4}/\d{2}/\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+_ISO_NO_OFFSET = (
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?|\d{4}/\d{2}/\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+)
 _EXCEL = (
     r"(?P<year>\d{4})/(?P<month>\d{1,2})/(?P<day>\d{1,2})\s+"
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?"
@@ -58,8 +62,10 @@ _EXCEL = (
 _DATE_ONLY = r"\d{4}[/-]\d{1,2}[/-]\d{1,2}"
 # The everyday spellings, for the compiled fast path: ASCII digits, one space
 # at most (RE2, which pandas uses on Arrow text, matches these exactly like re).
-_ISO_PLAIN = (r"[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)? ?"
-              r"(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)")
+_ISO_PLAIN = (
+    r"[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)? ?"
+    r"(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)"
+)
 _EXCEL_PLAIN = r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [AaPp][Mm]"
 _SERIAL = r"\d{5}(?:\.\d+)?"
 _SCIENTIFIC = SCIENTIFIC_NOTATION
@@ -108,8 +114,16 @@ SCHEDULED = {"callBackDTS": (pd.Timedelta(hours=1), pd.Timedelta(days=366))}
 _COMPRESSED_AS_NUMBER = r"[0-9]\.[0-9]{14,15}E\+16"
 
 
-def parse_times(values: pd.Series, field: str, timezone: str | None, problems: Problems, *,
-                label: str | None = None, date1904: bool = False, now: float | None = None) -> pd.Series:
+def parse_times(
+    values: pd.Series,
+    field: str,
+    timezone: str | None,
+    problems: Problems,
+    *,
+    label: str | None = None,
+    date1904: bool = False,
+    now: float | None = None,
+) -> pd.Series:
     """Parse a column of timestamp text into UTC instants.
 
     Empty cells become NaT without a problem (whether a time is required is the
@@ -138,10 +152,16 @@ def parse_times(values: pd.Series, field: str, timezone: str | None, problems: P
         original = text[rows]
         text = text.copy()
         text[rows] = [str(int(Decimal(v))) for v in original]
-        problems.add(rows, field, original, "time-rounded",
-                     "is a 17-digit time a spreadsheet stored as a number: read as " + text[rows] +
-                     "; its hundredths of a second may have been rounded (format the column as text to keep them)",
-                     severity=WARNING)
+        problems.add(
+            rows,
+            field,
+            original,
+            "time-rounded",
+            "is a 17-digit time a spreadsheet stored as a number: read as "
+            + text[rows]
+            + "; its hundredths of a second may have been rounded (format the column as text to keep them)",
+            severity=WARNING,
+        )
     out = _parse(text, field, timezone, problems, label, date1904)
     return _plausible(out, text, field, problems, now)
 
@@ -155,13 +175,17 @@ def _plausible(out: pd.Series, text: pd.Series, field: str, problems: Problems, 
     if field in SCHEDULED:
         grace, horizon = SCHEDULED[field]
         earliest, latest = now_ts - grace, now_ts + horizon
-        bounds = (f"which has passed (before {earliest:%Y-%m-%d %H:%M} UTC): a callback is scheduled ahead",
-                  f"more than a year ahead (after {latest:%Y-%m-%d %H:%M} UTC)")
+        bounds = (
+            f"which has passed (before {earliest:%Y-%m-%d %H:%M} UTC): a callback is scheduled ahead",
+            f"more than a year ahead (after {latest:%Y-%m-%d %H:%M} UTC)",
+        )
     else:
         earliest, latest = EARLIEST, now_ts + AHEAD.get(field, AHEAD["occurred_at_time"])
-        bounds = (f"before {EARLIEST:%Y-%m-%d %H:%M:%S} UTC, the earliest time the API takes",
-                  f"after {latest:%Y-%m-%d %H:%M} UTC (now, plus "
-                  f"{'10 minutes' if field == 'call_start_time' else 'a day'}): a time in the future")
+        bounds = (
+            f"before {EARLIEST:%Y-%m-%d %H:%M:%S} UTC, the earliest time the API takes",
+            f"after {latest:%Y-%m-%d %H:%M} UTC (now, plus "
+            f"{'10 minutes' if field == 'call_start_time' else 'a day'}): a time in the future",
+        )
     early = (out < earliest).to_numpy(dtype=bool)
     late = (out > latest).to_numpy(dtype=bool)
     for mask, bound in ((early, bounds[0]), (late, bounds[1])):
@@ -173,8 +197,9 @@ def _plausible(out: pd.Series, text: pd.Series, field: str, problems: Problems, 
     return out
 
 
-def _parse(text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None,
-           date1904: bool) -> pd.Series:
+def _parse(
+    text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None, date1904: bool
+) -> pd.Series:
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
     present = (text != "").to_numpy()
     lengths = text.str.len().to_numpy()
@@ -190,8 +215,16 @@ def _parse(text: pd.Series, field: str, timezone: str | None, problems: Problems
     compressed = digits & (lengths == 17)
     if compressed.any():
         n = text[compressed].astype("int64").to_numpy()
-        naive = _naive(n // 10**13, n // 10**11 % 100, n // 10**9 % 100, n // 10**7 % 100, n // 10**5 % 100,
-                       n // 10**3 % 100, n % 1000 * 1000, index=text.index[compressed])
+        naive = _naive(
+            n // 10**13,
+            n // 10**11 % 100,
+            n // 10**9 % 100,
+            n // 10**7 % 100,
+            n // 10**5 % 100,
+            n // 10**3 % 100,
+            n % 1000 * 1000,
+            index=text.index[compressed],
+        )
         _bad_dates(naive, text[compressed], field, problems)
         out[compressed] = _localize(naive, text[compressed], PACIFIC, field, problems, "US Pacific time")
         done |= compressed
@@ -228,8 +261,9 @@ def _no_timezone(field: str, label: str | None, row: int, value: str) -> UsageEr
     )
 
 
-def _parse_slow(text: pd.Series, field: str, timezone: str | None, problems: Problems,
-                label: str | None, date1904: bool = False) -> pd.Series:
+def _parse_slow(
+    text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None, date1904: bool = False
+) -> pd.Series:
     """The reference parser: one regular expression per form, every refusal explained."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
     remaining = text != ""
@@ -283,32 +317,56 @@ def _parse_slow(text: pd.Series, field: str, timezone: str | None, problems: Pro
         out[serial] = localized
         shown = naive.dt.strftime("%Y/%m/%d %H:%M:%S")
         problems.add(
-            text.index[serial.to_numpy()], field, text[serial], "excel-serial-time",
+            text.index[serial.to_numpy()],
+            field,
+            text[serial],
+            "excel-serial-time",
             "looks like an Excel serial date, read as " + shown + f" in {timezone}; "
             "format the column as yyyy/mm/dd hh:mm:ss so no precision is lost",
             severity=WARNING,
         )
 
     scientific = take(_SCIENTIFIC)
-    problems.add(text.index[scientific.to_numpy()], field, text[scientific], "scientific-notation",
-                 "was turned into scientific notation by a spreadsheet and its digits are lost; "
-                 "format the column as text and export again")
+    problems.add(
+        text.index[scientific.to_numpy()],
+        field,
+        text[scientific],
+        "scientific-notation",
+        "was turned into scientific notation by a spreadsheet and its digits are lost; "
+        "format the column as text and export again",
+    )
     date_only = take(_DATE_ONLY)
-    problems.add(text.index[date_only.to_numpy()], field, text[date_only], "time-date-only",
-                 "has a date but no time of day")
+    problems.add(
+        text.index[date_only.to_numpy()], field, text[date_only], "time-date-only", "has a date but no time of day"
+    )
     no_offset = take(_ISO_NO_OFFSET)
-    problems.add(text.index[no_offset.to_numpy()], field, text[no_offset], "time-no-offset",
-                 "ISO 8601 times need a UTC offset or Z (2016-04-11T13:00:00-07:00); for wall-clock "
-                 "times write YYYY/MM/DD HH:MM:SS and give --timezone")
-    problems.add(text.index[remaining.to_numpy()], field, text[remaining], "time-format",
-                 "is not a timestamp the API accepts; " + FORMATS_HINT)
+    problems.add(
+        text.index[no_offset.to_numpy()],
+        field,
+        text[no_offset],
+        "time-no-offset",
+        "ISO 8601 times need a UTC offset or Z (2016-04-11T13:00:00-07:00); for wall-clock "
+        "times write YYYY/MM/DD HH:MM:SS and give --timezone",
+    )
+    problems.add(
+        text.index[remaining.to_numpy()],
+        field,
+        text[remaining],
+        "time-format",
+        "is not a timestamp the API accepts; " + FORMATS_HINT,
+    )
     return out
 
 
 def _bad_dates(parsed: pd.Series, text: pd.Series, field: str, problems: Problems) -> None:
     bad = parsed.isna()
-    problems.add(text.index[bad.to_numpy()], field, text[bad], "time-invalid",
-                 "is not a real date and time (check the month, day and hour)")
+    problems.add(
+        text.index[bad.to_numpy()],
+        field,
+        text[bad],
+        "time-invalid",
+        "is not a real date and time (check the month, day and hour)",
+    )
 
 
 def _excel_naive(text: pd.Series, field: str, problems: Problems) -> pd.Series:
@@ -320,23 +378,42 @@ def _excel_naive(text: pd.Series, field: str, problems: Problems) -> pd.Series:
     h24 = hour.where(~((ampm == "AM") & (hour == 12)), 0)
     h24 = h24.where(~((ampm == "PM") & (hour >= 1) & (hour <= 11)), hour + 12)
     contradictory = ((ampm == "AM") & (hour > 12) & (hour <= 23)) | ((ampm == "PM") & (hour == 0))
-    problems.add(text.index[contradictory.to_numpy()], field, text[contradictory], "time-am-pm",
-                 "has an hour that does not fit its AM/PM")
+    problems.add(
+        text.index[contradictory.to_numpy()],
+        field,
+        text[contradictory],
+        "time-am-pm",
+        "has an hour that does not fit its AM/PM",
+    )
     naive = _from_parts(parts, h24)
     invalid = naive.isna() & ~contradictory
-    problems.add(text.index[invalid.to_numpy()], field, text[invalid], "time-invalid",
-                 "is not a real date and time (check the month, day and hour)")
+    problems.add(
+        text.index[invalid.to_numpy()],
+        field,
+        text[invalid],
+        "time-invalid",
+        "is not a real date and time (check the month, day and hour)",
+    )
     return naive.where(~contradictory)
 
 
 def _from_parts(parts: pd.DataFrame, hour: pd.Series) -> pd.Series:
     """Naive datetimes from extracted text parts; impossible dates are NaT."""
+
     def number(name: str, default: str = "0") -> np.ndarray:
         return parts[name].fillna(default).astype("int64").to_numpy()
 
     micro = parts["fraction"].fillna("0").str.ljust(6, "0").astype("int64").to_numpy()
-    return _naive(number("year"), number("month"), number("day"), hour.astype("int64").to_numpy(),
-                  number("minute"), number("second"), micro, index=parts.index)
+    return _naive(
+        number("year"),
+        number("month"),
+        number("day"),
+        hour.astype("int64").to_numpy(),
+        number("minute"),
+        number("second"),
+        micro,
+        index=parts.index,
+    )
 
 
 def _excel_plain_naive(text: pd.Series) -> pd.Series:
@@ -351,8 +428,7 @@ def _excel_plain_naive(text: pd.Series) -> pd.Series:
     pm = (cells[:, 20] | 0x20) == ord("p")  # ASCII lower case
     twelve_hour = (hour >= 1) & (hour <= 12)  # others take the careful path, which explains them
     h24 = np.where(pm, np.where(hour == 12, 12, hour + 12), np.where(hour == 12, 0, hour))
-    naive = _naive(number(0, 4), number(5, 7), number(8, 10), h24, number(14, 16), number(17, 19), 0,
-                   index=text.index)
+    naive = _naive(number(0, 4), number(5, 7), number(8, 10), h24, number(14, 16), number(17, 19), 0, index=text.index)
     return naive.where(twelve_hour)
 
 
@@ -364,9 +440,13 @@ def _fixed_width_bytes(text: pd.Series, width: int) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
-    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type, count=len(array) + 1,
-                            offset=array.offset * np.dtype(offset_type).itemsize)
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(
+        array.buffers()[1],
+        dtype=offset_type,
+        count=len(array) + 1,
+        offset=array.offset * np.dtype(offset_type).itemsize,
+    )
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return data.reshape(len(array), width)
 
 
@@ -383,12 +463,21 @@ def _naive(year, month, day, hour, minute, second, microsecond, *, index) -> pd.
     [Timestamp('2016-02-29 13:00:00'), NaT]
     """
     year, month, day = (np.asarray(v, dtype=np.int64) for v in (year, month, day))
-    hour, minute, second, microsecond = (np.broadcast_to(np.asarray(v, dtype=np.int64), year.shape)
-                                         for v in (hour, minute, second, microsecond))
+    hour, minute, second, microsecond = (
+        np.broadcast_to(np.asarray(v, dtype=np.int64), year.shape) for v in (hour, minute, second, microsecond)
+    )
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = _DAYS_IN_MONTH[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
-    real = ((year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-            & (hour <= 23) & (minute <= 59) & (second <= 59))
+    real = (
+        (year >= 1)
+        & (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= month_days)
+        & (hour <= 23)
+        & (minute <= 59)
+        & (second <= 59)
+    )
     # days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil)
     y = year - (month <= 2)
     era = y // 400
@@ -410,11 +499,24 @@ def _localize(naive: pd.Series, text: pd.Series, tz: str, field: str, problems: 
         gap = again.isna()
         gap_rows = again.index[gap.to_numpy()]
         overlap_rows = again.index[(~gap).to_numpy()]
-        problems.add(gap_rows, field, text[gap_rows], "time-nonexistent",
-                     f"does not exist in {zone_label}: the clocks skip that hour for daylight saving time")
-        problems.add(overlap_rows, field, text[overlap_rows], "time-ambiguous",
-                     [f"happens twice in {zone_label} (the clocks go back that night); give it as ISO 8601 with "
-                      f"its offset: {_both_offsets(naive[row], tz)}" for row in overlap_rows])
+        problems.add(
+            gap_rows,
+            field,
+            text[gap_rows],
+            "time-nonexistent",
+            f"does not exist in {zone_label}: the clocks skip that hour for daylight saving time",
+        )
+        problems.add(
+            overlap_rows,
+            field,
+            text[overlap_rows],
+            "time-ambiguous",
+            [
+                f"happens twice in {zone_label} (the clocks go back that night); give it as ISO 8601 with "
+                f"its offset: {_both_offsets(naive[row], tz)}"
+                for row in overlap_rows
+            ],
+        )
     return localized.dt.tz_convert("UTC")
 
 

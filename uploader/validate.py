@@ -111,8 +111,9 @@ def validate_table(
         if schema is not None:
             problems.add_records(failures(schema, chunk))
         for field in fields.times:
-            chunk[field] = parse_times(chunk[field], field, timezone, problems, label=table.fields.get(field),
-                                       date1904=table.date1904, now=now)
+            chunk[field] = parse_times(
+                chunk[field], field, timezone, problems, label=table.fields.get(field), date1904=table.date1904, now=now
+            )
         for field in fields.phones:
             chunk[field] = phones.normalise(chunk[field], problems, field)
         for field, empty in fields.booleans.items():
@@ -148,24 +149,40 @@ def _spreadsheet_damage(table: Table, canonical: pd.DataFrame, problems: Problem
         column = canonical[field]
         errors = column.isin(EXCEL_ERRORS).to_numpy(dtype=bool)
         if errors.any():
-            problems.add(column.index[errors], field, column[errors], "excel-error",
-                         "is an Excel error value, not data: the cell's formula failed; fix it in the spreadsheet")
+            problems.add(
+                column.index[errors],
+                field,
+                column[errors],
+                "excel-error",
+                "is an Excel error value, not data: the cell's formula failed; fix it in the spreadsheet",
+            )
     known: dict[str, str | None] = {header: field for field, header in table.fields.items()}
     known.update({header: header for header in table.custom_columns})
     for row, headers in table.uncomputed.items():
         for header in headers:
             named = known.get(header)
             if named is not None and row in canonical.index:
-                problems.add([row], named, table.frame.at[row, header], "formula-without-value",
-                             "is a formula with no saved value (the file was written by a program that does not "
-                             "calculate): open it in Excel or LibreOffice and save it, so the value is stored")
+                problems.add(
+                    [row],
+                    named,
+                    table.frame.at[row, header],
+                    "formula-without-value",
+                    "is a formula with no saved value (the file was written by a program that does not "
+                    "calculate): open it in Excel or LibreOffice and save it, so the value is stored",
+                )
     for row, headers in table.numeric_ids.items():
         for header in headers:
             named = known.get(header)
             if named is not None and row in canonical.index and canonical.at[row, named] != "":
-                problems.add([row], named, table.frame.at[row, header], "id-stored-as-number",
-                             "was stored as a number in the workbook: if the id had leading zeros, the spreadsheet "
-                             "dropped them (format the column as text)", severity=WARNING)
+                problems.add(
+                    [row],
+                    named,
+                    table.frame.at[row, header],
+                    "id-stored-as-number",
+                    "was stored as a number in the workbook: if the id had leading zeros, the spreadsheet "
+                    "dropped them (format the column as text)",
+                    severity=WARNING,
+                )
     for field in table.fieldset.padded_ids:
         if field in table.fields:
             _dropped_zeros(canonical[field], field, problems)
@@ -188,20 +205,32 @@ def _dropped_zeros(ids: pd.Series, field: str, problems: Problems) -> None:
         return
     # Only an id that could have lost zeros: digits not starting with 0 (a spreadsheet's number keeps none).
     # One that still has its leading zeros (00012345, text) is as written, whatever its width.
-    spoiled = ((lengths < width) & present.str.fullmatch("[1-9][0-9]*").fillna(False).astype(bool))
+    spoiled = (lengths < width) & present.str.fullmatch("[1-9][0-9]*").fillna(False).astype(bool)
     if spoiled.any():
         rows = present.index[spoiled.to_numpy()]
-        problems.add(rows, field, present[spoiled], "leading-zeros-dropped",
-                     [f"is shorter than the file's other ids ({width} characters, with leading zeros): a spreadsheet "
-                      f"probably dropped its zeros (it may be {v.zfill(width)}); format the column as text"
-                      for v in present[spoiled]])
+        problems.add(
+            rows,
+            field,
+            present[spoiled],
+            "leading-zeros-dropped",
+            [
+                f"is shorter than the file's other ids ({width} characters, with leading zeros): a spreadsheet "
+                f"probably dropped its zeros (it may be {v.zfill(width)}); format the column as text"
+                for v in present[spoiled]
+            ],
+        )
 
 
 def _shape_problems(table: Table, problems: Problems) -> None:
     for row, (got, expected) in table.shape_problems.items():
-        problems.add([row], None, None, "field-count",
-                     f"this row has {got} fields but the header has {expected}; "
-                     "a delimiter or quote inside a cell may be unescaped")
+        problems.add(
+            [row],
+            None,
+            None,
+            "field-count",
+            f"this row has {got} fields but the header has {expected}; "
+            "a delimiter or quote inside a cell may be unescaped",
+        )
 
 
 class _PhoneBook:
@@ -260,8 +289,10 @@ class _PhoneBook:
         except phonenumbers.NumberParseException:
             return None, f"is not a phone number (read with --phone-region {self.region})"
         if not phonenumbers.is_possible_number(number):
-            return None, (f"is not a possible phone number (read with --phone-region {self.region}; "
-                          "write numbers from other countries with their + country code)")
+            return None, (
+                f"is not a possible phone number (read with --phone-region {self.region}; "
+                "write numbers from other countries with their + country code)"
+            )
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 

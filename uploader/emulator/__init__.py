@@ -18,5 +18,15 @@ share is the wire format in the documents.
 from .base import HOST, EmulatorConfig, Refusal, Route
 from .server import API_VERSION, RunningEmulator, base_url, make_server, serve, start_in_thread
 
-__all__ = ["API_VERSION", "HOST", "EmulatorConfig", "Refusal", "Route", "RunningEmulator", "base_url",
-           "make_server", "serve", "start_in_thread"]
+__all__ = [
+    "API_VERSION",
+    "HOST",
+    "EmulatorConfig",
+    "Refusal",
+    "Route",
+    "RunningEmulator",
+    "base_url",
+    "make_server",
+    "serve",
+    "start_in_thread",
+]

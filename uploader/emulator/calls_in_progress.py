@@ -72,8 +72,10 @@ class LiveCall:
             "destination_phone_number": "+" + self.destination if self.destination else None,
             "call_start_time_utc": _iso(self.start),
             "transfer_start_time_utc": _iso(self.transferred),
-            "custom_data": [{"name": name, "value": value, "source": source}
-                            for name, (value, source) in self.custom_data.items()] or None,
+            "custom_data": [
+                {"name": name, "value": value, "source": source} for name, (value, source) in self.custom_data.items()
+            ]
+            or None,
             "demographics_data": self.demographics or None,
         }
         return {key: value for key, value in call.items() if value is not None}
@@ -104,17 +106,21 @@ def load_live_calls(path: Path | None, origin: float) -> list[LiveCall]:
         start = _epoch(record["start_time_utc"]) if "start_time_utc" in record else origin + float(record["start_s"])
         transfer = record.get("transfer_after_s")
         custom = record.get("custom_data") or {}
-        calls.append(LiveCall(
-            transaction_id=str(record["transaction_id"]),
-            calling=str(record.get("calling_phone_number", "")),
-            destination=str(record.get("destination_phone_number", "")),
-            start=start, end=start + float(record["duration_s"]),
-            transfer=None if transfer is None else start + float(transfer),
-            advertiser_id=str(record.get("advertiser_id", "")), network_id=str(record.get("network_id", "")),
-            external_unique_id=record.get("external_unique_id"),
-            custom_data={name: (str(value), "Invoca Tag") for name, value in custom.items()},
-            demographics=record.get("demographics_data"),
-        ))
+        calls.append(
+            LiveCall(
+                transaction_id=str(record["transaction_id"]),
+                calling=str(record.get("calling_phone_number", "")),
+                destination=str(record.get("destination_phone_number", "")),
+                start=start,
+                end=start + float(record["duration_s"]),
+                transfer=None if transfer is None else start + float(transfer),
+                advertiser_id=str(record.get("advertiser_id", "")),
+                network_id=str(record.get("network_id", "")),
+                external_unique_id=record.get("external_unique_id"),
+                custom_data={name: (str(value), "Invoca Tag") for name, value in custom.items()},
+                demographics=record.get("demographics_data"),
+            )
+        )
     return calls
 
 
@@ -131,8 +137,9 @@ class CallsInProgressApi:
         self.calls = load_live_calls(config.live_calls_file, self.clock.origin) if calls is None else calls
         self.lock = threading.Lock()
         self.routes = [Route.of("GET", r"/api/[^/]+/calls_in_progress/current_calls(?:\.json)?", self.current_calls)]
-        self.routes += [Route.of(method, r"/api/[^/]+/calls_in_progress(?:\.json)?", self.update)
-                        for method in ("PUT", "POST")]
+        self.routes += [
+            Route.of(method, r"/api/[^/]+/calls_in_progress(?:\.json)?", self.update) for method in ("PUT", "POST")
+        ]
 
     def describe(self) -> str:
         return f"{len(self.calls)} live calls on a clock at {_iso(self.clock.now())}"
@@ -140,9 +147,13 @@ class CallsInProgressApi:
     def snapshot(self) -> dict:
         now = self.clock.now()
         with self.lock:
-            return {"clock": now, "calls_in_progress": [
-                {**call.as_json(), "updates": call.updates, "in_progress": call.listed_at(now)}
-                for call in self.calls]}
+            return {
+                "clock": now,
+                "calls_in_progress": [
+                    {**call.as_json(), "updates": call.updates, "in_progress": call.listed_at(now)}
+                    for call in self.calls
+                ],
+            }
 
     def reset(self) -> None:
         with self.lock:
@@ -175,8 +186,9 @@ class CallsInProgressApi:
         kind, number = self._organization(request, query)
         calling, destination = query.get("calling_phone_number"), query.get("destination_phone_number")
         if (calling is None) != (destination is None):
-            raise _refuse(400, "InvalidParameters",
-                          "calling_phone_number and destination_phone_number must be given together")
+            raise _refuse(
+                400, "InvalidParameters", "calling_phone_number and destination_phone_number must be given together"
+            )
         now = self.clock.now()
         with self.lock:
             calls = self._visible(kind, number, now)
@@ -185,7 +197,9 @@ class CallsInProgressApi:
             if "external_unique_id" in query:
                 calls = [c for c in calls if c.external_unique_id == query["external_unique_id"]]
             if calling is not None:
-                calls = [c for c in calls if c.calling == _digits(calling) and c.destination == _digits(destination or "")]
+                calls = [
+                    c for c in calls if c.calling == _digits(calling) and c.destination == _digits(destination or "")
+                ]
             return 200, {"current_calls": [call.as_json() for call in calls]}
 
     def update(self, request: ApiRequest) -> tuple[int, dict]:
@@ -194,11 +208,12 @@ class CallsInProgressApi:
         body = request.json()
         record = body.get("call_in_progress") if isinstance(body, dict) else None
         if not isinstance(record, dict):
-            raise _refuse(400, "InvalidParameters", "the body must be {\"call_in_progress\": {...}}")
+            raise _refuse(400, "InvalidParameters", 'the body must be {"call_in_progress": {...}}')
         custom = record.get("custom_data", [])
-        if not isinstance(custom, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
-                                                   for e in custom):
-            raise _refuse(400, "InvalidParameters", "custom_data must be a list of {\"name\": ..., \"value\": ...}")
+        if not isinstance(custom, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in custom
+        ):
+            raise _refuse(400, "InvalidParameters", 'custom_data must be a list of {"name": ..., "value": ...}')
         if any(e.get("value") in (None, "") for e in custom):
             raise _refuse(403, "RecordInvalid", "custom data can be added or changed, not removed")
         new_id = record.get("external_unique_id")

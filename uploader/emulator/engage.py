@@ -77,11 +77,25 @@ class EngageCall:
         return self.start <= now < self.end
 
 
-def _error(status: int, code: str, message: str, request: ApiRequest | None = None, details: str = "",
-           headers: dict | None = None) -> Refusal:
-    return Refusal(status, {"errorCode": code, "generalMessage": message, "details": details,
-                            "requestUri": f"{request.path} - {request.method}" if request else "",
-                            "timestamp": int(time.time() * 1000)}, headers)
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    request: ApiRequest | None = None,
+    details: str = "",
+    headers: dict | None = None,
+) -> Refusal:
+    return Refusal(
+        status,
+        {
+            "errorCode": code,
+            "generalMessage": message,
+            "details": details,
+            "requestUri": f"{request.path} - {request.method}" if request else "",
+            "timestamp": int(time.time() * 1000),
+        },
+        headers,
+    )
 
 
 def _digits(value) -> str | None:
@@ -121,8 +135,12 @@ class EngageApi:
         self.routes = [
             Route.of("GET", PREFIX + r"/list", self.list_calls),
             Route.of("POST", PREFIX + r"/createManualAgentCall", self.manual_call),
-            Route.of("POST", PREFIX + r"/(?P<uii>[^/]+)/(?P<action>dispositionCall|hangupCall|toggleCallRecording|"
-                             r"addSessionToCall|hangupSession)", self.action),
+            Route.of(
+                "POST",
+                PREFIX + r"/(?P<uii>[^/]+)/(?P<action>dispositionCall|hangupCall|toggleCallRecording|"
+                r"addSessionToCall|hangupSession)",
+                self.action,
+            ),
             Route.of("POST", r"/api/auth/token/refresh", self.refresh),
         ]
 
@@ -130,15 +148,24 @@ class EngageApi:
         data = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
         self.account = str(data.get("account_id", "12440011"))
         self.dispositions = [str(d) for d in data.get("dispositions", ["SALE", "NO SALE", "CALLBACK", "NO ANSWER"])]
-        self.agents = {a["username"]: Agent(a["username"], a.get("first_name", ""), a.get("last_name", ""),
-                                            a.get("online", True)) for a in data.get("agents", [])}
+        self.agents = {
+            a["username"]: Agent(a["username"], a.get("first_name", ""), a.get("last_name", ""), a.get("online", True))
+            for a in data.get("agents", [])
+        }
         origin = self.clock.origin
         self.calls: dict[str, EngageCall] = {}
         for record in data.get("calls", []):
             start = origin + float(record.get("start_s", 0))
-            call = EngageCall(str(record["uii"]), str(record.get("ani", "")), str(record.get("dnis", "")), start,
-                              start + float(record.get("duration_s", 3600)), record.get("agent", ""),
-                              record.get("destination_name"), bool(record.get("recording", False)))
+            call = EngageCall(
+                str(record["uii"]),
+                str(record.get("ani", "")),
+                str(record.get("dnis", "")),
+                start,
+                start + float(record.get("duration_s", 3600)),
+                record.get("agent", ""),
+                record.get("destination_name"),
+                bool(record.get("recording", False)),
+            )
             self.calls[call.uii] = call
 
     def set_agent(self, order: dict) -> dict:
@@ -150,20 +177,32 @@ class EngageApi:
 
     def describe(self) -> str:
         now = self.clock.now()
-        return (f"Engage Voice account {self.account}: {sum(c.active(now) for c in self.calls.values())} active "
-                f"calls, {len(self.agents)} agents (base URL .../voice)")
+        return (
+            f"Engage Voice account {self.account}: {sum(c.active(now) for c in self.calls.values())} active "
+            f"calls, {len(self.agents)} agents (base URL .../voice)"
+        )
 
     def snapshot(self) -> dict:
         now = self.clock.now()
         with self.lock:
-            return {"engage": {
-                "account": self.account,
-                "calls": [{**self._as_json(call), "active": call.active(now), "disposition": call.disposition,
-                           "ended_by": call.ended_by, "actions": call.actions} for call in self.calls.values()],
-                "dials": list(self.dials),
-                "renewals": self.renewals,
-                "requests": list(self.log),
-            }}
+            return {
+                "engage": {
+                    "account": self.account,
+                    "calls": [
+                        {
+                            **self._as_json(call),
+                            "active": call.active(now),
+                            "disposition": call.disposition,
+                            "ended_by": call.ended_by,
+                            "actions": call.actions,
+                        }
+                        for call in self.calls.values()
+                    ],
+                    "dials": list(self.dials),
+                    "renewals": self.renewals,
+                    "requests": list(self.log),
+                }
+            }
 
     def reset(self) -> None:
         with self.lock:
@@ -176,27 +215,46 @@ class EngageApi:
         """The token, the account and the rate limit; logged whatever the answer."""
         now = self.clock.now()
         header = request.headers.get("Authorization") or request.headers.get("authorization") or ""
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
         expires = self.tokens.get(token)
         if expires is None or now >= expires:
-            raise self._logged(request, _error(401, "unauthorized", "Invalid or expired access token", request,
-                                               "renew it with the refresh token" if expires else ""))
+            raise self._logged(
+                request,
+                _error(
+                    401,
+                    "unauthorized",
+                    "Invalid or expired access token",
+                    request,
+                    "renew it with the refresh token" if expires else "",
+                ),
+            )
         if request.params.get("account") != self.account:
-            raise self._logged(request, _error(403, "access.denied.exception",
-                                               "You do not have permission to access this resource", request))
+            raise self._logged(
+                request,
+                _error(403, "access.denied.exception", "You do not have permission to access this resource", request),
+            )
         moment = time.monotonic()
         while self._accepted and self._accepted[0] <= moment - WINDOW_S:
             self._accepted.popleft()
         if len(self._accepted) >= self.config.engage_rate_limit:
             wait = max(1, math.ceil(self._accepted[0] + WINDOW_S - moment))
-            raise self._logged(request, _error(429, "too.many.requests", "Rate limit exceeded", request,
-                                               f"at most {self.config.engage_rate_limit} requests per minute",
-                                               {"Retry-After": str(wait)}))
+            raise self._logged(
+                request,
+                _error(
+                    429,
+                    "too.many.requests",
+                    "Rate limit exceeded",
+                    request,
+                    f"at most {self.config.engage_rate_limit} requests per minute",
+                    {"Retry-After": str(wait)},
+                ),
+            )
         self._accepted.append(moment)
 
     def _logged(self, request: ApiRequest, refusal: Refusal) -> Refusal:
-        self.log.append({"t": time.monotonic(), "method": request.method, "target": request.target,
-                         "status": refusal.status})
+        self.log.append(
+            {"t": time.monotonic(), "method": request.method, "target": request.target, "status": refusal.status}
+        )
         return refusal
 
     def _answer(self, request: ApiRequest, status: int, body):
@@ -220,14 +278,21 @@ class EngageApi:
 
     def _as_json(self, call: EngageCall) -> dict:
         agent = self.agents.get(call.agent)
-        return {"uii": call.uii, "accountId": self.account, "ani": call.ani, "dnis": call.dnis,
-                "enqueueTime": _when(call.start), "dequeueTime": _when(call.start + 5) if agent else None,
-                "callState": "ACTIVE", "archive": False,
-                "agentFirstName": agent.first_name if agent else None,
-                "agentLastName": agent.last_name if agent else None,
-                "destinationName": call.destination_name,
-                "recording": call.recording,
-                "sessions": [dict(s) for s in call.sessions]}
+        return {
+            "uii": call.uii,
+            "accountId": self.account,
+            "ani": call.ani,
+            "dnis": call.dnis,
+            "enqueueTime": _when(call.start),
+            "dequeueTime": _when(call.start + 5) if agent else None,
+            "callState": "ACTIVE",
+            "archive": False,
+            "agentFirstName": agent.first_name if agent else None,
+            "agentLastName": agent.last_name if agent else None,
+            "destinationName": call.destination_name,
+            "recording": call.recording,
+            "sessions": [dict(s) for s in call.sessions],
+        }
 
     # -- the API
 
@@ -249,18 +314,24 @@ class EngageApi:
                 page = int(query.get("page", 0))
                 size = int(query["maxRows"]) if "maxRows" in query else None
             except ValueError:
-                raise self._logged(request, _error(400, "bad.request", "page and maxRows must be numbers", request)) from None
+                raise self._logged(
+                    request, _error(400, "bad.request", "page and maxRows must be numbers", request)
+                ) from None
             if size is not None:
                 if page < 0 or size < 1:
                     raise self._logged(request, _error(400, "bad.request", "page starts at 0; maxRows at 1", request))
-                calls = calls[page * size:(page + 1) * size]
+                calls = calls[page * size : (page + 1) * size]
             return self._answer(request, 200, [self._as_json(c) for c in calls])
 
     def _active(self, request: ApiRequest, uii: str) -> EngageCall:
         call = self.calls.get(uii)
         if call is None or not call.active(self.clock.now()):
-            raise self._logged(request, _error(404, "call.not.found", "The call is not active", request,
-                                               f"uii {uii} has ended or never existed"))
+            raise self._logged(
+                request,
+                _error(
+                    404, "call.not.found", "The call is not active", request, f"uii {uii} has ended or never existed"
+                ),
+            )
         return call
 
     def action(self, request: ApiRequest) -> tuple[int, bool]:
@@ -293,8 +364,12 @@ class EngageApi:
                 raise self._bad(request, "callBackDTS must be a date and time formatted yyyyMMddHHmmss") from None
             if len(str(stamp)) != 14:
                 raise self._bad(request, "callBackDTS must be a date and time formatted yyyyMMddHHmmss")
-        call.disposition = {"disposition": disposition, "callback": callback, "callBackDTS": stamp,
-                            "notes": params.get("notes")}
+        call.disposition = {
+            "disposition": disposition,
+            "callback": callback,
+            "callBackDTS": stamp,
+            "notes": params.get("notes"),
+        }
         call.end, call.ended_by = self.clock.now(), "disposition"
         return True
 
@@ -347,8 +422,9 @@ class EngageApi:
             now = self.clock.now()
             uii = f"{dt.datetime.fromtimestamp(now, dt.UTC):%Y%m%d%H%M%S}{next(self._serial):016d}"
             self.calls[uii] = EngageCall(uii, caller, destination, now, now + 3600, agent.username)
-            self.dials.append({"uii": uii, "username": username, "destination": destination, "callerId": caller,
-                               "ringDuration": ring})
+            self.dials.append(
+                {"uii": uii, "username": username, "destination": destination, "callerId": caller, "ringDuration": ring}
+            )
             return self._answer(request, 200, True)
 
     def refresh(self, request: ApiRequest) -> tuple[int, dict]:
@@ -356,8 +432,7 @@ class EngageApi:
             form = {k: v[0] for k, v in parse_qs(request.raw.decode("utf-8", "replace")).items()}
             given = form.get("refresh_token", "")
             if given not in self.refresh_tokens:
-                raise _error(401, "invalid.refresh.token", "The refresh token is invalid or was used already",
-                             request)
+                raise _error(401, "invalid.refresh.token", "The refresh token is invalid or was used already", request)
             if given != self.config.engage_refresh_token:
                 self.refresh_tokens.discard(given)  # a renewed refresh token is single-use
             serial = next(self._serial)

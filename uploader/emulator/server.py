@@ -225,8 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
         route, params, known = emulated.route(method, path)
         if route is None:
             if known:
-                return self._send(405, {"errors": {"class": "MethodNotAllowed",
-                                                   "invalid_data": f"{method} is not allowed here."}})
+                return self._send(
+                    405, {"errors": {"class": "MethodNotAllowed", "invalid_data": f"{method} is not allowed here."}}
+                )
             return self._send(_NO_ENDPOINT.status, _NO_ENDPOINT.body)
         config = emulated.config
         fault = self._draw_fault(config)
@@ -239,8 +240,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "503":
             return self._send(503, {"errors": {"class": "ServiceUnavailable", "invalid_data": "Try again later."}})
         if fault == "429":
-            return self._send(429, {"errors": {"class": "TooManyRequests", "invalid_data": "Slow down."}},
-                              {"Retry-After": str(config.retry_after)})
+            return self._send(
+                429,
+                {"errors": {"class": "TooManyRequests", "invalid_data": "Slow down."}},
+                {"Retry-After": str(config.retry_after)},
+            )
         if fault == "drop":
             return self._drop()
         request = ApiRequest(method, self.path, dict(self.headers.items()), raw, params)
@@ -253,8 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, answer)
 
     def _draw_fault(self, config: EmulatorConfig) -> str | None:
-        rates = (("503", config.fail_rate), ("429", config.rate_limit_rate), ("drop", config.drop_rate),
-                 ("lost", config.lost_answer_rate))
+        rates = (
+            ("503", config.fail_rate),
+            ("429", config.rate_limit_rate),
+            ("drop", config.drop_rate),
+            ("lost", config.lost_answer_rate),
+        )
         if not any(rate for _, rate in rates):
             return None
         with self.rng_lock:
@@ -295,8 +303,9 @@ def make_server(config: EmulatorConfig, port: int = 0) -> _Server:
     # over sooner than the default 5 ms so that waking threads answer on time.
     sys.setswitchinterval(0.0005)
     emulated = Emulated(config)
-    handler = type("Handler", (_Handler,), {"emulated": emulated, "rng": random.Random(config.seed),
-                                            "rng_lock": threading.Lock()})
+    handler = type(
+        "Handler", (_Handler,), {"emulated": emulated, "rng": random.Random(config.seed), "rng_lock": threading.Lock()}
+    )
     server = _Server((HOST, port), handler)
     server.emulated = emulated
     server.scheme = "http"
@@ -333,8 +342,7 @@ class RunningEmulator:
 
 def start_in_thread(config: EmulatorConfig, port: int = 0) -> RunningEmulator:
     server = make_server(config, port)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator",
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator", daemon=True)
     thread.start()
     return RunningEmulator(server, thread)
 

@@ -51,9 +51,7 @@ def _invalid(message: str) -> Refusal:
 # ------------------------------------------------------------------ timestamps
 
 
-_EXCEL = re.compile(
-    r"(\d{4})/(\d{1,2})/(\d{1,2})\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(?:\s*([AaPp][Mm]))?"
-)
+_EXCEL = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(?:\s*([AaPp][Mm]))?")
 _ISO = re.compile(r"(\d{4})[/-](\d{2})[/-](\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s?(Z|[+-]\d{2}:?\d{2})")
 
 
@@ -71,8 +69,16 @@ def parse_timestamp(text: str, network_tz: str, *, epoch_only: bool = False) -> 
     if epoch_only:
         raise ValueError(text)
     if re.fullmatch(r"\d{17}", text):
-        d = pendulum.datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                              int(text[10:12]), int(text[12:14]), int(text[14:17]) * 1000, tz=_PACIFIC)
+        d = pendulum.datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+            int(text[14:17]) * 1000,
+            tz=_PACIFIC,
+        )
         return d.timestamp()
     match = _ISO.fullmatch(text)
     if match:
@@ -90,8 +96,9 @@ def parse_timestamp(text: str, network_tz: str, *, epoch_only: bool = False) -> 
         elif ampm == "PM" and 1 <= hour <= 11:
             hour += 12
         micro = int((fraction or "0").ljust(6, "0"))
-        d = pendulum.datetime(int(year), int(month), int(day), hour, int(minute), int(second or 0), micro,
-                              tz=network_tz)
+        d = pendulum.datetime(
+            int(year), int(month), int(day), hour, int(minute), int(second or 0), micro, tz=network_tz
+        )
         return d.timestamp()
     raise ValueError(text)
 
@@ -113,15 +120,17 @@ def load_calls(path: Path | None) -> list[Call]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         for record in csv.DictReader(handle):
             duration = (record.get("duration_in_seconds") or "").strip()
-            calls.append(Call(
-                transaction_id=record["transaction_id"].strip(),
-                start=parse_timestamp(record["start_time"], "UTC"),
-                phone=re.sub(r"\D", "", record.get("calling_phone_number") or ""),
-                duration=int(duration) if duration else None,
-                advertiser_id=(record.get("advertiser_id_from_network") or "").strip(),
-                campaign_id=(record.get("advertiser_campaign_id_from_network") or "").strip(),
-                network_id=(record.get("network_id") or "").strip(),
-            ))
+            calls.append(
+                Call(
+                    transaction_id=record["transaction_id"].strip(),
+                    start=parse_timestamp(record["start_time"], "UTC"),
+                    phone=re.sub(r"\D", "", record.get("calling_phone_number") or ""),
+                    duration=int(duration) if duration else None,
+                    advertiser_id=(record.get("advertiser_id_from_network") or "").strip(),
+                    campaign_id=(record.get("advertiser_campaign_id_from_network") or "").strip(),
+                    network_id=(record.get("network_id") or "").strip(),
+                )
+            )
     return calls
 
 
@@ -162,13 +171,14 @@ class Store:
         if raw_start in (None, ""):
             raise _invalid("transaction_id or start_time_t must be present")
         try:
-            start = parse_timestamp(str(raw_start), self.config.network_timezone,
-                                    epoch_only=time_key == "start_time_t")
+            start = parse_timestamp(str(raw_start), self.config.network_timezone, epoch_only=time_key == "start_time_t")
         except ValueError:
             raise _invalid(f"{time_key} {raw_start!r} is not a valid timestamp") from None
-        for key, known in (("advertiser_id_from_network", self.advertisers),
-                           ("advertiser_campaign_id_from_network", self.campaigns),
-                           ("network_id", self.networks)):
+        for key, known in (
+            ("advertiser_id_from_network", self.advertisers),
+            ("advertiser_campaign_id_from_network", self.campaigns),
+            ("network_id", self.networks),
+        ):
             value = str(search.get(key) or "").strip()
             if value and value not in known:
                 raise platform_error(403, "UnauthorizedAdvertiser", "You do not have access to this advertiser")
@@ -203,7 +213,8 @@ class Store:
 
     def apply(self, kind: str, body: dict, path_id: str | None) -> tuple[int, dict]:
         record_key, name_key, time_key, occurred_key = (
-            ("signal", "name", "call_start_time", "occurred_at_time") if kind == "signals"
+            ("signal", "name", "call_start_time", "occurred_at_time")
+            if kind == "signals"
             else ("call_outcome", "outcome_name", "start_time_t", "occurred_at_time_t")
         )
         search = body.get("search") or {}
@@ -217,22 +228,36 @@ class Store:
             key = (call.transaction_id, name.casefold(), fields["partner_unique_id"])
             existing = self.signals.get(key)
             if existing is None:
-                stored = {"name": name, "partner_unique_id": fields["partner_unique_id"], "description": "",
-                          "occurred_at_time_t": int(time.time()), "sale_amount": None, "value": "true",
-                          **{c: "" for c in _CUSTOM}}
+                stored = {
+                    "name": name,
+                    "partner_unique_id": fields["partner_unique_id"],
+                    "description": "",
+                    "occurred_at_time_t": int(time.time()),
+                    "sale_amount": None,
+                    "value": "true",
+                    **{c: "" for c in _CUSTOM},
+                }
                 stored.update({k: v for k, v in fields.items() if v is not None and k != "name"})
-                stored.update(transaction_id=self.new_transaction_id(), corrects_transaction_id=None,
-                              call_transaction_id=call.transaction_id, call_start_time_t=int(call.start),
-                              api=kind)
+                stored.update(
+                    transaction_id=self.new_transaction_id(),
+                    corrects_transaction_id=None,
+                    call_transaction_id=call.transaction_id,
+                    call_start_time_t=int(call.start),
+                    api=kind,
+                )
                 self.signals[key] = stored
                 status = 201
             else:
-                changes = {k: v for k, v in fields.items()
-                           if v is not None and k != "name" and existing.get(k) != v}
+                changes = {k: v for k, v in fields.items() if v is not None and k != "name" and existing.get(k) != v}
                 stored = existing
                 if changes:
-                    stored = {**existing, **changes, "corrects_transaction_id": existing["transaction_id"],
-                              "transaction_id": self.new_transaction_id(), "api": kind}
+                    stored = {
+                        **existing,
+                        **changes,
+                        "corrects_transaction_id": existing["transaction_id"],
+                        "transaction_id": self.new_transaction_id(),
+                        "api": kind,
+                    }
                     self.signals[key] = stored
                 status = 200
             return status, self._answer(kind, stored, record_key, name_key)
@@ -247,8 +272,11 @@ class Store:
         occurred = record.get(occurred_key)
         if occurred not in (None, ""):
             try:
-                out["occurred_at_time_t"] = int(parse_timestamp(
-                    str(occurred), self.config.network_timezone, epoch_only=occurred_key == "occurred_at_time_t"))
+                out["occurred_at_time_t"] = int(
+                    parse_timestamp(
+                        str(occurred), self.config.network_timezone, epoch_only=occurred_key == "occurred_at_time_t"
+                    )
+                )
             except ValueError:
                 raise _invalid(f"{occurred_key} {occurred!r} is not a valid timestamp") from None
         amount = record.get("sale_amount")

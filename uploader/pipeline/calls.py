@@ -129,19 +129,28 @@ class CallsResult:
         """One line for a person: ``5 lookup(s): 3 found, 1 invalid, 1 not-found``."""
         if self.job == "lookups":
             return f"{len(self.rows)} lookup(s): " + ", ".join(
-                f"{self.counts[s]} {s}" for s in LOOKUP_STATUSES if self.counts.get(s))
+                f"{self.counts[s]} {s}" for s in LOOKUP_STATUSES if self.counts.get(s)
+            )
         if self.job == "calls":
             return f"{len(self.rows)} {self.what}" + (f" in {self.pages} page(s)" if self.pages else "")
-        return (f"captured {len(self.rows)} call(s) in {self.polls} poll(s); {self.changed} change(s) seen"
-                + (f"; {self.failed_polls} poll(s) failed" if self.failed_polls else "")
-                + (f"; {self.late_polls} poll(s) late" if self.late_polls else ""))
+        return (
+            f"captured {len(self.rows)} call(s) in {self.polls} poll(s); {self.changed} change(s) seen"
+            + (f"; {self.failed_polls} poll(s) failed" if self.failed_polls else "")
+            + (f"; {self.late_polls} poll(s) late" if self.late_polls else "")
+        )
 
 
 # ---------------------------------------------------------------- the jobs
 
 
-def find_calls(source: str | Path | None, settings: Settings, cancellation: Cancellation | None = None,
-               emit: Listener = nobody, *, query: CallsQuery) -> CallsResult:
+def find_calls(
+    source: str | Path | None,
+    settings: Settings,
+    cancellation: Cancellation | None = None,
+    emit: Listener = nobody,
+    *,
+    query: CallsQuery,
+) -> CallsResult:
     """List the calls once, or watch them (``query.every``); ``source`` is unused (a listing reads no file)."""
     cancellation = cancellation or Cancellation()
     client, key, flat, fields = _listing(settings, query)
@@ -149,15 +158,28 @@ def find_calls(source: str | Path | None, settings: Settings, cancellation: Canc
     if query.every is not None:
         return _watch(client, query, cancellation, emit, key=key, flat=flat, fields=fields, what=what)
     found = client.find(query.filters)
-    result = CallsResult("calls", [flat(call) for call in found], fields=fields, what=what, output=query.out,
-                         pages=getattr(client, "pages_read", 0), polls=1)
+    result = CallsResult(
+        "calls",
+        [flat(call) for call in found],
+        fields=fields,
+        what=what,
+        output=query.out,
+        pages=getattr(client, "pages_read", 0),
+        polls=1,
+    )
     if query.out is not None:
         write_rows(result.frame(), query.out)
     return result
 
 
-def lookup_file(source: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                emit: Listener = nobody, *, query: CallsQuery) -> CallsResult:
+def lookup_file(
+    source: str | Path,
+    settings: Settings,
+    cancellation: Cancellation | None = None,
+    emit: Listener = nobody,
+    *,
+    query: CallsQuery,
+) -> CallsResult:
     """Find the call of every row of a lookup file, ``settings.concurrency`` requests at a time.
 
     A row names its call by ``transaction_id``, ``external_unique_id``, or
@@ -187,8 +209,11 @@ def lookup_file(source: str | Path, settings: Settings, cancellation: Cancellati
             return client.find(CallFilter(transaction_id=row.transaction_id))
         if row.external_unique_id:
             return client.find(CallFilter(external_unique_id=row.external_unique_id))
-        return client.find(CallFilter(calling_phone_number=row.calling_phone_number,
-                                      destination_phone_number=row.destination_phone_number))
+        return client.find(
+            CallFilter(
+                calling_phone_number=row.calling_phone_number, destination_phone_number=row.destination_phone_number
+            )
+        )
 
     answers: dict[int, list[dict] | str] = {}  # row -> the calls found, or why the lookup failed
     fatal: list[UploaderError] = []
@@ -236,17 +261,28 @@ def lookup_file(source: str | Path, settings: Settings, cancellation: Cancellati
             error = "" if calls else "no call in progress matches (it may have ended, or not be transferred yet)"
         counts[status] = counts.get(status, 0) + 1
         call = flatten(max(calls, key=lambda c: text(c.get("transfer_start_time_utc")))) if calls else {}
-        out.append({**cells, "lookup_status": status, "lookup_error": error, "matches": str(len(calls)),
-                    **{f"call.{k}" if k in cells or k in CALL_COLUMNS else k: v for k, v in call.items()}})
-    first = (tuple(table.frame.columns) + ("lookup_status", "lookup_error", "matches")
-             + tuple(f"call.{c}" for c in CALL_COLUMNS))
+        out.append(
+            {
+                **cells,
+                "lookup_status": status,
+                "lookup_error": error,
+                "matches": str(len(calls)),
+                **{f"call.{k}" if k in cells or k in CALL_COLUMNS else k: v for k, v in call.items()},
+            }
+        )
+    first = (
+        tuple(table.frame.columns)
+        + ("lookup_status", "lookup_error", "matches")
+        + tuple(f"call.{c}" for c in CALL_COLUMNS)
+    )
     result = CallsResult("lookups", out, first=first, counts=counts, output=query.out)
     if query.out is not None:
         write_rows(result.frame(), query.out)
     if stop is not None:
         left = counts.get("not-looked-up", 0)
         stop.message = f"{stop.message}; {left:,} lookup(s) not done" + (
-            f"; every row is in {query.out}" if query.out else "")
+            f"; every row is in {query.out}" if query.out else ""
+        )
         stop.hint = stop.hint or "run the same command again to look them all up"
         stop.result = result
         raise stop
@@ -271,8 +307,17 @@ def _listing(settings: Settings, query: CallsQuery):
 # ---------------------------------------------------------------- watching
 
 
-def _watch(client, query: CallsQuery, cancellation: Cancellation, emit: Listener, *, key: str,
-           flat: Callable[[dict], dict[str, str]], fields: tuple[str, ...], what: str) -> CallsResult:
+def _watch(
+    client,
+    query: CallsQuery,
+    cancellation: Cancellation,
+    emit: Listener,
+    *,
+    key: str,
+    flat: Callable[[dict], dict[str, str]],
+    fields: tuple[str, ...],
+    what: str,
+) -> CallsResult:
     """Poll on a fixed schedule until cancelled or ``until``; each call kept once, updated as it changes.
 
     A poll that fails on the network or a 5xx is logged and the watch goes
@@ -385,8 +430,9 @@ class _Snapshots:
         if self.thread is not None and self.thread.is_alive():
             return  # the last picture is still being written: the next is due when it is done
         self.last = time.monotonic()
-        self.thread = threading.Thread(target=self._write, args=(list(calls.values()), False),
-                                       name="watch-output", daemon=True)
+        self.thread = threading.Thread(
+            target=self._write, args=(list(calls.values()), False), name="watch-output", daemon=True
+        )
         self.thread.start()
 
     def _write(self, rows: list[dict[str, str]], final: bool) -> None:
@@ -397,8 +443,11 @@ class _Snapshots:
         except OSError as exc:
             if final:
                 raise
-            log.warning("could not rewrite %s (%s); the changes log is complete, and it is written at the end",
-                        self.path, exc.strerror)
+            log.warning(
+                "could not rewrite %s (%s); the changes log is complete, and it is written at the end",
+                self.path,
+                exc.strerror,
+            )
 
     def close(self, calls: dict[str, dict[str, str]], *, wrote_before: bool) -> int:
         if self.thread is not None:

@@ -1,5 +1,4 @@
-"""Folder mode, for unattended runs: every file of a folder uploaded once, then moved to ``done/`` or ``failed/``.
-"""
+"""Folder mode, for unattended runs: every file of a folder uploaded once, then moved to ``done/`` or ``failed/``."""
 
 from __future__ import annotations
 
@@ -35,14 +34,21 @@ class FolderResult:
 
     def as_dict(self) -> dict:
         """One document for the whole folder, a summary per file (``--summary-json``)."""
-        files = [{"file": str(path), "outcome": outcome, "exit_code": code,
-                  "summary": job.summary.as_dict() if job is not None else None}
-                 for path, outcome, code, job in self.files]
+        files = [
+            {
+                "file": str(path),
+                "outcome": outcome,
+                "exit_code": code,
+                "summary": job.summary.as_dict() if job is not None else None,
+            }
+            for path, outcome, code, job in self.files
+        ]
         return {"folder": str(self.folder), "exit_code": self.exit_code, "files": files}
 
 
-def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                  emit: Listener = nobody) -> FolderResult:
+def upload_folder(
+    folder: str | Path, settings: Settings, cancellation: Cancellation | None = None, emit: Listener = nobody
+) -> FolderResult:
     """Upload every CSV/XLSX in ``folder``, oldest first, for unattended runs.
 
     Each file is moved to ``done/`` (every row confirmed) or ``failed/`` (some
@@ -77,8 +83,16 @@ def upload_folder(folder: str | Path, settings: Settings, cancellation: Cancella
     return result
 
 
-def _one_pass(folder: Path, settings: Settings, cancellation: Cancellation, emit: Listener, seen: _SeenFiles,
-              result: FolderResult, *, watching: bool) -> None:
+def _one_pass(
+    folder: Path,
+    settings: Settings,
+    cancellation: Cancellation,
+    emit: Listener,
+    seen: _SeenFiles,
+    result: FolderResult,
+    *,
+    watching: bool,
+) -> None:
     """Upload the files the folder holds now."""
 
     def done(path: Path, outcome: str, code: int, job: JobResult | None = None) -> None:
@@ -86,10 +100,17 @@ def _one_pass(folder: Path, settings: Settings, cancellation: Cancellation, emit
         emit(FileDone(path, outcome, code, job))
 
     candidates = sorted(
-        (p for p in folder.iterdir()
-         if p.is_file() and not p.name.startswith(".") and ".results." not in p.name
-         and (p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
-              or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS)))),
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and ".results." not in p.name
+            and (
+                p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
+                or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS))
+            )
+        ),
         key=lambda p: (p.stat().st_mtime, p.name),
     )
     for path in candidates:
@@ -184,8 +205,9 @@ class _SeenFiles:
         return None if row is None else f"{row[0]} on {row[1]}"
 
     def add(self, digest: str, name: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO imported VALUES (?, ?, ?)",
-                        (digest, name, time.strftime("%Y-%m-%d %H:%M:%S")))
+        self.db.execute(
+            "INSERT OR REPLACE INTO imported VALUES (?, ?, ?)", (digest, name, time.strftime("%Y-%m-%d %H:%M:%S"))
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -1,5 +1,4 @@
-"""``retry``: send again the failed rows of a report, and update the report in place.
-"""
+"""``retry``: send again the failed rows of a report, and update the report in place."""
 
 from __future__ import annotations
 
@@ -24,8 +23,9 @@ from .upload import _Upload, require_file, source_journal
 log = logging.getLogger(__name__)
 
 
-def retry_report(report_path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                 emit: Listener = nobody) -> JobResult:
+def retry_report(
+    report_path: str | Path, settings: Settings, cancellation: Cancellation | None = None, emit: Listener = nobody
+) -> JobResult:
     """Send again the failed rows of a report and update the report.
 
     Rows whose ``failure_kind`` is ``not-found`` are included only with
@@ -49,9 +49,13 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
         table = read_table(report_path, keep_report_columns=True, fields=settings.target.fields)
         meta = table.report_meta
         if meta is None or "status" not in meta or "row" not in meta:
-            raise UsageError(f"{report_path}: not a signal-uploader report (no 'row' and 'status' columns)",
-                             hint="retry takes the report an upload wrote; to send a file, use upload")
-        base = pd.concat([meta.reindex(columns=list(settings.target.fields.report_columns)).fillna(""), table.frame], axis=1)
+            raise UsageError(
+                f"{report_path}: not a signal-uploader report (no 'row' and 'status' columns)",
+                hint="retry takes the report an upload wrote; to send a file, use upload",
+            )
+        base = pd.concat(
+            [meta.reindex(columns=list(settings.target.fields.report_columns)).fillna(""), table.frame], axis=1
+        )
         chosen, left_out = _chosen(meta, settings)
         try:
             original_rows = meta["row"].astype(int)
@@ -63,8 +67,14 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
         if not rows:
             summary = _summary(table, None, settings, base)
             summary.report = str(report_path)
-            return JobResult(table, None, summary, 0 if all_ok(base["status"].unique()) else 1,
-                             report_path, file_warnings=["no failed rows to send again", *left_out])
+            return JobResult(
+                table,
+                None,
+                summary,
+                0 if all_ok(base["status"].unique()) else 1,
+                report_path,
+                file_warnings=["no failed rows to send again", *left_out],
+            )
         source, legacy, note = _report_source(report_path, settings)
         validation = check_table(whole, settings)
         emit(Opened(str(report_path), len(rows), f"sending again to the {settings.target.title}"))
@@ -75,20 +85,33 @@ def retry_report(report_path: str | Path, settings: Settings, cancellation: Canc
             meta = meta.loc[order]
             emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))
             subset = replace(whole, frame=whole.frame.loc[order])
-            frame = _merge_reports(base.set_index("row", drop=False),
-                                   report_frame(subset, meta, settings.target.fields.report_columns))
+            frame = _merge_reports(
+                base.set_index("row", drop=False), report_frame(subset, meta, settings.target.fields.report_columns)
+            )
             destination = settings.report or report_path
             with _storage(destination, "the report"):
-                written = write_report(frame, destination, delimiter=table.delimiter or ",",
-                                       types=report_cell_types(table, settings.target.fields.report_columns))
+                written = write_report(
+                    frame,
+                    destination,
+                    delimiter=table.delimiter or ",",
+                    types=report_cell_types(table, settings.target.fields.report_columns),
+                )
             if journal is not None:
                 journal.remember_report(written, job="retry", settings=settings.recorded())
         summary = _summary(subset, validation, settings, frame.set_index("row", drop=False))
         summary.report = str(written)
         exit_code = 0 if all_ok(frame["status"].unique()) else 1
-        result = JobResult(subset, validation, summary, exit_code, written, sent=upload.sent,
-                           file_warnings=[n for n in (note, *left_out) if n], requests=upload.shown,
-                           journal=journal.path if journal is not None else None)
+        result = JobResult(
+            subset,
+            validation,
+            summary,
+            exit_code,
+            written,
+            sent=upload.sent,
+            file_warnings=[n for n in (note, *left_out) if n],
+            requests=upload.shown,
+            journal=journal.path if journal is not None else None,
+        )
         return upload.finish(result, summary)
 
 
@@ -106,13 +129,17 @@ def _chosen(meta: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[str
     if not settings.include_not_found:
         chosen &= ~not_found
         if not_found.any():
-            notes.append(f"{int(not_found.sum()):,} row(s) whose call was not found yet are left out: calls can "
-                         "take a while to reach the platform; --include-not-found sends them")
+            notes.append(
+                f"{int(not_found.sum()):,} row(s) whose call was not found yet are left out: calls can "
+                "take a while to reach the platform; --include-not-found sends them"
+            )
     if settings.include_unknown:
         chosen |= unknown
     elif unknown.any():
-        notes.append(f"{int(unknown.sum()):,} row(s) whose outcome is unknown are left out: check that each did "
-                     "not happen, then --include-unknown sends them")
+        notes.append(
+            f"{int(unknown.sum()):,} row(s) whose outcome is unknown are left out: check that each did "
+            "not happen, then --include-unknown sends them"
+        )
     if ended.any():
         words = target.not_found.words if target.not_found else "a final answer"
         notes.append(f"{int(ended.sum()):,} row(s) are left out: {words}, which no retry can change")
@@ -122,10 +149,15 @@ def _chosen(meta: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[str
 def _as_source_rows(table, original_rows: pd.Series):
     """The report's rows under their row numbers in the file it came from (the report's 'row' column)."""
     numbers = dict(zip(table.frame.index.tolist(), original_rows.tolist()))
-    return replace(table, frame=table.frame.set_axis(original_rows.to_numpy()), report_meta=None,
-                   shape_problems={}, blank_rows=0,
-                   uncomputed={numbers[r]: v for r, v in table.uncomputed.items() if r in numbers},
-                   numeric_ids={numbers[r]: v for r, v in table.numeric_ids.items() if r in numbers})
+    return replace(
+        table,
+        frame=table.frame.set_axis(original_rows.to_numpy()),
+        report_meta=None,
+        shape_problems={},
+        blank_rows=0,
+        uncomputed={numbers[r]: v for r, v in table.uncomputed.items() if r in numbers},
+        numeric_ids={numbers[r]: v for r, v in table.numeric_ids.items() if r in numbers},
+    )
 
 
 def _report_source(report_path: Path, settings: Settings) -> tuple[str, tuple[Path, ...], str]:
@@ -137,10 +169,12 @@ def _report_source(report_path: Path, settings: Settings) -> tuple[str, tuple[Pa
         return settings.source, (report_path,), ""
     run = find_report_run(settings.state_folder, report_path, api=settings.api)
     if run is None:
-        raise UsageError(f"{report_path}: no journal in {settings.state_folder} knows which upload wrote this report",
-                         hint="name the file that was uploaded with --source FILE, so that the rows sent again "
-                              "are confirmed where its next upload looks (or give the --state-dir of that upload)")
-    note = (f"taken to be the report of {_display_name(run.source)} (by its name)" if run.found_by == "name" else "")
+        raise UsageError(
+            f"{report_path}: no journal in {settings.state_folder} knows which upload wrote this report",
+            hint="name the file that was uploaded with --source FILE, so that the rows sent again "
+            "are confirmed where its next upload looks (or give the --state-dir of that upload)",
+        )
+    note = f"taken to be the report of {_display_name(run.source)} (by its name)" if run.found_by == "name" else ""
     return run.source, (report_path,), note
 
 

@@ -33,7 +33,6 @@ from ..validate import Validation, _PhoneBook, validate_table
 log = logging.getLogger(__name__)
 
 
-
 def all_ok(statuses) -> bool:
     """Whether every row of a run needs nothing more (its exit code is 0): confirmed, skipped or a dry run."""
     return all(is_ok(str(status)) for status in statuses)
@@ -58,8 +57,7 @@ class JobResult:
         return self.summary.as_dict()
 
 
-def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None,
-                checks=None) -> Validation:
+def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None, checks=None) -> Validation:
     """Validate a table, adding the target's cross-row warnings.
 
     With ``checks`` (a file read in chunks: the target's
@@ -67,8 +65,9 @@ def check_table(table: Table, settings: Settings, *, progress=None, phonebook=No
     between rows of different chunks are only noted; the caller adds them at
     the end. Without, the table is the whole file and they are added here.
     """
-    validation = validate_table(table, timezone=settings.timezone, phone_region=settings.phone_region,
-                                progress=progress, phonebook=phonebook)
+    validation = validate_table(
+        table, timezone=settings.timezone, phone_region=settings.phone_region, progress=progress, phonebook=phonebook
+    )
     labels = _labels(table)
     whole = checks is None
     checks = settings.target.row_checks() if whole else checks
@@ -86,8 +85,7 @@ def _labels(table: Table) -> dict[str, str]:
 
 def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
     """Read and validate a file."""
-    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields,
-                       skip_hidden=settings.skip_hidden_rows)
+    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields, skip_hidden=settings.skip_hidden_rows)
     return table, check_table(table, settings), file_warnings(table)
 
 
@@ -99,8 +97,10 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
     if hidden and reader.skip_hidden:
         out.append(f"left out {hidden:,} row(s) hidden or filtered out in the sheet (--skip-hidden-rows)")
     elif hidden:
-        out.append(f"{hidden:,} row(s) are hidden or filtered out in the sheet: they were read like the others, "
-                   "as Excel's own CSV export does (--skip-hidden-rows leaves them out)")
+        out.append(
+            f"{hidden:,} row(s) are hidden or filtered out in the sheet: they were read like the others, "
+            "as Excel's own CSV export does (--skip-hidden-rows leaves them out)"
+        )
     if table.ignored_columns:
         names = ", ".join(repr(c) for c in table.ignored_columns)
         out.append(f"ignored column(s) the API does not take: {names}")
@@ -109,8 +109,10 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
             # one the file means as a field, under a name of its own?
             close = table.fieldset.closest(column)
             if close is not None and close[0] not in table.fields:
-                out.append(f"the column {column!r} looks like {close[0]}: map it to send it as that "
-                           f"(on the command line: --map '{column}={close[0]}')")
+                out.append(
+                    f"the column {column!r} looks like {close[0]}: map it to send it as that "
+                    f"(on the command line: --map '{column}={close[0]}')"
+                )
     if table.unnamed_columns:
         out.append(f"ignored {table.unnamed_columns} column(s) without a header")
     if blank_rows:
@@ -121,15 +123,26 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
 # ---------------------------------------------------------------------- validate
 
 
-def validate_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                  emit: Listener = nobody, *, edits: Edits | None = None) -> JobResult:
+def validate_file(
+    path: str | Path,
+    settings: Settings,
+    cancellation: Cancellation | None = None,
+    emit: Listener = nobody,
+    *,
+    edits: Edits | None = None,
+) -> JobResult:
     """Check every row of a file without touching the network.
 
     The file is read, checked and reported on chunk by chunk, so memory does
     not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
-    reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields,
-                        skip_hidden=settings.skip_hidden_rows)
+    reader = open_table(
+        path,
+        sheet=settings.sheet,
+        encoding=settings.encoding,
+        fields=settings.target.fields,
+        skip_hidden=settings.skip_hidden_rows,
+    )
     shown: list[dict] = []
 
     def statuses(validation: Validation) -> pd.DataFrame:
@@ -142,19 +155,42 @@ def validate_file(path: str | Path, settings: Settings, cancellation: Cancellati
             shown.extend(shown_request(item, target, settings.base_url) for item in target.prepare(rows))
         return meta
 
-    first, tally, summary = _stream_file(reader, settings, statuses, description="validating",
-                                         report_path=settings.report, columns=VALIDATE_COLUMNS, emit=emit,
-                                         edits=edits)
-    result = JobResult(first, None, summary, exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
-                       report_path=Path(summary.report) if summary.report else None,
-                       file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader), requests=shown)
+    first, tally, summary = _stream_file(
+        reader,
+        settings,
+        statuses,
+        description="validating",
+        report_path=settings.report,
+        columns=VALIDATE_COLUMNS,
+        emit=emit,
+        edits=edits,
+    )
+    result = JobResult(
+        first,
+        None,
+        summary,
+        exit_code=0 if summary.statuses.get("invalid", 0) == 0 else 1,
+        report_path=Path(summary.report) if summary.report else None,
+        file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
+        requests=shown,
+    )
     emit(Summarised(summary))
     return result
 
 
-def _stream_file(reader, settings: Settings, handle, *, description: str, report_path: Path | None,
-                 columns, last_updates=None, cancellation: Cancellation | None = None, emit: Listener = nobody,
-                 edits: Edits | None = None) -> tuple[Table, _Tally, Summary]:
+def _stream_file(
+    reader,
+    settings: Settings,
+    handle,
+    *,
+    description: str,
+    report_path: Path | None,
+    columns,
+    last_updates=None,
+    cancellation: Cancellation | None = None,
+    emit: Listener = nobody,
+    edits: Edits | None = None,
+) -> tuple[Table, _Tally, Summary]:
     """Read, validate and report a file chunk by chunk; the shared loop of ``validate`` and ``upload``.
 
     ``handle(validation)`` does a chunk's work and returns its status
@@ -182,10 +218,13 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
             if cancellation is not None and not cancellation.requested:
                 change = reader.changed()
                 if change:
-                    cancellation.cancel(InputChanged(
-                        f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
-                        f"after {tally.rows + tally.blank:,} row(s)",
-                        hint="upload it again once it is complete; rows already confirmed are skipped"))
+                    cancellation.cancel(
+                        InputChanged(
+                            f"{reader.path} changed while it was being uploaded ({change}): the run stopped "
+                            f"after {tally.rows + tally.blank:,} row(s)",
+                            hint="upload it again once it is complete; rows already confirmed are skipped",
+                        )
+                    )
             if cancellation is not None and isinstance(cancellation.reason, InputChanged):
                 break  # this chunk may already hold the new content
             if edits:
@@ -205,8 +244,12 @@ def _stream_file(reader, settings: Settings, handle, *, description: str, report
                 frame = report_frame(chunk, meta, columns)
                 with _storage(report_path, "the report"):
                     if writer is None:
-                        writer = ReportWriter(report_path, frame.columns, delimiter=chunk.delimiter or ",",
-                                              guard_columns=_guarded_columns(reader, frame.columns))
+                        writer = ReportWriter(
+                            report_path,
+                            frame.columns,
+                            delimiter=chunk.delimiter or ",",
+                            guard_columns=_guarded_columns(reader, frame.columns),
+                        )
                     writer.write(frame, report_cell_types(chunk, columns))
         if first is None and cancellation is not None and cancellation.reason is not None:
             raise cancellation.reason
@@ -239,8 +282,9 @@ def apply_edits(table: Table, edits: Edits) -> None:
     for row in frame.index.intersection(list(edits)).tolist():
         for header, value in edits[row].items():
             if header not in frame.columns:
-                raise UsageError(f"{table.path}: a corrected cell names the column {header!r}, which the file "
-                                 "does not have")
+                raise UsageError(
+                    f"{table.path}: a corrected cell names the column {header!r}, which the file does not have"
+                )
             frame.loc[row, header] = value
             if table.cell_types is not None:  # typed by a person: text now
                 table.cell_types[frame.index.get_loc(row), frame.columns.get_loc(header)] = 0
@@ -293,10 +337,11 @@ def _storage(path, what: str):
         if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
             raise
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise StorageError(f"could not write {what} {path} ({reason})",
-                           hint="free some space or choose a writable place; what the API confirmed is in the "
-                                "journal, so running the same command again reports those rows as skipped"
-                           ) from None
+        raise StorageError(
+            f"could not write {what} {path} ({reason})",
+            hint="free some space or choose a writable place; what the API confirmed is in the "
+            "journal, so running the same command again reports those rows as skipped",
+        ) from None
 
 
 class _Tally:
@@ -346,15 +391,21 @@ class _Tally:
         return updates
 
     def summary(self, reader, settings: Settings) -> Summary:
-        top = [{"code": code, "rows": n, "example": self.examples[code]}
-               for code, n in self.code_rows.most_common(5)]
-        return Summary(file=str(reader.path), api=settings.api, rows=self.rows,
-                       statuses={str(k): int(v) for k, v in self.statuses.items()},
-                       failed_by_class=dict(self.failed_by_class.most_common()), top_problems=top,
-                       warnings=self.warned, dry_run=settings.dry_run, blank_rows=self.blank,
-                       failed_by_kind=dict(self.failed_by_kind.most_common()),
-                       state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
-                       searches=settings.target.searches)
+        top = [{"code": code, "rows": n, "example": self.examples[code]} for code, n in self.code_rows.most_common(5)]
+        return Summary(
+            file=str(reader.path),
+            api=settings.api,
+            rows=self.rows,
+            statuses={str(k): int(v) for k, v in self.statuses.items()},
+            failed_by_class=dict(self.failed_by_class.most_common()),
+            top_problems=top,
+            warnings=self.warned,
+            dry_run=settings.dry_run,
+            blank_rows=self.blank,
+            failed_by_kind=dict(self.failed_by_kind.most_common()),
+            state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
+            searches=settings.target.searches,
+        )
 
 
 # ------------------------------------------------------------------------ upload
@@ -364,14 +415,22 @@ def _require_base_url(settings: Settings) -> None:
     """What a run that sends (or builds requests) needs before it reads anything."""
     settings.target.require(settings)
     if settings.base_url is None and not settings.dry_run:
-        raise UsageError("--base-url is required", hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
-                                                        "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
+        raise UsageError(
+            "--base-url is required",
+            hint="e.g. --base-url https://invoca.net/api/2020-10-01 "
+            "(or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)",
+        )
 
 
 def _problem_columns(validation: Validation) -> pd.DataFrame:
     index = validation.rows.index
-    return pd.DataFrame({"error": validation.problems.message_column(index, ERROR),
-                         "warning": validation.problems.message_column(index, WARNING)}, index=index)
+    return pd.DataFrame(
+        {
+            "error": validation.problems.message_column(index, ERROR),
+            "warning": validation.problems.message_column(index, WARNING),
+        },
+        index=index,
+    )
 
 
 def _summary(table: Table, validation: Validation | None, settings: Settings, report: pd.DataFrame) -> Summary:
@@ -390,9 +449,10 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         # Phone numbers are personal data: with --mask-pii, examples show the last 4 digits only.
         mask = mask_phone if settings.mask_pii else None
         phone_column = {table.fields.get(f, f) for f in table.fieldset.phones}
-        top = [{"code": code, "rows": int(n),
-                "example": validation.problems.example_message(code, mask, phone_column)}
-               for code, n in problem_counts.head(5).items()]
+        top = [
+            {"code": code, "rows": int(n), "example": validation.problems.example_message(code, mask, phone_column)}
+            for code, n in problem_counts.head(5).items()
+        ]
         warned = len(validation.problems.rows_with(WARNING))
     return Summary(
         file=str(table.path),

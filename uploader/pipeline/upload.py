@@ -41,8 +41,15 @@ from .stream import (
 log = logging.getLogger(__name__)
 
 
-def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation | None = None,
-                emit: Listener = nobody, *, name: str | None = None, edits: Edits | None = None) -> JobResult:
+def upload_file(
+    path: str | Path,
+    settings: Settings,
+    cancellation: Cancellation | None = None,
+    emit: Listener = nobody,
+    *,
+    name: str | None = None,
+    edits: Edits | None = None,
+) -> JobResult:
     """Validate a file, send every valid row not yet confirmed, write the report.
 
     The file flows through in chunks: each chunk is read, validated, planned
@@ -67,26 +74,45 @@ def upload_file(path: str | Path, settings: Settings, cancellation: Cancellation
     _require_base_url(settings)
     cancellation = cancellation or Cancellation()
     with ContentLock(path) as content:
-        reader = open_table(path, sheet=settings.sheet, encoding=settings.encoding, fields=settings.target.fields,
-                            skip_hidden=settings.skip_hidden_rows)
+        reader = open_table(
+            path,
+            sheet=settings.sheet,
+            encoding=settings.encoding,
+            fields=settings.target.fields,
+            skip_hidden=settings.skip_hidden_rows,
+        )
         source, legacy, note = source_of(path, reader, settings, name)
         if note:
             reader.notes.append(note)
         report_path = settings.report or default_report_path(reader.path)
         with source_journal(settings, source, content=content.digest, legacy=legacy) as journal:
             upload = _Upload(settings, journal, chunked=True, cancellation=cancellation, emit=emit)
-            first, tally, summary = _stream_file(reader, settings, upload.send, report_path=report_path,
-                                                 columns=settings.target.fields.report_columns,
-                                                 last_updates=upload.send_deferred,
-                                                 description=f"uploading to the {settings.target.title}",
-                                                 cancellation=cancellation, emit=emit, edits=edits)
+            first, tally, summary = _stream_file(
+                reader,
+                settings,
+                upload.send,
+                report_path=report_path,
+                columns=settings.target.fields.report_columns,
+                last_updates=upload.send_deferred,
+                description=f"uploading to the {settings.target.title}",
+                cancellation=cancellation,
+                emit=emit,
+                edits=edits,
+            )
             log.info("%d request(s) answered, %d retries", upload.sent, upload.retries)
             exit_code = 0 if all_ok(s for s, n in summary.statuses.items() if n) else 1
             assert summary.report is not None  # an upload always writes its report
-            result = JobResult(first, None, summary, exit_code, Path(summary.report),
-                               file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
-                               sent=upload.sent, requests=upload.shown,
-                               journal=journal.path if journal is not None else None)
+            result = JobResult(
+                first,
+                None,
+                summary,
+                exit_code,
+                Path(summary.report),
+                file_warnings=file_warnings(first, blank_rows=tally.blank, reader=reader),
+                sent=upload.sent,
+                requests=upload.shown,
+                journal=journal.path if journal is not None else None,
+            )
             if journal is not None:
                 journal.remember_report(result.report_path, job="upload", settings=settings.recorded())
             return upload.finish(result, summary)
@@ -124,8 +150,7 @@ def source_journal(settings: Settings, source: str, *, content: str | None = Non
     with SourceLock(state, located, _display_name(source)):
         journal = None
         if not settings.dry_run:
-            journal = Journal.open(state, source, settings.api, settings.base_url or "", content=content,
-                                   legacy=legacy)
+            journal = Journal.open(state, source, settings.api, settings.base_url or "", content=content, legacy=legacy)
         try:
             yield journal
         finally:
@@ -141,8 +166,15 @@ class _Upload:
     journal, sent and committed before :meth:`send` returns.
     """
 
-    def __init__(self, settings: Settings, journal: Journal | None, *, chunked: bool = False,
-                 cancellation: Cancellation | None = None, emit: Listener = nobody):
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal | None,
+        *,
+        chunked: bool = False,
+        cancellation: Cancellation | None = None,
+        emit: Listener = nobody,
+    ):
         self.settings = settings
         self.emit = emit
         self.target = settings.target
@@ -193,18 +225,31 @@ class _Upload:
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
             idempotent = self.target.idempotent
-            work, skipped, entries_ = self.sending_journal.plan(prepared, force=settings.force, seen=self.seen,
-                                                        deferred=self.deferred if idempotent else None,
-                                                        idempotent=idempotent,
-                                                        release_unknown=settings.include_unknown, ids=ids)
+            work, skipped, entries_ = self.sending_journal.plan(
+                prepared,
+                force=settings.force,
+                seen=self.seen,
+                deferred=self.deferred if idempotent else None,
+                idempotent=idempotent,
+                release_unknown=settings.include_unknown,
+                ids=ids,
+            )
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
                 if earlier.status == UNKNOWN:
                     outcomes[row] = Outcome(row, UNKNOWN, attempts=0, error=_still_unknown(earlier.error))
                 elif earlier.status == FAILED:  # a final answer: the same request can only get it again
-                    outcomes[row] = self.target.judge(Outcome(row, FAILED, earlier.http_status, earlier.error_class,
-                                                              attempts=0, error=_still_final(earlier)))
+                    outcomes[row] = self.target.judge(
+                        Outcome(
+                            row,
+                            FAILED,
+                            earlier.http_status,
+                            earlier.error_class,
+                            attempts=0,
+                            error=_still_final(earlier),
+                        )
+                    )
                 else:
                     outcomes[row] = Outcome(row, SKIPPED, attempts=0, **earlier.ids)  # type: ignore[arg-type]
             if skipped:
@@ -217,13 +262,20 @@ class _Upload:
             if item.row in outcomes:
                 continue
             if item.row in self.started:  # in flight when the run stopped: it may have been applied
-                outcomes[item.row] = Outcome(item.row, UNKNOWN, error_class="NoAnswer", error=(
-                    "the run stopped while this request was in flight: it may have reached the API, and this "
-                    "action must not be sent twice; check whether it happened, then `retry --include-unknown` "
-                    "sends it again if it did not"))
+                outcomes[item.row] = Outcome(
+                    item.row,
+                    UNKNOWN,
+                    error_class="NoAnswer",
+                    error=(
+                        "the run stopped while this request was in flight: it may have reached the API, and this "
+                        "action must not be sent twice; check whether it happened, then `retry --include-unknown` "
+                        "sends it again if it did not"
+                    ),
+                )
             else:  # left unsent when the run stopped
-                outcomes[item.row] = Outcome(item.row, FAILED, error_class="NotSent", attempts=0,
-                                             error=self._not_sent_reason())
+                outcomes[item.row] = Outcome(
+                    item.row, FAILED, error_class="NotSent", attempts=0, error=self._not_sent_reason()
+                )
         _apply_outcomes(meta, outcomes, self.target.id_columns)
         return meta
 
@@ -246,9 +298,12 @@ class _Upload:
                 self.sending_journal.record_many([(entries[o.row], o) for o in batch])
             except (sqlite3.Error, OSError) as exc:
                 # Answers not recorded are sent again by a rerun: harmless for an idempotent API.
-                self.cancellation.cancel(StorageError(
-                    f"could not record answers in the journal {self.sending_journal.path} ({exc}): the run stopped",
-                    hint="free some space (or choose another --state-dir) and run the same command again"))
+                self.cancellation.cancel(
+                    StorageError(
+                        f"could not record answers in the journal {self.sending_journal.path} ({exc}): the run stopped",
+                        hint="free some space (or choose another --state-dir) and run the same command again",
+                    )
+                )
             for outcome in batch:
                 outcomes[outcome.row] = outcome
                 self.emit(RowAnswered(outcome))
@@ -271,23 +326,37 @@ class _Upload:
             tally.statuses[outcome.status] += 1
             if outcome.status == FAILED:
                 tally.failed_by_class[outcome.error_class] += 1
-            updates[row] = {"status": outcome.status, "error": outcome.error,
-                            "http_status": "" if outcome.http_status is None else str(outcome.http_status),
-                            "error_class": outcome.error_class, "failure_kind": outcome.failure_kind,
-                            **{column: outcome.ids.get(column, "") for column in self.target.id_columns}}
+            updates[row] = {
+                "status": outcome.status,
+                "error": outcome.error,
+                "http_status": "" if outcome.http_status is None else str(outcome.http_status),
+                "error_class": outcome.error_class,
+                "failure_kind": outcome.failure_kind,
+                **{column: outcome.ids.get(column, "") for column in self.target.id_columns},
+            }
         self.deferred.clear()
         return updates
 
     def _sender(self) -> Sender:
         if self.sender is None:
             settings = self.settings
-            policy = SendPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                max_attempts=settings.max_attempts, rate=settings.pace,
-                                stop_after_failures=settings.stop_after_failures)
+            policy = SendPolicy(
+                concurrency=settings.concurrency,
+                timeout=settings.timeout,
+                max_attempts=settings.max_attempts,
+                rate=settings.pace,
+                stop_after_failures=settings.stop_after_failures,
+            )
             assert settings.base_url is not None  # the commands refuse to send without one
-            sender = Sender(self.target, settings.base_url, token_source(settings), policy,
-                            ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None, emit=self.emit,
-                            on_send=self._mark_pending)
+            sender = Sender(
+                self.target,
+                settings.base_url,
+                token_source(settings),
+                policy,
+                ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+                emit=self.emit,
+                on_send=self._mark_pending,
+            )
             self.sender = sender
             self.cancellation.on_cancel(sender.cancel)
         return self.sender
@@ -321,27 +390,33 @@ class _Upload:
             error = ApiUnavailable(
                 f"{self.fatal.error}: the run stopped; report written to {report_path}",
                 hint="try again later: running the same command again sends only the rows not confirmed "
-                     "(--stop-after-failures sets how many failures in a row stop a run)")
+                "(--stop-after-failures sets how many failures in a row stop a run)",
+            )
         elif self.fatal.error_class == "WrongAddress":
             error = ApiUnavailable(
                 f"{self.fatal.error}: the run stopped; report written to {report_path}",
                 hint=f"check --base-url: everything up to and including the API's version, e.g. "
-                     f"{self.target.base_url_example} (the emulator prints its own); then run the same command "
-                     "again with it, or retry the report with --base-url")
+                f"{self.target.base_url_example} (the emulator prints its own); then run the same command "
+                "again with it, or retry the report with --base-url",
+            )
         elif self.fatal.http_status == 401:
             error = AuthenticationError(
                 f"the API rejected the token (401): the run stopped; report written to {report_path}",
-                status=401, error_class=self.fatal.error_class,
+                status=401,
+                error_class=self.fatal.error_class,
                 hint=f"check {self.target.token_env} (or --token-file) and that the token may use this API"
-                     + (f"; an expired one is renewed with {self.target.refresh_token_env} (or --refresh-token-file)"
-                        if self.target.refresh_token_env else "")
-                     + "; a rerun sends the rows that were not sent",
+                + (
+                    f"; an expired one is renewed with {self.target.refresh_token_env} (or --refresh-token-file)"
+                    if self.target.refresh_token_env
+                    else ""
+                )
+                + "; a rerun sends the rows that were not sent",
             )
         else:
             error = TransportError(
                 f"{self.fatal.error}: the run stopped; report written to {report_path}",
                 hint="if your network inspects TLS with its own certificate authority, give its certificate "
-                     "with --ca-bundle (or REQUESTS_CA_BUNDLE); verification is never switched off",
+                "with --ca-bundle (or REQUESTS_CA_BUNDLE); verification is never switched off",
             )
         error.result = result  # so the CLI can still print what was done
         raise error
@@ -352,14 +427,19 @@ _OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind")
 
 def _still_final(earlier) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier.answered_at)) if earlier.answered_at else "earlier"
-    return (f"not sent: on {when} the API answered this row {earlier.http_status or ''} ({earlier.error or 'final'}), "
-            "and nothing can change that answer; --force sends it again").replace("  ", " ")
+    return (
+        f"not sent: on {when} the API answered this row {earlier.http_status or ''} ({earlier.error or 'final'}), "
+        "and nothing can change that answer; --force sends it again"
+    ).replace("  ", " ")
 
 
 def _still_unknown(error: str) -> str:
-    return ("not sent: an earlier run sent this row and got no answer that says what happened"
-            + (f" ({error})" if error else "") + "; this action must not be sent twice: check whether it "
-            "happened, then `retry --include-unknown` on the report sends it again if it did not")
+    return (
+        "not sent: an earlier run sent this row and got no answer that says what happened"
+        + (f" ({error})" if error else "")
+        + "; this action must not be sent twice: check whether it "
+        "happened, then `retry --include-unknown` on the report sends it again if it did not"
+    )
 
 
 def prepare(validation: Validation, target) -> list[Prepared]:
@@ -370,9 +450,18 @@ def prepare(validation: Validation, target) -> list[Prepared]:
 def _apply_outcomes(meta: pd.DataFrame, outcomes: dict[int, Outcome], id_columns=()) -> None:
     if not outcomes:
         return
-    records = [{"row": o.row, "status": o.status, "http_status": o.http_status, "error_class": o.error_class,
-                "error": o.error, "failure_kind": o.failure_kind,
-                **{column: o.ids.get(column, "") for column in id_columns}} for o in outcomes.values()]
+    records = [
+        {
+            "row": o.row,
+            "status": o.status,
+            "http_status": o.http_status,
+            "error_class": o.error_class,
+            "error": o.error,
+            "failure_kind": o.failure_kind,
+            **{column: o.ids.get(column, "") for column in id_columns},
+        }
+        for o in outcomes.values()
+    ]
     frame = pd.DataFrame(records).set_index("row")
     frame["http_status"] = frame["http_status"].map(lambda v: "" if pd.isna(v) else str(int(v)))
     for column in _OUTCOME_COLUMNS + tuple(id_columns):

@@ -18,12 +18,15 @@ from .engage import ENGAGE_TARGETS, EngageAction
 from .signals import SIGNALS, SignalTarget
 
 # A new target's instance is imported above and listed here (the README's "Adding a target").
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    SIGNALS,
-    CALL_OUTCOMES,
-    CALLS_IN_PROGRESS,
-    *ENGAGE_TARGETS,
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        SIGNALS,
+        CALL_OUTCOMES,
+        CALLS_IN_PROGRESS,
+        *ENGAGE_TARGETS,
+    )
+}
 
 README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
 README_END = "<!-- /targets -->"
@@ -34,12 +37,16 @@ def markdown() -> str:
     lines = ["| `--api` | API | request | success | sent twice? |", "| --- | --- | --- | --- | --- |"]
     for target in TARGETS.values():
         success = ", ".join(f"{status} {meaning}" for status, meaning in sorted(target.success.items()))
-        token = {"body": f"token in the body (`{target.token_field}`)",
-                 "query": f"token in the query (`{target.token_field}`)",
-                 "header": "token in the `Authorization` header"}[target.token_in]
+        token = {
+            "body": f"token in the body (`{target.token_field}`)",
+            "query": f"token in the query (`{target.token_field}`)",
+            "header": "token in the `Authorization` header",
+        }[target.token_in]
         twice = "safe: idempotent" if target.idempotent else "never without the user asking"
-        lines.append(f"| `{target.name}` | {target.title} | `{target.method} {{base}}/{target.path}`, {token} "
-                     f"| {success} | {twice} |")
+        lines.append(
+            f"| `{target.name}` | {target.title} | `{target.method} {{base}}/{target.path}`, {token} "
+            f"| {success} | {twice} |"
+        )
     return "\n".join([README_START, *lines, README_END])
 
 
@@ -53,6 +60,7 @@ def update_readme(path) -> bool:
     new = text[:start] + markdown() + text[end:]
     path.write_text(new, encoding="utf-8")
     return new != text
+
 
 __all__ = [
     "CALLS_IN_PROGRESS",

@@ -196,7 +196,11 @@ class Target:
         SDK's ``validate_response``). The default: the HTTP status and the
         error class, a 404 by :attr:`not_found`.
         """
-        if outcome.http_status == 404 and self.not_found is not None and outcome.error_class == self.not_found.error_class:
+        if (
+            outcome.http_status == 404
+            and self.not_found is not None
+            and outcome.error_class == self.not_found.error_class
+        ):
             return self.not_found.kind
         return failure_kind(outcome.http_status, outcome.error_class, self.config_classes)
 
@@ -206,8 +210,11 @@ class Target:
         The default: no answer at all, one of :attr:`retry_statuses`, or an
         answer that was not the API's.
         """
-        return (outcome.http_status is None or outcome.http_status in self.retry_statuses
-                or outcome.error_class in (INVALID_ANSWER, TOO_LARGE))
+        return (
+            outcome.http_status is None
+            or outcome.http_status in self.retry_statuses
+            or outcome.error_class in (INVALID_ANSWER, TOO_LARGE)
+        )
 
     def judge(self, outcome: Outcome) -> Outcome:
         """Give a failure its kind and finality by this target's rules (the sender calls it on every answer)."""

@@ -45,13 +45,21 @@ ORGANIZATION_TYPES = ("Network", "Advertiser")
 
 def require_organization(settings) -> tuple[str, str]:
     """The organization type and id from the settings, or a UsageError saying how to give them."""
-    missing = [flag for flag, value in (("--organization-type", settings.organization_type),
-                                        ("--organization-id", settings.organization_id)) if value is None]
+    missing = [
+        flag
+        for flag, value in (
+            ("--organization-type", settings.organization_type),
+            ("--organization-id", settings.organization_id),
+        )
+        if value is None
+    ]
     if missing:
-        raise UsageError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: the Calls In "
-                         "Progress API acts for one network or advertiser",
-                         hint="e.g. --organization-type Advertiser --organization-id 1234 (or organization_type "
-                              "and organization_id in --config)")
+        raise UsageError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: the Calls In "
+            "Progress API acts for one network or advertiser",
+            hint="e.g. --organization-type Advertiser --organization-id 1234 (or organization_type "
+            "and organization_id in --config)",
+        )
     return settings.organization_type, settings.organization_id
 
 
@@ -100,13 +108,15 @@ class CallsInProgressTarget(Target):
         custom = [c for c in rows.columns if c not in ID_FIELDS]
         columns = [rows[c].tolist() for c in custom]
         bodies = []
-        for position, (transaction_id, external_id) in enumerate(zip(rows["transaction_id"].tolist(),
-                                                                     rows["external_unique_id"].tolist())):
+        for position, (transaction_id, external_id) in enumerate(
+            zip(rows["transaction_id"].tolist(), rows["external_unique_id"].tolist())
+        ):
             record: dict = {}
             if transaction_id and external_id:
                 record["external_unique_id"] = external_id  # the new id; without a transaction id it finds the call
-            values = [{"name": name, "value": column[position]} for name, column in zip(custom, columns)
-                      if column[position]]
+            values = [
+                {"name": name, "value": column[position]} for name, column in zip(custom, columns) if column[position]
+            ]
             if values:
                 record["custom_data"] = values
             bodies.append({"call_in_progress": record})
@@ -119,11 +129,14 @@ class CallsInProgressTarget(Target):
         if not isinstance(record, dict) or not text(record.get("transaction_id")):
             return None
         custom = record.get("custom_data")
-        return {"call_transaction_id": text(record.get("transaction_id")),
-                "call_external_unique_id": text(record.get("external_unique_id")),
-                "call_status": text(record.get("call_status")),
-                "call_custom_data": json.dumps(custom, ensure_ascii=False, separators=(",", ":"))
-                if custom not in (None, [], {}) else ""}
+        return {
+            "call_transaction_id": text(record.get("transaction_id")),
+            "call_external_unique_id": text(record.get("external_unique_id")),
+            "call_status": text(record.get("call_status")),
+            "call_custom_data": json.dumps(custom, ensure_ascii=False, separators=(",", ":"))
+            if custom not in (None, [], {})
+            else "",
+        }
 
     def what_proves(self) -> str:
         return "the current_call it returns (its transaction_id missing)"

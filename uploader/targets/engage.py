@@ -46,9 +46,10 @@ BASE = "api/v1/admin/accounts/{accountId}/activeCalls"
 def require_account(settings) -> str:
     """The Engage account id from the settings, or a UsageError saying how to give it."""
     if settings.account_id is None:
-        raise UsageError("--account-id is required: Engage Voice acts on the active calls of one account",
-                         hint="e.g. --account-id 12440011 (or account_id in --config, or "
-                              "SIGNAL_UPLOADER_ACCOUNT_ID)")
+        raise UsageError(
+            "--account-id is required: Engage Voice acts on the active calls of one account",
+            hint="e.g. --account-id 12440011 (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID)",
+        )
     return settings.account_id
 
 
@@ -114,8 +115,10 @@ class EngageAction(Target):
 
     def read_refusal(self, status: int, body) -> tuple[str, str] | None:
         if body is False:
-            return "ActionRefused", (f"the API answered false: {self.action} was not done (the call, agent or "
-                                     "session may not be in a state that allows it)")
+            return "ActionRefused", (
+                f"the API answered false: {self.action} was not done (the call, agent or "
+                "session may not be in a state that allows it)"
+            )
         return None
 
     def what_proves(self) -> str:
@@ -145,9 +148,11 @@ class DispositionTarget(EngageAction):
     def require(self, settings) -> None:
         require_account(settings)
         if settings.timezone is None:
-            raise UsageError("--timezone is required for engage_disposition: callback times are sent as local "
-                             "date and time (yyyyMMddHHmmss) in that zone",
-                             hint="give the Engage account's timezone, e.g. --timezone America/New_York")
+            raise UsageError(
+                "--timezone is required for engage_disposition: callback times are sent as local "
+                "date and time (yyyyMMddHHmmss) in that zone",
+                hint="give the Engage account's timezone, e.g. --timezone America/New_York",
+            )
 
     def payloads(self, rows: pd.DataFrame) -> list[dict]:
         when = rows["callBackDTS"] if "callBackDTS" in rows else pd.Series(pd.NaT, index=rows.index)
@@ -200,8 +205,10 @@ class AddSessionTarget(EngageAction):
     idempotent = False
 
     def payloads(self, rows: pd.DataFrame) -> list[dict]:
-        return [{"destination": digits(phone), "sessionType": kind.strip().upper()}
-                for phone, kind in zip(rows["destination"].tolist(), rows["sessionType"].tolist())]
+        return [
+            {"destination": digits(phone), "sessionType": kind.strip().upper()}
+            for phone, kind in zip(rows["destination"].tolist(), rows["sessionType"].tolist())
+        ]
 
 
 class HangupSessionTarget(EngageAction):
@@ -238,10 +245,20 @@ class ManualCallTarget(EngageAction):
         return [f"{self._base()}/createManualAgentCall"] * len(rows)
 
     def payloads(self, rows: pd.DataFrame) -> list[dict]:
-        return [{"username": username, "destination": digits(destination), "ringDuration": int(ring),
-                 "callerId": digits(caller)}
-                for username, destination, ring, caller in zip(rows["username"].tolist(), rows["destination"].tolist(),
-                                                               rows["ringDuration"].tolist(), rows["callerId"].tolist())]
+        return [
+            {
+                "username": username,
+                "destination": digits(destination),
+                "ringDuration": int(ring),
+                "callerId": digits(caller),
+            }
+            for username, destination, ring, caller in zip(
+                rows["username"].tolist(),
+                rows["destination"].tolist(),
+                rows["ringDuration"].tolist(),
+                rows["callerId"].tolist(),
+            )
+        ]
 
 
 ENGAGE_DISPOSITION = DispositionTarget()
@@ -250,5 +267,11 @@ ENGAGE_RECORDING = RecordingTarget()
 ENGAGE_ADD_SESSION = AddSessionTarget()
 ENGAGE_HANGUP_SESSION = HangupSessionTarget()
 ENGAGE_MANUAL_CALL = ManualCallTarget()
-ENGAGE_TARGETS = (ENGAGE_DISPOSITION, ENGAGE_HANGUP, ENGAGE_RECORDING, ENGAGE_ADD_SESSION, ENGAGE_HANGUP_SESSION,
-                  ENGAGE_MANUAL_CALL)
+ENGAGE_TARGETS = (
+    ENGAGE_DISPOSITION,
+    ENGAGE_HANGUP,
+    ENGAGE_RECORDING,
+    ENGAGE_ADD_SESSION,
+    ENGAGE_HANGUP_SESSION,
+    ENGAGE_MANUAL_CALL,
+)

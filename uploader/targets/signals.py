@@ -52,8 +52,10 @@ def epoch_texts(instants: pd.Series, *, allow_ms: bool = True) -> list[str | Non
         return [None] * len(instants)
     ms = np.zeros(len(instants), dtype=np.int64)
     ms[present] = instants[present].dt.as_unit("ms").astype("int64").to_numpy()
-    return [(str(m) if allow_ms and m % 1000 else str(m // 1000)) if here else None
-            for m, here in zip(ms.tolist(), present.tolist())]
+    return [
+        (str(m) if allow_ms and m % 1000 else str(m // 1000)) if here else None
+        for m, here in zip(ms.tolist(), present.tolist())
+    ]
 
 
 def _fill(dicts: list[dict], field: str, column: pd.Series, positions: np.ndarray | None = None) -> None:
@@ -108,9 +110,10 @@ class SignalTarget(Target):
         epoch numbers, never as text the server would read in its own zone.
         """
         time_key = self.time_key
-        searches = [{"transaction_id": transaction_id} if transaction_id else {time_key: start}
-                    for transaction_id, start in zip(rows["transaction_id"].tolist(),
-                                                     epoch_texts(rows["call_start_time"]))]
+        searches = [
+            {"transaction_id": transaction_id} if transaction_id else {time_key: start}
+            for transaction_id, start in zip(rows["transaction_id"].tolist(), epoch_texts(rows["call_start_time"]))
+        ]
         by_time = rows[(rows["transaction_id"] == "").to_numpy()]
         for field in NARROWING_FIELDS:
             _fill(searches, field, by_time[field], positions=rows.index.get_indexer(by_time.index))
@@ -119,9 +122,11 @@ class SignalTarget(Target):
     def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
         call = body.get("call")
         call = call if isinstance(call, dict) else {}
-        return {"signal_transaction_id": transaction_id,
-                "corrects_transaction_id": text(record.get("corrects_transaction_id")),
-                "call_transaction_id": text(call.get("transaction_id"))}
+        return {
+            "signal_transaction_id": transaction_id,
+            "corrects_transaction_id": text(record.get("corrects_transaction_id")),
+            "call_transaction_id": text(call.get("transaction_id")),
+        }
 
 
 class _SignalRowChecks(RowChecks):
@@ -139,20 +144,25 @@ class _SignalRowChecks(RowChecks):
         ignored_search_warnings(validation.rows, validation.problems, labels)
         rows = validation.rows
         # Only rows that will be sent can overwrite each other, and only without a partner_unique_id.
-        candidates = rows[validation.valid.to_numpy() & (rows["partner_unique_id"] == "").to_numpy()
-                          & (rows["name"] != "").to_numpy()]
+        candidates = rows[
+            validation.valid.to_numpy() & (rows["partner_unique_id"] == "").to_numpy() & (rows["name"] != "").to_numpy()
+        ]
         self.tracker.add(candidates, call_reference(candidates))
 
     def finish(self, labels: dict[str, str]) -> list[tuple[list[int], str, str]]:
-        return [(members, "duplicate-without-id", duplicate_message(members, labels["name"], labels["partner_unique_id"]))
-                for members in self.tracker.groups()]
+        return [
+            (members, "duplicate-without-id", duplicate_message(members, labels["name"], labels["partner_unique_id"]))
+            for members in self.tracker.groups()
+        ]
 
 
 def duplicate_message(members: list[int], name_label: str, id_label: str) -> str:
     listed = ", ".join(str(r) for r in members[:6]) + (", ..." if len(members) > 6 else "")
-    return (f"rows {listed} are the same call and {name_label} with no {id_label}: "
-            f"each replaces the one before, so only row {members[-1]} will remain; "
-            f"give each its own {id_label} to keep them all")
+    return (
+        f"rows {listed} are the same call and {name_label} with no {id_label}: "
+        f"each replaces the one before, so only row {members[-1]} will remain; "
+        f"give each its own {id_label} to keep them all"
+    )
 
 
 class DuplicateTracker:
@@ -184,7 +194,7 @@ class DuplicateTracker:
         hashes, rows = hashes[order], rows[order]
         starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
         sizes = np.diff(np.r_[starts, len(hashes)])
-        groups = [rows[start:start + size].tolist() for start, size in zip(starts, sizes) if size > 1]
+        groups = [rows[start : start + size].tolist() for start, size in zip(starts, sizes) if size > 1]
         return sorted(groups)
 
 

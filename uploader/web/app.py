@@ -68,12 +68,21 @@ class Guard:
             rest = {k: v for k, v in query.items() if k != "key"}
             location = scope["path"] + (("?" + urlencode(rest, doseq=True)) if rest else "")
             cookie = f"{COOKIE}={self.key}; HttpOnly; SameSite=Strict; Path=/"
-            return await _respond(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
-                                                   (b"referrer-policy", b"no-referrer")])
+            return await _respond(
+                send,
+                303,
+                b"",
+                [
+                    (b"location", location.encode()),
+                    (b"set-cookie", cookie.encode()),
+                    (b"referrer-policy", b"no-referrer"),
+                ],
+            )
         cookies = _cookies(headers.get("cookie", ""))
         if not hmac.compare_digest(cookies.get(COOKIE, ""), self.key):
-            return await _refuse(send, 403, "open the address that `signal-uploader serve` printed (it carries the "
-                                            "page's access key)")
+            return await _refuse(
+                send, 403, "open the address that `signal-uploader serve` printed (it carries the page's access key)"
+            )
         return await self.app(scope, receive, send)
 
 
@@ -87,8 +96,13 @@ def _cookies(header: str) -> dict[str, str]:
 
 
 async def _respond(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]):
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -100,7 +114,7 @@ async def _refuse(send, status: int, message: str):
 SECURITY_HEADERS = {
     # The page's own script and styles only: nothing from a CDN, nothing inline.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -121,8 +135,10 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             except UploaderError as exc:
                 return error_response(exc)
             except (ValueError, KeyError, TypeError) as exc:
-                return JSONResponse({"error": f"the page sent something this server does not understand ({exc})"},
-                                    status_code=400)
+                return JSONResponse(
+                    {"error": f"the page sent something this server does not understand ({exc})"}, status_code=400
+                )
+
         return endpoint
 
     async def body(request: Request) -> dict:
@@ -135,15 +151,26 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         template = _templates.get_template("index.html")
         apis = [{"name": name, "title": target.title} for name, target in TARGETS.items()]
         regions = sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS)
-        html = template.render(apis=apis, timezones=sorted(zoneinfo.available_timezones()), regions=regions,
-                               default_api=workspace.settings.api, default_region=workspace.settings.phone_region,
-                               base_url=workspace.settings.base_url or "", version=__version__,
-                               max_mb=workspace.max_upload_bytes / (1 << 20))
+        html = template.render(
+            apis=apis,
+            timezones=sorted(zoneinfo.available_timezones()),
+            regions=regions,
+            default_api=workspace.settings.api,
+            default_region=workspace.settings.phone_region,
+            base_url=workspace.settings.base_url or "",
+            version=__version__,
+            max_mb=workspace.max_upload_bytes / (1 << 20),
+        )
         return HTMLResponse(html)
 
     async def state(request: Request):
-        return JSONResponse({"tokens": {name: workspace.has_token(name) for name in TARGETS},
-                             "base_url": workspace.settings.base_url, "runs": workspace.past_runs()})
+        return JSONResponse(
+            {
+                "tokens": {name: workspace.has_token(name) for name in TARGETS},
+                "base_url": workspace.settings.base_url,
+                "runs": workspace.past_runs(),
+            }
+        )
 
     async def upload_file(request: Request):
         name = unquote(request.headers.get("x-file-name", ""))
@@ -153,18 +180,19 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             # the server close a connection with unread data, a reset the browser reports instead of it.
             async for _ in request.stream():
                 pass
-            raise FileTooLarge(f"{name or 'the file'} is larger than this page accepts "
-                               f"({workspace.max_upload_bytes / (1 << 20):,.0f} MB)",
-                               hint="split the file, or upload it with the command line (signal-uploader upload "
-                                    "FILE), or start the page with a higher --max-upload-mb")
+            raise FileTooLarge(
+                f"{name or 'the file'} is larger than this page accepts "
+                f"({workspace.max_upload_bytes / (1 << 20):,.0f} MB)",
+                hint="split the file, or upload it with the command line (signal-uploader upload "
+                "FILE), or start the page with a higher --max-upload-mb",
+            )
         chunks, size = [], 0
         async for chunk in request.stream():  # gathered, then written in a thread: the size is checked as it comes
             size += len(chunk)
             if size <= workspace.max_upload_bytes + len(chunk):
                 chunks.append(chunk)  # once over the limit, the rest is read (see above) and dropped
         stored = await run_in_threadpool(workspace.add_file, name, chunks)
-        return JSONResponse({"id": stored.id, "name": stored.name, "size": stored.size,
-                             "workbook": stored.is_workbook})
+        return JSONResponse({"id": stored.id, "name": stored.name, "size": stored.size, "workbook": stored.is_workbook})
 
     async def columns(request: Request):
         data = await body(request)
@@ -228,8 +256,9 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
                     return
                 await asyncio.sleep(EVENT_INTERVAL)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     async def report(request: Request):
         run = workspace.get_run(request.path_params["run"])
@@ -267,8 +296,10 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                    (k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                ]
             await send(message)
+
         await app(scope, receive, send_with_headers)
 
     return Guard(with_headers, key=key, hosts=hosts)

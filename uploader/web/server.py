@@ -14,23 +14,34 @@ from .app import create_app, new_key, own_hosts
 from .workspace import Workspace
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
-          token_file: Path | None = None, max_upload_mb: float = 200, ready_file: Path | None = None,
-          environ=None, echo=print) -> None:
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    token_file: Path | None = None,
+    max_upload_mb: float = 200,
+    ready_file: Path | None = None,
+    environ=None,
+    echo=print,
+) -> None:
     """Serve the page until Ctrl-C or SIGTERM (uvicorn's own handling)."""
     import uvicorn
 
-    workspace = Workspace(settings, environ=environ, token_file=token_file,
-                          max_upload_bytes=int(max_upload_mb * (1 << 20)))
+    workspace = Workspace(
+        settings, environ=environ, token_file=token_file, max_upload_bytes=int(max_upload_mb * (1 << 20))
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror})",
-                         hint="another program uses that port: choose another with --port (0 picks a free one)"
-                         ) from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror})",
+            hint="another program uses that port: choose another with --port (0 picks a free one)",
+        ) from None
     sock.listen(128)  # connections wait in the backlog from now on: the address printed below works at once
     port = sock.getsockname()[1]
     key = new_key()

@@ -78,8 +78,15 @@ class StoredFile:
 class Workspace:
     """The server's state: files, previews and runs; one per ``serve``."""
 
-    def __init__(self, settings: Settings, *, root: str | Path | None = None, environ=None,
-                 token_file: str | Path | None = None, max_upload_bytes: int = 200 << 20):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        root: str | Path | None = None,
+        environ=None,
+        token_file: str | Path | None = None,
+        max_upload_bytes: int = 200 << 20,
+    ):
         self.settings = settings  # the server's resolved defaults: base URL, state folder, ...
         self.root = Path(root) if root is not None else settings.state_folder / "web"
         (self.root / "runs").mkdir(parents=True, exist_ok=True)
@@ -124,8 +131,9 @@ class Workspace:
         name = _SAFE_NAME.sub("_", Path(str(name).replace("\\", "/")).name).strip(" .") or "upload.csv"
         suffix = Path(name).suffix.lower()
         if suffix not in CSV_EXTENSIONS | XLSX_EXTENSIONS:
-            raise UsageError(f"{name}: not a file the uploader reads",
-                             hint="choose a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file")
+            raise UsageError(
+                f"{name}: not a file the uploader reads", hint="choose a .csv, .xlsx, .xlsm, .xlsb, .xls or .ods file"
+            )
         file_id = secrets.token_hex(8)
         folder = self.root / "files" / file_id
         folder.mkdir(parents=True)
@@ -141,7 +149,8 @@ class Workspace:
                     raise FileTooLarge(
                         f"{name} is larger than this page accepts ({self.max_upload_bytes / (1 << 20):,.0f} MB)",
                         hint="split the file, or upload it with the command line (signal-uploader upload FILE), "
-                             "or start the page with a higher --max-upload-mb")
+                        "or start the page with a higher --max-upload-mb",
+                    )
                 out.write(chunk)
         stored = StoredFile(file_id, name, path, size)
         with self._lock:
@@ -166,25 +175,51 @@ class Workspace:
                 recognised[header] = "(report column)"
             else:
                 recognised[header] = fields.canonical(header) or ""
-        return {"headers": peek.headers, "sheets": peek.sheets, "sheet": peek.sheet, "recognised": recognised,
-                "fields": list(fields.names), "custom_block": fields.custom_block,
-                "needs": [" or ".join(need.any_of) for need in fields.needs],
-                "saved": None if saved is None else {"name": saved.name, "columns": _by_header(saved.columns,
-                                                                                              peek.headers)},
-                "suggested_name": Path(stored.name).stem[:60]}
+        return {
+            "headers": peek.headers,
+            "sheets": peek.sheets,
+            "sheet": peek.sheet,
+            "recognised": recognised,
+            "fields": list(fields.names),
+            "custom_block": fields.custom_block,
+            "needs": [" or ".join(need.any_of) for need in fields.needs],
+            "saved": None
+            if saved is None
+            else {"name": saved.name, "columns": _by_header(saved.columns, peek.headers)},
+            "suggested_name": Path(stored.name).stem[:60],
+        }
 
     # -- previews -------------------------------------------------------------
 
     def settings_for(self, options: dict) -> Settings:
         """The server's settings with the page's choices (API, timezone, region, sheet, mapping)."""
         mapping = options.get("mapping") or {}
-        flags = {"api": options.get("api") or self.settings.api, "timezone": options.get("timezone") or None,
-                 "phone_region": options.get("phone_region") or None, "sheet": options.get("sheet") or None,
-                 "mapping": tuple(sorted((str(k), str(v)) for k, v in mapping.items())) or None}
-        base = {f: getattr(self.settings, f) for f in ("base_url", "state_dir", "concurrency", "timeout", "rate",
-                                                        "max_attempts", "stop_after_failures", "ca_bundle",
-                                                        "organization_type", "organization_id", "account_id",
-                                                        "auth_url", "chunk_rows", "exceed_documented_rate")}
+        flags = {
+            "api": options.get("api") or self.settings.api,
+            "timezone": options.get("timezone") or None,
+            "phone_region": options.get("phone_region") or None,
+            "sheet": options.get("sheet") or None,
+            "mapping": tuple(sorted((str(k), str(v)) for k, v in mapping.items())) or None,
+        }
+        base = {
+            f: getattr(self.settings, f)
+            for f in (
+                "base_url",
+                "state_dir",
+                "concurrency",
+                "timeout",
+                "rate",
+                "max_attempts",
+                "stop_after_failures",
+                "ca_bundle",
+                "organization_type",
+                "organization_id",
+                "account_id",
+                "auth_url",
+                "chunk_rows",
+                "exceed_documented_rate",
+            )
+        }
         return resolve({**base, **flags}, environ={})
 
     def preview(self, file_id: str, options: dict) -> Preview:
@@ -205,8 +240,15 @@ class Workspace:
             edits = {row: {h: v for h, v in cells.items() if h in table.frame.columns} for row, cells in edits.items()}
             apply_edits(table, edits)
         validation = check_table(table, settings)
-        preview = Preview(secrets.token_hex(8), stored, settings, table, validation, file_warnings(table),
-                          seconds=time.perf_counter() - started)
+        preview = Preview(
+            secrets.token_hex(8),
+            stored,
+            settings,
+            table,
+            validation,
+            file_warnings(table),
+            seconds=time.perf_counter() - started,
+        )
         preview.edits = edits
         with self._lock:
             # One preview per file: the newest choices replace the older ones (and free their memory).
@@ -230,20 +272,28 @@ class Workspace:
         token = self._tokens.get(target.token_env)
         refresh = self._tokens.get(target.refresh_token_env) if target.refresh_token_env else None
         if token is None and refresh is None:
-            raise UsageError(f"no API token for the {target.title}",
-                             hint=f"enter it in the token field (or start the page with {target.token_env} set, "
-                                  "or --token-file)")
+            raise UsageError(
+                f"no API token for the {target.title}",
+                hint=f"enter it in the token field (or start the page with {target.token_env} set, or --token-file)",
+            )
         if settings.base_url is None:
-            raise UsageError("the page was started without an API address",
-                             hint="start it with --base-url (or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)")
+            raise UsageError(
+                "the page was started without an API address",
+                hint="start it with --base-url (or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)",
+            )
         return replace(settings, token=token, refresh_token=refresh)
 
     def upload(self, preview_id: str) -> WebRun:
         """Send the previewed file's valid rows, with the corrected cells (a :class:`Run`, in its own thread)."""
         preview = self.get_preview(preview_id)
         settings = self._with_tokens(preview.settings)
-        run = Run(preview.file.path, settings, job="upload", name=preview.file.name,
-                  edits={row: dict(cells) for row, cells in preview.edits.items()})
+        run = Run(
+            preview.file.path,
+            settings,
+            job="upload",
+            name=preview.file.name,
+            edits={row: dict(cells) for row, cells in preview.edits.items()},
+        )
         return self._start(run, "upload", preview.file.name, settings.api)
 
     def retry(self, run_id: str, *, include_not_found: bool = False) -> WebRun:
@@ -293,8 +343,7 @@ def journal_sources(settings: Settings) -> list[dict]:
     sources = known_sources(settings.state_folder)
     for source in sources:
         when = source.pop("last_confirmed")
-        source["last_confirmed"] = (datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
-                                    if when else "")
+        source["last_confirmed"] = datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds") if when else ""
     return sources
 
 
@@ -314,8 +363,9 @@ def _target(api: str):
 class Preview:
     """A checked file, held in memory while the analyst looks at it and corrects cells."""
 
-    def __init__(self, preview_id: str, file: StoredFile, settings: Settings, table, validation, warnings,
-                 seconds: float = 0.0):
+    def __init__(
+        self, preview_id: str, file: StoredFile, settings: Settings, table, validation, warnings, seconds: float = 0.0
+    ):
         self.id, self.file, self.settings = preview_id, file, settings
         self.table, self.validation, self.notes = table, validation, warnings
         self.seconds = seconds
@@ -332,30 +382,42 @@ class Preview:
 
     def counts(self) -> dict:
         rows = len(self.table.frame)
-        return {"rows": rows, "valid": rows - len(self.errors), "invalid": len(self.errors),
-                "warned": len(self.warned)}
+        return {"rows": rows, "valid": rows - len(self.errors), "invalid": len(self.errors), "warned": len(self.warned)}
 
     def as_dict(self, page: int = 0) -> dict:
-        return {"id": self.id, "file": self.file.name, "api": self.settings.api,
-                "api_title": self.settings.target.title, "timezone": self.settings.timezone,
-                "counts": self.counts(), "seconds": round(self.seconds, 2),
-                "top_problems": self.error_counts[:8], "warnings": self.warning_counts[:8],
-                "notes": self.notes, "first_requests": self.first_requests(),
-                "invalid": self.invalid_page(page)}
+        return {
+            "id": self.id,
+            "file": self.file.name,
+            "api": self.settings.api,
+            "api_title": self.settings.target.title,
+            "timezone": self.settings.timezone,
+            "counts": self.counts(),
+            "seconds": round(self.seconds, 2),
+            "top_problems": self.error_counts[:8],
+            "warnings": self.warning_counts[:8],
+            "notes": self.notes,
+            "first_requests": self.first_requests(),
+            "invalid": self.invalid_page(page),
+        }
 
     def invalid_page(self, page: int) -> dict:
         """One page of the invalid rows: every cell, and every reason by the cell it concerns."""
         rows = sorted(self.errors)
         pages = max((len(rows) + PAGE_ROWS - 1) // PAGE_ROWS, 1)
         page = min(max(page, 0), pages - 1)
-        shown = rows[page * PAGE_ROWS:(page + 1) * PAGE_ROWS]
+        shown = rows[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
         frame = self.table.frame
         out = []
         for row in shown:
             cells = {str(k): ("" if pd.isna(v) else str(v)) for k, v in frame.loc[row].items()}
             out.append({"row": row, "cells": cells, "errors": self.errors[row]})
-        return {"page": page, "pages": pages, "total": len(rows), "headers": [str(c) for c in frame.columns],
-                "rows": out}
+        return {
+            "page": page,
+            "pages": pages,
+            "total": len(rows),
+            "headers": [str(c) for c in frame.columns],
+            "rows": out,
+        }
 
     def first_requests(self) -> list[dict]:
         """The first valid rows' requests as they will be sent (without the token, which is added when sending)."""
@@ -374,9 +436,12 @@ class Preview:
         with self._lock:
             self.edits.setdefault(row, {})[header] = value
             apply_edits(self.table, {row: {header: value}})
-            one = replace(self.table, frame=frame.loc[[row]],
-                          shape_problems={k: v for k, v in self.table.shape_problems.items() if k == row},
-                          blank_rows=0)
+            one = replace(
+                self.table,
+                frame=frame.loc[[row]],
+                shape_problems={k: v for k, v in self.table.shape_problems.items() if k == row},
+                blank_rows=0,
+            )
             validation = check_table(one, self.settings)
             problems = validation.problems.frame()
             errors = problems[problems["severity"] == ERROR]
@@ -391,8 +456,12 @@ class Preview:
                 self.warned.add(row)
             else:
                 self.warned.discard(row)
-        return {"row": row, "cells": {str(k): str(v) for k, v in frame.loc[row].items()},
-                "errors": self.errors.get(row, []), "counts": self.counts()}
+        return {
+            "row": row,
+            "cells": {str(k): str(v) for k, v in frame.loc[row].items()},
+            "errors": self.errors.get(row, []),
+            "counts": self.counts(),
+        }
 
 
 def _replace_row(problems, row: int, new):
@@ -406,8 +475,9 @@ def _replace_row(problems, row: int, new):
 
 
 def _records(group: pd.DataFrame) -> list[dict]:
-    return [{"field": str(r.field), "code": str(r.code), "message": str(r.message)}
-            for r in group.itertuples(index=False)]
+    return [
+        {"field": str(r.field), "code": str(r.code), "message": str(r.message)} for r in group.itertuples(index=False)
+    ]
 
 
 def _code_counts(problems: pd.DataFrame) -> list[dict]:
@@ -417,8 +487,13 @@ def _code_counts(problems: pd.DataFrame) -> list[dict]:
     out = []
     for code, n in counts.items():
         example = problems.loc[problems["code"] == code].iloc[0]
-        out.append({"code": str(code), "rows": int(n),
-                    "example": (f"{example['field']}: " if example["field"] else "") + str(example["message"])})
+        out.append(
+            {
+                "code": str(code),
+                "rows": int(n),
+                "example": (f"{example['field']}: " if example["field"] else "") + str(example["message"]),
+            }
+        )
     return out
 
 
@@ -436,9 +511,18 @@ class WebRun:
         self.failed_by_class: Counter = Counter()
         self.started = time.monotonic()
         self.version = 0  # bumped on each change: the stream sends only what changed
-        self.record: dict[str, Any] = {"id": run_id, "job": job, "file": name, "api": api, "state": "running",
-                       "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "summary": None, "report": None, "exit_code": None, "message": ""}
+        self.record: dict[str, Any] = {
+            "id": run_id,
+            "job": job,
+            "file": name,
+            "api": api,
+            "state": "running",
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "summary": None,
+            "report": None,
+            "exit_code": None,
+            "message": "",
+        }
 
     @property
     def done(self) -> bool:
@@ -466,13 +550,15 @@ class WebRun:
         result, error = event.result, event.error
         summary = getattr(result, "summary", None)
         self.record.update(
-            state="cancelled" if isinstance(error, (Cancelled, Interrupted))
+            state="cancelled"
+            if isinstance(error, (Cancelled, Interrupted))
             else ("stopped" if error is not None else "finished"),
             finished=datetime.now(UTC).isoformat(timespec="seconds"),
             exit_code=event.exit_code,
             summary=summary.as_dict() if summary is not None else None,
             report=str(result.report_path) if getattr(result, "report_path", None) else None,
-            message=told(error).line() if error is not None else "")
+            message=told(error).line() if error is not None else "",
+        )
         if summary is not None:
             self.total = summary.rows
             self.done_counts = Counter(summary.statuses)
@@ -497,12 +583,18 @@ class WebRun:
             target = TARGETS.get(self.record["api"])
             # The statuses the progress line names, even at 0: the target's own, then the run's.
             shown = [*(target.statuses if target else ()), SKIPPED, FAILED, INVALID]
-            return {**self.record, "version": self.version, "total": self.total, "answered": answered,
-                    "counts": dict(counts), "shown": status_order([*shown, *counts]), "failed_by_class": dict(self.failed_by_class),
-                    "rate": round(rate, 1), "seconds_left": None if left is None else round(left),
-                    "elapsed": round(elapsed, 1)}
+            return {
+                **self.record,
+                "version": self.version,
+                "total": self.total,
+                "answered": answered,
+                "counts": dict(counts),
+                "shown": status_order([*shown, *counts]),
+                "failed_by_class": dict(self.failed_by_class),
+                "rate": round(rate, 1),
+                "seconds_left": None if left is None else round(left),
+                "elapsed": round(elapsed, 1),
+            }
 
     def cancel(self) -> None:
         self.run.cancel()
-
-
