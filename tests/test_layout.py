@@ -71,15 +71,29 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     return {module_name(path, root): path for top in SOURCES for path in sorted((root / top).rglob("*.py"))}
 
 
-def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+def _typing_only(tree: ast.Module) -> set[int]:
+    """The ids of the import nodes under ``if TYPE_CHECKING:``: names for the type checker, never loaded."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            found.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str], *, runtime: bool = False) -> set[str]:
     """The package's modules that one module imports (relative imports resolved).
 
     ``from pkg import mod`` is an edge to ``pkg.mod``; ``from pkg import name`` (a
     name defined by the package's ``__init__``) is an edge to ``pkg`` itself.
+    With ``runtime``, imports for the type checker only are left out.
     """
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = _typing_only(tree) if runtime else set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -104,12 +118,14 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def build_graph(root: Path = ROOT, *, lazy: bool = False) -> dict[str, set[str]]:
-    """Who imports whom; with ``lazy``, also the package's load-on-first-use re-exports."""
+def build_graph(root: Path = ROOT, *, lazy: bool = False, runtime: bool = False) -> dict[str, set[str]]:
+    """Who imports whom; with ``lazy``, also the package's load-on-first-use re-exports; with ``runtime``,
+    without the imports made for the type checker only (``if TYPE_CHECKING:``)."""
     found = modules(root)
     known = set(found)
     return {
-        name: imports_of(name, path, known) - (set() if lazy else LAZY.get(name, set())) for name, path in found.items()
+        name: imports_of(name, path, known, runtime=runtime) - (set() if lazy else LAZY.get(name, set()))
+        for name, path in found.items()
     }
 
 
@@ -214,7 +230,12 @@ def test_reading_and_validation_never_import_the_http_layer(graph):
 
 
 def test_there_is_no_import_cycle():
-    assert cycles(build_graph(lazy=True)) == []
+    # A module may name another's class for the type checker only (the reader's CSV and workbook
+    # chunkers name the TableReader they are given): that import never runs, so it closes no loop.
+    graph = build_graph(lazy=True, runtime=True)
+    assert "uploader.read.opener" in graph["uploader.read"]  # the reader's package is read
+    assert cycles(graph) == []
+    assert "uploader.read.opener" in build_graph(lazy=True)["uploader.read.csvfile"]  # typing imports are seen
 
 
 # -- the rules can fail: each broken on purpose in a copy of the tree -----------------------------
@@ -249,7 +270,9 @@ def test_the_version_through_the_front_door_is_a_loop(tmp_path):
     # http.py taking the version from the package's __init__, which re-exports the Python API
     # (which reaches http.py): the loop the version module removed.
     root = _copy_with(tmp_path, "uploader/http.py", "from ._version import __version__", "from . import __version__")
-    assert any(c.startswith("cycle: uploader.http -> uploader ->") for c in cycles(build_graph(root, lazy=True)))
+    assert any(
+        c.startswith("cycle: uploader.http -> uploader ->") for c in cycles(build_graph(root, lazy=True, runtime=True))
+    )
 
 
 def test_the_emulator_importing_the_uploader_breaks_the_rules(tmp_path):

@@ -12,12 +12,18 @@ from test_cli_upload import report_rows
 from test_hostile import peak_rss_mb
 
 from uploader.read import read_table
+from uploader.schemas.signals import FIELDS
 
 from conftest import assert_no_traceback, run_cli, write_csv
 from workbooks import write_workbook
 
 TZ = ["--timezone", "America/New_York"]
 HEADER = ["transaction_id", "name", "sale_amount"]
+
+
+def read_signals(path, **options):
+    """A file of signals: the header matched against the Signal API's fields."""
+    return read_table(path, fields=FIELDS, **options)
 
 
 def validate(path, *args):
@@ -122,7 +128,7 @@ def test_excel_error_values_make_the_row_invalid(tmp_path):
 
 def test_ooxml_escapes_are_decoded(tmp_path):
     path = write_workbook(tmp_path / "x.xlsx", {"S": [HEADER + ["description"], ["T1", "Sale", 1, "line_x000D_two"]]})
-    assert read_table(path).frame.loc[2, "description"] == "line\rtwo"
+    assert read_signals(path).frame.loc[2, "description"] == "line\rtwo"
 
 
 def test_a_formula_without_a_saved_value_is_not_read_as_empty(tmp_path):
@@ -147,7 +153,7 @@ def test_single_byte_encodings_are_detected_and_said(tmp_path, encoding, name):
     result, _ = validate(path)
     assert result.code == 0, result.output
     assert f"read as {name}" in result.stderr
-    frame = read_table(path).frame
+    frame = read_signals(path).frame
     assert frame.loc[2, "name"] == "Café Sale"
 
 

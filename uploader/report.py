@@ -30,8 +30,9 @@ import pandas as pd
 
 from .errors import StorageError
 from .events import Finished, Opened, RowAnswered, RowRejected, Summarised
+from .fields import TEXT
 from .outcome import FAILED, SKIPPED, UNKNOWN, confirms
-from .read import FORMULA_STARTS, NUMBER_CELL, TEXT, Table
+from .read import FORMULA_STARTS, NUMBER_CELL, Table
 
 VALIDATE_COLUMNS = ("row", "status", "error", "warning")
 HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow

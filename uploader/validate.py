@@ -8,7 +8,8 @@ numbers are parsed once per distinct value. The result keeps every row, valid
 or not, in file order.
 
 >>> from uploader.read import read_table
->>> result = validate_table(read_table("sample_files/signals.csv"), timezone="America/Los_Angeles")
+>>> from uploader.schemas.signals import FIELDS
+>>> result = validate_table(read_table("sample_files/signals.csv", fields=FIELDS), timezone="America/Los_Angeles")
 >>> int(result.valid.sum()), len(result.rows)
 (10, 13)
 
