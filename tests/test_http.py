@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from uploader.errors import ApiUnavailable, AuthenticationError
-from uploader.http import Auth, Connection, PageNumbers, Retries, pages
+from uploader.http import Auth, Connection, PageNumbers, pages
+from uploader.pacing import RetryPolicy
 from uploader.secret import Secret
 
 TOKEN = "bearer-7c1d"
@@ -85,7 +86,7 @@ def pager():
         server.stop()
 
 
-FAST = Retries(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
+FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02)
 
 
 def test_every_page_is_fetched_until_a_short_one(pager):

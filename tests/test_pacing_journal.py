@@ -7,7 +7,7 @@ import pytest
 
 from uploader.config import Secret
 from uploader.journal import Journal
-from uploader.pacing import AdaptiveLimit, Pause, RateLimiter, backoff
+from uploader.pacing import AdaptiveLimit, Pause, RateLimiter, RetryPolicy, backoff
 from uploader.sender import Outcome, Prepared, Sender, SendPolicy
 from uploader.targets import SIGNALS
 
@@ -128,14 +128,14 @@ def test_sender_backs_off_under_overload_and_never_retries_refusals(make_emulato
         SIGNALS,
         emulator.base_url,
         Secret(TOKEN),
-        SendPolicy(concurrency=8, max_attempts=20, backoff_base=0.01, backoff_cap=0.05),
+        SendPolicy(concurrency=8, retry=RetryPolicy(max_attempts=20, backoff_base=0.01, backoff_cap=0.05)),
     )
     outcomes = list(sender.send_all([[item] for item in _items(60)]))
     assert {o.status for o in outcomes} == {"created"}
     assert sender.limit.decreases >= 1 and sender.retries > 0
 
     refusing = make_emulator()
-    sender = Sender(SIGNALS, refusing.base_url, Secret(TOKEN), SendPolicy(max_attempts=5))
+    sender = Sender(SIGNALS, refusing.base_url, Secret(TOKEN), SendPolicy(retry=RetryPolicy(max_attempts=5)))
     bad = Prepared(2, "k", {"search": {"transaction_id": "nope"}, "signal": {"name": "Sale"}})
     [outcome] = list(sender.send_all([[bad]]))
     assert (outcome.http_status, outcome.attempts) == (404, 1)
@@ -228,7 +228,9 @@ def test_retry_after_pauses_every_worker(make_emulator):
     # 5 % of requests are answered 429 "Retry-After: 1"; answers take 50 ms, so
     # the other workers would send a dozen requests during that second if they went on.
     emulator = make_emulator(rate_limit_rate=0.05, retry_after=1, seed=2, latency_ms=50)
-    sender = Sender(SIGNALS, emulator.base_url, Secret(TOKEN), SendPolicy(concurrency=4, max_attempts=20))
+    sender = Sender(
+        SIGNALS, emulator.base_url, Secret(TOKEN), SendPolicy(concurrency=4, retry=RetryPolicy(max_attempts=20))
+    )
     outcomes = list(sender.send_all([[item] for item in _items(60)]))
     assert {o.status for o in outcomes} == {"created"}
     arrivals = _arrivals(emulator)

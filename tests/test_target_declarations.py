@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from uploader.outcome import Request
+from uploader.pacing import RetryPolicy
 from uploader.secret import Secret
 from uploader.sender import Sender, SendPolicy
 from uploader.targets.base import CALL_ENDED, Target
@@ -108,7 +109,7 @@ class Hangup(LiveCall):
 
 def send(target, server, rows, **policy):
     requests = target.prepare(pd.DataFrame(rows, index=range(2, 2 + len(rows["transaction_id"]))))
-    sender = Sender(target, server.base_url, Secret(TOKEN), SendPolicy(backoff_base=0.01, **policy))
+    sender = Sender(target, server.base_url, Secret(TOKEN), SendPolicy(retry=RetryPolicy(backoff_base=0.01, **policy)))
     return requests, list(sender.send_all([[r] for r in requests]))
 
 

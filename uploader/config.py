@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .pacing import RetryPolicy
 from .secret import Secret
 from .targets import TARGETS
 from .targets.calls_in_progress import ORGANIZATION_TYPES
@@ -116,6 +117,15 @@ class Settings:
             return self.rate
         documented = self.target.documented_rate
         return None if documented is None else documented * PACE_MARGIN
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every request of this run: the sender's rows and the calls listed or looked up.
+
+        >>> Settings(api="calls_in_progress", max_attempts=3).retry.max_attempts
+        3
+        """
+        return RetryPolicy(max_attempts=self.max_attempts, statuses=frozenset(self.target.retry_statuses))
 
     @cached_property
     def target(self):

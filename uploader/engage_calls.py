@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from .auth import token_source
 from .config import Settings
 from .errors import ApiError, AuthenticationError, UsageError
-from .http import MAX_PAGE_BYTES, Auth, Connection, PageNumbers, Retries, get_json
+from .http import MAX_PAGE_BYTES, Auth, Connection, PageNumbers, get_json
 from .pacing import RateLimiter
 from .targets.base import text
 from .targets.engage import EngageAction, require_account
@@ -131,7 +131,7 @@ class EngageClient:
         )
         self.tokens = token_source(settings)
         self.paginator = PageNumbers("page", "maxRows", size=page_size)
-        self.retries = Retries(max_attempts=settings.max_attempts)
+        self.retries = settings.retry  # the sender's policy too
         self.rate = RateLimiter(settings.pace)
         self.pages_read = 0
 

@@ -35,12 +35,11 @@ import urllib3
 
 from ._version import __version__
 from .errors import ApiError, ApiUnavailable, AuthenticationError, TransportError
-from .pacing import RateLimiter, backoff
+from .pacing import DEFAULT_RETRY, RateLimiter, RetryPolicy
 from .secret import Secret
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # The API's answers are a few hundred bytes; anything past this is not one of them.
 MAX_ANSWER_BYTES = 1 << 20
 # A list endpoint's page is larger: a few thousand calls at most.
@@ -299,28 +298,18 @@ class Auth:
             query[self.field] = self.token.reveal()
 
 
-@dataclass(frozen=True)
-class Retries:
-    """How hard :func:`get_json` tries."""
-
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    retry_after_cap: float = 120.0
-
-
 def get_json(
     connection: Connection,
     path: str,
     query: dict,
     auth: Auth,
     *,
-    retries: Retries = Retries(),
+    retries: RetryPolicy = DEFAULT_RETRY,
     rate: RateLimiter | None = None,
     read_error=None,
     rng: random.Random | None = None,
 ):
-    """GET one JSON document, retrying what may pass (network, 429, 5xx); raise the package's errors.
+    """GET one JSON document, retrying what may pass (``retries``: the network, 429, 5xx); raise the package's errors.
 
     ``read_error(body) -> (class, description)`` reads the API's own error
     form for the message. The token is never part of a message.
@@ -336,7 +325,7 @@ def get_json(
     for attempt in range(1, retries.max_attempts + 1):
         if rate is not None:
             rate.wait()
-        wait = backoff(attempt, base=retries.backoff_base, cap=retries.backoff_cap, rng=rng)
+        wait = retries.wait(attempt, rng=rng)
         try:
             status, answer_headers, content = connection.send("GET", target, None, headers)
         except urllib3.exceptions.SSLError:
@@ -347,22 +336,22 @@ def get_json(
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             last = f"could not reach {shown} ({type(exc).__name__})"
             log.debug("%s; attempt %d", last, attempt)
-            if attempt < retries.max_attempts:
+            if retries.again(attempt):
                 time.sleep(wait)
             continue
         body = decoded(content, answer_headers.get("Content-Encoding"), connection.max_bytes)
         if body in (TOO_BIG, UNREADABLE):
             raise ApiError(f"{shown} answered {status} with a body that cannot be read", status=status)
-        if status in RETRYABLE_STATUS:
+        if retries.retries(status):
             last = f"{shown} answered {status}"
             if status == 429:
                 asked = parse_retry_after(answer_headers.get("Retry-After"))
-                if asked is not None and asked > retries.retry_after_cap:
+                if not retries.waits_for(asked):
                     raise ApiUnavailable(
                         f"{shown} asked to wait {asked:,.0f} s before trying again", hint="try again later"
                     )
-                wait = max(wait, asked or 0)
-            if attempt < retries.max_attempts:
+                wait = retries.wait(attempt, asked=asked, rng=rng)
+            if retries.again(attempt):
                 time.sleep(wait)
             continue
         try:

@@ -31,7 +31,7 @@ import phonenumbers
 
 from .config import Settings
 from .errors import ApiError, UsageError
-from .http import Auth, Connection, Retries, get_json
+from .http import Auth, Connection, get_json
 from .report import write_report
 from .targets.base import text
 from .targets.calls_in_progress import CALLS_IN_PROGRESS, require_organization
@@ -147,7 +147,7 @@ class CallsClient:
             ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         )
         self.auth = Auth(settings.token, where="query", field="oauth_token")
-        self.retries = Retries(max_attempts=settings.max_attempts)
+        self.retries = settings.retry  # the sender's policy too
 
     def find(self, filters: CallFilter = CallFilter()) -> list[dict]:
         """The calls in progress that match ``filters`` (all of them without filters)."""

@@ -206,8 +206,6 @@ INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
 RETRYABLE_CLASSES = frozenset(
     {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError", "RetryAfterTooLong"}
 )
-# The statuses worth another attempt, for an API that does not say otherwise (Target.retry_statuses).
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def may_have_arrived(outcome: Outcome) -> bool:

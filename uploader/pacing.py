@@ -24,6 +24,10 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import dataclass
+
+# The statuses worth another attempt, for an API that does not say otherwise (Target.retry_statuses).
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class RateLimiter:
@@ -133,3 +137,51 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0, rng=random) -
     True
     """
     return rng.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request is tried: the one policy of every request the package sends.
+
+    The sender's rows and :func:`uploader.http.get_json`'s documents (calls
+    listed, looked up, watched) follow it alike: at most ``max_attempts``
+    tries, exponential backoff with full jitter between them, a 429's
+    ``Retry-After`` honoured up to ``retry_after_cap`` seconds (more than that
+    gives the request up at once: waiting would hold the run for hours), and
+    ``statuses`` (the target's :attr:`~uploader.targets.base.Target.retry_statuses`)
+    worth another attempt. :attr:`uploader.config.Settings.retry` makes one
+    from the run's settings.
+
+    >>> policy = RetryPolicy(max_attempts=3)
+    >>> policy.again(2), policy.again(3), policy.retries(503), policy.retries(404)
+    (True, False, True, False)
+    >>> policy.waits_for(90.0), policy.waits_for(600.0)
+    (True, False)
+    >>> policy.wait(1, asked=7.0)  # a 429's Retry-After is waited at least
+    7.0
+    """
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0  # no single wait is longer than this...
+    retry_after_cap: float = 120.0  # ...except what a 429 asks for, up to this
+    statuses: frozenset[int] = RETRYABLE_STATUS
+
+    def again(self, attempt: int) -> bool:
+        """Whether another attempt may follow attempt number ``attempt`` (from 1)."""
+        return attempt < self.max_attempts
+
+    def retries(self, status: int | None) -> bool:
+        """Whether an answer of this HTTP status is worth another attempt."""
+        return status in self.statuses
+
+    def waits_for(self, asked: float | None) -> bool:
+        """Whether a 429's ``Retry-After`` of ``asked`` seconds is waited for (None: nothing asked)."""
+        return asked is None or asked <= self.retry_after_cap
+
+    def wait(self, attempt: int, *, asked: float | None = None, rng=random) -> float:
+        """Seconds before attempt ``attempt + 1``: the backoff, or what a 429 asked if that is longer."""
+        return max(backoff(attempt, base=self.backoff_base, cap=self.backoff_cap, rng=rng), asked or 0.0)
+
+
+DEFAULT_RETRY = RetryPolicy()  # the defaults, for callers that do not say (a frozen value, shared safely)

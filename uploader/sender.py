@@ -43,7 +43,7 @@ from .outcome import (
     lanes,
     may_have_arrived,
 )
-from .pacing import AdaptiveLimit, Pause, RateLimiter, backoff
+from .pacing import DEFAULT_RETRY, AdaptiveLimit, Pause, RateLimiter, RetryPolicy
 from .secret import Secret
 from .targets.base import NOT_JSON, Target
 
@@ -54,15 +54,12 @@ __all__ = ["Outcome", "Prepared", "Request", "SendPolicy", "Sender", "failure_ki
 
 @dataclass(frozen=True)
 class SendPolicy:
-    """How hard to try: attempts, timeouts, backoff, pace."""
+    """How hard to try: workers, timeouts, pace, and the retry policy each request follows."""
 
     concurrency: int = 8
     timeout: float = 30.0
-    max_attempts: int = 6
     rate: float | None = None  # requests per second across all workers
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0  # no single wait is longer than this...
-    retry_after_cap: float = 120.0  # ...except what a 429 asks for, up to this
+    retry: RetryPolicy = DEFAULT_RETRY  # attempts, backoff, a 429's Retry-After: the same as get_json's
     # This many rows in a row given up on (429, 5xx, network, answers that are
     # not the API's) with no success between them: the API is down, stop. 0: never.
     stop_after_failures: int = 20
@@ -332,16 +329,14 @@ class Sender:
                     "done it before the call ended)"
                 )
             retryable = self._may_retry(outcome)
-            if not retryable or attempt >= self.policy.max_attempts or self._stop.is_set():
+            if not retryable or not self.policy.retry.again(attempt) or self._stop.is_set():
                 if retryable and attempt > 1:
                     outcome.error = f"{outcome.error} (gave up after {attempt} attempts)"
                 return self._settle(outcome)
             uncertain = uncertain or may_have_arrived(outcome)
             self.retries += 1
             with self._rng_lock:
-                wait = backoff(attempt, base=self.policy.backoff_base, cap=self.policy.backoff_cap, rng=self.rng)
-            if retry_after is not None:
-                wait = max(wait, retry_after)
+                wait = self.policy.retry.wait(attempt, asked=retry_after, rng=self.rng)
             reason = str(outcome.http_status or outcome.error_class)
             log.debug("row %d: %s, attempt %d, retrying in %.2f s", item.row, reason, attempt, wait)
             self.emit(Retrying(item.row, attempt, wait, reason))
@@ -440,12 +435,12 @@ class Sender:
         retry_after = None
         if status == 429:
             retry_after = parse_retry_after(headers.get("Retry-After"))
-            if retry_after is not None and retry_after > self.policy.retry_after_cap:
+            if not self.policy.retry.waits_for(retry_after):
                 # Waiting that long per row would hold the run for hours: give the row up now.
                 outcome.error_class = "RetryAfterTooLong"
                 outcome.error = (
                     f"the API asked to wait {retry_after:,.0f} s before trying again "
-                    f"(more than the {self.policy.retry_after_cap:g} s this run waits)"
+                    f"(more than the {self.policy.retry.retry_after_cap:g} s this run waits)"
                 )
                 retry_after = None
             elif retry_after is not None:

@@ -343,7 +343,7 @@ class _Upload:
             policy = SendPolicy(
                 concurrency=settings.concurrency,
                 timeout=settings.timeout,
-                max_attempts=settings.max_attempts,
+                retry=settings.retry,
                 rate=settings.pace,
                 stop_after_failures=settings.stop_after_failures,
             )

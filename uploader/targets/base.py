@@ -22,7 +22,6 @@ from ..fields import FieldSet
 from ..outcome import (
     CREATED,
     INVALID_ANSWER,
-    RETRYABLE_STATUS,
     TOO_LARGE,
     UPDATED,
     Outcome,
@@ -30,6 +29,7 @@ from ..outcome import (
     confirms,
     failure_kind,
 )
+from ..pacing import RETRYABLE_STATUS
 
 # What a target's readers get for a body that is not JSON (an empty body is None).
 NOT_JSON = type("NotJson", (), {"__repr__": lambda self: "NOT_JSON", "__bool__": lambda self: False})()
