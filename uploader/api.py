@@ -334,9 +334,10 @@ def _calls_settings(
     config: str | Path | None,
     options: dict[str, Any],
 ) -> Settings:
-    # Engage Voice's listing shares the engage_* targets' token variables and documented pace.
+    from .pipeline.calls import LISTINGS
+
     settings = _settings(
-        api="engage_hangup" if api == "engage" else api,
+        api=LISTINGS.get(api, api),
         timezone=None,
         base_url=base_url,
         mapping=None,

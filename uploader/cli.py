@@ -871,12 +871,11 @@ def engage_calls(
     the API sends. Exit codes: 0 done, 2 usage error or rejected token.
     """
     from .engage_calls import Listing
-    from .pipeline.calls import CallsQuery
+    from .pipeline.calls import LISTINGS, CallsQuery
 
     _setup_logging(verbose)
-    # Any engage_* target: they share the token variables and the documented pace.
     settings = resolve(
-        dict(params, api="engage_hangup", verbose=verbose, mask_pii=mask_pii),
+        dict(params, api=LISTINGS["engage"], verbose=verbose, mask_pii=mask_pii),
         token_file=token_file,
         refresh_token_file=refresh_token_file,
         config_file=config_file,

@@ -260,6 +260,23 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
+    async def find_calls(request: Request):
+        calls = workspace.find_calls(await body(request))
+        return JSONResponse({"calls": calls.id})
+
+    async def calls_state(request: Request):
+        return JSONResponse(workspace.get_calls(request.path_params["calls"]).snapshot())
+
+    async def cancel_calls(request: Request):
+        workspace.get_calls(request.path_params["calls"]).cancel()
+        return JSONResponse({"ok": True})
+
+    async def calls_export(request: Request):
+        calls = workspace.get_calls(request.path_params["calls"])
+        if not calls.done or not calls.out.is_file():
+            return JSONResponse({"error": "these calls are not written yet"}, status_code=404)
+        return FileResponse(calls.out, filename=f"calls{calls.out.suffix}")
+
     async def report(request: Request):
         run = workspace.get_run(request.path_params["run"])
         path = run.record.get("report")
@@ -288,6 +305,10 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         Route("/api/runs/{run}/cancel", api(cancel), methods=["POST"]),
         Route("/api/runs/{run}/retry", api(retry), methods=["POST"]),
         Route("/api/runs/{run}/report.{format}", api(report)),
+        Route("/api/calls", api(find_calls), methods=["POST"]),
+        Route("/api/calls/{calls}", api(calls_state)),
+        Route("/api/calls/{calls}/cancel", api(cancel_calls), methods=["POST"]),
+        Route("/api/calls/{calls}/export", api(calls_export)),
         Mount("/static", StaticFiles(packages=[("uploader.web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes)

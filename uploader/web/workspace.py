@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..config import Settings, read_token, resolve
 from ..errors import Cancelled, Interrupted, UsageError
-from ..events import ChunkDone, Finished, Opened, RowAnswered, RowRejected
+from ..events import CallSeen, ChunkDone, Finished, LookupAnswered, Opened, Polled, RowAnswered, RowRejected
 from ..fields import squash
 from ..logs import REDACT
 from ..mappings import MappingStore
@@ -96,6 +96,7 @@ class Workspace:
         self.files: dict[str, StoredFile] = {}
         self.previews: dict[str, Preview] = {}
         self.runs: dict[str, WebRun] = {}
+        self.calls: dict[str, WebCalls] = {}  # calls jobs (listings, watches, lookups), by id
         self._lock = threading.Lock()
         # Tokens by the environment variable they stand for: held in memory only.
         self._tokens: dict[str, Secret] = {}
@@ -306,6 +307,63 @@ class Workspace:
         run = Run(report, settings, job="retry")
         what = "retry (not-found rows included)" if include_not_found else "retry"
         return self._start(run, what, earlier.record["file"], settings.api)
+
+    # -- calls: listed, watched, looked up ------------------------------------------
+
+    def find_calls(self, options: dict) -> WebCalls:
+        """List or watch the calls on now, or look up a stored file's rows: a calls job of :class:`Run`.
+
+        ``options``: ``listing`` (``calls_in_progress`` or ``engage``), the
+        filters (``transaction_id``, ``external_unique_id``,
+        ``calling_phone_number``, ``destination_phone_number``), ``watch``
+        (seconds between polls), ``file`` (a stored file's id: its rows are
+        looked up), ``format`` (``csv``, ``xlsx`` or ``jsonl``: the export).
+        The output is written where the page keeps its files, and exported
+        from there.
+        """
+        from ..engage_calls import Listing
+        from ..live_calls import CallFilter
+        from ..pipeline.calls import LISTINGS, CallsQuery
+
+        listing = options.get("listing") or "calls_in_progress"
+        if listing not in LISTINGS:
+            raise UsageError(f"unknown listing {listing!r}", hint="one of " + ", ".join(LISTINGS))
+        kind = options.get("format") or "csv"
+        if kind not in ("csv", "xlsx", "jsonl"):
+            raise UsageError(f"calls export as csv, xlsx or jsonl, not {kind!r}")
+        settings = self._with_tokens(self.settings_for({"api": LISTINGS[listing]}))
+        suffix = "." + kind
+        job_id = secrets.token_hex(8)
+        out = self.root / "calls" / f"{job_id}{suffix}"
+        watch = options.get("watch")
+        stored = self.file(options["file"]) if options.get("file") else None
+        names = ("transaction_id", "external_unique_id", "calling_phone_number", "destination_phone_number")
+        filters = {name: (str(options.get(name) or "").strip() or None) for name in names}
+        query = CallsQuery(
+            listing,
+            filters=CallFilter.of(**filters, phone_region=settings.phone_region),
+            product=Listing.of(options.get("product") or None, options.get("product_id") or None),
+            every=float(watch) if watch else None,
+            out=out,
+        )
+        if stored is not None:
+            run = Run(stored.path, settings, job="lookups", query=query, name=stored.name)
+        else:
+            run = Run(None, settings, job="calls", query=query)
+        calls = WebCalls(job_id, run, "lookups" if stored is not None else ("watch" if watch else "calls"), out)
+        with self._lock:
+            if any(not c.done for c in self.calls.values()):
+                raise UsageError("calls are already being found", hint="wait for it to finish, or stop it")
+            self.calls[calls.id] = calls
+        run.subscribe(calls.progress)
+        run.start()
+        return calls
+
+    def get_calls(self, calls_id: str) -> WebCalls:
+        try:
+            return self.calls[calls_id]
+        except KeyError:
+            raise UsageError("no such calls job on this page") from None
 
     def _start(self, run: Run, job: str, name: str, api: str) -> WebRun:
         with self._lock:
@@ -598,3 +656,71 @@ class WebRun:
 
     def cancel(self) -> None:
         self.run.cancel()
+
+
+class WebCalls:
+    """A calls job started from the page (a listing, a watch or lookups): what its events said so far.
+
+    A watch keeps every call it has seen, by transaction id, with its first
+    and last sighting; lookups count their answers by status. The output
+    file is the job's own (``out``), complete when the job ends.
+    """
+
+    def __init__(self, calls_id: str, run: Run, job: str, out: Path):
+        self.id, self.run, self.job, self.out = calls_id, run, job, out
+        self._lock = threading.Lock()
+        self.seen: dict[str, dict] = {}
+        self.lookups: Counter = Counter()
+        self.polls = 0
+        self.version = 0
+        self.state = "running"
+        self.message = ""
+        self.headline = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state != "running"
+
+    def progress(self, event) -> None:
+        with self._lock:
+            if isinstance(event, CallSeen):
+                key = event.row.get("transaction_id") or json.dumps(event.row, sort_keys=True)
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                first = self.seen.get(key, {}).get("first_seen", now)
+                self.seen[key] = {**event.row, "first_seen": first, "last_seen": now, "sighting": event.kind}
+            elif isinstance(event, LookupAnswered):
+                self.lookups[event.status] += 1
+            elif isinstance(event, Polled):
+                self.polls = event.number
+            elif isinstance(event, Finished):
+                result = event.result
+                if result is not None and not self.seen and self.job != "lookups":
+                    for row in result.rows:  # a single listing: its calls, as the output has them
+                        self.seen[row.get("transaction_id") or str(len(self.seen))] = dict(row)
+                if result is not None and self.job == "lookups":
+                    self.lookups = Counter(result.counts)
+                self.headline = result.headline() if result is not None else ""
+                cancelled = isinstance(event.error, (Cancelled, Interrupted))
+                self.state = "cancelled" if cancelled else ("stopped" if event.error is not None else "finished")
+                self.message = told(event.error).line() if event.error is not None and not cancelled else ""
+            self.version += 1
+
+    def cancel(self) -> None:
+        self.run.cancel()
+
+    def snapshot(self, limit: int = 500) -> dict:
+        with self._lock:
+            calls = list(self.seen.values())
+            return {
+                "id": self.id,
+                "job": self.job,
+                "state": self.state,
+                "message": self.message,
+                "headline": self.headline,
+                "polls": self.polls,
+                "captured": len(calls),
+                "calls": calls[:limit],
+                "lookups": dict(self.lookups),
+                "export": self.done and self.out.is_file(),
+                "version": self.version,
+            }
