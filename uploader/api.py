@@ -35,14 +35,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
 from .cancel import Cancellation
-from .config import Settings, resolve
+from .config import PYTHON_OPTIONS, Settings, resolve
 from .errors import FileFormatError, UploaderError, UsageError
 from .logs import REDACT
 from .read import check_header, unescape_formulas, value_text
@@ -57,23 +57,7 @@ Rows: TypeAlias = "Iterable[Mapping[str, Any]] | pd.DataFrame"
 Listener = Callable[[object], None]
 
 # Settings a caller may pass as keyword options (the CLI's flags, by their Settings names).
-OPTIONS = frozenset(f.name for f in fields(Settings)) - {
-    "token",
-    "refresh_token",
-    "report",
-    "summary_json",
-    "progress",
-    "verbose",
-    "watch",
-    "mapping",
-    "sheet",
-    "encoding",
-    "log_file",
-    "api",
-    "base_url",
-    "timezone",
-    "state_dir",
-}
+OPTIONS = PYTHON_OPTIONS  # declared once, in uploader.config
 
 
 @dataclass(frozen=True)

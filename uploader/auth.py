@@ -171,7 +171,7 @@ def token_source(settings) -> StaticToken | RefreshingToken:
     return RefreshingToken(
         settings.token,
         refresh,
-        settings.auth_url or refresh_url_for(settings.base_url),
+        settings.option("auth_url") or refresh_url_for(settings.base_url),
         timeout=settings.timeout,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
     )

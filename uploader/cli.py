@@ -24,7 +24,7 @@ from .errors import Interrupted, UploaderError, UsageError
 from .logs import REDACT, setup_logging
 from .messages import Told, told
 from .outcome import status_order
-from .targets import TARGETS
+from .targets import LISTINGS, TARGETS
 
 EXIT_USAGE = 2
 
@@ -400,22 +400,18 @@ def _with(options_factory):
     return apply
 
 
-def organization_options():
-    """The organization the Calls In Progress API acts for (``calls``, and ``upload --api calls_in_progress``)."""
-    return [
-        click.option(
-            "--organization-type",
-            metavar="TYPE",
-            default=None,
-            help="Calls In Progress API: Network or Advertiser (or organization_type in --config).",
-        ),
-        click.option(
-            "--organization-id",
-            metavar="ID",
-            default=None,
-            help="Calls In Progress API: the network's or advertiser's id (or organization_id in --config).",
-        ),
-    ]
+def target_options(*apis: str):
+    """The flags of the targets' own settings (each target declares them: ``Target.options``).
+
+    For the targets named (all of them by default), each option once, in
+    declaration order: ``--organization-type``, ``--organization-id``, ``--account-id``.
+    """
+
+    def flags():
+        declared = {o.name: o for api in (apis or TARGETS) for o in TARGETS[api].options if o.cli}
+        return [option.click_option() for option in declared.values()]
+
+    return flags
 
 
 def send_options(func):
@@ -502,13 +498,7 @@ def send_options(func):
             "Certificates are always verified.",
         ),
         click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
-        *organization_options(),
-        click.option(
-            "--account-id",
-            metavar="ID",
-            default=None,
-            help="engage_* APIs: the Engage Voice account whose active calls are acted on (or account_id in --config).",
-        ),
+        *target_options()(),
     ]
     for option in reversed(options):
         func = option(func)
@@ -708,7 +698,7 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
 )
 @click.option("--mask-pii", is_flag=True, help="Show phone numbers as their last 4 digits on screen (files keep them).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
-@_with(organization_options)
+@_with(target_options(LISTINGS["calls_in_progress"]))
 @handle_errors
 def calls(
     transaction_id,
@@ -784,12 +774,7 @@ def engage():
 
 
 @engage.command("calls")
-@click.option(
-    "--account-id",
-    metavar="ID",
-    default=None,
-    help="The Engage Voice account (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID).",
-)
+@_with(target_options(LISTINGS["engage"]))
 @click.option(
     "--product",
     metavar="NAME",
@@ -871,7 +856,7 @@ def engage_calls(
     the API sends. Exit codes: 0 done, 2 usage error or rejected token.
     """
     from .engage_calls import Listing
-    from .pipeline.calls import LISTINGS, CallsQuery
+    from .pipeline.calls import CallsQuery
 
     _setup_logging(verbose)
     settings = resolve(

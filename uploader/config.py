@@ -14,7 +14,6 @@ would show in ``ps`` and shell history, nor from the config file.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import tomllib
@@ -22,18 +21,16 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .options import ENV_PREFIX, Option, check_base_url
 from .pacing import RetryPolicy
 from .secret import Secret
 from .targets import TARGETS
-from .targets.calls_in_progress import ORGANIZATION_TYPES
 from .timestamps import validate_timezone
 
 TOKEN_ENV = "INVOCA_API_TOKEN"
 PACE_MARGIN = 0.98  # the default pace's share of an API's documented limit
-ENV_PREFIX = "SIGNAL_UPLOADER_"
 
 
 @dataclass(frozen=True)
@@ -64,12 +61,6 @@ class Settings:
     watch: float | None = None  # folder mode: look for new files every this many seconds until stopped
     progress: bool = True
     verbose: int = 0
-    # The platform organization the Calls In Progress API acts for (its query's
-    # organization_type and id): "Network" or "Advertiser", and a number.
-    organization_type: str | None = None
-    organization_id: str | None = None
-    account_id: str | None = None  # Engage Voice: the account whose active calls are acted on
-    auth_url: str | None = None  # Engage Voice: the token refresh endpoint (None: derived from base_url)
     include_unknown: bool = False  # retry: also send rows whose outcome is unknown
     exceed_documented_rate: bool = False  # allow --rate above the API's documented limit
     # The user's column mapping, header -> field ("" leaves the column out): --mapping NAME, or the page.
@@ -84,6 +75,19 @@ class Settings:
     refresh_token_file: Path | None = None
     token: Secret | None = field(default=None, repr=False)
     refresh_token: Secret | None = field(default=None, repr=False)  # Engage Voice: renews the access token
+    # The settings that targets declare for themselves (Target.options: an organization, an account),
+    # as (name, value) pairs; read them with option(name).
+    target_options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str) -> Any:
+        """A target's own setting (``organization_id``, ``account_id``, ...); None when not given.
+
+        >>> Settings(target_options=(("account_id", "12440011"),)).option("account_id")
+        '12440011'
+        """
+        if name not in TARGET_OPTIONS:
+            raise KeyError(f"no target declares the option {name!r}")
+        return dict(self.target_options).get(name)
 
     def recorded(self) -> dict:
         """What a report keeps of its run, so that ``retry REPORT`` need not be told again.
@@ -98,6 +102,10 @@ class Settings:
         defaults = Settings()
         out: dict[str, Any] = {"api": self.api, "base_url": self.base_url}
         for name in RECORDED_SETTINGS:
+            if name in TARGET_OPTIONS:
+                if self.option(name) is not None:
+                    out[name] = self.option(name)
+                continue
             value = getattr(self, name)
             if value != getattr(defaults, name) and value is not None:
                 out[name] = (
@@ -142,48 +150,74 @@ class Settings:
         return Path(self.state_dir) if self.state_dir is not None else default_state_dir()
 
 
-# Settings that may come from the environment or a config file, with their types.
-SHARED_SETTINGS = {
-    "api": str,
-    "base_url": str,
-    "timezone": str,
-    "phone_region": str,
-    "concurrency": int,
-    "timeout": float,
-    "rate": float,
-    "max_attempts": int,
-    "stop_after_failures": int,
-    "state_dir": Path,
-    "log_file": Path,
-    "ca_bundle": Path,
-    "chunk_rows": int,
-    "organization_type": str,
-    "organization_id": str,
-    "account_id": str,
-    "auth_url": str,
-}
-# Only in a config file: where the token is (the token itself never is).
-FILE_ONLY = {"token_file": Path, "refresh_token_file": Path}
-# What a report keeps of its run (Settings.recorded), for `retry REPORT`.
-RECORDED_SETTINGS = (
-    "timezone",
-    "phone_region",
-    "mapping",
-    "skip_hidden_rows",
-    "organization_type",
-    "organization_id",
-    "account_id",
-    "auth_url",
-    "concurrency",
-    "rate",
-    "exceed_documented_rate",
-    "timeout",
-    "max_attempts",
-    "stop_after_failures",
-    "ca_bundle",
-    "token_file",
-    "refresh_token_file",
+def _shared(name: str, kind: type = str, **declared: Any) -> Option:
+    return Option(name, kind, **declared)
+
+
+# Every setting of Settings, declared once: where it may come from (the environment and the config
+# file, the config file only), whether a report keeps it for `retry REPORT`, whether the page's runs
+# take it from `serve`, whether the Python API takes it as a keyword. The settings only one target
+# needs are its own declaration (Target.options); TARGET_OPTIONS gathers them.
+SHARED_OPTIONS: tuple[Option, ...] = (
+    _shared("api", python=False),
+    _shared("base_url", python=False, server=True),
+    _shared("timezone", python=False, recorded=True),
+    _shared("phone_region", recorded=True),
+    _shared("sheet", env=False, python=False),
+    _shared("encoding", env=False, python=False),
+    _shared("report", Path, env=False, python=False),
+    _shared("summary_json", Path, env=False, python=False),
+    _shared("concurrency", int, recorded=True, server=True),
+    _shared("timeout", float, recorded=True, server=True),
+    _shared("max_attempts", int, recorded=True, server=True),
+    _shared("stop_after_failures", int, recorded=True, server=True),
+    _shared("rate", float, recorded=True, server=True),
+    _shared("chunk_rows", int, server=True),
+    _shared("state_dir", Path, python=False, server=True),
+    _shared("log_file", Path, python=False),
+    _shared("force", bool, env=False),
+    _shared("include_not_found", bool, env=False),
+    _shared("ca_bundle", Path, recorded=True, server=True),
+    _shared("mask_pii", bool, env=False),
+    _shared("dry_run", bool, env=False),
+    _shared("watch", float, env=False, python=False),
+    _shared("progress", bool, env=False, python=False),
+    _shared("verbose", int, env=False, python=False),
+    _shared("include_unknown", bool, env=False),
+    _shared("exceed_documented_rate", bool, env=False, recorded=True, server=True),
+    _shared("mapping", tuple, env=False, python=False, recorded=True),
+    _shared("source", env=False),
+    _shared("show_requests", int, env=False),
+    _shared("skip_hidden_rows", bool, env=False, recorded=True),
+    _shared("token_file", Path, env=False, file_only=True, recorded=True),
+    _shared("refresh_token_file", Path, env=False, file_only=True, recorded=True),
+    _shared("token", Secret, env=False, python=False),
+    _shared("refresh_token", Secret, env=False, python=False),
+    _shared("target_options", tuple, env=False, python=False),
 )
+
+
+def _target_options() -> dict[str, Option]:
+    found: dict[str, Option] = {}
+    for target in TARGETS.values():
+        for option in target.options:
+            if found.setdefault(option.name, option) != option:
+                raise RuntimeError(f"two targets declare the option {option.name!r} differently")
+    return found
+
+
+TARGET_OPTIONS: dict[str, Option] = _target_options()
+OPTIONS: dict[str, Option] = {**{o.name: o for o in SHARED_OPTIONS}, **TARGET_OPTIONS}
+# Settings that may come from the environment or a config file, with their types.
+SHARED_SETTINGS = {o.name: o.kind for o in OPTIONS.values() if o.env}
+# Only in a config file: where the token is (the token itself never is).
+FILE_ONLY = {o.name: o.kind for o in OPTIONS.values() if o.file_only}
+# What a report keeps of its run (Settings.recorded), for `retry REPORT`.
+RECORDED_SETTINGS = tuple(o.name for o in OPTIONS.values() if o.recorded)
+# What the page's runs take from the settings `serve` started with.
+SERVER_SETTINGS = tuple(o.name for o in OPTIONS.values() if o.server)
+# The Python API's keywords (upload_rows(**options), find_calls(**options), ...).
+PYTHON_OPTIONS = frozenset(o.name for o in OPTIONS.values() if o.python)
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -216,7 +250,7 @@ def load_config_file(path: str | Path) -> dict:
         kind = allowed[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if name in ("organization_id", "account_id") and isinstance(value, int) and not isinstance(value, bool):
+        if name in TARGET_OPTIONS and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # an id is a number in TOML, text everywhere else
         if kind is Path and isinstance(value, str):
             value = (path.parent / value).expanduser()
@@ -248,7 +282,7 @@ def resolve(
     needs no option its upload had, and any option given still wins.
     """
     environ = os.environ if environ is None else environ
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)} | set(TARGET_OPTIONS)
     values: dict = {}
     for name, kind in SHARED_SETTINGS.items():
         raw = environ.get(ENV_PREFIX + name.upper())
@@ -285,7 +319,13 @@ def resolve(
     )
     if mapped and mapping_name is None:
         values["mapping"] = tuple(sorted({**dict(values.get("mapping", ())), **mapped}.items()))
-    settings = Settings(**values)
+    # A target's own settings, checked and spelled by their declarations.
+    own = {}
+    for name, option in TARGET_OPTIONS.items():
+        value = values.pop(name, None)
+        if value is not None:
+            own[name] = option.check(value) if option.check is not None else value
+    settings = Settings(**values, target_options=tuple(sorted(own.items())))
     if mapping_name is not None:
         from .mappings import MappingStore
 
@@ -333,15 +373,6 @@ def resolve(
         )
     validate_timezone(settings.timezone)
     _check_region(settings.phone_region)
-    settings = _check_organization(settings)
-    if settings.account_id is not None:
-        account = str(settings.account_id).strip()
-        if not account.isascii() or not account.isdigit():
-            raise UsageError(
-                f"--account-id {settings.account_id!r} is not a number",
-                hint="the Engage Voice (sub-)account id, e.g. 12440011",
-            )
-        settings = replace(settings, account_id=account)
     if settings.base_url is not None:
         settings = replace(settings, base_url=check_base_url(settings.base_url))
     if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
@@ -349,8 +380,6 @@ def resolve(
             f"--ca-bundle {settings.ca_bundle}: no such file",
             hint="give a PEM file of the certificate authorities to trust",
         )
-    if settings.auth_url is not None:
-        settings = replace(settings, auth_url=check_base_url(settings.auth_url))
     if need_token:
         target = settings.target
         refresh = None
@@ -393,56 +422,6 @@ def _report_settings(report: str | Path, values: dict) -> dict:
             value = Path(value)
         out[name] = value
     return out
-
-
-def check_base_url(url: str) -> str:
-    """Accept https, or plain http only on loopback (where the emulator runs).
-
-    >>> check_base_url("http://127.0.0.1:8080/api/2020-10-01/")
-    'http://127.0.0.1:8080/api/2020-10-01'
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"--base-url {url!r} is not an http(s) URL",
-            hint="give everything up to the API version, e.g. https://invoca.net/api/2020-10-01",
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise UsageError(
-            f"--base-url {url!r} uses plain http: https is required (the token travels in the request)",
-            hint="plain http is allowed only for loopback addresses such as 127.0.0.1 (the emulator)",
-        )
-    if parts.query or parts.fragment:
-        raise UsageError(f"--base-url {url!r} must not have a query string or fragment")
-    return url.rstrip("/")
-
-
-def _check_organization(settings: Settings) -> Settings:
-    """Spell the organization type as the current document does (the beta page wrote it in lower case)."""
-    kind, number = settings.organization_type, settings.organization_id
-    if kind is not None:
-        spelled = {t.casefold(): t for t in ORGANIZATION_TYPES}.get(kind.strip().casefold())
-        if spelled is None:
-            raise UsageError(f"--organization-type {kind!r} is not Network or Advertiser")
-        settings = replace(settings, organization_type=spelled)
-    if number is not None:
-        number = str(number).strip()
-        if not number.isdigit() or not number.isascii():
-            raise UsageError(
-                f"--organization-id {settings.organization_id!r} is not a number",
-                hint="the id of the network or advertiser, as the platform shows it, e.g. 1234",
-            )
-        settings = replace(settings, organization_id=number)
-    return settings
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_region(region: str) -> None:

@@ -52,13 +52,11 @@ from ..live_calls import (
     rows_frame,
     write_rows,
 )
+from ..targets import LISTINGS
 from ..targets.base import text
 
 log = logging.getLogger(__name__)
 
-# Each listing, and the target whose access it uses (token variables, documented pace, retry statuses):
-# the Engage Voice listing shares them with every engage_* target. The one place that says so.
-LISTINGS = {"calls_in_progress": "calls_in_progress", "engage": "engage_hangup"}
 LOOKUP_STATUSES = ("found", "several", "not-found", "invalid", "failed", "not-looked-up")
 
 

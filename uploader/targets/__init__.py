@@ -28,6 +28,11 @@ TARGETS: dict[str, Target] = {
     )
 }
 
+# The listings of calls (`calls`, `engage calls`, find_calls), and the target whose access each uses
+# (its token variables, documented pace, retry statuses and own options): the Engage Voice listing
+# shares them with every engage_* target.
+LISTINGS: dict[str, str] = {"calls_in_progress": "calls_in_progress", "engage": "engage_hangup"}
+
 README_START = "<!-- targets: generated from uploader/targets by `make readme`; do not edit -->"
 README_END = "<!-- /targets -->"
 
@@ -66,6 +71,7 @@ __all__ = [
     "CALLS_IN_PROGRESS",
     "CALL_OUTCOMES",
     "ENGAGE_TARGETS",
+    "LISTINGS",
     "SIGNALS",
     "TARGETS",
     "CallOutcomeTarget",

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ..fields import FieldSet
+from ..options import Option
 from ..outcome import (
     CREATED,
     INVALID_ANSWER,
@@ -96,6 +97,9 @@ class Target:
     # The HTTP statuses worth another attempt of the same request.
     retry_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUS
     record_key: ClassVar[str] = ""  # the answer's object that proves the success
+    # The settings only this target needs (an organization, an account): their flags, config keys,
+    # environment variables and checks all come from these (see uploader.options).
+    options: ClassVar[tuple[Option, ...]] = ()
     # Where the token comes from: its environment variable (or --token-file), and, for an API
     # whose access tokens expire, the variable of the refresh token that renews them.
     token_env: ClassVar[str] = "INVOCA_API_TOKEN"

@@ -15,8 +15,8 @@ is no longer in progress: final (``call-ended``), never retried. Setting
 values is idempotent, so a request whose answer was lost may be sent again.
 
 >>> import pandas as pd
->>> from types import SimpleNamespace
->>> target = CALLS_IN_PROGRESS.bind(SimpleNamespace(organization_type="Advertiser", organization_id="77"))
+>>> from uploader.config import resolve
+>>> target = resolve({"api": "calls_in_progress", "organization_type": "advertiser", "organization_id": "77"}).target
 >>> rows = pd.DataFrame({"transaction_id": ["T1", ""], "external_unique_id": ["crm-9", "crm-4"],
 ...                      "Five9 Disposition": ["SALE", "NO ANSWER"], "Agent": ["", "Kim"]}, index=[2, 3])
 >>> [(r.method, r.path, r.payload) for r in target.prepare(rows)]  # doctest: +NORMALIZE_WHITESPACE
@@ -36,11 +36,32 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from ..errors import UsageError
+from ..options import Option, digits, one_of
 from ..outcome import UPDATED
 from ..schemas.calls_in_progress import FIELDS, ID_FIELDS
 from .base import CALL_ENDED, Target, text
 
 ORGANIZATION_TYPES = ("Network", "Advertiser")
+# The organization the API acts for: its query's organization_type and id (the page, the CLI,
+# the config file, the environment and the Python API all take them from here).
+ORGANIZATION = (
+    Option(
+        "organization_type",
+        help="Calls In Progress API: Network or Advertiser",
+        metavar="TYPE",
+        recorded=True,
+        server=True,
+        check=one_of("--organization-type", ORGANIZATION_TYPES),
+    ),
+    Option(
+        "organization_id",
+        help="Calls In Progress API: the network's or advertiser's id",
+        metavar="ID",
+        recorded=True,
+        server=True,
+        check=digits("--organization-id", "the id of the network or advertiser, as the platform shows it, e.g. 1234"),
+    ),
+)
 
 
 def require_organization(settings) -> tuple[str, str]:
@@ -48,8 +69,8 @@ def require_organization(settings) -> tuple[str, str]:
     missing = [
         flag
         for flag, value in (
-            ("--organization-type", settings.organization_type),
-            ("--organization-id", settings.organization_id),
+            ("--organization-type", settings.option("organization_type")),
+            ("--organization-id", settings.option("organization_id")),
         )
         if value is None
     ]
@@ -60,7 +81,7 @@ def require_organization(settings) -> tuple[str, str]:
             hint="e.g. --organization-type Advertiser --organization-id 1234 (or organization_type "
             "and organization_id in --config)",
         )
-    return settings.organization_type, settings.organization_id
+    return settings.option("organization_type"), settings.option("organization_id")
 
 
 class CallsInProgressTarget(Target):
@@ -75,12 +96,14 @@ class CallsInProgressTarget(Target):
     success = {200: UPDATED, 202: UPDATED}
     not_found = CALL_ENDED  # the call has ended: no later run finds it
     record_key = "current_call"
+    options = ORGANIZATION
     organization: tuple[str, str] | None = None
 
     def bind(self, settings) -> CallsInProgressTarget:
         bound = copy.copy(self)
-        if settings.organization_type is not None and settings.organization_id is not None:
-            bound.organization = (settings.organization_type, settings.organization_id)
+        kind, number = settings.option("organization_type"), settings.option("organization_id")
+        if kind is not None and number is not None:
+            bound.organization = (kind, number)
         return bound
 
     def require(self, settings) -> None:

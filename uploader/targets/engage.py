@@ -20,8 +20,8 @@ adding a session adds another: those targets are not idempotent, so a
 request that may have reached the server is never sent twice unasked.
 
 >>> import pandas as pd
->>> from types import SimpleNamespace
->>> target = ENGAGE_RECORDING.bind(SimpleNamespace(account_id="12440011", timezone=None))
+>>> from uploader.config import resolve
+>>> target = resolve({"api": "engage_recording", "account_id": 12440011}).target
 >>> [(r.method, r.path, r.payload) for r in target.prepare(pd.DataFrame({"uii": ["U1"], "record": ["false"]}))]
 [('POST', 'api/v1/admin/accounts/12440011/activeCalls/U1/toggleCallRecording', {'record': False})]
 """
@@ -36,21 +36,43 @@ from urllib.parse import quote
 import pandas as pd
 
 from ..errors import UsageError
+from ..options import Option, check_base_url
+from ..options import digits as _digits
 from ..outcome import CREATED, UPDATED
 from ..schemas import engage as schema
 from .base import CALL_ENDED, FinalAnswer, Target, text
 
 BASE = "api/v1/admin/accounts/{accountId}/activeCalls"
+# What every Engage Voice action (and the active-call listing) needs to be told.
+ACCOUNT = (
+    Option(
+        "account_id",
+        help="engage_* APIs: the Engage Voice account whose active calls are acted on",
+        metavar="ID",
+        recorded=True,
+        server=True,
+        check=_digits("--account-id", "the Engage Voice (sub-)account id, e.g. 12440011"),
+    ),
+    Option(
+        "auth_url",
+        help="engage_* APIs: the token refresh endpoint (default: derived from the base URL)",
+        metavar="URL",
+        recorded=True,
+        server=True,
+        cli=False,
+        check=check_base_url,
+    ),
+)
 
 
 def require_account(settings) -> str:
     """The Engage account id from the settings, or a UsageError saying how to give it."""
-    if settings.account_id is None:
+    if settings.option("account_id") is None:
         raise UsageError(
             "--account-id is required: Engage Voice acts on the active calls of one account",
             hint="e.g. --account-id 12440011 (or account_id in --config, or SIGNAL_UPLOADER_ACCOUNT_ID)",
         )
-    return settings.account_id
+    return settings.option("account_id")
 
 
 def digits(e164: str) -> str:
@@ -78,6 +100,7 @@ class EngageAction(Target):
     success = {200: UPDATED}
     not_found: ClassVar[FinalAnswer | None] = CALL_ENDED  # the call has ended
     config_classes = frozenset()  # the vendor's error codes are not the platform's classes
+    options = ACCOUNT
     account: str | None = None
     timezone: str | None = None
 
@@ -87,8 +110,8 @@ class EngageAction(Target):
 
     def bind(self, settings) -> EngageAction:
         bound = copy.copy(self)
-        bound.account = getattr(settings, "account_id", None)
-        bound.timezone = getattr(settings, "timezone", None)
+        bound.account = settings.option("account_id")
+        bound.timezone = settings.timezone
         return bound
 
     def require(self, settings) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Settings, read_token, resolve
+from ..config import SERVER_SETTINGS, TARGET_OPTIONS, Settings, read_token, resolve
 from ..errors import Cancelled, Interrupted, UsageError
 from ..events import CallSeen, ChunkDone, Finished, LookupAnswered, Opened, Polled, RowAnswered, RowRejected
 from ..fields import squash
@@ -193,7 +193,7 @@ class Workspace:
     # -- previews -------------------------------------------------------------
 
     def settings_for(self, options: dict) -> Settings:
-        """The server's settings with the page's choices (API, timezone, region, sheet, mapping)."""
+        """The server's settings with the page's choices (API, timezone, region, sheet, mapping, a target's own)."""
         mapping = options.get("mapping") or {}
         flags = {
             "api": options.get("api") or self.settings.api,
@@ -202,26 +202,14 @@ class Workspace:
             "sheet": options.get("sheet") or None,
             "mapping": tuple(sorted((str(k), str(v)) for k, v in mapping.items())) or None,
         }
+        # The server's settings that its runs take (SERVER_SETTINGS: declared once, in uploader.config),
+        # and a target's own (an organization, an account) from the page when it gives them.
         base = {
-            f: getattr(self.settings, f)
-            for f in (
-                "base_url",
-                "state_dir",
-                "concurrency",
-                "timeout",
-                "rate",
-                "max_attempts",
-                "stop_after_failures",
-                "ca_bundle",
-                "organization_type",
-                "organization_id",
-                "account_id",
-                "auth_url",
-                "chunk_rows",
-                "exceed_documented_rate",
-            )
+            name: self.settings.option(name) if name in TARGET_OPTIONS else getattr(self.settings, name)
+            for name in SERVER_SETTINGS
         }
-        return resolve({**base, **flags}, environ={})
+        own = {name: str(options[name]).strip() for name in TARGET_OPTIONS if str(options.get(name) or "").strip()}
+        return resolve({**base, **own, **flags}, environ={})
 
     def preview(self, file_id: str, options: dict) -> Preview:
         """Read and check the whole file with the page's choices; nothing is sent."""
