@@ -73,6 +73,32 @@ class Problems:
         self._parts.append(records[COLUMNS].reset_index(drop=True))
         self._frame = None
 
+    def replace_row(self, row: int, new: Problems) -> Problems:
+        """These problems with one row's replaced by ``new`` (that row checked again, after a correction).
+
+        >>> old, new = Problems(), Problems()
+        >>> old.add([2, 3], "name", ["", ""], "required", "is required")
+        >>> new.add([3], "sale_amount", ["x"], "sale-amount-format", "is not an amount")
+        >>> old.replace_row(3, new).frame()[["row", "code"]].values.tolist()
+        [[2, 'required'], [3, 'sale-amount-format']]
+        """
+        frame = self.frame()
+        merged = Problems()
+        merged._parts = [frame[frame["row"] != row].reset_index(drop=True), *new._parts]
+        return merged
+
+    def top(self, severity: str = ERROR, limit: int | None = 5, mask=None, mask_fields=()) -> list[dict]:
+        """The most common problem codes: ``{"code", "rows", "example"}``, the most rows first.
+
+        The one "top problems" of every front end (the summary, the page's preview).
+        """
+        counts = self.counts(severity)
+        return top_records(
+            {str(code): int(n) for code, n in counts.items()},
+            {str(code): self.example_message(str(code), mask, mask_fields) for code in counts.index[:limit]},
+            limit,
+        )
+
     def extend(self, other: Problems) -> None:
         self._parts.extend(other._parts)
         self._frame = None
@@ -158,3 +184,13 @@ def readable(frame: pd.DataFrame) -> pd.Series:
         shown = shown.where(shown.str.len() <= 60, shown.str.slice(0, 57) + "...")
         text[has_value] = frame["field"][has_value] + " " + shown.map(repr) + ": " + frame["message"][has_value]
     return text
+
+
+def top_records(rows_by_code: dict[str, int], examples: dict[str, str], limit: int | None = 5) -> list[dict]:
+    """Top problems from counts gathered elsewhere (a file read in chunks): the most rows first, then by code.
+
+    >>> top_records({"b": 2, "a": 2, "c": 9}, {"a": "A", "b": "B", "c": "C"}, limit=2)
+    [{'code': 'c', 'rows': 9, 'example': 'C'}, {'code': 'a', 'rows': 2, 'example': 'A'}]
+    """
+    ordered = sorted(rows_by_code.items(), key=lambda item: (-item[1], item[0]))
+    return [{"code": code, "rows": n, "example": examples[code]} for code, n in ordered[:limit]]

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Sum
 from ..fields import squash
 from ..logs import mask_phone
 from ..outcome import is_ok, shown_request
-from ..problems import ERROR, WARNING
+from ..problems import ERROR, WARNING, top_records
 from ..read import Table, open_table, read_table
 from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_cell_types, report_frame
 from ..validate import Validation, _PhoneBook, validate_table
@@ -272,6 +272,23 @@ def _stream_file(
 Edits = Mapping[int, Mapping[str, str]]
 
 
+def check_row(table: Table, row: int, settings: Settings) -> Validation:
+    """One row of a table checked again on its own (after a correction): its problems, its prepared values.
+
+    Cross-row warnings need the whole file and are left to the next whole check.
+    """
+    if row not in table.frame.index:
+        raise UsageError(f"the file has no row {row}")
+    one = replace(
+        table,
+        frame=table.frame.loc[[row]],
+        shape_problems={k: v for k, v in table.shape_problems.items() if k == row},
+        blank_rows=0,
+        cell_types=None,
+    )
+    return check_table(one, settings)
+
+
 def apply_edits(table: Table, edits: Edits) -> None:
     """Put corrected cells into a table read from the file (the rows of ``edits`` it holds).
 
@@ -391,7 +408,7 @@ class _Tally:
         return updates
 
     def summary(self, reader, settings: Settings) -> Summary:
-        top = [{"code": code, "rows": n, "example": self.examples[code]} for code, n in self.code_rows.most_common(5)]
+        top = top_records(dict(self.code_rows), self.examples)
         return Summary(
             file=str(reader.path),
             api=settings.api,
@@ -445,14 +462,10 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         failed_by_kind = {str(k): int(v) for k, v in kinds.value_counts().items() if k}
     top, warned = [], 0
     if validation is not None:
-        problem_counts = validation.problems.counts(ERROR)
         # Phone numbers are personal data: with --mask-pii, examples show the last 4 digits only.
         mask = mask_phone if settings.mask_pii else None
         phone_column = {table.fields.get(f, f) for f in table.fieldset.phones}
-        top = [
-            {"code": code, "rows": int(n), "example": validation.problems.example_message(code, mask, phone_column)}
-            for code, n in problem_counts.head(5).items()
-        ]
+        top = validation.problems.top(ERROR, 5, mask, phone_column)
         warned = len(validation.problems.rows_with(WARNING))
     return Summary(
         file=str(table.path),

@@ -44,7 +44,7 @@ from ..mappings import MappingStore
 from ..messages import told
 from ..outcome import FAILED, INVALID, SKIPPED, UNKNOWN, confirms, status_order
 from ..pipeline import check_table, file_warnings
-from ..pipeline.stream import apply_edits
+from ..pipeline.stream import apply_edits, check_row
 from ..problems import ERROR, WARNING
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, peek_header, read_table
 from ..run import Run
@@ -423,8 +423,6 @@ class Preview:
         for row, group in errors.groupby("row", sort=True):
             self.errors[int(row)] = _records(group)
         self.warned = set(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
-        self.warning_counts = _code_counts(problems[problems["severity"] == WARNING])
-        self.error_counts = _code_counts(errors)
 
     def counts(self) -> dict:
         rows = len(self.table.frame)
@@ -439,8 +437,9 @@ class Preview:
             "timezone": self.settings.timezone,
             "counts": self.counts(),
             "seconds": round(self.seconds, 2),
-            "top_problems": self.error_counts[:8],
-            "warnings": self.warning_counts[:8],
+            # The library's one "top problems", as the summary words them; kept current by fix().
+            "top_problems": self.validation.problems.top(ERROR, 8),
+            "warnings": self.validation.problems.top(WARNING, 8),
             "notes": self.notes,
             "first_requests": self.first_requests(),
             "invalid": self.invalid_page(page),
@@ -482,13 +481,7 @@ class Preview:
         with self._lock:
             self.edits.setdefault(row, {})[header] = value
             apply_edits(self.table, {row: {header: value}})
-            one = replace(
-                self.table,
-                frame=frame.loc[[row]],
-                shape_problems={k: v for k, v in self.table.shape_problems.items() if k == row},
-                blank_rows=0,
-            )
-            validation = check_table(one, self.settings)
+            validation = check_row(self.table, row, self.settings)
             problems = validation.problems.frame()
             errors = problems[problems["severity"] == ERROR]
             if len(errors):
@@ -497,7 +490,7 @@ class Preview:
                 self.errors.pop(row, None)
             # The row's new values, for the requests shown as they will be sent.
             self.validation.rows.loc[row] = validation.rows.loc[row]
-            self.validation.problems = _replace_row(self.validation.problems, row, validation.problems)
+            self.validation.problems = self.validation.problems.replace_row(row, validation.problems)
             if (problems["severity"] == WARNING).any():
                 self.warned.add(row)
             else:
@@ -510,37 +503,10 @@ class Preview:
         }
 
 
-def _replace_row(problems, row: int, new):
-    """The problems of a whole file, with one row's replaced by its new check's."""
-    from ..problems import Problems
-
-    frame = problems.frame()
-    merged = Problems()
-    merged._parts = [frame[frame["row"] != row], new.frame()]
-    return merged
-
-
 def _records(group: pd.DataFrame) -> list[dict]:
     return [
         {"field": str(r.field), "code": str(r.code), "message": str(r.message)} for r in group.itertuples(index=False)
     ]
-
-
-def _code_counts(problems: pd.DataFrame) -> list[dict]:
-    if problems.empty:
-        return []
-    counts = problems.drop_duplicates(["row", "code"])["code"].value_counts()
-    out = []
-    for code, n in counts.items():
-        example = problems.loc[problems["code"] == code].iloc[0]
-        out.append(
-            {
-                "code": str(code),
-                "rows": int(n),
-                "example": (f"{example['field']}: " if example["field"] else "") + str(example["message"]),
-            }
-        )
-    return out
 
 
 class WebRun:
