@@ -1,5 +1,6 @@
 """Shared test helpers: files written the way analysts' tools write them, the
-real CLI in a subprocess, and the emulator on loopback."""
+real CLI (in this process, or as a process where the process is the point),
+and the emulator on loopback."""
 
 from __future__ import annotations
 
@@ -81,23 +82,62 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def run_cli(*args, env: dict | None = None, token: str | None = TOKEN, cwd: Path | None = None) -> CliResult:
-    """Run the real command line in a subprocess, as a user would."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_"))
-    }
+def run_cli(
+    *args, env: dict | None = None, token: str | None = TOKEN, cwd: Path | None = None, process: bool = False
+) -> CliResult:
+    """Run the real command line as a user would: its options, its output, its exit code.
+
+    In this process through click's runner (the same ``main`` the
+    ``signal-uploader`` script calls), which spares a second of interpreter
+    and import start-up per call; ``process=True`` starts ``python -m
+    uploader`` instead, for what only a process shows (its environment from
+    scratch, the interpreter's own start). An exception the command did not
+    turn into its one-line message is put into stderr as the traceback a
+    user would see, so ``assert_no_traceback`` still catches it.
+    """
+    strip = ("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_")
+    if process:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(strip)}
+        if token is not None:
+            environment["INVOCA_API_TOKEN"] = token
+        environment.update(env or {})
+        completed = subprocess.run(
+            [sys.executable, "-m", "uploader", *[str(a) for a in args]],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=cwd or ROOT,
+            timeout=300,
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+    return _run_cli_here([str(a) for a in args], env, token, cwd, strip)
+
+
+def _run_cli_here(args: list[str], env: dict | None, token: str | None, cwd: Path | None, strip) -> CliResult:
+    import contextlib
+    import logging
+    import traceback
+
+    from click.testing import CliRunner
+
+    from uploader.cli import main
+
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith(strip)}
     if token is not None:
-        environment["INVOCA_API_TOKEN"] = token
-    environment.update(env or {})
-    process = subprocess.run(
-        [sys.executable, "-m", "uploader", *[str(a) for a in args]],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd or ROOT,
-        timeout=300,
-    )
-    return CliResult(process.returncode, process.stdout, process.stderr)
+        overrides["INVOCA_API_TOKEN"] = token
+    overrides.update(env or {})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the command sets up logging to its own stderr
+    try:
+        with contextlib.chdir(cwd or ROOT):
+            result = CliRunner().invoke(main, args, env=overrides, prog_name="signal-uploader")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return CliResult(result.exit_code, result.stdout, stderr)
 
 
 def assert_no_traceback(result: CliResult) -> None:

@@ -116,6 +116,27 @@ def test_csv_upload_lands_every_valid_row_on_the_right_call(tmp_path, emulator, 
     assert f"report: {report}" in result.stdout
 
 
+def test_the_same_upload_in_a_real_process_and_in_the_test_runner_says_and_does_the_same(tmp_path, make_emulator):
+    # Most tests run the CLI in this process (it spares the interpreter's start); this one keeps
+    # that shortcut honest: the same command as a real process ends the same way, word for word.
+    outcomes = []
+    for process in (True, False):
+        emulator = make_emulator()
+        folder = tmp_path / ("process" if process else "runner")
+        folder.mkdir()
+        path = write_csv(folder / "march.csv", [HEADER] + ROWS)
+        result = run_cli(
+            "upload", path, "--timezone", TZ, "--base-url", emulator.base_url, "--no-progress", process=process
+        )
+        check_final_state(emulator, "signals")
+        rows = report_rows(folder / "march.results.csv")
+        check_report(rows)
+        words = (result.stdout + result.stderr).replace(str(folder), "DIR").replace(emulator.base_url, "URL")
+        outcomes.append((result.code, words, [(r["row"], r["status"], r["error"]) for r in rows]))
+    assert outcomes[0][0] == 1
+    assert outcomes[0] == outcomes[1]
+
+
 @pytest.mark.parametrize("api", ["signals", "call_outcomes"])
 def test_xlsx_upload_writes_a_highlighted_workbook(tmp_path, emulator, api):
     rows = [list(r) for r in ROWS]

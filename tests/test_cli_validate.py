@@ -85,7 +85,7 @@ def test_excel_date_cells_need_a_timezone_too(tmp_path):
 def test_file_level_errors_exit_2_with_one_clear_line(tmp_path, content, name, message):
     path = tmp_path / name
     path.write_bytes(content)
-    result = run_cli("validate", path)
+    result = run_cli("validate", path, process=True)  # the exit code and stderr of a real process
     assert result.code == 2
     assert_no_traceback(result)
     assert result.stderr.startswith("error: "), result.stderr
@@ -100,7 +100,7 @@ def test_usage_errors_exit_2(tmp_path):
         (["--api", "nope"], "Invalid value for '--api'"),
         (["--sheet", "Data"], "--sheet applies to .xlsx"),
     ]:
-        result = run_cli("validate", path, *args)
+        result = run_cli("validate", path, *args, process=True)
         assert result.code == 2, (args, result.output)
         assert message in result.stderr
         assert_no_traceback(result)

@@ -323,7 +323,12 @@ def test_redaction_filter_catches_what_slips_into_a_log():
 
 def test_missing_token_is_exit_2_before_any_file_work(tmp_path):
     result = run_cli(
-        "upload", tmp_path / "does-not-exist.csv", "--base-url", "https://invoca.net/api/2020-10-01", token=None
+        "upload",
+        tmp_path / "does-not-exist.csv",
+        "--base-url",
+        "https://invoca.net/api/2020-10-01",
+        token=None,
+        process=True,  # the environment from scratch: no token anywhere
     )
     assert result.code == 2
     assert "no API token" in result.stderr and "does-not-exist" not in result.stderr
