@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install programs browser check test test-all demo web screenshots bench readme clean
+.PHONY: install programs browser desktop check test test-all demo web screenshots bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ browser:
 	      --no-install-recommends chromium >/dev/null; \
 	  else echo "note: chromium missing and apt-get unavailable: the browser tests will fail"; fi; }
 
+## desktop: a virtual screen (Xvfb) and xdotool, on which the page's launcher window is tested
+desktop:
+	@command -v Xvfb >/dev/null && command -v xdotool >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Xvfb and xdotool (apt-get) for the launcher window's test"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends xvfb xdotool >/dev/null; \
+	  else echo "note: Xvfb or xdotool missing and apt-get unavailable: the launcher window's test will fail"; fi; }
+
 ## check: the linter and the formatter (ruff) over the whole tree and the type checker (mypy) over the library;
 ## settings in pyproject.toml (`ruff format .` formats)
 check: install
@@ -43,31 +52,18 @@ check: install
 	$(BIN)/mypy
 
 ## test: the linter, then the default suite (long fault-injection runs are marked slow and left out)
-test: check programs browser
+test: check programs browser desktop
 	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 ## test-all: everything, slow runs included
-test-all: install programs browser
+test-all: install programs browser desktop
 	$(BIN)/python -m pytest
 
-## demo: start the emulator, upload the sample CSV and XLSX, print summaries, stop it
+## demo: the bundled sample CSV and XLSX uploaded to the embedded emulator, then the CSV again
+## (`signal-uploader demo`, which a plain install has too)
 demo: install
-	@rm -rf .demo && mkdir -p .demo
-	@set -u; \
-	$(BIN)/signal-uploader emulator --port 0 --ready-file .demo/url > .demo/emulator.log 2>&1 & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
-	for i in $$(seq 100); do [ -s .demo/url ] && break; sleep 0.1; done; \
-	[ -s .demo/url ] || { echo "the emulator did not start:"; cat .demo/emulator.log; exit 1; }; \
-	url=$$(cat .demo/url); echo "emulator listening on $$url"; \
-	for file in sample_files/signals.csv sample_files/signals.xlsx sample_files/signals.csv; do \
-	  echo; echo "\$$ signal-uploader upload $$file --timezone $(DEMO_TZ) --base-url $$url"; \
-	  INVOCA_API_TOKEN=demo-token $(BIN)/signal-uploader upload $$file --timezone $(DEMO_TZ) \
-	    --base-url $$url --no-progress --state-dir .demo/state; \
-	  code=$$?; echo "(exit code $$code: 0 = all rows sent, 1 = some rows invalid or failed, as in these samples)"; \
-	  [ $$code -le 1 ] || exit $$code; \
-	done; \
-	echo; echo "The second upload of signals.csv skipped the rows the first one confirmed (journal in .demo/state)."; \
-	echo; echo "The same on a web page: make web  (it prints the page's address; open it in a browser)"
+	@rm -rf .demo
+	$(BIN)/signal-uploader demo --folder .demo
 
 ## web: the web page against the emulator; choose a file from sample_files/ on the page (Ctrl-C stops both)
 web: install

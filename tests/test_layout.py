@@ -31,6 +31,7 @@ FRONT_ENDS = {
     "uploader.web.app",
     "uploader.web.server",
     "uploader.web.workspace",
+    "uploader.web.launcher",
     "uploader.api",
     "uploader.dlt_destination",
 }

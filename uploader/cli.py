@@ -20,7 +20,7 @@ import click
 from ._version import __version__
 from .cancel import Cancellation
 from .config import resolve
-from .errors import Interrupted, UploaderError, UsageError
+from .errors import Interrupted, UploaderError, UsageError, WebExtraMissing
 from .logs import REDACT, setup_logging
 from .messages import Told, told
 from .outcome import status_order
@@ -84,7 +84,20 @@ def _setup_logging(verbose: int) -> None:
     setup_logging(verbose)
 
 
-_STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+def _default_config(_ctx, _param, value):
+    """--config when given, else the user's config.toml when it exists (uploader.folders)."""
+    from .folders import config_or_default
+
+    return config_or_default(value)
+
+
+def _stop_signals() -> dict[int, str]:
+    """The stop signals this system has: Ctrl-C and SIGTERM everywhere, SIGHUP where it exists, Ctrl-Break on Windows."""
+    names = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP", "SIGBREAK": "Ctrl-Break"}
+    return {getattr(signal, name): said for name, said in names.items() if hasattr(signal, name)}
+
+
+_STOP_SIGNALS = _stop_signals()
 
 
 @contextlib.contextmanager
@@ -96,7 +109,7 @@ def stop_on_signals(
     ),
     at_once: str = "the report was not written; running the same command again sends the rows not confirmed",
 ):
-    """Ctrl-C, SIGTERM and SIGHUP (what cron, systemd and CI send) cancel the run.
+    """Ctrl-C, SIGTERM and SIGHUP (what cron, systemd and CI send; Ctrl-Break on Windows) cancel the run.
 
     The run stops sending, waits briefly for the answers in flight, writes
     its complete report and exits 128 + the signal's number. A second
@@ -337,7 +350,7 @@ def main():
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
     (or a rejected token), 4 stopped early (API unavailable, input changed, disk full),
-    130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (the report is written).
+    130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP, 149 by Ctrl-Break on Windows (the report is written).
     """
 
 
@@ -429,7 +442,8 @@ def send_options(func):
             "config_file",
             type=click.Path(path_type=Path, dir_okay=False),
             default=None,
-            help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); flags override it.",
+            callback=_default_config,
+            help="TOML file of settings (base_url, api, timezone, concurrency, rate, ...); flags override it. Without it, the user's own config.toml is read when there is one.",
         ),
         click.option(
             "--token-file",
@@ -481,7 +495,7 @@ def send_options(func):
             "--state-dir",
             type=click.Path(path_type=Path, file_okay=False),
             default=None,
-            help="Where journals and locks live (default ~/.local/state/signal-uploader).",
+            help="Where journals and locks live (default: the system's state folder, e.g. ~/.local/state/signal-uploader).",
         ),
         click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
         click.option(
@@ -680,7 +694,8 @@ def retry(report_file, include_not_found, include_unknown, source, verbose, **pa
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="TOML file of settings (base_url, organization_type, organization_id, ...); flags override it.",
+    callback=_default_config,
+    help="TOML file of settings (base_url, organization_type, organization_id, ...); flags override it. Without it, the user's own config.toml is read when there is one.",
 )
 @click.option(
     "--token-file",
@@ -803,7 +818,8 @@ def engage():
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="TOML file of settings (base_url, account_id, ...); flags override it.",
+    callback=_default_config,
+    help="TOML file of settings (base_url, account_id, ...); flags override it. Without it, the user's own config.toml is read when there is one.",
 )
 @click.option(
     "--token-file",
@@ -1149,6 +1165,73 @@ def emulator(
     serve(config, port=port, ready_file=ready_file)
 
 
+DEMO_TIMEZONE = "America/Los_Angeles"  # the zone the sample files' wall-clock times were written in
+DEMO_TOKEN = "demo-token"
+
+
+@main.command()
+@click.option(
+    "--folder",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the sample files, their reports and the demo's journal go (default: a new temporary folder).",
+)
+@handle_errors
+def demo(folder):
+    """Try it in a minute: the bundled sample files uploaded to a local emulator, then uploaded again.
+
+    \b
+    It starts the emulator (with its sample calls) on 127.0.0.1, copies the
+    sample CSV and workbook into --folder, and runs, as you would:
+      signal-uploader upload signals.csv --timezone America/Los_Angeles --base-url ...
+      signal-uploader upload signals.xlsx ...
+      signal-uploader upload signals.csv ...   (again: what was confirmed is skipped)
+    Nothing leaves this machine. The reports stay in the folder.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+    from importlib.resources import as_file, files
+
+    from .emulator import EmulatorConfig, start_in_thread
+
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="signal-uploader-demo-"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        samples = files("uploader.sample_files")
+        for name in ("signals.csv", "signals.xlsx"):
+            with as_file(samples / name) as sample:
+                shutil.copyfile(sample, folder / name)
+    except OSError as exc:
+        _fail(f"cannot write the demo's files in {folder} ({exc.strerror})", "choose another folder with --folder")
+    running = start_in_thread(EmulatorConfig(token=DEMO_TOKEN))
+    echo = click.echo
+    worst = 0
+    try:
+        url = running.base_url
+        echo(f"emulator listening on {url} (its sample calls; nothing leaves this machine)")
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("INVOCA_", "SIGNAL_UPLOADER_"))}
+        environment["INVOCA_API_TOKEN"] = DEMO_TOKEN
+        state = folder / "state"
+        for name in ("signals.csv", "signals.xlsx", "signals.csv"):
+            echo()
+            echo(f"$ signal-uploader upload {folder / name} --timezone {DEMO_TIMEZONE} --base-url {url}")
+            code = subprocess.call(
+                [sys.executable, "-m", "uploader", "upload", str(folder / name), "--api", "signals"]
+                + ["--timezone", DEMO_TIMEZONE, "--base-url", url, "--no-progress", "--state-dir", str(state)],
+                env=environment,
+            )
+            echo(f"(exit code {code}: 0 = all rows sent, 1 = some rows invalid or failed, as in these samples)")
+            worst = max(worst, code)
+    finally:
+        running.stop()
+    echo()
+    echo("The second upload of signals.csv skipped the rows the first one confirmed (its journal is in the folder).")
+    echo(f"The sample files and their reports: {folder}")
+    echo("The same on a web page: signal-uploader serve --open (or signal-uploader-web)")
+    sys.exit(0 if worst <= 1 else worst)
+
+
 @main.command()
 @click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0 = any free port).")
 @click.option(
@@ -1169,7 +1252,8 @@ def emulator(
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="TOML file of settings (base_url, concurrency, rate, organization, account, ...).",
+    callback=_default_config,
+    help="TOML file of settings (base_url, concurrency, rate, organization, account, ...). Without it, the user's own config.toml is read when there is one.",
 )
 @click.option(
     "--token-file",
@@ -1208,10 +1292,7 @@ def serve(port, host, open_browser, base_url, config_file, token_file, state_dir
     try:
         from .web.server import serve as serve_page
     except ImportError as exc:
-        raise UsageError(
-            f"the web page needs packages that are not installed ({exc.name})",
-            hint="pip install 'signal-uploader[web]'",
-        ) from None
+        raise WebExtraMissing(exc.name) from None
     if max_upload_mb <= 0:
         raise UsageError("--max-upload-mb must be more than 0")
     settings = resolve(dict(base_url=base_url, state_dir=state_dir, verbose=verbose), config_file=config_file)

@@ -231,11 +231,23 @@ def load_config_file(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Notepad saves "UTF-8 with BOM"; the universal newlines of read_text take CRLF files.
+        text = path.read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text)
     except OSError as exc:
         raise UsageError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"the config file {path} is not UTF-8 text", hint="save it as UTF-8 (Notepad: Save as, Encoding UTF-8)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"the config file {path} is not valid TOML: {exc}") from None
+        hint = None
+        if '"' in text and "\\" in text:
+            hint = (
+                "a Windows path goes in single quotes, where a backslash is just a backslash: "
+                "token_file = 'C:\\Users\\me\\token.txt' (or write it with forward slashes)"
+            )
+        raise UsageError(f"the config file {path} is not valid TOML: {exc}", hint=hint) from None
     allowed = {**SHARED_SETTINGS, **FILE_ONLY}
     out = {}
     for key, value in data.items():

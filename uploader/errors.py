@@ -51,6 +51,16 @@ class UsageError(InputError):
     """An option is missing, contradicts another, or has an impossible value."""
 
 
+class WebExtraMissing(UsageError):
+    """The web page's packages (the ``web`` extra) are not installed."""
+
+    def __init__(self, module: str | None):
+        super().__init__(
+            f"the web page needs packages that are not installed ({module})",
+            hint="pip install 'signal-uploader[web]'",
+        )
+
+
 class TransportError(UploaderError):
     """The request did not get an answer (connection refused, reset, timeout).
 
@@ -86,7 +96,7 @@ class Cancelled(StoppedEarly):
 
 
 class Interrupted(StoppedEarly):
-    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; exit 128 + the signal's number."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP, Ctrl-Break) stopped the run; exit 128 + the signal's number."""
 
     def __init__(self, message: str, *, signal_number: int, hint: str | None = None):
         super().__init__(message, hint=hint)

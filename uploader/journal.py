@@ -83,9 +83,10 @@ CREATE TABLE IF NOT EXISTS reports (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
 
 
 def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/signal-uploader``, else ``~/.local/state/signal-uploader``."""
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "signal-uploader"
+    """The system's state folder for the tool (:func:`uploader.folders.state_folder`)."""
+    from .folders import state_folder
+
+    return state_folder()
 
 
 def known_sources(state_dir: Path) -> list[dict]:

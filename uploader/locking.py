@@ -1,8 +1,11 @@
-"""One run at a time per input: advisory locks on the input's path and on its content.
+"""One run at a time per input: operating-system locks on the input's path and on its content.
 
-A lock is an ``flock`` on a file, so the operating system releases it when
-the process ends, however it ends (``kill -9`` included): a crashed run never
-leaves a stale lock behind.
+A lock is the operating system's own (``flock`` on Linux and macOS, a
+locked byte range on Windows), taken through ``filelock``, so the system
+releases it when the process ends, however it ends (``kill -9`` included): a
+crashed run never leaves a stale lock behind. Who holds a lock is written
+beside it (``<name>.lock.holder``), since Windows does not let another
+process read a locked file.
 
 :class:`RunLock` is keyed by the input's path, under the state folder;
 :class:`SourceLock` by the source's journal, so that every way of sending a
@@ -23,11 +26,12 @@ second run refused
 
 from __future__ import annotations
 
-import fcntl
+import getpass
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -41,39 +45,45 @@ class _FileLock:
     target: str
 
     def __init__(self) -> None:
-        self._handle = None
+        self._lock: Any = None
+
+    @property
+    def _holder(self) -> Path:
+        return self.path.with_name(self.path.name + ".holder")
 
     def acquire(self):
+        # filelock costs about 50 ms to import: paid by a run that locks, not by `--help`.
+        from filelock import FileLock, Timeout
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")  # noqa: SIM115 (held for the run: the lock lives as long as it)
+            lock = FileLock(self.path, timeout=0)
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = self._holder.read_text(encoding="utf-8").strip()
+            except OSError:
+                holder = ""
+            raise AlreadyRunning(
+                f"another signal-uploader run ({holder or 'another process'}) is already working on {self.target}",
+                hint="wait for it to finish; two runs over the same input would send rows twice",
+            ) from None
         except OSError as exc:
             raise InputError(
-                f"cannot write the lock file {self.path} ({exc.strerror})",
+                f"cannot write the lock file {self.path} ({exc.strerror or exc})",
                 hint="the state folder must be writable: choose another with --state-dir",
             ) from None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise AlreadyRunning(
-                f"another signal-uploader run ({holder}) is already working on {self.target}",
-                hint="wait for it to finish; two runs over the same input would send rows twice",
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._handle = handle
+            self._holder.write_text(f"pid {os.getpid()}", encoding="utf-8")
+        except OSError:
+            pass  # who holds it is a courtesy for the next run's message, not part of the lock
+        self._lock = lock
         return self
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self):
         return self.acquire()
@@ -110,9 +120,24 @@ def content_hash(path: str | Path) -> str:
 
 
 def lock_folder() -> Path:
-    """One folder per user for content locks: ``$XDG_RUNTIME_DIR``, else the temporary folder."""
+    """One folder per user for content locks: ``$XDG_RUNTIME_DIR``, else the temporary folder.
+
+    The temporary folder is shared by every user on Linux and macOS, so the
+    folder's name carries the user: the numeric id where there is one, the
+    login name on Windows (whose temporary folder is the user's own anyway).
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"signal-uploader-{os.getuid()}" / "locks"
+    return Path(base) / f"signal-uploader-{_user()}" / "locks"
+
+
+def _user() -> str:
+    if hasattr(os, "getuid"):
+        return str(os.getuid())
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name in the environment (a service account): one folder for all
+        return "user"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "user"
 
 
 class ContentLock(_FileLock):

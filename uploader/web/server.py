@@ -1,17 +1,145 @@
-"""``signal-uploader serve``: start the local page on loopback and print its address (with the access key)."""
+"""``signal-uploader serve``: start the local page on loopback and print its address (with the access key).
+
+:func:`open_page` binds the port and builds the page; :func:`serve` (the
+command) and :mod:`uploader.web.launcher` (``signal-uploader-web``, the
+double-click way in) both run what it returns.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import UsageError
 from .app import create_app, new_key, own_hosts
 from .workspace import Workspace
+
+ADDRESS_FILE = "page.url"  # in the page's folder while it runs: a second launch opens this page
+
+
+@dataclass
+class Page:
+    """A page bound to its port, not yet serving: :meth:`run` serves until :meth:`stop` (or Ctrl-C)."""
+
+    url: str
+    folder: Path
+    server: Any  # uvicorn.Server
+    sock: socket.socket
+
+    def run(self) -> None:
+        address = self.folder / ADDRESS_FILE
+        try:
+            _write_private(address, self.url)
+        except OSError:
+            pass  # only a second launch's shortcut: the page works without it
+
+        def forget() -> None:
+            try:
+                if address.read_text(encoding="utf-8") == self.url:
+                    address.unlink()
+            except OSError:
+                pass
+
+        # uvicorn raises the signal that stopped it again once it has shut down, which ends the
+        # process there: the address is forgotten at its shutdown, before that.
+        self.server.on_shutdown = forget
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            forget()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """The address carries the page's key: readable by this user only (where the system has modes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def running_page(settings: Settings) -> str | None:
+    """The address of a page already serving this state folder, if one answers."""
+    import urllib.request
+
+    path = settings.state_folder / "web" / ADDRESS_FILE
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not url.startswith("http://"):
+        return None
+    # The key in the address is traded for a cookie on the way in (Guard): a cookie jar follows it.
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    try:
+        with opener.open(url, timeout=2) as answer:
+            return url if answer.status == 200 else None
+    except Exception:  # nothing answers there any more (a page stopped without tidying up)
+        return None
+
+
+def open_page(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token_file: Path | None = None,
+    max_upload_mb: float = 200,
+    environ=None,
+    any_port: bool = False,
+) -> Page:
+    """Bind the port and build the page. ``any_port``: when ``port`` is taken, take a free one instead."""
+    import uvicorn
+
+    workspace = Workspace(
+        settings, environ=environ, token_file=token_file, max_upload_bytes=int(max_upload_mb * (1 << 20))
+    )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":
+        # Lets a restarted page take its port back at once; on Windows the same option would let
+        # two pages share a port, so it is left off there.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            if not any_port:
+                raise
+            sock.bind((host, 0))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror})",
+            hint="another program uses that port: choose another with --port (0 picks a free one)",
+        ) from None
+    sock.listen(128)  # connections wait in the backlog from now on: the address printed below works at once
+    port = sock.getsockname()[1]
+    key = new_key()
+    app = create_app(workspace, key=key, hosts=own_hosts(host, port))
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/?key={key}"
+    # No access log: the first request's address carries the key.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+    class Server(uvicorn.Server):
+        on_shutdown = staticmethod(lambda: None)
+
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            self.on_shutdown()
+
+    return Page(url=url, folder=workspace.root, server=Server(config), sock=sock)
 
 
 def serve(
@@ -27,36 +155,14 @@ def serve(
     echo=print,
 ) -> None:
     """Serve the page until Ctrl-C or SIGTERM (uvicorn's own handling)."""
-    import uvicorn
-
-    workspace = Workspace(
-        settings, environ=environ, token_file=token_file, max_upload_bytes=int(max_upload_mb * (1 << 20))
+    page = open_page(
+        settings, host=host, port=port, token_file=token_file, max_upload_mb=max_upload_mb, environ=environ
     )
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({exc.strerror})",
-            hint="another program uses that port: choose another with --port (0 picks a free one)",
-        ) from None
-    sock.listen(128)  # connections wait in the backlog from now on: the address printed below works at once
-    port = sock.getsockname()[1]
-    key = new_key()
-    app = create_app(workspace, key=key, hosts=own_hosts(host, port))
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/?key={key}"
-    # No access log: the first request's address carries the key.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    echo(f"signal-uploader's page is at {url}")
-    echo(f"  API: {settings.base_url or '(none: start with --base-url)'}; files and reports stay in {workspace.root}")
+    echo(f"signal-uploader's page is at {page.url}")
+    echo(f"  API: {settings.base_url or '(none: start with --base-url)'}; files and reports stay in {page.folder}")
     echo("  Ctrl-C stops it.")
     if ready_file is not None:
-        Path(ready_file).write_text(url, encoding="utf-8")
+        Path(ready_file).write_text(page.url, encoding="utf-8")
     if open_browser:
-        threading.Timer(0.5, webbrowser.open, (url,)).start()
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    server.run(sockets=[sock])
+        threading.Timer(0.5, webbrowser.open, (page.url,)).start()
+    page.run()
