@@ -307,6 +307,7 @@ def _logged(path: Path) -> dict[str, dict]:
     return rows
 
 
+@pytest.mark.posix
 def test_watch_captures_a_call_that_comes_and_goes_between_two_looks_and_one_that_changes(live, tmp_path):
     out = tmp_path / "watched.csv"
     changes = tmp_path / "watched.changes.jsonl"  # written after every poll; the CSV only every --write-every
@@ -422,6 +423,7 @@ def test_bulk_update_reports_ended_calls_which_retry_never_sends_and_a_rerun_sen
     assert [live.calls()[t]["updates"] for t in ("T-1", "T-2", "T-6")] == [2, 2, 2]
 
 
+@pytest.mark.posix
 def test_a_folder_under_watch_picks_up_a_file_dropped_after_the_start(live, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

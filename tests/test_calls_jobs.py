@@ -109,6 +109,7 @@ def test_lookups_cancelled_midway_through_the_python_api_leave_every_row_in_the_
         emulator.stop()
 
 
+@pytest.mark.posix
 def test_ctrl_c_on_a_lookups_run_writes_every_row_and_says_how_many_were_not_done(tmp_path):
     emulator = live_emulator(tmp_path, ONE_CALL, latency_ms=150)
     try:

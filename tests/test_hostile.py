@@ -175,6 +175,7 @@ def peak_rss_mb(*args) -> tuple[int, float]:
     return int(out[0]), int(out[1]) / 1024
 
 
+@pytest.mark.posix
 def test_bombs_are_refused_with_bounded_memory(hostile, tmp_path):
     baseline_code, baseline = peak_rss_mb("validate", hostile["empty.csv"][0])
     assert baseline_code == 2

@@ -154,6 +154,7 @@ def test_retry_leaves_not_found_rows_unless_asked(tmp_path, make_emulator):
     assert later.requests == 1
 
 
+@pytest.mark.posix
 def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_path, make_emulator):
     calls = many_calls(tmp_path, 400)
     emulator = make_emulator(calls_file=calls, latency_ms=15)

@@ -34,7 +34,8 @@ TZ = "America/Los_Angeles"
 
 
 def chromium() -> str:
-    path = shutil.which("chromium")
+    # CHROMIUM names another Chromium-based browser (GitHub's Ubuntu runners have google-chrome).
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if path is None:
         pytest.fail("Debian's chromium is not installed: `make test` installs it (apt-get install -y chromium)")
     return path

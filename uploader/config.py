@@ -464,7 +464,8 @@ def read_token(
             raise UsageError(f"cannot read the token file {path}: {exc.strerror}") from None
         if not value:
             raise UsageError(f"the token file {path} is empty")
-        if path.stat().st_mode & 0o077:
+        # Modes say who may read a file on Linux and macOS; on Windows (ACLs) they say nothing of it.
+        if os.name != "nt" and path.stat().st_mode & 0o077:
             logging.getLogger(__name__).warning(
                 "the token file %s can be read by other users; make it yours alone: chmod 600 %s", path, path
             )

@@ -347,6 +347,15 @@ def _storage(path, what: str):
     ...     raise OSError(errno.ENOSPC, "No space left on device")
     Traceback (most recent call last):
     uploader.errors.StorageError: could not write the report /nowhere/r.csv (No space left on device)
+
+    A file another program holds (Windows locks a workbook open in Excel) is named as the likely cause:
+
+    >>> try:
+    ...     with _storage("r.xlsx", "the report"):
+    ...         raise PermissionError(errno.EACCES, "Permission denied")
+    ... except StorageError as error:
+    ...     print(error.hint.split(";")[0])
+    close the file if another program (Excel) has it open, or choose a writable place
     """
     try:
         yield
@@ -354,9 +363,14 @@ def _storage(path, what: str):
         if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
             raise
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+            # On Windows, the usual cause: the report of the last run is still open in Excel, which locks it.
+            first = "close the file if another program (Excel) has it open, or choose a writable place"
+        else:
+            first = "free some space or choose a writable place"
         raise StorageError(
             f"could not write {what} {path} ({reason})",
-            hint="free some space or choose a writable place; what the API confirmed is in the "
+            hint=f"{first}; what the API confirmed is in the "
             "journal, so running the same command again reports those rows as skipped",
         ) from None
 
