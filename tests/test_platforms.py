@@ -93,6 +93,28 @@ def test_the_folders_are_each_systems_own(monkeypatch, tmp_path):
     assert folders.state_folder() == tmp_path / "xdg" / "signal-uploader"
 
 
+def test_an_earlier_versions_state_folder_is_kept_on_macos_and_windows(monkeypatch, tmp_path):
+    # Earlier versions kept journals in ~/.local/state on every system; a new empty folder would
+    # forget every confirmed row. platformdirs is given the macOS answer (this machine is Linux).
+    import platformdirs
+
+    from uploader import folders
+
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mac = tmp_path / "Library" / "Application Support" / "signal-uploader"
+    monkeypatch.setattr(platformdirs, "user_state_dir", lambda *a, **k: str(mac))
+    assert folders.state_folder() == mac  # a new user: the system's own folder
+    earlier = tmp_path / ".local" / "state" / "signal-uploader"
+    (earlier / "journals").mkdir(parents=True)
+    assert folders.state_folder() == earlier  # an earlier version's journals: kept
+    mac.mkdir(parents=True)
+    (mac / "config.toml").write_text("timezone = 'America/New_York'\n")
+    assert folders.state_folder() == earlier  # a config file there (the same folder on macOS) moves nothing
+    (mac / "journals").mkdir()
+    assert folders.state_folder() == mac  # once the system's own folder has journals, it is the one
+
+
 def test_the_users_config_file_is_read_without_config_and_a_flag_still_wins(tmp_path, emulator, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
     own = tmp_path / "config-home" / "signal-uploader" / "config.toml"

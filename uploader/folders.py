@@ -10,7 +10,9 @@ The system's own convention, through ``platformdirs``:
 
 ``$XDG_STATE_HOME`` and ``$XDG_CONFIG_HOME``, when set, are honoured on every
 system (on Linux they are the convention itself), so a state folder made by
-an earlier version on Linux is the one used now.
+an earlier version on Linux is the one used now; on macOS and Windows, an
+earlier version's ``~/.local/state/signal-uploader`` is kept while it is the
+only one.
 
 >>> import os
 >>> os.environ["XDG_STATE_HOME"] = "/srv/state"
@@ -28,13 +30,25 @@ APP = "signal-uploader"
 
 
 def state_folder() -> Path:
-    """The default state folder (``--state-dir`` and ``state_dir`` in a config file choose another)."""
+    """The default state folder (``--state-dir`` and ``state_dir`` in a config file choose another).
+
+    Versions before this one used ``~/.local/state/signal-uploader`` on every
+    system. Where the system's own folder is another one (macOS, Windows) and
+    holds no journals yet while that one does, that one is kept: its journals
+    know which rows were confirmed, and a new empty folder would send them
+    again. (On those systems the config file lives in the state folder, so
+    a config file written there does not move the journals.)
+    """
     xdg = os.environ.get("XDG_STATE_HOME")
     if xdg:
         return Path(xdg) / APP
     import platformdirs
 
-    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+    own = Path(platformdirs.user_state_dir(APP, appauthor=False))
+    earlier = Path.home() / ".local" / "state" / APP
+    if own != earlier and not (own / "journals").is_dir() and (earlier / "journals").is_dir():
+        return earlier
+    return own
 
 
 def config_file() -> Path:
