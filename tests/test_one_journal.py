@@ -51,6 +51,39 @@ def test_rows_confirmed_by_retry_are_skipped_by_the_next_upload_of_the_original(
     assert all(r["signal_transaction_id"] for r in report_rows(report))  # with the ids retry got
 
 
+def test_a_retry_of_a_row_whose_correction_went_through_leaves_the_correction_on_the_server(tmp_path, make_emulator):
+    # Row 2 reports a sale, row 3 corrects it (same call, name and partner id): the file means row 3.
+    # The first request fails and the second goes through (seed 1 at a 50 % fault rate, one at a time).
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 2), fail_rate=0.5, seed=1)
+    path = write_csv(
+        tmp_path / "june bulk.csv",
+        [
+            HEADER,
+            ["CALL-00000", "Sale", "1", "first price", "149.99"],
+            ["CALL-00000", "Sale", "1", "corrected", "159.99"],
+        ],
+    )
+    first = run_cli(
+        "upload", path, "--base-url", emulator.base_url, "--max-attempts", "1", "--stop-after-failures", "0",
+        "--concurrency", "1",
+    )  # fmt: skip
+    report = tmp_path / "june bulk.results.csv"
+    assert [r["status"] for r in report_rows(report)] == ["failed", "created"], first.output
+    emulator.control("faults", {"fail_rate": 0})
+
+    retried = run_cli("retry", report)
+    assert retried.code == 0, retried.output
+    # The failed row went, and its correction after it again: the correction is what the API holds.
+    assert [(s["description"], s["sale_amount"]) for s in emulator.signals()] == [("corrected", "159.99")]
+    assert [r["status"] for r in report_rows(report)] == ["updated", "updated"]  # the signal existed: 200
+    assert emulator.requests == 4
+
+    again = run_cli("upload", path, "--base-url", emulator.base_url)
+    assert again.code == 0, again.output
+    assert emulator.requests == 4  # the journal knows the file's last row is what was applied
+    assert [r["status"] for r in report_rows(report)] == ["skipped", "skipped"]
+
+
 def test_a_copy_elsewhere_and_an_edited_copy_of_the_same_name_meet_the_same_journal(tmp_path, emulator):
     first = tmp_path / "monday"
     first.mkdir()

@@ -81,6 +81,8 @@ def retry_report(
         with source_journal(settings, source, legacy=legacy) as journal:
             upload = _Upload(settings, journal, cancellation=cancellation, emit=emit)
             meta = upload.send(validation, only=rows)
+            # and the later rows of their keys, sent again after them so the file's last row still wins
+            rows |= {row for row, status in meta["status"].items() if status not in ("", "invalid")}
             order = [row for row in whole.frame.index if row in rows]
             meta = meta.loc[order]
             emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))

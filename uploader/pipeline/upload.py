@@ -158,6 +158,26 @@ def source_journal(settings: Settings, source: str, *, content: str | None = Non
                 journal.close()
 
 
+
+def _with_later_rows_of_their_keys(prepared: list, only: set[int]) -> set[int]:
+    """``only`` and the rows after each of them that share its key, so the file's last row still wins.
+
+    A row sent again by ``retry`` may have failed where a later row of its
+    key (a correction) went through: sent alone, it would put the earlier
+    content back over the correction. Its lane is sent as ``upload`` sends
+    it, in file order, so the later rows are sent again after it.
+
+    >>> from uploader.outcome import Request
+    >>> rows = [Request(2, "a", {}), Request(3, "a", {}), Request(4, "b", {}), Request(5, "a", {})]
+    >>> sorted(_with_later_rows_of_their_keys(rows, {3}))
+    [3, 5]
+    """
+    first: dict[str, int] = {}
+    for item in prepared:
+        if item.row in only and item.key not in first:
+            first[item.key] = item.row
+    return only | {item.row for item in prepared if item.key in first and item.row > first[item.key]}
+
 class _Upload:
     """Sends the valid rows of one input, a validated chunk at a time.
 
@@ -215,6 +235,8 @@ class _Upload:
         ids = None
         if only is not None:
             ids = entries(prepared, self.seen) if self.journal is not None else None
+            if self.target.idempotent:
+                only = _with_later_rows_of_their_keys(prepared, only)
             prepared = [item for item in prepared if item.row in only]
         self._show(prepared)
         if not prepared:
