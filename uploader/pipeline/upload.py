@@ -158,7 +158,6 @@ def source_journal(settings: Settings, source: str, *, content: str | None = Non
                 journal.close()
 
 
-
 def _with_later_rows_of_their_keys(prepared: list, only: set[int]) -> set[int]:
     """``only`` and the rows after each of them that share its key, so the file's last row still wins.
 
@@ -177,6 +176,7 @@ def _with_later_rows_of_their_keys(prepared: list, only: set[int]) -> set[int]:
         if item.row in only and item.key not in first:
             first[item.key] = item.row
     return only | {item.row for item in prepared if item.key in first and item.row > first[item.key]}
+
 
 class _Upload:
     """Sends the valid rows of one input, a validated chunk at a time.
