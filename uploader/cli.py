@@ -342,11 +342,12 @@ def main():
     \b
     signal-uploader validate FILE --timezone America/Los_Angeles
     signal-uploader upload FILE --base-url https://invoca.net/api/2020-10-01
-    signal-uploader retry FILE.results.csv --base-url ...   # send the failed rows again
+    signal-uploader retry FILE.results.csv  # send the failed rows again (the upload's settings are kept)
     signal-uploader calls ...           # calls in progress (Calls In Progress API)
     signal-uploader engage calls ...    # a contact centre's active calls (Engage Voice)
     signal-uploader serve --open        # the same on a local web page
     signal-uploader emulator            # a local API to try it against
+    signal-uploader demo                # try it in a minute: the sample files to the emulator
 
     Exit codes: 0 all rows fine, 1 some rows invalid or failed, 2 file-level or usage error
     (or a rejected token), 4 stopped early (API unavailable, input changed, disk full),
