@@ -206,7 +206,8 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
             page.locator("#columns-body td:nth-child(2)").all_inner_texts(),
         )
     )
-    assert recognised["Outcome Name"] == "name" and recognised["Notes"] == "not recognised (not sent)"
+    assert recognised["Outcome Name"] == "name — exact match"
+    assert recognised["Notes"] == "no field matches: not sent"
     assert page.input_value("#token") == ""  # handed to the server, gone from the page
     shot(page, tmp_path, "2-columns.png", "#step-columns")
     page.click("#to-preview")
@@ -215,7 +216,7 @@ def test_an_analyst_drops_a_workbook_fixes_a_cell_uploads_and_downloads_the_repo
     page.wait_for_selector("#invalid-body tr[id^=row-]")
     assert numbers(page.inner_text("#counts")) == [7, 5, 2, 1]
     invalid = page.inner_text("#invalid-body")
-    assert "scientific notation" in invalid and "at most 2 decimal places" in invalid
+    assert "scientific notation" in invalid and "Amount has more than 2 decimal places" in invalid
     assert page.locator("#invalid-body input[aria-invalid=true]").count() == 2
     assert "ignored column(s) the API does not take: 'Notes'" in page.inner_text("#warnings")
     assert '"partner_unique_id": "X-1"' in page.inner_text("#first-requests")
@@ -313,6 +314,13 @@ def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tm
     page.click("#cancel")
     page.wait_for_selector("#step-report:not([hidden])")
     assert page.inner_text("#report-headline").startswith("The upload was cancelled; the report is complete.")
+    # the rows a cancel left were not sent, not failed: the bar stops where the answers stopped
+    progress = page.inner_text("#progress-text")
+    answered, total = numbers(progress)[:2]
+    assert total == rows and answered < rows and "not sent" in progress and " 0 failed" in progress
+    assert page.get_attribute("#progress", "value") == str(answered)
+    chart = page.inner_text("#chart-caption")
+    assert "not sent" in chart and "failed" not in chart
 
     with page.expect_download() as download:
         page.click("#download-csv")
@@ -330,15 +338,18 @@ def test_cancel_midway_leaves_a_complete_report_and_retry_sends_the_rest_once(tm
     # one button sends the rows not sent; each lands exactly once
     page.click("#retry-failed")
     page.wait_for_function(
-        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')",
+        "() => document.getElementById('report-headline').textContent.startsWith('The retry is finished')",
         timeout=60_000,
     )
     signals = emulator.signals()
     assert len(signals) == rows
     assert sorted(int(s["partner_unique_id"]) for s in signals) == list(range(rows))
+    # the retry's own counts: the rows it sent, not the whole report's (which the line below says)
+    assert f"created {rows - created}" in page.inner_text("#chart-caption")
+    assert page.inner_text("#report-whole") == f"The report now holds: {rows} created."
     page.wait_for_function("() => document.getElementById('past-body').textContent.includes('retry')")
     runs = page.locator("#past-body tr").all_inner_texts()
-    assert len(runs) == 2 and "retry" in runs[0] and "created 400" in runs[0] and "cancelled" in runs[1]
+    assert len(runs) == 2 and "retry" in runs[0] and f"created {rows - created}" in runs[0] and "cancelled" in runs[1]
 
 
 def test_keyboard_alone_goes_through_every_step(tmp_path, emulator, start_page, tab):
@@ -503,7 +514,9 @@ def test_an_upload_above_the_limit_is_refused_with_a_clear_message(tmp_path, emu
     page.set_input_files("#file-input", str(big))
     page.wait_for_selector("#message:not([hidden])")
     message = page.inner_text("#message")
-    assert "big.csv is larger than this page accepts" in message and "signal-uploader upload" in message
+    assert "big.csv is larger than this page accepts (10 KB)" in message
+    assert "signal-uploader" not in message and "--" not in message  # the page's words, not the command line's
+    assert "Up to 10 KB." in page.inner_text("#drop")  # not "Up to 0 MB"
     assert page.is_disabled("#to-columns")
     assert not list(served.state.rglob("big.csv"))  # nothing kept of it
 
@@ -541,7 +554,7 @@ def test_a_workbook_sent_on_the_page_then_retried_there_is_not_sent_again_by_the
     page.click("#retry-failed")
     page.wait_for_function("() => document.getElementById('past-body').textContent.includes('retry')")
     page.wait_for_function(
-        "() => document.getElementById('report-headline').textContent.startsWith('The upload is finished')"
+        "() => document.getElementById('report-headline').textContent.startsWith('The retry is finished')"
     )
     assert len(emulator.signals()) == 12
     sent = emulator.requests

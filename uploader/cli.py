@@ -270,6 +270,14 @@ def file_options_without_file(func):
             help="Worksheet of a workbook (default: the active sheet, else the first visible one).",
         ),
         click.option(
+            "--header-row",
+            type=click.IntRange(min=1),
+            metavar="N",
+            default=None,
+            help="The row that holds the column names (1 is the first), when a title or notes come "
+            "above it (default: the first row that names the columns the API needs).",
+        ),
+        click.option(
             "--encoding",
             metavar="NAME",
             default=None,
@@ -364,6 +372,7 @@ def validate(
     timezone,
     phone_region,
     sheet,
+    header_row,
     encoding,
     mapping_name,
     maps,
@@ -387,6 +396,7 @@ def validate(
             timezone=timezone,
             phone_region=phone_region,
             sheet=sheet,
+            header_row=header_row,
             encoding=encoding,
             report=report,
             mapping=maps,
@@ -1239,7 +1249,7 @@ def demo(folder):
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Keep the default: the page is for this machine only.",
+    help="Loopback address to listen on (127.0.0.1, ::1 or localhost): the page is for this machine only.",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
 @click.option(
@@ -1272,6 +1282,15 @@ def demo(folder):
     "--max-upload-mb", type=float, default=200, show_default=True, help="Largest file the page accepts, in MB."
 )
 @click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    default=30,
+    show_default=True,
+    help="Forget uploaded files, their reports and runs after this many days (they hold callers' "
+    "phone numbers). The journals keep which rows were confirmed.",
+)
+@click.option(
     "--ready-file",
     type=click.Path(path_type=Path),
     default=None,
@@ -1279,7 +1298,19 @@ def demo(folder):
 )
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @handle_errors
-def serve(port, host, open_browser, base_url, config_file, token_file, state_dir, max_upload_mb, ready_file, verbose):
+def serve(
+    port,
+    host,
+    open_browser,
+    base_url,
+    config_file,
+    token_file,
+    state_dir,
+    max_upload_mb,
+    keep_days,
+    ready_file,
+    verbose,
+):
     """Start the local web page: choose a file, map its columns, fix invalid rows, upload, download the report.
 
     \b
@@ -1304,6 +1335,7 @@ def serve(port, host, open_browser, base_url, config_file, token_file, state_dir
         open_browser=open_browser,
         token_file=token_file,
         max_upload_mb=max_upload_mb,
+        keep_days=keep_days,
         ready_file=ready_file,
         environ=os.environ,
         echo=click.echo,

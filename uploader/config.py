@@ -42,6 +42,7 @@ class Settings:
     timezone: str | None = None
     phone_region: str = "US"
     sheet: str | None = None
+    header_row: int | None = None  # the row that holds the header (1: the first); None: searched for
     encoding: str | None = None  # of a CSV; None: detected
     report: Path | None = None
     summary_json: Path | None = None
@@ -164,6 +165,7 @@ SHARED_OPTIONS: tuple[Option, ...] = (
     _shared("timezone", python=False, recorded=True),
     _shared("phone_region", recorded=True),
     _shared("sheet", env=False, python=False),
+    _shared("header_row", int, env=False, python=False),
     _shared("encoding", env=False, python=False),
     _shared("report", Path, env=False, python=False),
     _shared("summary_json", Path, env=False, python=False),

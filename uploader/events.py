@@ -32,6 +32,7 @@ class ChunkChecked:
     first_row: int
     rows: int
     valid: int
+    blank: int = 0  # blank rows skipped in this chunk: a progress total that counted them drops them
 
 
 @dataclass(frozen=True)

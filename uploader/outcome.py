@@ -27,7 +27,11 @@ VALID, SKIPPED, DRY_RUN, INVALID, FAILED = "valid", "skipped", "dry-run", "inval
 # server but got no answer that says what happened (a timeout, a lost answer,
 # a 5xx). It is never sent again unasked: `retry --include-unknown` does.
 UNKNOWN = "unknown"
-RUN_STATUSES = frozenset({"", VALID, SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN})
+# A failed row the run left unsent when it stopped (cancelled, interrupted, the API down): its
+# error class. Counted with the failed rows (a retry sends it), shown apart as "not sent".
+NOT_SENT_CLASS = "NotSent"
+NOT_SENT = "not sent"
+RUN_STATUSES = frozenset({"", VALID, SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN, NOT_SENT})
 
 
 def confirms(status: str) -> bool:
@@ -50,6 +54,22 @@ def is_ok(status: str) -> bool:
     return confirms(status) or status in (SKIPPED, DRY_RUN)
 
 
+def with_not_sent(statuses: dict[str, int], failed_by_class: dict[str, int]) -> dict[str, int]:
+    """Counts by status with the rows left unsent apart from the failed ones (what a person is shown).
+
+    >>> with_not_sent({"created": 64, "failed": 336}, {"NotSent": 330, "Timeout": 6})
+    {'created': 64, 'failed': 6, 'not sent': 330}
+    """
+    unsent = min(int(failed_by_class.get(NOT_SENT_CLASS, 0)), int(statuses.get(FAILED, 0)))
+    if not unsent:
+        return dict(statuses)
+    out = {k: v for k, v in statuses.items() if not (k == FAILED and v == unsent)}
+    if statuses.get(FAILED, 0) > unsent:
+        out[FAILED] = statuses[FAILED] - unsent
+    out[NOT_SENT] = unsent
+    return out
+
+
 def status_order(statuses) -> list[str]:
     """Statuses in the order summaries list them: valid, the targets' own, then the run's.
 
@@ -57,7 +77,7 @@ def status_order(statuses) -> list[str]:
     ['valid', 'deleted', 'skipped', 'failed']
     """
     statuses = list(dict.fromkeys(statuses))
-    tail = [SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN]
+    tail = [SKIPPED, DRY_RUN, INVALID, FAILED, UNKNOWN, NOT_SENT]
     own = [s for s in statuses if confirms(s)]
     return [s for s in [VALID] if s in statuses] + own + [s for s in tail if s in statuses]
 
@@ -204,7 +224,7 @@ NO_ENDPOINT = "NoSuchEndpoint"
 # body. The row was not confirmed, so sending it again later is the remedy.
 INVALID_ANSWER, TOO_LARGE = "InvalidAnswer", "AnswerTooLarge"
 RETRYABLE_CLASSES = frozenset(
-    {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", "NotSent", "ClientError", "RetryAfterTooLong"}
+    {INVALID_ANSWER, TOO_LARGE, "Timeout", "ConnectionError", NOT_SENT_CLASS, "ClientError", "RetryAfterTooLong"}
 )
 
 
@@ -218,7 +238,7 @@ def may_have_arrived(outcome: Outcome) -> bool:
     >>> may_have_arrived(Outcome(2, FAILED, None, "Timeout")), may_have_arrived(Outcome(2, FAILED, 400, "Bad"))
     (True, False)
     """
-    if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong", "NotSent"):
+    if outcome.status != FAILED or outcome.error_class in ("TLSError", "RetryAfterTooLong", NOT_SENT_CLASS):
         return False
     if outcome.http_status is None:
         return outcome.error not in (REFUSED, NOT_RESOLVED)

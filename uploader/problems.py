@@ -15,6 +15,7 @@ and meant for scripts, ``message`` is written for the analyst.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -82,9 +83,13 @@ class Problems:
         >>> old.replace_row(3, new).frame()[["row", "code"]].values.tolist()
         [[2, 'required'], [3, 'sale-amount-format']]
         """
+        return self.replace_rows([row], new)
+
+    def replace_rows(self, rows, new: Problems) -> Problems:
+        """These problems with some rows' replaced by ``new`` (those rows checked again together)."""
         frame = self.frame()
         merged = Problems()
-        merged._parts = [frame[frame["row"] != row].reset_index(drop=True), *new._parts]
+        merged._parts = [frame[~frame["row"].isin(list(rows))].reset_index(drop=True), *new._parts]
         return merged
 
     def top(self, severity: str = ERROR, limit: int | None = 5, mask=None, mask_fields=()) -> list[dict]:
@@ -194,3 +199,73 @@ def top_records(rows_by_code: dict[str, int], examples: dict[str, str], limit: i
     """
     ordered = sorted(rows_by_code.items(), key=lambda item: (-item[1], item[0]))
     return [{"code": code, "rows": n, "example": examples[code]} for code, n in ordered[:limit]]
+
+
+# What each common problem is, in an analyst's words (the page's preview; the codes stay for
+# scripts and for searching the README). A code not named here is said by its own message.
+WORDS = {
+    "sale-amount-format": "Amount is not a plain number",
+    "value-format": "Value is not true or false",
+    "scientific-notation": "Number shown in scientific notation (Excel shortened it)",
+    "phone-required": "Phone number missing",
+    "phone-invalid": "Phone number not valid",
+    "phone-pair-required": "Both phone numbers needed",
+    "name-required": "Name missing",
+    "call-id-required": "Call not identified",
+    "call-reference-required": "Call not identified",
+    "lookup-required": "Nothing to look the call up by",
+    "time-format": "Time not in a format the uploader reads",
+    "time-invalid": "Time not a real date and time",
+    "time-no-offset": "Time without a timezone",
+    "time-date-only": "Date without a time",
+    "time-am-pm": "Time with AM/PM that does not fit",
+    "time-nonexistent": "Time skipped by a daylight-saving change",
+    "time-ambiguous": "Time repeated by a daylight-saving change",
+    "time-implausible": "Time far in the past or future",
+    "time-rounded": "Time rounded to the second",
+    "excel-serial-time": "Time written as an Excel serial number",
+    "excel-error": "Spreadsheet error in the cell (#N/A, #VALUE!)",
+    "formula-without-value": "Formula never calculated",
+    "id-stored-as-number": "Id stored as a number",
+    "leading-zeros-dropped": "Leading zeros dropped by the spreadsheet",
+    "id-too-long": "Id too long",
+    "text-too-long": "Text too long",
+    "description-too-long": "Description too long",
+    "notes-too-long": "Notes too long",
+    "too-long": "Text too long",
+    "duplicate-without-id": "Rows replace each other (same call and name, no id)",
+    "field-count": "Row has more or fewer cells than the header",
+    "duration-format": "Duration is not a number of seconds",
+    "disposition-required": "Disposition missing",
+    "callback-time-required": "Callback time missing",
+    "callback-format": "Callback time not readable",
+    "record-required": "Recording choice missing",
+    "record-format": "Recording choice not on or off",
+    "session-type": "Session type not known",
+    "ring-duration": "Ring duration out of range",
+    "uii-required": "Call id (UII) missing",
+    "uii-format": "Call id (UII) not valid",
+    "username-required": "User name missing",
+    "nothing-to-update": "Nothing to update",
+    "search-ignored": "Phone numbers not used: the transaction id already names the call",
+}
+_CURRENCY = re.compile(r"[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD)\b", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
+
+
+def in_words(code: str, value: str = "", message: str = "") -> str:
+    """One problem as an analyst says it; ``value`` (the cell) makes an amount's problem exact.
+
+    >>> in_words("sale-amount-format", "$1,200.00"), in_words("sale-amount-format", "1,200.00")
+    ('Amount has a currency symbol', 'Amount has a thousands separator')
+    >>> in_words("some-new-code", message="must be short")
+    'must be short'
+    """
+    if code == "sale-amount-format" and value:
+        if _CURRENCY.search(value):
+            return "Amount has a currency symbol"
+        if _THOUSANDS.match(value.strip()):
+            return "Amount has a thousands separator"
+        if re.fullmatch(r"[-+]?\d*\.\d{3,}", value.strip()):
+            return "Amount has more than 2 decimal places"
+    return WORDS.get(code) or message or code.replace("-", " ").capitalize()

@@ -85,7 +85,13 @@ def _labels(table: Table) -> dict[str, str]:
 
 def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
     """Read and validate a file."""
-    table = read_table(path, sheet=settings.sheet, fields=settings.target.fields, skip_hidden=settings.skip_hidden_rows)
+    table = read_table(
+        path,
+        sheet=settings.sheet,
+        fields=settings.target.fields,
+        skip_hidden=settings.skip_hidden_rows,
+        header_row=settings.header_row,
+    )
     return table, check_table(table, settings), file_warnings(table)
 
 
@@ -101,11 +107,12 @@ def file_warnings(table: Table, *, blank_rows: int | None = None, reader=None) -
             f"{hidden:,} row(s) are hidden or filtered out in the sheet: they were read like the others, "
             "as Excel's own CSV export does (--skip-hidden-rows leaves them out)"
         )
-    if table.ignored_columns:
-        names = ", ".join(repr(c) for c in table.ignored_columns)
+    left_out = table.fieldset.left_out  # the user's mapping chose to leave these out: nothing to say
+    ignored = [c for c in table.ignored_columns if squash(c) not in left_out]
+    if ignored:
+        names = ", ".join(repr(c) for c in ignored)
         out.append(f"ignored column(s) the API does not take: {names}")
-        left_out = table.fieldset.left_out  # the user's mapping chose to leave these out: no suggestion
-        for column in (c for c in table.ignored_columns if squash(c) not in left_out):
+        for column in ignored:
             # one the file means as a field, under a name of its own?
             close = table.fieldset.closest(column)
             if close is not None and close[0] not in table.fields:
@@ -142,6 +149,7 @@ def validate_file(
         encoding=settings.encoding,
         fields=settings.target.fields,
         skip_hidden=settings.skip_hidden_rows,
+        header_row=settings.header_row,
     )
     shown: list[dict] = []
 
@@ -227,8 +235,7 @@ def _stream_file(
                     )
             if cancellation is not None and isinstance(cancellation.reason, InputChanged):
                 break  # this chunk may already hold the new content
-            if edits:
-                apply_edits(chunk, edits)
+            corrected = apply_edits(chunk, edits) if edits else {}
             first = first or chunk
             tally.blank += chunk.blank_rows
             if not len(chunk.frame):
@@ -236,8 +243,14 @@ def _stream_file(
             validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
             if emit is not nobody:
                 _emit_rejected(validation, emit)
-            emit(ChunkChecked(int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum())))
+            emit(
+                ChunkChecked(
+                    int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum()), blank=chunk.blank_rows
+                )
+            )
             meta = handle(validation)
+            if corrected:
+                _note_corrections(meta, corrected)
             tally.add(validation, meta, settings, chunk)
             emit(ChunkDone(len(meta), {str(k): int(v) for k, v in meta["status"].value_counts().items()}))
             if report_path is not None:
@@ -277,37 +290,72 @@ def check_row(table: Table, row: int, settings: Settings) -> Validation:
 
     Cross-row warnings need the whole file and are left to the next whole check.
     """
-    if row not in table.frame.index:
-        raise UsageError(f"the file has no row {row}")
-    one = replace(
+    return check_rows(table, [row], settings)
+
+
+def check_rows(table: Table, rows, settings: Settings) -> Validation:
+    """Some rows of a table checked again together (after corrections in bulk), as :func:`check_row` does one."""
+    rows = list(rows)
+    missing = [row for row in rows if row not in table.frame.index]
+    if missing:
+        raise UsageError(f"the file has no row {missing[0]}")
+    wanted = set(rows)
+    some = replace(
         table,
-        frame=table.frame.loc[[row]],
-        shape_problems={k: v for k, v in table.shape_problems.items() if k == row},
+        frame=table.frame.loc[rows],
+        shape_problems={k: v for k, v in table.shape_problems.items() if k in wanted},
         blank_rows=0,
         cell_types=None,
     )
-    return check_table(one, settings)
+    return check_table(some, settings)
 
 
-def apply_edits(table: Table, edits: Edits) -> None:
+def apply_edits(table: Table, edits: Edits) -> dict[int, list[tuple[str, str, str]]]:
     """Put corrected cells into a table read from the file (the rows of ``edits`` it holds).
 
     A corrected cell is text the person typed: what the spreadsheet's cell
     held (a number, a formula never calculated) no longer applies to it.
+    Returns what changed, by row: (header, the file's value, the correction).
     """
     frame = table.frame
+    changed: dict[int, list[tuple[str, str, str]]] = {}
     for row in frame.index.intersection(list(edits)).tolist():
         for header, value in edits[row].items():
             if header not in frame.columns:
                 raise UsageError(
                     f"{table.path}: a corrected cell names the column {header!r}, which the file does not have"
                 )
+            old = frame.at[row, header]
+            old = "" if pd.isna(old) else str(old)
+            if old != value:
+                changed.setdefault(row, []).append((header, old, value))
             frame.loc[row, header] = value
             if table.cell_types is not None:  # typed by a person: text now
                 table.cell_types[frame.index.get_loc(row), frame.columns.get_loc(header)] = 0
             for noted in (table.numeric_ids, table.uncomputed):
                 if header in noted.get(row, ()):
                     noted[row] = [h for h in noted[row] if h != header]
+    return changed
+
+
+def corrections_text(changes: list[tuple[str, str, str]]) -> str:
+    """What a report says of a row's corrected cells: the file's value and the one sent.
+
+    >>> corrections_text([("Sale Amount", "$1,200", "1200")])
+    "corrected: Sale Amount '$1,200' -> '1200'"
+    """
+    return "corrected: " + ", ".join(f"{header} {old!r} -> {new!r}" for header, old, new in changes)
+
+
+def _note_corrections(meta: pd.DataFrame, corrected: dict[int, list[tuple[str, str, str]]]) -> None:
+    """The report keeps both values of a corrected cell, in the row's warning column."""
+    if "warning" not in meta:
+        meta["warning"] = ""
+    for row, changes in corrected.items():
+        if row in meta.index:
+            before = meta.at[row, "warning"]
+            before = "" if pd.isna(before) else str(before)
+            meta.at[row, "warning"] = "; ".join(t for t in (before, corrections_text(changes)) if t)
 
 
 def _emit_rejected(validation: Validation, emit: Listener) -> None:

@@ -22,7 +22,7 @@ from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, Stora
 from ..events import Listener, RowAnswered, Summarised, nobody
 from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..locking import ContentLock, SourceLock
-from ..outcome import FAILED, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
+from ..outcome import FAILED, NOT_SENT_CLASS, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
 from ..read import open_table
 from ..report import Summary, default_report_path
 from ..sender import Sender, SendPolicy
@@ -80,6 +80,7 @@ def upload_file(
             encoding=settings.encoding,
             fields=settings.target.fields,
             skip_hidden=settings.skip_hidden_rows,
+            header_row=settings.header_row,
         )
         source, legacy, note = source_of(path, reader, settings, name)
         if note:
@@ -296,7 +297,7 @@ class _Upload:
                 )
             else:  # left unsent when the run stopped
                 outcomes[item.row] = Outcome(
-                    item.row, FAILED, error_class="NotSent", attempts=0, error=self._not_sent_reason()
+                    item.row, FAILED, error_class=NOT_SENT_CLASS, attempts=0, error=self._not_sent_reason()
                 )
         _apply_outcomes(meta, outcomes, self.target.id_columns)
         return meta
@@ -400,7 +401,7 @@ class _Upload:
         report_path = result.report_path
         stopped = self.cancellation.reason
         if stopped is not None:
-            not_sent = summary.failed_by_class.get("NotSent", 0)
+            not_sent = summary.failed_by_class.get(NOT_SENT_CLASS, 0)
             stopped.message = f"{stopped.message}; {not_sent:,} row(s) not sent; report written to {report_path}"
             stopped.hint = stopped.hint or "run the same command again to send the rest (confirmed rows are skipped)"
             stopped.result = result

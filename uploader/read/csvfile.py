@@ -286,7 +286,7 @@ class _NotPlain(Exception):
 ARROW_BLOCK_BYTES = 8 << 20
 
 
-def _count_fields(path: Path, encoding: str, delimiter: str, fields: FieldSet):
+def _count_fields(path: Path, encoding: str, delimiter: str, fields: FieldSet, header_row: int | None = None):
     """The header (see :func:`pick_header`), its index, and every record's field count.
 
     The csv module is the judge of where records start and end; only counts
@@ -303,14 +303,18 @@ def _count_fields(path: Path, encoding: str, delimiter: str, fields: FieldSet):
                     if len(lengths) == 1 and record and record[0].lstrip("\ufeff").startswith("sep="):
                         continue  # Excel's "sep=;" line
                     candidates.append((len(lengths) - 1, record))
-                    if fields.looks_like_header(record) or len(candidates) >= HEADER_SEARCH_ROWS:
+                    if header_row is None and (
+                        fields.looks_like_header(record) or len(candidates) >= HEADER_SEARCH_ROWS
+                    ):
                         break
+                if header_row is not None and len(lengths) >= header_row:
+                    break
             rest = np.fromiter(map(len, reader), dtype=np.int64)
         except csv.Error as exc:
             raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
     if not candidates:
         raise FileFormatError(f"{path}: the file is empty", hint="it needs a header row and at least one data row")
-    index, header = pick_header(path, [(i + 1, r) for i, r in candidates], fields)
+    index, header = pick_header(path, [(i + 1, r) for i, r in candidates], fields, header_row)
     index -= 1
     counted = np.concatenate([np.array(lengths, dtype=np.int64), rest])
     return index, header, counted
@@ -399,7 +403,9 @@ def arrow_table(reader: TableReader, block: pa.Table, first: int) -> Table:
 def careful_csv_chunks(reader: TableReader, size: int, skip: int = 0):
     """Count every record's fields first (the csv module), then read from data record ``skip``."""
     assert reader.encoding is not None and reader.delimiter is not None  # a CSV reader knows both
-    header_index, _, lengths = _count_fields(reader.source, reader.encoding, reader.delimiter, reader.layout.fieldset)
+    header_index, _, lengths = _count_fields(
+        reader.source, reader.encoding, reader.delimiter, reader.layout.fieldset, reader.header_row
+    )
     data = lengths[header_index + 1 :]
     reader._data_start = header_index + 1
     reader.total = len(data)

@@ -12,17 +12,30 @@ from .table import Layout
 HEADER_SEARCH_ROWS = 20
 
 
-def pick_header(path: Path, records: list[tuple[int, list[str]]], fields: FieldSet) -> tuple[int, list[str]]:
+def pick_header(
+    path: Path, records: list[tuple[int, list[str]]], fields: FieldSet, header_row: int | None = None
+) -> tuple[int, list[str]]:
     """The header among the first non-blank records: the first that names the needed fields.
 
     A title row, a note or the first row of a two-row merged header may
     come first. When none qualifies, the first record is taken, and the
-    error names it.
+    error names it. ``header_row`` (a row number, as the sheet shows it)
+    is a person's own choice, and wins over the search.
 
     >>> from uploader.schemas.signals import FIELDS
     >>> pick_header(Path("f.csv"), [(1, ["March conversions", ""]), (2, ["Name", "Transaction ID"])], FIELDS)
     (2, ['Name', 'Transaction ID'])
+    >>> pick_header(Path("f.csv"), [(1, ["Name", "Note"]), (2, ["Name", "Transaction ID"])], FIELDS, header_row=2)
+    (2, ['Name', 'Transaction ID'])
     """
+    if header_row is not None:
+        chosen = [(number, cells) for number, cells in records if number == header_row]
+        if not chosen:
+            raise FileFormatError(
+                f"{path}: row {header_row}, chosen as the header, is blank or not in the file",
+                hint="choose the row that holds the column names",
+            )
+        records = chosen
     for number, cells in records:
         if fields.looks_like_header(cells):
             return number, cells

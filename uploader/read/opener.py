@@ -69,6 +69,7 @@ class TableReader:
         self.encoding, self.delimiter, self.sheet = encoding, delimiter, sheet
         self.total = total  # data records (blank ones included), when known in advance
         self._data_start = data_start  # records before the first data record (header, leading blanks)
+        self.header_row: int | None = None  # the header's row as a person chose it (None: searched)
         self._lengths = lengths  # CSV: fields in each record, from a counting pass
         self._escaped = escaped  # may cells carry the report writer's formula guard?
         self._arrow_width: int | None = None  # CSV read by Arrow: fields in the header record
@@ -213,6 +214,7 @@ def open_table(
     encoding: str | None = None,
     fields: FieldSet,
     skip_hidden: bool = False,
+    header_row: int | None = None,
 ) -> TableReader:
     """Open ``path`` (CSV or XLSX): check it, read its header, and plan the reading.
 
@@ -220,7 +222,8 @@ def open_table(
     the first row naming the columns they need, and headers map onto them.
     A workbook's hidden and filtered-out rows are read like the others (as
     Excel's own CSV export does), and counted in a note; ``skip_hidden``
-    leaves them out.
+    leaves them out. ``header_row`` (1 for the first row) says which row
+    holds the header, instead of the search for it.
 
     File-level problems (unreadable file, bad header) raise
     :class:`~uploader.errors.FileFormatError` here, before any row is read.
@@ -232,7 +235,8 @@ def open_table(
         raise FileFormatError(f"{path}: is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in XLSX_EXTENSIONS:
-        workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet, fields)
+        chosen_row = header_row
+        workbook, sheet_name, why, header_row, header, total = _workbook_header(path, sheet, fields, chosen_row)
         layout = _layout(path, header, fields)
         reader = TableReader(
             path,
@@ -244,6 +248,7 @@ def open_table(
             data_start=header_row,
         )
         reader._workbook = workbook
+        reader.header_row = chosen_row
         reader.hidden_rows = {row for row in hidden_rows(workbook, sheet_name) if row > header_row}
         reader.skip_hidden = skip_hidden
         hidden = [name for name, kind, state in workbook.sheets if state == "hidden" and name != sheet_name]
@@ -257,7 +262,12 @@ def open_table(
         return reader
     if suffix == ".gz" and Path(path.stem).suffix.lower() in CSV_EXTENSIONS:
         reader = open_table(
-            _gunzip(path), sheet=sheet, keep_report_columns=keep_report_columns, encoding=encoding, fields=fields
+            _gunzip(path),
+            sheet=sheet,
+            keep_report_columns=keep_report_columns,
+            encoding=encoding,
+            fields=fields,
+            header_row=header_row,
         )
         reader.notes.insert(0, f"decompressed {path.name}")
         reader.path, reader._identity = path, file_identity(path)  # named and watched as given
@@ -273,7 +283,7 @@ def open_table(
         declared = _SEP_LINE.match(sample)  # Excel's own first line: sep=; (LibreOffice quotes it: "sep=;")
         delimiter = _declared_delimiter(declared) if declared else _sniff_delimiter(sample)
         header = _plain_header(sample, delimiter) if encoding == "utf-8-sig" and not declared else None
-        if header is not None and fields.looks_like_header(header):
+        if header is not None and header_row in (None, 1) and fields.looks_like_header(header):
             # No counting pass: the line count is the progress bar's estimate.
             reader = TableReader(
                 path,
@@ -290,7 +300,7 @@ def open_table(
             reader.may_start_formulas = formulas
             reader.notes.extend([note] if note else [])
             return reader
-        header_index, header, lengths = _count_fields(path, encoding, delimiter, fields)
+        header_index, header, lengths = _count_fields(path, encoding, delimiter, fields, header_row)
         layout = _layout(path, header, fields)
         data = lengths[header_index + 1 :]
         # Records longer than the header need their cells looked at one by one
@@ -309,6 +319,7 @@ def open_table(
             escaped=escaped,
         )
         reader.may_start_formulas = formulas
+        reader.header_row = header_row
         reader.notes.extend([note] if note else [])
         if declared:
             reader.notes.append(f"the first line declares the delimiter {delimiter!r} (sep=): skipped")
@@ -328,12 +339,21 @@ class HeaderPeek:
     headers: list[str]  # stripped, in file order, blanks dropped
     sheets: list[str] = field(default_factory=list)  # a workbook's worksheets ([] for a CSV)
     sheet: str | None = None  # the one whose header this is
+    header_row: int = 1  # the header's row number, as the sheet shows it
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)  # the first non-blank rows, numbered
 
 
 def peek_header(
-    path: str | Path, *, sheet: str | None = None, encoding: str | None = None, fields: FieldSet
+    path: str | Path,
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    fields: FieldSet,
+    header_row: int | None = None,
 ) -> HeaderPeek:
     """The header row of a file (the first that names the fields, else the first non-blank), without judging it.
+
+    ``header_row`` takes that row instead (a person's choice among :attr:`HeaderPeek.rows`).
 
     Unlike :func:`open_table`, a header that lacks a needed column is
     returned, not refused: a person may still map its columns to fields.
@@ -346,17 +366,18 @@ def peek_header(
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    records: list[list[str]] = []
+    records: list[tuple[int, list[str]]] = []
     sheets: list[str] = []
     chosen = None
+    enough = max(HEADER_SEARCH_ROWS, header_row or 0)
     if suffix in XLSX_EXTENSIONS:
         workbook = open_workbook(path)
         sheets = [name for name, kind, _ in workbook.sheets if kind == "worksheet"]
         chosen, _ = choose_sheet(workbook, sheet)
         for number, (cells, _, _, _) in enumerate(_workbook_rows(workbook, chosen), start=1):
             if any(c.strip() for c in cells):
-                records.append(cells)
-            if len(records) >= HEADER_SEARCH_ROWS or number > 1000:
+                records.append((number, cells))
+            if len(records) >= enough or number > max(1000, enough):
                 break
     elif suffix in CSV_EXTENSIONS:
         encoding = _detect_encoding(path, encoding)[0]
@@ -366,10 +387,10 @@ def peek_header(
         delimiter = _declared_delimiter(declared) if declared else _sniff_delimiter(sample)
         lines = sample.splitlines(keepends=True)[1:] if declared else sample.splitlines(keepends=True)
         try:
-            for record in csv.reader(lines, delimiter=delimiter):
+            for number, record in enumerate(csv.reader(lines, delimiter=delimiter), start=2 if declared else 1):
                 if any(cell.strip() for cell in record):
-                    records.append(record)
-                if len(records) >= HEADER_SEARCH_ROWS:
+                    records.append((number, record))
+                if len(records) >= enough:
                     break
         except csv.Error as exc:
             raise FileFormatError(f"{path}: not a readable CSV file ({exc})") from None
@@ -383,8 +404,19 @@ def peek_header(
             f"{path}: the file is empty" if not sheets else f"{path}: the sheet {chosen!r} is empty",
             hint="it needs a header row and at least one data row",
         )
-    header = next((r for r in records if fields.looks_like_header(r)), records[0])
-    return HeaderPeek([str(c).strip() for c in header if str(c).strip()], sheets, chosen)
+    if header_row is not None:
+        chosen_rows = [r for r in records if r[0] == header_row]
+        if not chosen_rows:
+            raise FileFormatError(
+                f"{path}: row {header_row}, chosen as the header, is blank or not in the file",
+                hint="choose the row that holds the column names",
+            )
+        number, header = chosen_rows[0]
+    else:
+        number, header = next((r for r in records if fields.looks_like_header(r[1])), records[0])
+    return HeaderPeek(
+        [str(c).strip() for c in header if str(c).strip()], sheets, chosen, number, records[:HEADER_SEARCH_ROWS]
+    )
 
 
 def read_table(
@@ -395,6 +427,7 @@ def read_table(
     fields: FieldSet,
     encoding: str | None = None,
     skip_hidden: bool = False,
+    header_row: int | None = None,
 ) -> Table:
     """Read all of ``path`` (CSV or XLSX) into one :class:`Table` of text cells.
 
@@ -410,6 +443,7 @@ def read_table(
         encoding=encoding,
         fields=fields,
         skip_hidden=skip_hidden,
+        header_row=header_row,
     )
     return combine(list(reader.chunks()), reader)
 

@@ -596,7 +596,7 @@ def _ods_hidden_rows(path: Path, name: str) -> set[int]:
         return found
 
 
-def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
+def _workbook_header(path: Path, sheet: str | None, fields: FieldSet, header_row: int | None = None):
     """Open a workbook and find its header: (workbook, sheet name, why, header row, cells, rows to expect)."""
     workbook = open_workbook(path)
     name, why = choose_sheet(workbook, sheet)
@@ -604,7 +604,10 @@ def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
     for number, (cells, _, _, _) in enumerate(_workbook_rows(workbook, name), start=1):
         if any(c.strip() for c in cells):
             records.append((number, cells))
-        if len(records) >= HEADER_SEARCH_ROWS or number > 1000:
+        if header_row is not None:
+            if number >= header_row:
+                break
+        elif len(records) >= HEADER_SEARCH_ROWS or number > 1000:
             break
     if not records:
         others = []
@@ -625,8 +628,10 @@ def _workbook_header(path: Path, sheet: str | None, fields: FieldSet):
             ),
         )
     try:
-        number, header = pick_header(path, records, fields)
+        number, header = pick_header(path, records, fields, header_row)
     except FileFormatError as exc:
+        if header_row is not None:
+            raise
         raise _elsewhere_in(workbook, name, why, exc, fields) from None
     return workbook, name, why, number, header, max(workbook.sheet(name).height - number, 0)
 

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..errors import UploaderError
-from ..messages import told
+from ..messages import size_text, told
 from ..report import report_as
 from ..targets import TARGETS
 from .workspace import FileTooLarge, Workspace, journal_sources
@@ -126,7 +126,7 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     def error_response(exc: UploaderError) -> JSONResponse:
         status = 413 if isinstance(exc, FileTooLarge) else 400
-        return JSONResponse(told(exc).as_json(), status_code=status)
+        return JSONResponse(told(exc, page=True).as_json(), status_code=status)
 
     def api(handler):
         async def endpoint(request: Request):
@@ -159,7 +159,8 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             default_region=workspace.settings.phone_region,
             base_url=workspace.settings.base_url or "",
             version=__version__,
-            max_mb=workspace.max_upload_bytes / (1 << 20),
+            max_size=size_text(workspace.max_upload_bytes),
+            keep_days=workspace.keep_days,
         )
         return HTMLResponse(html)
 
@@ -181,10 +182,8 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             async for _ in request.stream():
                 pass
             raise FileTooLarge(
-                f"{name or 'the file'} is larger than this page accepts "
-                f"({workspace.max_upload_bytes / (1 << 20):,.0f} MB)",
-                hint="split the file, or upload it with the command line (signal-uploader upload "
-                "FILE), or start the page with a higher --max-upload-mb",
+                f"{name or 'the file'} is larger than this page accepts ({size_text(workspace.max_upload_bytes)})",
+                hint="split the file into smaller ones, or ask whoever started this page for a higher limit",
             )
         chunks, size = [], 0
         async for chunk in request.stream():  # gathered, then written in a thread: the size is checked as it comes
@@ -196,7 +195,16 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     async def columns(request: Request):
         data = await body(request)
-        result = await run_in_threadpool(workspace.columns, str(data["file"]), str(data["api"]), data.get("sheet"))
+        header_row = int(data["header_row"]) if data.get("header_row") else None
+        chosen = data.get("chosen")
+        result = await run_in_threadpool(
+            workspace.columns,
+            str(data["file"]),
+            str(data["api"]),
+            data.get("sheet"),
+            header_row,
+            {str(k): str(v) for k, v in chosen.items()} if isinstance(chosen, dict) else None,
+        )
         return JSONResponse(result)
 
     async def token(request: Request):
@@ -212,14 +220,28 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
     async def preview_page(request: Request):
         made = workspace.get_preview(request.path_params["preview"])
         page = int(request.query_params.get("page", "0"))
-        return JSONResponse({"invalid": made.invalid_page(page), "counts": made.counts()})
+        show = request.query_params.get("show", "invalid")
+        rows = await run_in_threadpool(made.invalid_page, page, show)
+        return JSONResponse({"invalid": rows, **(await run_in_threadpool(made.checked))})
 
     async def fix(request: Request):
         data = await body(request)
         made = workspace.get_preview(request.path_params["preview"])
         result = await run_in_threadpool(made.fix, int(data["row"]), str(data["header"]), str(data["value"]))
-        result["first_requests"] = await run_in_threadpool(made.first_requests)
         return JSONResponse(result)
+
+    async def bulk(request: Request):
+        data = await body(request)
+        made = workspace.get_preview(request.path_params["preview"])
+        result = await run_in_threadpool(lambda: made.bulk(data, apply=bool(data.get("apply"))))
+        return JSONResponse(result)
+
+    async def undo(request: Request):
+        made = workspace.get_preview(request.path_params["preview"])
+        return JSONResponse(await run_in_threadpool(made.undo))
+
+    async def forget(request: Request):
+        return JSONResponse(await run_in_threadpool(workspace.forget, request.path_params["run"]))
 
     async def start_upload(request: Request):
         run = workspace.upload(request.path_params["preview"])
@@ -298,12 +320,15 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         Route("/api/preview", api(preview), methods=["POST"]),
         Route("/api/preview/{preview}", api(preview_page)),
         Route("/api/preview/{preview}/fix", api(fix), methods=["POST"]),
+        Route("/api/preview/{preview}/bulk", api(bulk), methods=["POST"]),
+        Route("/api/preview/{preview}/undo", api(undo), methods=["POST"]),
         Route("/api/preview/{preview}/upload", api(start_upload), methods=["POST"]),
         Route("/api/runs", api(runs)),
         Route("/api/runs/{run}", api(run_state)),
         Route("/api/runs/{run}/events", api(events)),
         Route("/api/runs/{run}/cancel", api(cancel), methods=["POST"]),
         Route("/api/runs/{run}/retry", api(retry), methods=["POST"]),
+        Route("/api/runs/{run}/forget", api(forget), methods=["POST"]),
         Route("/api/runs/{run}/report.{format}", api(report)),
         Route("/api/calls", api(find_calls), methods=["POST"]),
         Route("/api/calls/{calls}", api(calls_state)),

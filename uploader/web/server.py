@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import UsageError
 from .app import create_app, new_key, own_hosts
-from .workspace import Workspace
+from .workspace import KEEP_DAYS, Workspace
 
 ADDRESS_FILE = "page.url"  # in the page's folder while it runs: a second launch opens this page
 
@@ -94,14 +94,24 @@ def open_page(
     port: int = 8765,
     token_file: Path | None = None,
     max_upload_mb: float = 200,
+    keep_days: float | None = KEEP_DAYS,
     environ=None,
     any_port: bool = False,
 ) -> Page:
-    """Bind the port and build the page. ``any_port``: when ``port`` is taken, take a free one instead."""
+    """Bind the port and build the page. ``any_port``: when ``port`` is taken, take a free one instead.
+
+    Only a loopback address is served: the page carries API tokens and callers' phone
+    numbers over plain HTTP, and its guard knows this machine's names only.
+    """
     import uvicorn
 
+    check_loopback(host)
     workspace = Workspace(
-        settings, environ=environ, token_file=token_file, max_upload_bytes=int(max_upload_mb * (1 << 20))
+        settings,
+        environ=environ,
+        token_file=token_file,
+        max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        keep_days=keep_days,
     )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -142,6 +152,33 @@ def open_page(
     return Page(url=url, folder=workspace.root, server=Server(config), sock=sock)
 
 
+def check_loopback(host: str) -> None:
+    """Refuse to serve the page beyond this machine (``--host 0.0.0.0``), saying why.
+
+    >>> check_loopback("127.0.0.1"), check_loopback("::1"), check_loopback("localhost")
+    (None, None, None)
+    >>> check_loopback("0.0.0.0")
+    Traceback (most recent call last):
+    ...
+    uploader.errors.UsageError: the page serves this computer only, not 0.0.0.0
+    """
+    import ipaddress
+
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"the page serves this computer only, not {host}",
+            hint="it sends API tokens and callers' phone numbers without encryption, so it listens on "
+            "127.0.0.1 (leave --host out); to use it from another computer, forward the port over "
+            "SSH (ssh -L 8765:127.0.0.1:8765 this-machine) and open the printed address there",
+        )
+
+
 def serve(
     settings: Settings,
     *,
@@ -150,16 +187,25 @@ def serve(
     open_browser: bool = False,
     token_file: Path | None = None,
     max_upload_mb: float = 200,
+    keep_days: float | None = KEEP_DAYS,
     ready_file: Path | None = None,
     environ=None,
     echo=print,
 ) -> None:
     """Serve the page until Ctrl-C or SIGTERM (uvicorn's own handling)."""
     page = open_page(
-        settings, host=host, port=port, token_file=token_file, max_upload_mb=max_upload_mb, environ=environ
+        settings,
+        host=host,
+        port=port,
+        token_file=token_file,
+        max_upload_mb=max_upload_mb,
+        keep_days=keep_days,
+        environ=environ,
     )
     echo(f"signal-uploader's page is at {page.url}")
     echo(f"  API: {settings.base_url or '(none: start with --base-url)'}; files and reports stay in {page.folder}")
+    if keep_days is not None:
+        echo(f"  Uploaded files and their reports are forgotten after {keep_days:g} days (--keep-days).")
     echo("  Ctrl-C stops it.")
     if ready_file is not None:
         Path(ready_file).write_text(page.url, encoding="utf-8")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections import Counter
@@ -37,15 +38,35 @@ import pandas as pd
 
 from ..config import SERVER_SETTINGS, TARGET_OPTIONS, Settings, read_token, resolve
 from ..errors import Cancelled, Interrupted, UsageError
-from ..events import CallSeen, ChunkDone, Finished, LookupAnswered, Opened, Polled, RowAnswered, RowRejected
+from ..events import (
+    CallSeen,
+    ChunkChecked,
+    ChunkDone,
+    Finished,
+    LookupAnswered,
+    Opened,
+    Polled,
+    RowAnswered,
+    RowRejected,
+)
 from ..fields import squash
 from ..logs import REDACT
 from ..mappings import MappingStore
-from ..messages import told
-from ..outcome import FAILED, INVALID, SKIPPED, UNKNOWN, confirms, status_order
+from ..messages import size_text, told
+from ..outcome import (
+    FAILED,
+    INVALID,
+    NOT_SENT,
+    NOT_SENT_CLASS,
+    SKIPPED,
+    UNKNOWN,
+    confirms,
+    status_order,
+    with_not_sent,
+)
 from ..pipeline import check_table, file_warnings
-from ..pipeline.stream import apply_edits, check_row
-from ..problems import ERROR, WARNING
+from ..pipeline.stream import apply_edits, check_rows
+from ..problems import ERROR, WARNING, in_words
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, peek_header, read_table
 from ..run import Run
 from ..secret import Secret
@@ -53,6 +74,7 @@ from ..targets import TARGETS
 
 PAGE_ROWS = 25  # invalid rows per page of the preview's table
 FIRST_ROWS = 5  # requests shown as they will be sent
+KEEP_DAYS = 30  # uploaded files, their reports and runs are forgotten after this many days
 MAX_PREVIEWS = 3  # previews held in memory at once (the oldest is dropped)
 _SAFE_NAME = re.compile(r"[^\w.() -]+")
 
@@ -86,12 +108,16 @@ class Workspace:
         environ=None,
         token_file: str | Path | None = None,
         max_upload_bytes: int = 200 << 20,
+        keep_days: float | None = KEEP_DAYS,
     ):
         self.settings = settings  # the server's resolved defaults: base URL, state folder, ...
         self.root = Path(root) if root is not None else settings.state_folder / "web"
         (self.root / "runs").mkdir(parents=True, exist_ok=True)
         self.environ = {} if environ is None else environ
         self.max_upload_bytes = max_upload_bytes
+        # Uploaded files and their reports hold callers' phone numbers: kept this long (None: for good).
+        self.keep_days = keep_days
+        self.reports_folder = self.root / "files"  # a page's report is written beside its uploaded file
         self.mappings = MappingStore(settings.state_folder)
         self.files: dict[str, StoredFile] = {}
         self.previews: dict[str, Preview] = {}
@@ -107,6 +133,7 @@ class Workspace:
             token = read_token({}, token_file)  # required: a file without one is refused
             assert token is not None
             self._remember("INVOCA_API_TOKEN", token)
+        self.sweep()
 
     # -- tokens ---------------------------------------------------------------
 
@@ -148,14 +175,14 @@ class Workspace:
                     path.unlink()
                     folder.rmdir()
                     raise FileTooLarge(
-                        f"{name} is larger than this page accepts ({self.max_upload_bytes / (1 << 20):,.0f} MB)",
-                        hint="split the file, or upload it with the command line (signal-uploader upload FILE), "
-                        "or start the page with a higher --max-upload-mb",
+                        f"{name} is larger than this page accepts ({size_text(self.max_upload_bytes)})",
+                        hint="split the file into smaller ones, or ask whoever started this page for a higher limit",
                     )
                 out.write(chunk)
         stored = StoredFile(file_id, name, path, size)
         with self._lock:
             self.files[file_id] = stored
+        self.sweep()
         return stored
 
     def file(self, file_id: str) -> StoredFile:
@@ -164,29 +191,60 @@ class Workspace:
         except KeyError:
             raise UsageError("that file is no longer here", hint="choose the file again") from None
 
-    def columns(self, file_id: str, api: str, sheet: str | None = None) -> dict:
-        """How each header of the file is recognised for ``api``, and the saved mapping that fits it."""
+    def columns(
+        self,
+        file_id: str,
+        api: str,
+        sheet: str | None = None,
+        header_row: int | None = None,
+        chosen: dict[str, str] | None = None,
+    ) -> dict:
+        """How each header of the file matches ``api``'s fields, how sure that is, and what is still missing.
+
+        Each header is matched ``exact`` (a field's name or alias), ``remembered``
+        (a mapping saved for these headers), ``close`` (spelled like a field,
+        with a confidence from 0 to 1), a report's own column, or not at all.
+        ``chosen`` is the page's current choices (header -> field, "" to leave
+        it out): ``missing`` says in words what rows would still lack under them.
+        The first rows of the sheet come too, for choosing the header row.
+        """
         stored = self.file(file_id)
         fields = _target(api).fields
-        peek = peek_header(stored.path, sheet=sheet or None, fields=fields)
+        peek = peek_header(stored.path, sheet=sheet or None, fields=fields, header_row=header_row)
         saved = self.mappings.find(api, peek.headers)
-        recognised = {}
+        remembered = _by_header(saved.columns, peek.headers) if saved is not None else {}
+        exact = {h: fields.canonical(h) for h in peek.headers}
+        taken = {f for f in exact.values() if f}
+        matches = {}
         for header in peek.headers:
-            if fields.report_column(header) and fields.canonical(header) is None:
-                recognised[header] = "(report column)"
+            if exact[header]:
+                matches[header] = {"field": exact[header], "how": "exact", "confidence": 1.0}
+            elif header in remembered:
+                matches[header] = {"field": remembered[header], "how": "remembered", "confidence": 1.0}
+            elif fields.report_column(header):
+                matches[header] = {"field": "", "how": "report", "confidence": 1.0}
             else:
-                recognised[header] = fields.canonical(header) or ""
+                close = fields.closest(header, among=[f for f in fields.names if f not in taken], at_least=0.6)
+                if close is not None:
+                    taken.add(close[0])
+                    matches[header] = {"field": close[0], "how": "close", "confidence": close[1]}
+                else:
+                    matches[header] = {"field": "", "how": "none", "confidence": 0.0}
+        if chosen is None:  # what the page starts with: every match taken
+            chosen = {h: m["field"] for h, m in matches.items() if m["how"] in ("remembered", "close")}
         return {
             "headers": peek.headers,
             "sheets": peek.sheets,
             "sheet": peek.sheet,
-            "recognised": recognised,
+            "header_row": peek.header_row,
+            "rows": [{"row": number, "cells": [str(c) for c in cells]} for number, cells in peek.rows[:12]],
+            "matches": matches,
+            "chosen": chosen,
+            "missing": _missing(fields, peek.headers, chosen),
             "fields": list(fields.names),
             "custom_block": fields.custom_block,
             "needs": [" or ".join(need.any_of) for need in fields.needs],
-            "saved": None
-            if saved is None
-            else {"name": saved.name, "columns": _by_header(saved.columns, peek.headers)},
+            "saved": None if saved is None else {"name": saved.name, "columns": remembered},
             "suggested_name": Path(stored.name).stem[:60],
         }
 
@@ -200,6 +258,7 @@ class Workspace:
             "timezone": options.get("timezone") or None,
             "phone_region": options.get("phone_region") or None,
             "sheet": options.get("sheet") or None,
+            "header_row": int(options["header_row"]) if options.get("header_row") else None,
             "mapping": tuple(sorted((str(k), str(v)) for k, v in mapping.items())) or None,
         }
         # The server's settings that its runs take (SERVER_SETTINGS: declared once, in uploader.config),
@@ -218,16 +277,27 @@ class Workspace:
         mapping = options.get("mapping") or {}
         name = (options.get("mapping_name") or "").strip()
         if name and mapping:
-            headers = peek_header(stored.path, sheet=settings.sheet, fields=TARGETS[settings.api].fields).headers
+            headers = peek_header(
+                stored.path, sheet=settings.sheet, fields=TARGETS[settings.api].fields, header_row=settings.header_row
+            ).headers
             self.mappings.save(name, settings.api, headers, mapping)
         # Cells corrected in an earlier preview of this file stay corrected (a new mapping, another timezone).
-        earlier = [p.edits for p in self.previews.values() if p.file.id == file_id]
-        edits = {row: dict(cells) for row, cells in (earlier[-1] if earlier else {}).items()}
+        earlier = [p for p in self.previews.values() if p.file.id == file_id]
+        earlier_preview = earlier[-1] if earlier else None
+        edits = {row: dict(cells) for row, cells in (earlier_preview.edits if earlier_preview else {}).items()}
         started = time.perf_counter()
-        table = read_table(stored.path, sheet=settings.sheet, fields=settings.target.fields)
+        table = read_table(
+            stored.path, sheet=settings.sheet, fields=settings.target.fields, header_row=settings.header_row
+        )
+        original: dict[tuple[int, str], str] = {}
         if edits:
             edits = {row: {h: v for h, v in cells.items() if h in table.frame.columns} for row, cells in edits.items()}
-            apply_edits(table, edits)
+            edits = {row: cells for row, cells in edits.items() if row in table.frame.index and cells}
+            for row, header, old in _originals(earlier_preview, edits):
+                original[(row, header)] = old
+            for row, changes in apply_edits(table, edits).items():
+                for header, old, _ in changes:
+                    original.setdefault((row, header), old)
         validation = check_table(table, settings)
         preview = Preview(
             secrets.token_hex(8),
@@ -239,6 +309,7 @@ class Workspace:
             seconds=time.perf_counter() - started,
         )
         preview.edits = edits
+        preview.original = original
         with self._lock:
             # One preview per file: the newest choices replace the older ones (and free their memory).
             for key in [k for k, p in self.previews.items() if p.file.id == file_id]:
@@ -263,12 +334,12 @@ class Workspace:
         if token is None and refresh is None:
             raise UsageError(
                 f"no API token for the {target.title}",
-                hint=f"enter it in the token field (or start the page with {target.token_env} set, or --token-file)",
+                hint="type it in the field 'API token' above, then press Upload again",
             )
         if settings.base_url is None:
             raise UsageError(
                 "the page was started without an API address",
-                hint="start it with --base-url (or base_url in --config, or SIGNAL_UPLOADER_BASE_URL)",
+                hint="ask whoever started this page to start it again with the API's address",
             )
         return replace(settings, token=token, refresh_token=refresh)
 
@@ -283,7 +354,7 @@ class Workspace:
             name=preview.file.name,
             edits={row: dict(cells) for row, cells in preview.edits.items()},
         )
-        return self._start(run, "upload", preview.file.name, settings.api)
+        return self._start(run, "upload", preview.file.name, settings.api, file_id=preview.file.id)
 
     def retry(self, run_id: str, *, include_not_found: bool = False) -> WebRun:
         """Send again the failed rows of a finished run's report (``retry``), updating that report."""
@@ -291,10 +362,12 @@ class Workspace:
         report = earlier.record.get("report")
         if not report or not Path(report).is_file():
             raise UsageError("that run left no report to retry from")
-        settings = self._with_tokens(replace(earlier.settings, include_not_found=include_not_found))
+        # The report is a file of its own: its one sheet and its header on row 1, not the original's.
+        chosen = replace(earlier.settings, include_not_found=include_not_found, sheet=None, header_row=None)
+        settings = self._with_tokens(chosen)
         run = Run(report, settings, job="retry")
         what = "retry (not-found rows included)" if include_not_found else "retry"
-        return self._start(run, what, earlier.record["file"], settings.api)
+        return self._start(run, what, earlier.record["file"], settings.api, file_id=earlier.record.get("file_id"))
 
     # -- calls: listed, watched, looked up ------------------------------------------
 
@@ -353,11 +426,12 @@ class Workspace:
         except KeyError:
             raise UsageError("no such calls job on this page") from None
 
-    def _start(self, run: Run, job: str, name: str, api: str) -> WebRun:
+    def _start(self, run: Run, job: str, name: str, api: str, *, file_id: str | None = None) -> WebRun:
         with self._lock:
             if any(not r.done for r in self.runs.values()):
                 raise UsageError("a run is already going", hint="wait for it to finish, or cancel it")
             web_run = WebRun(secrets.token_hex(8), run, job, name, api, self.root / "runs")
+            web_run.record["file_id"] = file_id
             self.runs[web_run.id] = web_run
         run.subscribe(web_run.progress)
         run.start()
@@ -379,7 +453,79 @@ class Workspace:
                 continue
         current = {r.id: r.record for r in self.runs.values() if not r.done}
         records = [r for r in records if r.get("id") not in current] + list(current.values())
-        return sorted(records, key=lambda r: r.get("started", ""), reverse=True)
+        # Started to the microsecond, and in the order started: two runs of one second keep theirs.
+        return sorted(records, key=lambda r: (r.get("started", ""), r.get("number", 0)), reverse=True)
+
+    # -- what the page keeps --------------------------------------------------
+
+    def forget(self, run_id: str) -> dict:
+        """Delete a run's uploaded file and reports, and the runs of that file, from the page's folder.
+
+        The journal keeps what it knows: rows confirmed stay confirmed, so the
+        same file uploaded again skips them.
+        """
+        records = {r.get("id"): r for r in self.past_runs()}
+        record = records.get(run_id)
+        if record is None:
+            raise UsageError("no such run on this page")
+        if record.get("state") == "running":
+            raise UsageError("this run is still going", hint="cancel it first, or wait for it to finish")
+        file_id = record.get("file_id")
+        gone = [r for r in records.values() if r is record or (file_id and r.get("file_id") == file_id)]
+        if any(r.get("state") == "running" for r in gone):
+            raise UsageError("a run of this file is still going", hint="cancel it first, or wait for it to finish")
+        for r in gone:
+            self._delete_run(r)
+        if file_id:
+            shutil.rmtree(self.root / "files" / str(file_id), ignore_errors=True)
+            with self._lock:
+                self.files.pop(str(file_id), None)
+                for key in [k for k, p in self.previews.items() if p.file.id == file_id]:
+                    del self.previews[key]
+        return {"forgotten": len(gone), "file": record.get("file", ""), "file_id": file_id}
+
+    def _delete_run(self, record: dict) -> None:
+        for name in (record.get("report"), *(record.get("reports") or [])):
+            if name and _inside(Path(name), self.reports_folder):
+                for path in (Path(name), *Path(name).parent.glob(Path(name).stem + ".*")):
+                    path.unlink(missing_ok=True)
+        (self.root / "runs" / f"{record.get('id')}.json").unlink(missing_ok=True)
+        self.runs.pop(str(record.get("id")), None)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget what is older than the kept time: uploaded files, the page's reports and run records."""
+        if self.keep_days is None:
+            return 0
+        limit = (time.time() if now is None else now) - self.keep_days * 86400
+        gone = 0
+        for record in self.past_runs():
+            if record.get("state") == "running":
+                continue
+            path = self.root / "runs" / f"{record.get('id')}.json"
+            try:
+                old = path.stat().st_mtime < limit
+            except OSError:
+                continue
+            if old:
+                self._delete_run(record)
+                gone += 1
+        for folder in (self.root / "files").glob("*"):
+            try:
+                old = folder.stat().st_mtime < limit
+            except OSError:
+                continue
+            if old and folder.name not in {r.record.get("file_id") for r in self.runs.values() if not r.done}:
+                shutil.rmtree(folder, ignore_errors=True)
+                self.files.pop(folder.name, None)
+                gone += 1
+        return gone
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def journal_sources(settings: Settings) -> list[dict]:
@@ -393,10 +539,34 @@ def journal_sources(settings: Settings) -> list[dict]:
     return sources
 
 
+def _originals(earlier, edits):
+    """The file's own values of cells an earlier preview of the same file corrected."""
+    if earlier is None:
+        return
+    for row, cells in edits.items():
+        for header in cells:
+            if (row, header) in earlier.original:
+                yield row, header, earlier.original[(row, header)]
+
+
 def _by_header(columns: dict[str, str], headers: list[str]) -> dict[str, str]:
     """A saved mapping under this file's own spelling of its headers (they match squashed)."""
     by_key = {squash(header): field for header, field in columns.items()}
     return {header: by_key[squash(header)] for header in headers if squash(header) in by_key}
+
+
+def _missing(fields, headers: list[str], chosen: dict[str, str]) -> list[str]:
+    """What rows would lack under these choices, in words (empty when every need is met)."""
+    try:
+        mapped = fields.mapped({str(k): str(v) for k, v in chosen.items()})
+    except ValueError as exc:
+        return [str(exc)]
+    present = {mapped.canonical(h) for h in headers} - {None}
+    out = []
+    for need in fields.needs:
+        if not present & set(need.any_of):
+            out.append(need.message)
+    return out
 
 
 def _target(api: str):
@@ -407,7 +577,12 @@ def _target(api: str):
 
 
 class Preview:
-    """A checked file, held in memory while the analyst looks at it and corrects cells."""
+    """A checked file, held in memory while the analyst looks at it and corrects cells.
+
+    Corrections are cells (row, header -> text), one at a time or in bulk
+    (:meth:`bulk`, undone by :meth:`undo`); they are applied to the file as
+    it is read, when it is uploaded, exactly as here.
+    """
 
     def __init__(
         self, preview_id: str, file: StoredFile, settings: Settings, table, validation, warnings, seconds: float = 0.0
@@ -416,6 +591,8 @@ class Preview:
         self.table, self.validation, self.notes = table, validation, warnings
         self.seconds = seconds
         self.edits: dict[int, dict[str, str]] = {}
+        self.original: dict[tuple[int, str], str] = {}  # a corrected cell's value in the file
+        self.undo_stack: list[dict] = []  # bulk fixes, newest last: what each changed, to put back
         self._lock = threading.Lock()
         problems = validation.problems.frame()
         errors = problems[problems["severity"] == ERROR]
@@ -428,6 +605,27 @@ class Preview:
         rows = len(self.table.frame)
         return {"rows": rows, "valid": rows - len(self.errors), "invalid": len(self.errors), "warned": len(self.warned)}
 
+    def checked(self) -> dict:
+        """What the preview says of the whole file now: counts, problems in words, the first requests.
+
+        Sent again after every correction, so nothing on the page stays as it was before it.
+        """
+        return {
+            "counts": self.counts(),
+            "top_problems": _in_words(self.validation.problems.top(ERROR, 8)),
+            "warnings": _in_words(self.validation.problems.top(WARNING, 8)),
+            "first_requests": self.first_requests(),
+            "undo": [u["what"] for u in self.undo_stack],
+            # how many rows each choice of the grid shows now
+            "totals": {
+                "invalid": len(self.errors),
+                "warned": len(self.warned),
+                "corrected": len(self.edits),
+                "all": len(self.table.frame),
+            },
+            "page_rows": PAGE_ROWS,
+        }
+
     def as_dict(self, page: int = 0) -> dict:
         return {
             "id": self.id,
@@ -435,28 +633,54 @@ class Preview:
             "api": self.settings.api,
             "api_title": self.settings.target.title,
             "timezone": self.settings.timezone,
-            "counts": self.counts(),
             "seconds": round(self.seconds, 2),
-            # The library's one "top problems", as the summary words them; kept current by fix().
-            "top_problems": self.validation.problems.top(ERROR, 8),
-            "warnings": self.validation.problems.top(WARNING, 8),
             "notes": self.notes,
-            "first_requests": self.first_requests(),
+            "clocks": self.clocks(),
+            "columns": [str(c) for c in self.table.frame.columns],
+            **self.checked(),
             "invalid": self.invalid_page(page),
         }
 
-    def invalid_page(self, page: int) -> dict:
-        """One page of the invalid rows: every cell, and every reason by the cell it concerns."""
-        rows = sorted(self.errors)
+    def _rows(self, show: str) -> list[int]:
+        if show == "invalid":
+            return sorted(self.errors)
+        if show == "warned":
+            return sorted(self.warned)
+        if show == "corrected":
+            return sorted(self.edits)
+        if show == "all":
+            return self.table.frame.index.tolist()
+        raise UsageError(f"rows to show are all, invalid, warned or corrected, not {show!r}")
+
+    def invalid_page(self, page: int, show: str = "invalid") -> dict:
+        """One page of the rows to show (invalid, warned, corrected or all): every cell, each cell's problems.
+
+        Each row has its cells, its errors and warnings (by the header they
+        concern, in words and by code) and its corrections (file value -> new).
+        """
+        rows = self._rows(show)
         pages = max((len(rows) + PAGE_ROWS - 1) // PAGE_ROWS, 1)
         page = min(max(page, 0), pages - 1)
         shown = rows[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
         frame = self.table.frame
+        problems = self.validation.problems.frame()
+        warnings = problems[(problems["severity"] == WARNING) & problems["row"].isin(shown)]
+        warned = {int(row): _records(group) for row, group in warnings.groupby("row", sort=False)}
         out = []
         for row in shown:
             cells = {str(k): ("" if pd.isna(v) else str(v)) for k, v in frame.loc[row].items()}
-            out.append({"row": row, "cells": cells, "errors": self.errors[row]})
+            corrected = {h: [self.original.get((row, h), ""), v] for h, v in self.edits.get(row, {}).items()}
+            out.append(
+                {
+                    "row": row,
+                    "cells": cells,
+                    "errors": self.errors.get(row, []),
+                    "warnings": warned.get(row, []),
+                    "corrected": corrected,
+                }
+            )
         return {
+            "show": show,
             "page": page,
             "pages": pages,
             "total": len(rows),
@@ -471,41 +695,174 @@ class Preview:
         requests = self.settings.target.prepare(rows)
         return [{"row": r.row, "method": r.method, "path": r.path, "body": r.payload} for r in requests]
 
+    def clocks(self, examples: int = 3) -> list[dict]:
+        """For each time column, a few values as read: as the file has it, the chosen timezone's wall clock, UTC.
+
+        A wrong timezone choice shows here before anything is sent.
+        """
+        zone = self.settings.timezone
+        out = []
+        frame, rows = self.table.frame, self.validation.rows
+        for field in self.settings.target.fields.times:
+            header = self.table.fields.get(field)
+            if header is None or header not in frame.columns or field not in rows:
+                continue
+            instants = pd.to_datetime(rows[field], errors="coerce", utc=True).dropna()
+            shown = []
+            for row, instant in instants.head(examples).items():
+                local = instant.tz_convert(zone) if zone else None
+                shown.append(
+                    {
+                        "row": int(row),
+                        "file": str(frame.at[row, header]),
+                        "local": local.strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)") if local is not None else "",
+                        "utc": instant.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    }
+                )
+            if shown:
+                out.append({"field": field, "header": header, "timezone": zone or "", "examples": shown})
+        return out
+
     def fix(self, row: int, header: str, value: str) -> dict:
-        """Correct one cell and check its row again at once; the row's problems now."""
+        """Correct one cell and check its row again at once; the row's problems now, and the file's."""
         frame = self.table.frame
         if row not in frame.index:
             raise UsageError(f"the file has no row {row}")
         if header not in frame.columns:
             raise UsageError(f"the file has no column {header!r}")
         with self._lock:
-            self.edits.setdefault(row, {})[header] = value
-            apply_edits(self.table, {row: {header: value}})
-            validation = check_row(self.table, row, self.settings)
-            problems = validation.problems.frame()
-            errors = problems[problems["severity"] == ERROR]
-            if len(errors):
-                self.errors[row] = _records(errors)
-            else:
-                self.errors.pop(row, None)
-            # The row's new values, for the requests shown as they will be sent.
-            self.validation.rows.loc[row] = validation.rows.loc[row]
-            self.validation.problems = self.validation.problems.replace_row(row, validation.problems)
-            if (problems["severity"] == WARNING).any():
-                self.warned.add(row)
-            else:
-                self.warned.discard(row)
+            self._set({row: {header: value}})
         return {
             "row": row,
             "cells": {str(k): str(v) for k, v in frame.loc[row].items()},
             "errors": self.errors.get(row, []),
-            "counts": self.counts(),
+            "corrected": {h: [self.original.get((row, h), ""), v] for h, v in self.edits.get(row, {}).items()},
+            **self.checked(),
         }
+
+    # -- corrections in bulk --------------------------------------------------
+
+    def bulk(self, options: dict, *, apply: bool) -> dict:
+        """A correction of many cells of one column: how many it changes (``apply=False``), or done.
+
+        ``kind``:
+
+        - ``currency``: remove currency symbols and thousands separators;
+        - ``replace``: replace ``find`` with ``replace`` inside every cell;
+        - ``set``: set ``value`` in every cell of the column that has a problem;
+        - ``same``: every cell holding exactly ``find`` becomes ``value``.
+
+        Applied, it is one step of :meth:`undo`.
+        """
+        header = str(options.get("column", ""))
+        frame = self.table.frame
+        if header not in frame.columns:
+            raise UsageError(f"the file has no column {header!r}")
+        kind = str(options.get("kind", ""))
+        column = frame[header].fillna("").astype(str)
+        if kind == "currency":
+            new = column.str.replace(_CURRENCY, "", regex=True).str.strip()
+            thousands = new.str.fullmatch(_THOUSANDS)
+            new = new.where(~thousands, new.str.replace(",", "", regex=False))
+        elif kind == "replace":
+            find = str(options.get("find", ""))
+            if not find:
+                raise UsageError("say what to find")
+            new = column.str.replace(find, str(options.get("replace", "")), regex=False)
+        elif kind == "set":
+            bad = [row for row, errors in self.errors.items() if any(e["field"] == header for e in errors)]
+            new = column.copy()
+            new.loc[bad] = str(options.get("value", ""))
+        elif kind == "same":
+            find = str(options.get("find", ""))
+            new = column.where(column != find, str(options.get("value", "")))
+        else:
+            raise UsageError(f"unknown correction {kind!r}", hint="one of currency, replace, set, same")
+        changed = new[new != column]
+        examples = [{"row": int(r), "old": column.at[r], "new": changed.at[r]} for r in changed.index[:5]]
+        result = {"column": header, "kind": kind, "changes": len(changed), "examples": examples}
+        if not apply or not len(changed):
+            return result
+        what = f"{BULK_WORDS[kind]} in {header} ({len(changed):,} cells)"
+        with self._lock:
+            before = {(int(r), header): self.edits.get(int(r), {}).get(header) for r in changed.index}
+            self.undo_stack.append({"what": what, "before": before})
+            self._set({int(r): {header: v} for r, v in changed.items()})
+        return {**result, **self.checked()}
+
+    def undo(self) -> dict:
+        """Put back the cells the last bulk correction changed (the file's values, or earlier corrections)."""
+        with self._lock:
+            if not self.undo_stack:
+                raise UsageError("there is no correction to undo")
+            last = self.undo_stack.pop()
+            back: dict[int, dict[str, str]] = {}
+            for (row, header), earlier in last["before"].items():
+                back.setdefault(row, {})[header] = self.original[(row, header)] if earlier is None else earlier
+            self._set(back)
+            for (row, header), earlier in last["before"].items():
+                if earlier is None:  # as in the file again: no longer a correction
+                    cells = self.edits.get(row, {})
+                    cells.pop(header, None)
+                    self.original.pop((row, header), None)
+                    if not cells:
+                        self.edits.pop(row, None)
+        return {"undone": last["what"], **self.checked()}
+
+    def _set(self, cells: dict[int, dict[str, str]]) -> None:
+        """Correct cells and check their rows again together (under the lock)."""
+        frame = self.table.frame
+        for row, values in cells.items():
+            for header, value in values.items():
+                if (row, header) not in self.original:
+                    old = frame.at[row, header]
+                    self.original[(row, header)] = "" if pd.isna(old) else str(old)
+                self.edits.setdefault(row, {})[header] = value
+        apply_edits(self.table, cells)
+        rows = sorted(cells)
+        validation = check_rows(self.table, rows, self.settings)
+        problems = validation.problems.frame()
+        for row in rows:
+            self.errors.pop(row, None)
+            self.warned.discard(row)
+        errors = problems[problems["severity"] == ERROR]
+        for row, group in errors.groupby("row", sort=True):
+            self.errors[int(row)] = _records(group)
+        self.warned.update(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
+        # The rows' new values, for the requests shown as they will be sent.
+        self.validation.rows.loc[rows] = validation.rows.loc[rows]
+        self.validation.problems = self.validation.problems.replace_rows(rows, validation.problems)
+
+
+BULK_WORDS = {
+    "currency": "removed currency symbols and thousands separators",
+    "replace": "replaced text",
+    "set": "set one value for the cells with a problem",
+    "same": "corrected every cell with the same value",
+}
+_CURRENCY = r"[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD)\b"
+_THOUSANDS = r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
+
+
+def _in_words(top: list[dict]) -> list[dict]:
+    """The top problems with each said in words (the code stays, for searching the README)."""
+    out = []
+    for item in top:
+        value = re.match(r"^[^']*'(.*?)': ", item.get("example", ""))
+        words = in_words(item["code"], value.group(1) if value else "", item.get("example", ""))
+        out.append({**item, "words": words})
+    return out
 
 
 def _records(group: pd.DataFrame) -> list[dict]:
     return [
-        {"field": str(r.field), "code": str(r.code), "message": str(r.message)} for r in group.itertuples(index=False)
+        {
+            "field": str(r.field),
+            "code": str(r.code),
+            "message": str(r.message),
+            "words": in_words(str(r.code), str(r.value), str(r.message)),
+        }
+        for r in group.itertuples(index=False)
     ]
 
 
@@ -529,7 +886,8 @@ class WebRun:
             "file": name,
             "api": api,
             "state": "running",
-            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "number": time.time_ns(),  # orders runs started within one clock tick
             "summary": None,
             "report": None,
             "exit_code": None,
@@ -544,6 +902,9 @@ class WebRun:
         with self._lock:
             if isinstance(event, Opened):
                 self.total = event.total
+            elif isinstance(event, ChunkChecked):
+                if self.total is not None and event.blank:  # the total counted the blank rows as rows
+                    self.total = max(self.total - event.blank, 0)
             elif isinstance(event, RowAnswered):
                 outcome = event.outcome
                 self.live[outcome.status] += 1
@@ -569,13 +930,19 @@ class WebRun:
             exit_code=event.exit_code,
             summary=summary.as_dict() if summary is not None else None,
             report=str(result.report_path) if getattr(result, "report_path", None) else None,
-            message=told(error).line() if error is not None else "",
+            message=told(error, page=True).line() if error is not None else "",
         )
-        if summary is not None:
+        if summary is not None and not self.job.startswith("retry"):
             self.total = summary.rows
             self.done_counts = Counter(summary.statuses)
             self.failed_by_class = Counter(summary.failed_by_class)
             self.live.clear()
+        elif summary is not None:
+            # A retry's summary is of the whole report it updated; the run itself sent fewer rows.
+            self.done_counts += self.live
+            self.live.clear()
+            self.record["report_statuses"] = dict(summary.statuses)
+        self.record["counts"] = with_not_sent(dict(self.done_counts), dict(self.failed_by_class))
         try:
             path = self.folder / f"{self.id}.json"
             path.write_text(json.dumps(self.record, indent=1), encoding="utf-8")
@@ -584,8 +951,9 @@ class WebRun:
 
     def snapshot(self) -> dict:
         with self._lock:
-            counts = self.done_counts + self.live
-            answered = sum(counts.values())
+            counts = with_not_sent(dict(self.done_counts + self.live), dict(self.failed_by_class))
+            # Rows a cancel left unsent got no answer: the bar does not count them as answered.
+            answered = sum(n for status, n in counts.items() if status != NOT_SENT)
             elapsed = max(time.monotonic() - self.started, 1e-6)
             sent_now = sum(n for s, n in counts.items() if confirms(s) or s in (FAILED, UNKNOWN))
             rate = sent_now / elapsed
@@ -595,6 +963,8 @@ class WebRun:
             target = TARGETS.get(self.record["api"])
             # The statuses the progress line names, even at 0: the target's own, then the run's.
             shown = [*(target.statuses if target else ()), SKIPPED, FAILED, INVALID]
+            if counts.get(NOT_SENT):
+                shown.append(NOT_SENT)
             return {
                 **self.record,
                 "version": self.version,
@@ -602,7 +972,7 @@ class WebRun:
                 "answered": answered,
                 "counts": dict(counts),
                 "shown": status_order([*shown, *counts]),
-                "failed_by_class": dict(self.failed_by_class),
+                "failed_by_class": {k: v for k, v in self.failed_by_class.items() if k != NOT_SENT_CLASS},
                 "rate": round(rate, 1),
                 "seconds_left": None if left is None else round(left),
                 "elapsed": round(elapsed, 1),

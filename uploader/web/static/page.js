@@ -3,10 +3,11 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, workbook: false, columns: null, preview: null, page: 0, run: null, tokens: {}, source: null };
-const STATUS_ORDER = ["created", "updated", "skipped", "invalid", "failed", "unknown", "dry-run"];
+const state = { file: null, workbook: false, columns: null, preview: null, page: 0, show: "invalid", run: null,
+                tokens: {}, source: null, headerRow: null, chosen: null, notes: [], previewColumns: [] };
+const STATUS_ORDER = ["created", "updated", "skipped", "invalid", "failed", "unknown", "not sent", "dry-run"];
 const STATUS_COLOURS = { created: "#2e7d32", updated: "#1565c0", skipped: "#757575", invalid: "#b26a00",
-                         failed: "#c62828", unknown: "#6a1b9a", "dry-run": "#00838f" };
+                         failed: "#c62828", unknown: "#6a1b9a", "not sent": "#546e7a", "dry-run": "#00838f" };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -61,6 +62,9 @@ async function call(path, options = {}) {
   return data;
 }
 
+// A refused request has said why (call() shows the message); nothing more to do with it.
+function quietly(promise) { return promise.catch(() => {}); }
+
 function show(id, focus = true) {
   const section = $(id);
   section.hidden = false;
@@ -79,11 +83,13 @@ async function sendFile(file) {
   $("file-name").textContent = "Reading " + file.name + "…";
   $("to-columns").disabled = true;  // until this file is read: the next step must not show the last one's columns
   hideSteps("step-columns", "step-preview", "step-upload", "step-report");
+  state.headerRow = null;
+  state.chosen = null;
   try {
     const stored = await call("/api/files", { body: file, headers: { "X-File-Name": encodeURIComponent(file.name) } });
     state.file = stored.id;
     state.workbook = stored.workbook;
-    $("file-name").textContent = stored.name + " (" + stored.size.toLocaleString() + " bytes) is ready.";
+    $("file-name").textContent = stored.name + " (" + size(stored.size) + ") is ready.";
     await loadColumns(false);
     $("to-columns").disabled = false;
   } catch (e) {
@@ -92,9 +98,18 @@ async function sendFile(file) {
   }
 }
 
+function size(bytes) {
+  if (bytes >= 1 << 20) return (bytes / (1 << 20)).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " MB";
+  if (bytes >= 1 << 10) return Math.round(bytes / (1 << 10)).toLocaleString() + " KB";
+  return bytes.toLocaleString() + " bytes";
+}
+
 async function loadColumns(render) {
-  const info = await call("/api/columns", { json: { file: state.file, api: $("api").value, sheet: $("sheet").value || null } });
+  const info = await call("/api/columns", { json: { file: state.file, api: $("api").value,
+    sheet: $("sheet").value || null, header_row: state.headerRow, chosen: state.chosen } });
   state.columns = info;
+  state.headerRow = info.header_row;
+  state.chosen = info.chosen;
   const sheet = $("sheet");
   if (info.sheets.length) {
     const chosen = info.sheet;
@@ -108,6 +123,17 @@ async function loadColumns(render) {
   if (render) renderColumns(info);
 }
 
+// The token field is handed to the server whenever it holds something: before the columns,
+// before an upload or a retry, so a token typed after the "no API token" message is the one used.
+async function handToken() {
+  const token = $("token").value;
+  if (!token) return;
+  await call("/api/token", { json: { api: $("api").value, token } });
+  $("token").value = "";
+  state.tokens[$("api").value] = true;
+  tokenState();
+}
+
 function tokenState() {
   const api = $("api").value;
   const known = state.tokens[api];
@@ -116,24 +142,56 @@ function tokenState() {
 
 // ---- 2. columns --------------------------------------------------------------
 
+const HOW = { exact: "exact match", remembered: "remembered", close: "close match", report: "", none: "" };
+
+function matchText(info, header) {
+  const m = info.matches[header];
+  if (m.how === "report") return "a report's own column (not sent)";
+  if (m.how === "none") return info.custom_block ? "custom data: " + header : "no field matches: not sent";
+  if (m.how === "close") return m.field + " — " + HOW.close + ", " + Math.round(m.confidence * 100) + "% sure";
+  return m.field + " — " + HOW[m.how];
+}
+
 function renderColumns(info) {
+  // the header row: the first rows of the sheet, the chosen one marked
+  const pick = $("header-row");
+  pick.replaceChildren(...info.rows.map((r) => el("option", { value: String(r.row),
+    text: "Row " + r.row + ": " + r.cells.filter((c) => c.trim()).slice(0, 4).join(" · ").slice(0, 70) })));
+  pick.value = String(info.header_row);
+  $("sheet-rows").tBodies[0].replaceChildren(...info.rows.slice(0, 8).map((r) => {
+    const tr = el("tr", { class: r.row === info.header_row ? "chosen" : "" },
+      el("th", { scope: "row", text: String(r.row) }), ...r.cells.slice(0, 8).map((c) => el("td", { text: c })));
+    return tr;
+  }));
   const body = $("columns-body");
   body.replaceChildren();
-  const saved = info.saved ? info.saved.columns : {};
   info.headers.forEach((header, i) => {
-    const recognised = info.recognised[header];
-    const shown = recognised === "(report column)" ? "a report's own column (not sent)"
-      : recognised ? recognised : (info.custom_block ? "custom data: " + header : "not recognised (not sent)");
+    const m = info.matches[header];
     const select = el("select", { id: "map-" + i, "data-header": header, "aria-label": "Send the column " + header + " as" });
-    select.append(el("option", { value: "=", text: "as recognised" }));
+    const asRead = m.how === "exact" ? "as matched (" + m.field + ")" : m.how === "report" ? "not sent (report column)"
+      : info.custom_block ? "as custom data" : "not sent";
+    select.append(el("option", { value: "=", text: asRead }));
     for (const name of info.fields) select.append(el("option", { value: name, text: name }));
     select.append(el("option", { value: "", text: "leave it out" }));
-    select.value = header in saved ? saved[header] : "=";
-    body.append(el("tr", {}, el("th", { scope: "row", text: header }), el("td", { text: shown }), el("td", {}, select)));
+    select.value = header in info.chosen ? info.chosen[header] : "=";
+    const matched = el("td", { class: "match " + m.how, text: matchText(info, header) });
+    if (header in info.chosen && info.chosen[header] !== m.field) matched.textContent = chosenText(info.chosen[header]);
+    select.addEventListener("change", () => { matched.textContent = select.value === "=" ? matchText(info, header) : chosenText(select.value); choicesChanged(); });
+    body.append(el("tr", {}, el("th", { scope: "row", text: header }), matched, el("td", {}, select)));
   });
   $("columns-note").textContent = (info.saved ? "Using the mapping saved as “" + info.saved.name + "” for these headers. " : "")
     + "Rows need a column for " + info.needs.join(", and one for ") + ".";
   $("mapping-name").value = info.saved ? info.saved.name : info.suggested_name;
+  showMissing(info.missing);
+}
+
+function chosenText(value) { return value === "" ? "left out (your choice)" : "sent as " + value + " (your choice)"; }
+
+function showMissing(missing) {
+  const box = $("columns-missing");
+  box.hidden = !missing.length;
+  box.textContent = missing.length ? "Nothing is sent as these yet: " + missing.join("; ") + ". Choose the columns that hold them." : "";
+  $("to-preview").disabled = missing.length > 0;
 }
 
 function mapping() {
@@ -142,6 +200,13 @@ function mapping() {
     if (select.value !== "=") out[select.dataset.header] = select.value;
   }
   return out;
+}
+
+async function choicesChanged() {
+  state.chosen = mapping();
+  const info = await call("/api/columns", { json: { file: state.file, api: $("api").value,
+    sheet: $("sheet").value || null, header_row: state.headerRow, chosen: state.chosen } });
+  showMissing(info.missing);
 }
 
 // ---- 3. preview --------------------------------------------------------------
@@ -156,10 +221,12 @@ async function runPreview() {
   try {
     const preview = await call("/api/preview", { json: {
       file: state.file, api: $("api").value, sheet: $("sheet").value || null, timezone: $("timezone").value.trim(),
-      phone_region: $("region").value, mapping: chosen,
+      phone_region: $("region").value, mapping: chosen, header_row: state.headerRow,
       mapping_name: Object.keys(chosen).length ? $("mapping-name").value : "" } });
     state.preview = preview.id;
     state.page = 0;
+    state.show = "invalid";
+    $("show-rows").value = "invalid";
     renderPreview(preview);
   } catch (e) {
     $("preview-busy").textContent = "";
@@ -179,17 +246,46 @@ function renderCounts(counts) {
   $("start-upload").disabled = counts.valid === 0;
 }
 
+function problemItem(p) {
+  return el("li", {}, el("strong", { text: p.rows.toLocaleString() + " " + (p.rows === 1 ? "row" : "rows") + ": " + p.words }),
+    " ", el("span", { class: "code", title: p.example, text: p.code }), el("div", { class: "muted small", text: p.example }));
+}
+
+// Everything the preview says of the whole file, as it is now (after every correction).
+function renderChecked(checked) {
+  renderCounts(checked.counts);
+  $("top-problems").replaceChildren(...(checked.top_problems.length ? checked.top_problems.map(problemItem)
+    : [el("li", { text: "none" })]));
+  const warnings = [...(state.notes || []).map((n) => el("li", { text: n })), ...checked.warnings.map(problemItem)];
+  $("warnings").replaceChildren(...(warnings.length ? warnings : [el("li", { text: "none" })]));
+  renderRequests(checked.first_requests);
+  if (checked.totals && state.pageInfo) pageInfo(state.pageInfo.page,
+    Math.max(Math.ceil(checked.totals[state.show] / checked.page_rows), 1), checked.totals[state.show]);
+  const undo = checked.undo || [];
+  $("bulk-undo").disabled = !undo.length;
+  $("bulk-undo").textContent = undo.length ? "Undo: " + undo[undo.length - 1] : "Undo";
+}
+
 function renderPreview(preview) {
   $("preview-busy").textContent = "Checked in " + preview.seconds + " s. Nothing has been sent.";
-  renderCounts(preview.counts);
-  $("top-problems").replaceChildren(...(preview.top_problems.length ? preview.top_problems.map((p) =>
-    el("li", {}, el("strong", { text: p.rows.toLocaleString() + " × " + p.code }), " — " + p.example))
-    : [el("li", { text: "none" })]));
-  const warnings = [...preview.notes.map((n) => el("li", { text: n })),
-    ...preview.warnings.map((w) => el("li", {}, el("strong", { text: w.rows.toLocaleString() + " × " + w.code }), " — " + w.example))];
-  $("warnings").replaceChildren(...(warnings.length ? warnings : [el("li", { text: "none" })]));
+  state.notes = preview.notes;
+  state.previewColumns = preview.columns;
+  renderChecked(preview);
+  renderClocks(preview.clocks, preview.timezone);
+  const column = $("bulk-column");
+  const bad = new Set(preview.invalid.rows.flatMap((r) => r.errors.map((e) => e.field)));
+  const ordered = [...preview.columns.filter((c) => bad.has(c)), ...preview.columns.filter((c) => !bad.has(c))];
+  column.replaceChildren(...ordered.map((c) => el("option", { value: c, text: c })));
+  bulkKind();
+  $("bulk-result").textContent = "";
   renderInvalid(preview.invalid);
-  renderRequests(preview.first_requests);
+}
+
+function renderClocks(clocks, timezone) {
+  $("clock-local").textContent = "In " + (timezone || "the chosen timezone");
+  const rows = clocks.flatMap((c) => c.examples.map((e) => el("tr", {}, el("th", { scope: "row", text: c.header }),
+    el("td", { text: String(e.row) }), el("td", { text: e.file }), el("td", { text: e.local }), el("td", { text: e.utc }))));
+  $("clocks-body").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "5", text: "No times in the valid rows." }))]));
 }
 
 function renderRequests(requests) {
@@ -198,36 +294,62 @@ function renderRequests(requests) {
     : "(no valid rows)";
 }
 
+const SHOW_WORDS = { invalid: "invalid rows", warned: "rows with warnings", corrected: "corrected rows", all: "rows" };
+
 function renderInvalid(invalid) {
   state.page = invalid.page;
+  state.show = invalid.show;
+  $("invalid-head").replaceChildren(el("tr", {}, el("th", { scope: "col", text: "Row" }),
+    ...invalid.headers.map((h) => el("th", { scope: "col", text: h }))));
   const body = $("invalid-body");
   body.replaceChildren();
-  if (!invalid.rows.length) body.append(el("tr", {}, el("td", { colspan: "3", text: "No invalid rows." })));
-  for (const row of invalid.rows) body.append(invalidRow(row));
-  $("page-info").textContent = "Page " + (invalid.page + 1) + " of " + invalid.pages + " (" + invalid.total.toLocaleString() + " invalid rows)";
-  $("prev-page").disabled = invalid.page === 0;
-  $("next-page").disabled = invalid.page + 1 >= invalid.pages;
+  if (!invalid.rows.length) body.append(el("tr", {}, el("td", { colspan: String(invalid.headers.length + 1), text: "No " + SHOW_WORDS[invalid.show] + "." })));
+  for (const row of invalid.rows) body.append(invalidRow(row, invalid.headers));
+  pageInfo(invalid.page, invalid.pages, invalid.total);
 }
 
-function invalidRow(row) {
+// The pager's words: kept current after every correction (the rows on show stay until the page turns).
+function pageInfo(page, pages, total) {
+  state.pageInfo = { page, pages, total };
+  $("page-info").textContent = "Page " + (Math.min(page, pages - 1) + 1).toLocaleString() + " of " + pages.toLocaleString()
+    + " (" + total.toLocaleString() + " " + SHOW_WORDS[state.show] + ")";
+  $("prev-page").disabled = page === 0;
+  $("next-page").disabled = page + 1 >= pages;
+}
+
+function invalidRow(row, headers) {
   const tr = el("tr", { id: "row-" + row.row });
-  fillRow(tr, row);
+  fillRow(tr, row, headers);
   return tr;
 }
 
-function fillRow(tr, row) {
-  const bad = [...new Set(row.errors.map((e) => e.field).filter((f) => f && f in row.cells))];
-  const fixes = el("td", { class: "fixes" });
-  for (const header of bad) {
-    const input = el("input", { value: row.cells[header], "data-row": row.row, "data-header": header,
-                                class: "bad", "aria-invalid": "true", autocomplete: "off", spellcheck: "false" });
-    input.addEventListener("change", () => fix(input));
-    input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); input.blur(); } });
-    fixes.append(el("label", { class: "cell" }, el("span", { text: header }), input));
-  }
-  if (!row.errors.length) fixes.append(el("span", { class: "fixed", text: "✓ valid now: it will be sent" }));
-  const why = el("td", {}, el("ul", {}, ...row.errors.map((e) => el("li", { text: (e.field ? e.field + ": " : "") + e.message }))));
-  tr.replaceChildren(el("th", { scope: "row", text: String(row.row) }), fixes, why);
+function fillRow(tr, row, headers) {
+  const errors = {}, warnings = {};
+  for (const e of row.errors) (errors[e.field] = errors[e.field] || []).push(e);
+  for (const w of row.warnings || []) (warnings[w.field] = warnings[w.field] || []).push(w);
+  const general = row.errors.filter((e) => !(e.field in row.cells));
+  const head = el("th", { scope: "row" }, String(row.row));
+  if (!row.errors.length) head.append(el("span", { class: "fixed", text: " ✓ valid" }));
+  for (const e of general) head.append(el("div", { class: "why bad-text", title: e.code, text: e.words + ": " + e.message }));
+  const cells = headers.map((h) => {
+    const td = el("td", { "data-header": h });
+    const corrected = (row.corrected || {})[h];
+    if (errors[h] || corrected) {
+      const input = el("input", { value: row.cells[h], "data-row": row.row, "data-header": h, autocomplete: "off",
+        spellcheck: "false", "aria-label": "Row " + row.row + ", " + h });
+      if (errors[h]) { input.className = "bad"; input.setAttribute("aria-invalid", "true"); }
+      input.addEventListener("change", () => fix(input));
+      input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); input.blur(); } });
+      td.append(input);
+    } else {
+      td.append(el("span", { text: row.cells[h] }));
+    }
+    if (corrected) td.append(el("div", { class: "was", text: "was “" + corrected[0] + "” → “" + corrected[1] + "”" }));
+    for (const e of errors[h] || []) td.append(el("div", { class: "why bad-text", title: e.code + ": " + e.message, text: e.words }));
+    for (const w of warnings[h] || []) td.append(el("div", { class: "why warn-text", title: w.code + ": " + w.message, text: w.words }));
+    return td;
+  });
+  tr.replaceChildren(head, ...cells);
 }
 
 async function fix(input) {
@@ -235,22 +357,73 @@ async function fix(input) {
   const result = await call("/api/preview/" + state.preview + "/fix", { json: { row, header: input.dataset.header, value: input.value } });
   const tr = $("row-" + row);
   const focused = input.dataset.header;
-  fillRow(tr, result);
-  renderCounts(result.counts);
-  renderRequests(result.first_requests);
+  fillRow(tr, { ...result, warnings: [] }, state.previewColumns);
+  renderChecked(result);
   const again = tr.querySelector('input[data-header="' + CSS.escape(focused) + '"]');
   (again || tr.querySelector("th")).focus();
 }
 
-async function turnPage(delta) {
-  const data = await call("/api/preview/" + state.preview + "?page=" + (state.page + delta));
+let turns = 0;  // only the latest page asked for is shown: an earlier answer arriving late is dropped
+
+async function turnPage(delta, show) {
+  const page = show === undefined ? state.page + delta : 0;
+  const turn = ++turns;
+  const data = await call("/api/preview/" + state.preview + "?page=" + page + "&show=" + encodeURIComponent(show || state.show));
+  if (turn !== turns) return;
   renderInvalid(data.invalid);
-  renderCounts(data.counts);
+  renderChecked(data);
+}
+
+// -- fixes in bulk: counted first, applied, undone
+
+function bulkKind() {
+  const kind = $("bulk-kind").value;
+  const find = { currency: null, replace: "Find", set: null, same: "Cells holding exactly" }[kind];
+  const value = { currency: null, replace: "Replace with", set: "Set to", same: "Correct them to" }[kind];
+  $("bulk-find").hidden = $("bulk-find-label").hidden = !find;
+  $("bulk-value").hidden = $("bulk-value-label").hidden = !value;
+  if (find) $("bulk-find-label").textContent = find;
+  if (value) $("bulk-value-label").textContent = value;
+  $("bulk-apply").disabled = true;
+  $("bulk-result").textContent = "";
+}
+
+function bulkOptions(apply) {
+  const kind = $("bulk-kind").value;
+  const find = $("bulk-find").value, value = $("bulk-value").value;
+  return { column: $("bulk-column").value, kind, find, replace: value, value, apply };
+}
+
+async function bulkCheck() {
+  const result = await call("/api/preview/" + state.preview + "/bulk", { json: bulkOptions(false) });
+  const examples = result.examples.map((e) => "row " + e.row + ": “" + e.old + "” → “" + e.new + "”").join("; ");
+  $("bulk-result").textContent = result.changes
+    ? "This changes " + result.changes.toLocaleString() + " " + (result.changes === 1 ? "cell" : "cells") + " of " + result.column + " (" + examples + (result.changes > 5 ? "; …" : "") + ")."
+    : "This changes no cell of " + result.column + ".";
+  $("bulk-apply").disabled = !result.changes;
+  $("bulk-apply").textContent = result.changes ? "Apply to " + result.changes.toLocaleString() + " " + (result.changes === 1 ? "cell" : "cells") : "Apply";
+}
+
+async function bulkApply() {
+  $("bulk-apply").disabled = true;
+  const result = await call("/api/preview/" + state.preview + "/bulk", { json: bulkOptions(true) });
+  $("bulk-result").textContent = "Changed " + result.changes.toLocaleString() + " " + (result.changes === 1 ? "cell" : "cells") + " of " + result.column + "; every changed row was checked again.";
+  renderChecked(result);
+  await turnPage(0, state.show);
+  $("bulk-apply").textContent = "Apply";
+}
+
+async function bulkUndo() {
+  const result = await call("/api/preview/" + state.preview + "/undo", { json: {} });
+  $("bulk-result").textContent = "Undone: " + result.undone + ".";
+  renderChecked(result);
+  await turnPage(0, state.show);
 }
 
 // ---- 4. upload ---------------------------------------------------------------
 
 async function startRun(path, json) {
+  await handToken();
   const started = await call(path, { json: json || {} });
   state.run = started.run;
   hideSteps("step-report");
@@ -290,9 +463,9 @@ function showProgress(s) {
   const c = s.counts;
   // The server names the statuses to show, the target's own first (created, updated, deleted...).
   const parts = [s.answered.toLocaleString() + " of " + (total ? total.toLocaleString() : "?") + " rows answered"]
-    .concat((s.shown || STATUS_ORDER).map((k) => (c[k] || 0) + " " + (k === "skipped" ? "skipped (sent before)" : k)));
+    .concat((s.shown || STATUS_ORDER).map((k) => (c[k] || 0).toLocaleString() + " " + (k === "skipped" ? "skipped (sent before)" : k)));
   if (s.state === "running") {
-    parts.push(s.rate + " rows/s");
+    parts.push(s.rate.toLocaleString() + " rows/s");
     if (s.seconds_left !== null) parts.push("about " + duration(s.seconds_left) + " left");
   }
   $("progress-text").textContent = parts.join(" · ");
@@ -308,14 +481,17 @@ function duration(seconds) {
 
 function showReport(s) {
   $("cancel").disabled = true;
-  const summary = s.summary;
-  const headline = { finished: "The upload is finished.", cancelled: "The upload was cancelled; the report is complete.",
-                     stopped: "The upload stopped." }[s.state] || "";
+  const retry = s.job.startsWith("retry");
+  const what = retry ? "The retry" : "The upload";
+  const headline = { finished: what + " is finished.", cancelled: what + " was cancelled; the report is complete.",
+                     stopped: what + " stopped." }[s.state] || "";
   $("report-headline").textContent = headline + (s.message ? " " + s.message : "");
-  const statuses = summary ? summary.statuses : s.counts;
+  // The run's own counts (a retry's are the rows it sent again), rows left unsent apart from failed ones.
+  const statuses = s.counts;
   drawChart(statuses);
-  const classes = summary ? summary.failed_by_error_class : s.failed_by_class;
-  $("failed-classes").replaceChildren(...Object.entries(classes || {}).map(([k, v]) =>
+  $("report-whole").textContent = retry && s.report_statuses ? "The report now holds: "
+    + Object.entries(s.report_statuses).map(([k, v]) => v.toLocaleString() + " " + k).join(", ") + "." : "";
+  $("failed-classes").replaceChildren(...Object.entries(s.failed_by_class || {}).map(([k, v]) =>
     el("li", { text: v.toLocaleString() + " failed: " + k })));
   const hasReport = Boolean(s.report);
   for (const [id, ext] of [["download-xlsx", "xlsx"], ["download-csv", "csv"]]) {
@@ -324,7 +500,7 @@ function showReport(s) {
     link.setAttribute("download", "");
     link.hidden = !hasReport;
   }
-  const failed = (statuses.failed || 0) > 0;
+  const failed = (statuses.failed || 0) + (statuses["not sent"] || 0) > 0;
   $("retry-failed").disabled = !failed;
   $("retry-not-found").disabled = !failed;
   show("step-report");
@@ -338,7 +514,9 @@ function drawChart(statuses) {
     .concat(Object.entries(statuses).filter(([k, v]) => v && !STATUS_ORDER.includes(k)));
   const most = Math.max(1, ...entries.map(([, v]) => v));
   svg.replaceChildren();
-  svg.setAttribute("height", String(Math.max(entries.length, 1) * 28));
+  const height = Math.max(entries.length, 1) * 28;
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("viewBox", "0 0 520 " + height);  // scales down in a narrow window
   entries.forEach(([name, value], i) => {
     const y = i * 28;
     const label = document.createElementNS(ns, "text");
@@ -353,25 +531,59 @@ function drawChart(statuses) {
     count.textContent = value.toLocaleString();
     svg.append(label, bar, count);
   });
-  $("chart-caption").textContent = "Rows by outcome: " + entries.map(([k, v]) => k + " " + v).join(", ");
+  $("chart-caption").textContent = "Rows by outcome: " + entries.map(([k, v]) => k + " " + v.toLocaleString()).join(", ");
 }
 
 async function loadRuns() {
   const data = await call("/api/runs");
   const body = $("past-body");
   body.replaceChildren(...(data.runs.length ? data.runs.map((r) => {
-    const statuses = r.summary ? Object.entries(r.summary.statuses).map(([k, v]) => k + " " + v).join(", ") : "";
+    const counts = r.counts || (r.summary ? r.summary.statuses : {});
+    const statuses = Object.entries(counts).map(([k, v]) => k + " " + v.toLocaleString()).join(", ");
     const link = r.report && r.state !== "running"
       ? el("a", { href: "/api/runs/" + r.id + "/report.xlsx", download: "", text: "Excel" }) : el("span", { text: "" });
-    return el("tr", {}, el("td", { text: (r.started || "").replace("T", " ").replace("+00:00", " UTC") }),
+    const forget = el("button", { type: "button", class: "secondary small", text: "Forget",
+      "aria-label": "Forget " + r.file + " and its reports" });
+    forget.disabled = r.state === "running";
+    forget.addEventListener("click", () => forgetRun(r));
+    const outcome = el("td", { text: r.state + (statuses ? ": " + statuses : "") });
+    if (r.message) outcome.append(el("div", { class: "muted small", text: r.message }));
+    return el("tr", {}, el("td", { text: when(r.started) }),
       el("td", { text: r.file }), el("td", { text: r.api }), el("td", { text: r.job }),
-      el("td", { text: r.state + (statuses ? ": " + statuses : "") }), el("td", {}, link));
-  }) : [el("tr", {}, el("td", { colspan: "6", text: "No runs yet." }))]));
+      outcome, el("td", {}, link), el("td", {}, forget));
+  }) : [el("tr", {}, el("td", { colspan: "7", text: "No runs yet." }))]));
   $("sources-body").replaceChildren(...(data.sources.length ? data.sources.map((s) => el("tr", {},
     el("td", { text: s.source }), el("td", { text: s.api }), el("td", { text: s.confirmed.toLocaleString() }),
     el("td", { text: s.pending.toLocaleString() }),
-    el("td", { text: s.last_confirmed.replace("T", " ").replace("+00:00", " UTC") })))
+    el("td", { text: when(s.last_confirmed) })))
     : [el("tr", {}, el("td", { colspan: "5", text: "Nothing uploaded yet." }))]));
+}
+
+function when(iso) {
+  return (iso || "").replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC");
+}
+
+async function forgetRun(r) {
+  if (!window.confirm("Forget " + r.file + ": the uploaded file, its reports and its runs on this page? "
+    + "The journal keeps which rows were confirmed.")) return;
+  const done = await call("/api/runs/" + r.id + "/forget", { json: {} });
+  say("");
+  if (done.file_id && done.file_id === state.file) startOver(false);  // the file on show is gone
+  $("file-name").textContent = "Forgot " + done.file + " (" + done.forgotten + " " + (done.forgotten === 1 ? "run" : "runs") + ").";
+  if (state.run === r.id) hideSteps("step-report");
+  loadRuns();
+}
+
+function startOver(focus) {
+  state.file = null;
+  state.preview = null;
+  state.headerRow = null;
+  state.chosen = null;
+  hideSteps("step-columns", "step-preview", "step-upload", "step-report");
+  $("file-input").value = "";
+  $("file-name").textContent = "";
+  $("to-columns").disabled = true;
+  if (focus) $("file-input").focus();
 }
 
 // ---- wiring ------------------------------------------------------------------
@@ -391,41 +603,41 @@ async function begin() {
   drop.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
-    if (ev.dataTransfer.files[0]) sendFile(ev.dataTransfer.files[0]);
+    const files = ev.dataTransfer.files;
+    if (!files[0]) return;
+    try { $("file-input").files = files; } catch (e) { /* an old browser: the name below still says it */ }
+    sendFile(files[0]);
   });
-  $("api").addEventListener("change", () => { tokenState(); if (state.file) loadColumns(!$("step-columns").hidden); });
-  $("sheet").addEventListener("change", () => loadColumns(!$("step-columns").hidden));
+  $("api").addEventListener("change", () => { tokenState(); state.chosen = null; if (state.file) loadColumns(!$("step-columns").hidden); });
+  $("sheet").addEventListener("change", () => { state.headerRow = null; state.chosen = null; loadColumns(!$("step-columns").hidden); });
+  $("header-row").addEventListener("change", () => { state.headerRow = Number($("header-row").value); state.chosen = null; loadColumns(true); });
+  $("token").addEventListener("change", () => { handToken().catch(() => {}); });
+  $("show-rows").addEventListener("change", () => turnPage(0, $("show-rows").value));
+  $("bulk-kind").addEventListener("change", bulkKind);
+  $("bulk-column").addEventListener("change", () => { $("bulk-apply").disabled = true; $("bulk-result").textContent = ""; });
+  for (const id of ["bulk-find", "bulk-value"]) $(id).addEventListener("input", () => { $("bulk-apply").disabled = true; });
+  $("bulk-check").addEventListener("click", () => quietly(bulkCheck()));
+  $("bulk-apply").addEventListener("click", () => quietly(bulkApply()));
+  $("bulk-undo").addEventListener("click", () => quietly(bulkUndo()));
   $("to-columns").addEventListener("click", async () => {
-    const token = $("token").value;
-    if (token) {
-      await call("/api/token", { json: { api: $("api").value, token } });
-      $("token").value = "";
-      state.tokens[$("api").value] = true;
-      tokenState();
-    }
+    await handToken();
     await loadColumns(true);
     hideSteps("step-preview", "step-upload", "step-report");
     show("step-columns");
   });
-  $("to-preview").addEventListener("click", runPreview);
+  $("to-preview").addEventListener("click", () => quietly(runPreview()));
   $("back-columns").addEventListener("click", () => show("step-columns"));
   $("prev-page").addEventListener("click", () => turnPage(-1));
   $("next-page").addEventListener("click", () => turnPage(1));
-  $("start-upload").addEventListener("click", () => startRun("/api/preview/" + state.preview + "/upload"));
+  $("start-upload").addEventListener("click", () => quietly(startRun("/api/preview/" + state.preview + "/upload")));
   $("cancel").addEventListener("click", async () => {
     $("cancel").disabled = true;
     $("progress-text").textContent = "Cancelling: nothing more is sent; waiting for the answers in flight…";
     await call("/api/runs/" + state.run + "/cancel", { json: {} });
   });
-  $("retry-failed").addEventListener("click", () => startRun("/api/runs/" + state.run + "/retry", { include_not_found: false }));
-  $("retry-not-found").addEventListener("click", () => startRun("/api/runs/" + state.run + "/retry", { include_not_found: true }));
-  $("start-over").addEventListener("click", () => {
-    hideSteps("step-columns", "step-preview", "step-upload", "step-report");
-    $("file-input").value = "";
-    $("file-name").textContent = "";
-    $("to-columns").disabled = true;
-    $("file-input").focus();
-  });
+  $("retry-failed").addEventListener("click", () => quietly(startRun("/api/runs/" + state.run + "/retry", { include_not_found: false })));
+  $("retry-not-found").addEventListener("click", () => quietly(startRun("/api/runs/" + state.run + "/retry", { include_not_found: true })));
+  $("start-over").addEventListener("click", () => startOver(true));
 }
 
 document.addEventListener("DOMContentLoaded", () => { begin().catch(() => {}); });

@@ -1,0 +1,585 @@
+"""The page as an importer: any file analysts have, fixes in bulk, their words, checked for accessibility.
+
+Each test drives the real page (``signal-uploader serve`` in a subprocess) in
+Debian's chromium against the real emulator, and checks what the analyst
+would: the page's words, the emulator's final state, the downloaded report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from test_web import SHOTS, TZ, browser, numbers, report_rows, start_page, tab  # noqa: F401 (fixtures)
+
+from conftest import SAMPLES, TOKEN, run_cli, write_csv, write_xlsx
+
+AXE = Axe()
+
+
+def epoch(utc: str) -> int:
+    return int(datetime.fromisoformat(utc).replace(tzinfo=UTC).timestamp())
+
+
+def accessible(page, step: str) -> None:
+    """axe-core (shipped in axe-playwright-python) finds no serious or critical problem on the page."""
+    results = AXE.run(page)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{step}: {bad}"
+
+
+def fits(page) -> None:
+    """Nothing is wider than the window (a table may scroll inside its own box)."""
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page is {width[0]} px wide in a {width[1]} px window"
+
+
+def download(page, selector: str, folder: Path) -> list[dict]:
+    with page.expect_download() as done:
+        page.click(selector)
+    path = folder / done.value.suggested_filename
+    done.value.save_as(path)
+    return report_rows(path)
+
+
+def to_preview(page, url: str, file: Path, *, token: str | None = None) -> None:
+    page.goto(url)
+    page.set_input_files("#file-input", str(file))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    if token:
+        page.fill("#token", token)
+    page.click("#to-columns")
+    page.wait_for_selector("#columns-body tr")
+    page.click("#to-preview")
+    page.wait_for_selector("#preview-busy:has-text('Checked in')")
+
+
+def upload(page) -> None:
+    page.click("#start-upload")
+    page.wait_for_selector("#step-report:not([hidden])")
+
+
+def title_row_workbook(tmp_path: Path) -> Path:
+    return write_xlsx(
+        tmp_path / "March.xlsx",
+        [
+            ["March conversions, exported from the CRM"],
+            [],
+            ["Printed 2026-03-31; amounts in USD"],
+            ["Transaction ID", "Signal Name", "Occurred At", "Caller Phone", "Amount"],
+            ["00000000-00000001", "Sale", "2026/03/01 10:00:00", "+14155550134", "12.50"],
+            ["00000000-00000002", "Quote", "2026/03/02 16:30:00", "+14155550135", ""],
+            ["00000000-00000003", "Sale", "2026/03/03 09:15:00", "+14155550136", "99"],
+        ],
+        sheet="Conversions",
+    )
+
+
+# ------------------------------------------------------------- any file they have
+
+
+def test_a_title_row_workbook_with_unfamiliar_headers_is_mapped_by_picking_its_header_row(
+    tmp_path, emulator, start_page, tab
+):
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    book = title_row_workbook(tmp_path)
+    page.goto(served.url)
+    accessible(page, "the first step")
+    page.set_input_files("#file-input", str(book))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.wait_for_selector("#columns-body tr")
+    # the search found no header: the title is taken, and the page shows the sheet's first rows to choose from
+    assert page.locator("#columns-body tr").count() == 1
+    assert page.locator("#header-row option").all_inner_texts()[:3] == [
+        "Row 1: March conversions, exported from the CRM",
+        "Row 3: Printed 2026-03-31; amounts in USD",
+        "Row 4: Transaction ID · Signal Name · Occurred At · Caller Phone",
+    ]
+    assert "no 'name' column" in page.inner_text("#columns-missing")
+    assert page.is_disabled("#to-preview")  # a need nothing maps to is said before the preview
+    accessible(page, "the columns step, nothing mapped")
+
+    page.select_option("#header-row", "4")
+    page.wait_for_selector("#columns-body tr:nth-child(5)")
+    matched = dict(
+        zip(
+            page.locator("#columns-body th").all_inner_texts(),
+            page.locator("#columns-body td.match").all_inner_texts(),
+        )
+    )
+    assert matched["Transaction ID"] == "transaction_id — exact match"
+    assert matched["Signal Name"] == "name — close match, 90% sure"
+    assert matched["Occurred At"].startswith("occurred_at_time — close match")
+    assert matched["Caller Phone"].startswith("calling_phone_number — close match")
+    assert matched["Amount"].startswith("sale_amount — close match")
+    assert page.input_value('select[data-header="Signal Name"]') == "name"
+    assert page.is_hidden("#columns-missing") and not page.is_disabled("#to-preview")
+    accessible(page, "the columns step")
+
+    page.click("#to-preview")
+    page.wait_for_selector("#preview-busy:has-text('Checked in')")
+    assert numbers(page.inner_text("#counts")) == [3, 3, 0, 3]
+    warnings = page.inner_text("#warnings")
+    assert "3 rows: Phone numbers not used: the transaction id already names the call" in warnings
+    accessible(page, "the preview")
+    upload(page)
+    accessible(page, "the report")
+
+    landed = sorted(emulator.signals(), key=lambda s: s["call_transaction_id"])
+    assert [(s["call_transaction_id"], s["name"]) for s in landed] == [
+        ("00000000-00000001", "Sale"),
+        ("00000000-00000002", "Quote"),
+        ("00000000-00000003", "Sale"),
+    ]
+    assert landed[0]["occurred_at_time_t"] == epoch("2026-03-01 18:00")  # 10:00 in Los Angeles
+    rows = download(page, "#download-xlsx", tmp_path)
+    assert [(r["row"], r["status"]) for r in rows] == [("5", "created"), ("6", "created"), ("7", "created")]
+
+    # the command line reads the same workbook the same way with --header-row and the saved mapping
+    again = run_cli(
+        "validate",
+        book,
+        "--header-row",
+        "4",
+        "--mapping",
+        "March",
+        "--timezone",
+        TZ,
+        env={"SIGNAL_UPLOADER_STATE_DIR": str(served.state)},
+    )
+    assert again.code == 0, again.output
+
+
+def test_a_workbook_is_retried_from_the_page_with_both_buttons(tmp_path, make_emulator, start_page, tab):
+    """The report has one sheet of its own: the original's sheet name ('Conversions') is not asked of it."""
+    emulator = make_emulator(fail_rate=1.0)
+    config = tmp_path / "page.toml"
+    config.write_text("max_attempts = 1\nstop_after_failures = 0\n")
+    served = start_page(emulator.base_url, "--config", config, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    to_preview(page, served.url, SAMPLES / "signals.xlsx")
+    assert page.input_value("#sheet") == "Conversions"
+    upload(page)
+    first = len(emulator.signals())
+    assert first == 0  # the API failed every request
+
+    emulator.control("faults", {"fail_rate": 0})
+    page.click("#retry-failed")
+    page.wait_for_function("() => document.getElementById('report-headline').textContent.startsWith('The retry is')")
+    assert page.inner_text("#report-headline") == "The retry is finished."
+    assert len(emulator.signals()) == 4
+    assert f"created {4 - first}" in page.inner_text("#chart-caption")
+    rows = {int(r["row"]): r for r in download(page, "#download-xlsx", tmp_path)}
+    assert [rows[n]["status"] for n in range(2, 9)] == ["created"] * 4 + ["invalid", "invalid", "failed"]
+    assert rows[8]["error_class"] == "RecordNotFound"
+
+    before = emulator.requests
+    page.click("#retry-not-found")
+    page.wait_for_function("() => document.getElementById('past-body').textContent.includes('not-found rows')")
+    page.wait_for_function("() => !document.getElementById('retry-not-found').disabled")
+    assert page.inner_text("#report-headline") == "The retry is finished."
+    assert emulator.requests == before + 1  # the row whose call was not found, asked again
+    runs = page.locator("#past-body tr").all_inner_texts()
+    assert len(runs) == 3 and all("finished" in r for r in runs[:2]), runs
+    rows = {int(r["row"]): r for r in download(page, "#download-csv", tmp_path)}
+    assert rows[8]["status"] == "failed" and len(emulator.signals()) == 4
+
+
+# ------------------------------------------------------------------ fixes in bulk
+
+
+def amounts_file(tmp_path: Path) -> Path:
+    """30 rows: 12 amounts with a $ or a thousands separator, 4 'n/a', 3 values 'maybe', 5 values 'yes'."""
+    rows = [["transaction_id", "name", "partner_unique_id", "sale_amount", "value"]]
+    for i in range(30):
+        amount = f"${1000 + i:,}.00" if i < 8 else f"{1000 + i:,}.50" if i < 12 else "n/a" if i < 16 else f"{i}.25"
+        value = "maybe" if i in (20, 21, 22) else "yes" if 23 <= i < 28 else "true"
+        rows.append([f"00000000-{i + 1:08d}", "Sale", f"P-{i}", amount, value])
+    return write_csv(tmp_path / "amounts.csv", rows)
+
+
+def bulk(page, column: str, kind: str, find: str = "", value: str = "") -> str:
+    page.select_option("#bulk-column", column)
+    page.select_option("#bulk-kind", kind)
+    if find:
+        page.fill("#bulk-find", find)
+    if value:
+        page.fill("#bulk-value", value)
+    page.click("#bulk-check")
+    page.wait_for_selector("#bulk-result:not(:empty)")
+    return page.inner_text("#bulk-result")
+
+
+def apply_bulk(page, invalid_after: int) -> None:
+    page.click("#bulk-apply")
+    page.wait_for_function(
+        "(n) => document.querySelector('#counts .bad').textContent === n + ' invalid'", arg=invalid_after
+    )
+
+
+def test_each_bulk_fix_shows_its_count_and_can_be_undone_then_the_corrections_are_sent(
+    tmp_path, make_emulator, start_page, tab
+):
+    from test_reliability import many_calls
+
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 40))
+    rows = amounts_file(tmp_path)
+    text = rows.read_text().replace("00000000-000000", "CALL-000")  # the emulator's calls
+    rows.write_text(text)
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    to_preview(page, served.url, rows)
+    assert numbers(page.inner_text("#counts")) == [30, 6, 24, 0]
+    problems = page.inner_text("#top-problems")
+    assert "16 rows: Amount has a currency symbol" in problems and "sale-amount-format" in problems
+    assert "8 rows: Value is not true or false" in problems
+    accessible(page, "the preview with problems")
+
+    # remove currency symbols and thousands separators: 12 cells, counted before
+    said = bulk(page, "sale_amount", "currency")
+    assert said.startswith("This changes 12 cells of sale_amount (row 2: “$1,000.00” → “1000.00”")
+    assert emulator.requests == 0 and numbers(page.inner_text("#counts"))[2] == 24  # nothing changed yet
+    apply_bulk(page, 12)
+    assert "12 rows: Value is not" not in page.inner_text("#top-problems")
+    assert (
+        page.inner_text("#bulk-undo")
+        == "Undo: removed currency symbols and thousands separators in sale_amount (12 cells)"
+    )
+    page.click("#bulk-undo")
+    page.wait_for_function("() => document.querySelector('#counts .bad').textContent === '24 invalid'")
+    assert page.inner_text("#bulk-result").startswith("Undone: removed currency symbols")
+    apply_bulk_again = bulk(page, "sale_amount", "currency")
+    assert "12 cells" in apply_bulk_again
+    apply_bulk(page, 12)
+
+    # find and replace inside cells: 'n/a' -> '' (4 cells)
+    assert bulk(page, "sale_amount", "replace", find="n/a", value=" ").startswith("This changes 4 cells")
+    page.fill("#bulk-value", "")
+    assert bulk(page, "sale_amount", "replace", find="n/a").startswith("This changes 4 cells")
+    apply_bulk(page, 8)
+    page.click("#bulk-undo")
+    page.wait_for_function("() => document.querySelector('#counts .bad').textContent === '12 invalid'")
+    bulk(page, "sale_amount", "replace", find="n/a")
+    apply_bulk(page, 8)
+
+    # one value for every cell of a column that has a problem: the 8 bad values -> 'false'
+    assert bulk(page, "value", "set", value="false").startswith("This changes 8 cells of value")
+    apply_bulk(page, 0)
+    page.click("#bulk-undo")
+    page.wait_for_function("() => document.querySelector('#counts .bad').textContent === '8 invalid'")
+    # the same correction for every cell holding one value: 'yes' -> 'true' (5), then 'maybe' -> 'false' (3)
+    assert bulk(page, "value", "same", find="yes", value="true").startswith("This changes 5 cells of value")
+    apply_bulk(page, 3)
+    assert bulk(page, "value", "same", find="maybe", value="false").startswith("This changes 3 cells")
+    apply_bulk(page, 0)
+    assert numbers(page.inner_text("#counts")) == [30, 30, 0, 0]
+
+    # the corrected rows, old -> new, beside their cells
+    page.select_option("#show-rows", "corrected")
+    page.wait_for_function("() => document.getElementById('page-info').textContent.includes('corrected rows')")
+    assert "(24 corrected rows)" in page.inner_text("#page-info")
+
+    assert "was “$1,000.00” → “1000.00”" in page.inner_text("#row-2")
+    accessible(page, "the corrected rows")
+
+    upload(page)
+    landed = {s["partner_unique_id"]: s for s in emulator.signals()}
+    assert len(landed) == 30
+    assert str(landed["P-0"]["sale_amount"]) in ("1000.00", "1000.0", "1000")
+    assert landed["P-12"].get("sale_amount") in (None, "")  # 'n/a' became empty: no amount sent
+    report = {r["partner_unique_id"]: r for r in download(page, "#download-xlsx", tmp_path)}
+    assert report["P-0"]["sale_amount"] == "1000.00"  # the report keeps both: the value sent ...
+    assert "corrected: sale_amount '$1,000.00' -> '1000.00'" in report["P-0"]["warning"]  # ... and the file's
+    assert "corrected: value 'yes' -> 'true'" in report["P-23"]["warning"]
+    assert all(r["status"] == "created" for r in report.values())
+
+
+def test_the_preview_never_goes_stale_after_corrections(tmp_path, emulator, start_page, tab):
+    rows = [["transaction_id", "name", "sale_amount"]] + [
+        [f"00000000-{i:08d}", "Sale", f"{i}.5555" if i <= 5 else f"{i}.50"] for i in range(1, 9)
+    ]
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    to_preview(page, served.url, write_csv(tmp_path / "five.csv", rows))
+    assert "(5 invalid rows)" in page.inner_text("#page-info")
+    assert "5 rows: Amount has more than 2 decimal places" in page.inner_text("#top-problems")
+    for row in (2, 3, 4, 5):
+        cell = page.locator(f'#row-{row} input[data-header="sale_amount"]')
+        cell.fill("1.50")
+        cell.press("Enter")
+        page.wait_for_selector(f"#row-{row} .fixed")
+    assert numbers(page.inner_text("#counts")) == [8, 7, 1, 0]
+    assert "(1 invalid rows)" in page.inner_text("#page-info")  # not the 5 of before
+    assert "1 row: Amount has more than 2 decimal places" in page.inner_text("#top-problems")
+    upload(page)
+    assert len(emulator.signals()) == 7
+    report = {int(r["row"]): r for r in download(page, "#download-csv", tmp_path)}
+    assert report[6]["status"] == "invalid" and report[2]["sale_amount"] == "1.50"
+
+
+# -------------------------------------------------------------- words and numbers
+
+
+def test_the_page_says_things_in_its_own_words_not_the_command_lines(tmp_path, make_emulator, start_page, tab):
+    emulator = make_emulator(fail_rate=1.0)  # the API is down
+    config = tmp_path / "page.toml"
+    config.write_text("max_attempts = 1\nstop_after_failures = 3\n")
+    served = start_page(emulator.base_url, "--config", config)  # no token: the page asks for one
+    page = tab
+    page.goto(served.url)
+    page.fill("#timezone", "")
+    page.set_input_files("#file-input", str(SAMPLES / "signals.csv"))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.wait_for_selector("#columns-body tr")
+    # a column the analyst leaves out is not warned about, and says so beside its choice
+    page.select_option('select[data-header="Notes"]', "")
+    assert page.inner_text('#columns-body tr:has(th:text-is("Notes")) td.match') == "left out (your choice)"
+    page.click("#to-preview")
+    page.wait_for_selector("#message:not([hidden])")
+    said = page.inner_text("#message")
+    assert "no timezone was given" in said and "Timezone of the file's times" in said
+    assert "--" not in said
+
+    page.fill("#timezone", TZ)
+    page.click("#to-preview")
+    page.wait_for_selector("#preview-busy:has-text('Checked in')")
+    assert "Notes" not in page.inner_text("#warnings")
+
+    # no token yet: said in the page's words; a token typed then is the one used
+    page.click("#start-upload")
+    page.wait_for_selector("#message:not([hidden])")
+    said = page.inner_text("#message")
+    assert "no API token" in said and "'API token'" in said and "--" not in said and "INVOCA" not in said
+    page.fill("#token", TOKEN)
+    page.click("#start-upload")
+    page.wait_for_selector("#step-report:not([hidden])")
+    headline = page.inner_text("#report-headline")
+    assert headline.startswith("The upload stopped.")
+    for words in ("--", "command", str(served.state), ".results.", "INVOCA"):
+        assert words not in headline, (words, headline)
+    assert "upload the file again" in headline or "the report is below" in headline
+    page.wait_for_function("() => document.getElementById('past-body').textContent.includes('stopped')")
+    assert page.locator("#past-body tr").count() == 1 and "stopped:" in page.inner_text("#past-body")
+    assert "the report is below" in page.inner_text("#past-body")  # the reason, kept in Past runs
+    rows = download(page, "#download-csv", tmp_path)
+    assert {r["status"] for r in rows} == {"failed", "invalid"} and emulator.signals() == []
+
+    # the API is back: a token typed again is taken, and the rows go
+    emulator.control("faults", {"fail_rate": 0})
+    page.click("#retry-failed")
+    page.wait_for_function("() => document.getElementById('report-headline').textContent.startsWith('The retry')")
+    rows = download(page, "#download-csv", tmp_path)
+    confirmed = [r["status"] for r in rows].count("created") + [r["status"] for r in rows].count("updated")
+    assert confirmed == 10 - sum(r["error_class"] == "RecordNotFound" for r in rows)
+    assert len(emulator.signals()) == [r["status"] for r in rows].count("created")
+
+
+def test_numbers_are_grouped_blank_rows_are_not_counted_and_runs_keep_their_order(
+    tmp_path, make_emulator, start_page, tab
+):
+    from test_reliability import many_calls
+
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 1200))
+    lines = [["transaction_id", "name", "partner_unique_id"]]
+    for i in range(1200):
+        lines.append([f"CALL-{i:05d}", "Sale", str(i)])
+        if i % 300 == 0:
+            lines.append(["", "", ""])  # 4 blank rows
+    big = write_csv(tmp_path / "twelve hundred.csv", lines)
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    page.goto(served.url)
+    page.set_input_files("#file-input", str(big))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    assert page.evaluate("document.getElementById('file-input').files.length") == 1
+    page.click("#to-columns")
+    page.click("#to-preview")
+    page.wait_for_selector("#preview-busy:has-text('Checked in')")
+    assert page.inner_text("#counts").startswith("1,200 rows")
+    page.evaluate("""() => { window.seen = [];
+        new MutationObserver(() => window.seen.push(document.getElementById('progress-text').textContent))
+          .observe(document.getElementById('progress-text'), {childList: true, characterData: true, subtree: true}); }""")
+    upload(page)
+    seen = page.evaluate("window.seen")
+    assert all(" of 1,204 " not in text for text in seen), [t for t in seen if "1,204" in t][:2]
+    final = page.inner_text("#progress-text")
+    assert final.startswith("1,200 of 1,200 rows answered · 1,200 created"), final
+    assert "created 1,200" in page.inner_text("#chart-caption")
+
+    # the same file again at once: every row skipped; the later run is listed first
+    page.click("#start-over")
+    page.set_input_files("#file-input", str(big))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.click("#to-preview")
+    page.wait_for_selector("#start-upload:not([disabled])")
+    upload(page)
+    assert "1,200 skipped" in page.inner_text("#progress-text")
+    page.wait_for_function("() => document.querySelectorAll('#past-body tr').length === 2")
+    runs = page.locator("#past-body tr").all_inner_texts()
+    assert "skipped 1,200" in runs[0] and "created 1,200" in runs[1], runs
+    records = [json.loads(p.read_text()) for p in (served.state / "web" / "runs").glob("*.json")]
+    assert all(len(r["started"]) > len("2026-12-07T03:00:00+00:00") for r in records)  # to the microsecond
+    assert len(emulator.signals()) == 1200
+
+
+def test_a_dropped_file_is_named_by_the_file_input(tmp_path, emulator, start_page, tab):
+    from test_web import drop_file
+
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    page.goto(served.url)
+    drop_file(page, SAMPLES / "signals.csv")
+    page.wait_for_selector("#to-columns:not([disabled])")
+    assert page.evaluate("document.getElementById('file-input').files[0].name") == "signals.csv"
+
+
+def test_serve_refuses_an_address_beyond_this_machine_and_says_why():
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", process=True)
+    assert result.code == 2
+    assert "the page serves this computer only, not 0.0.0.0" in result.output
+    assert "without encryption" in result.output and "ssh -L" in result.output
+
+
+# --------------------------------------------------------------- times, two clocks
+
+
+def test_times_are_shown_in_two_clocks_so_a_wrong_timezone_is_seen_before_sending(tmp_path, emulator, start_page, tab):
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    book = title_row_workbook(tmp_path)
+    page.goto(served.url)
+    page.fill("#timezone", "America/New_York")
+    page.set_input_files("#file-input", str(book))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.wait_for_selector("#header-row option", state="attached")
+    page.select_option("#header-row", "4")
+    page.wait_for_selector("#columns-body tr:nth-child(5)")
+    page.click("#to-preview")
+    page.wait_for_selector("#preview-busy:has-text('Checked in')")
+    first = page.locator("#clocks-body tr").first.inner_text().split("\t")
+    assert first == [
+        "Occurred At",
+        "5",
+        "2026/03/01 10:00:00",
+        "2026-03-01 10:00:00 EST (UTC-0500)",
+        "2026-03-01 15:00:00 UTC",
+    ]
+    assert page.inner_text("#clock-local") == "In America/New_York"
+
+    # the analyst sees 15:00 UTC, meant Los Angeles: back to step 1, another timezone, checked again
+    page.fill("#timezone", "America/Los_Angeles")
+    page.click("#to-preview")
+    page.wait_for_function(
+        "() => document.getElementById('clocks-body').textContent.includes('2026-03-01 18:00:00 UTC')"
+    )
+    assert "PST (UTC-0800)" in page.inner_text("#clocks-body")
+    upload(page)
+    landed = {s["call_transaction_id"]: s for s in emulator.signals()}
+    assert landed["00000000-00000001"]["occurred_at_time_t"] == epoch("2026-03-01 18:00")
+    assert {r["status"] for r in download(page, "#download-xlsx", tmp_path)} == {"created"}
+
+
+# ----------------------------------------------------------------- what is kept
+
+
+def test_files_are_kept_for_the_set_time_and_can_be_forgotten_while_the_journal_remembers(
+    tmp_path, emulator, start_page, tab
+):
+    state = tmp_path / "state"
+    old_file = state / "web" / "files" / "0123456789abcdef"
+    old_file.mkdir(parents=True)
+    (old_file / "last month.csv").write_text("transaction_id,name\n00000000-00000001,Sale\n")
+    old_run = state / "web" / "runs" / "feedfacefeedface.json"
+    old_run.parent.mkdir(parents=True)
+    old_run.write_text(json.dumps({"id": "feedfacefeedface", "file": "last month.csv", "state": "finished"}))
+    month_ago = time.time() - 40 * 86400
+    for path in (old_file / "last month.csv", old_file, old_run):
+        os.utime(path, (month_ago, month_ago))
+
+    served = start_page(emulator.base_url, "--keep-days", "30", env={"INVOCA_API_TOKEN": TOKEN})
+    page = tab
+    page.goto(served.url)
+    assert "kept on this computer for 30 days" in page.inner_text("#drop")
+    assert not old_file.exists() and not old_run.exists()  # older than 30 days: forgotten at start
+    page.wait_for_function("() => document.getElementById('past-body').textContent.includes('No runs yet.')")
+
+    page.set_input_files("#file-input", str(SAMPLES / "signals.csv"))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.click("#to-preview")
+    page.wait_for_selector("#start-upload:not([disabled])")
+    upload(page)
+    created = len(emulator.signals())
+    rows = download(page, "#download-xlsx", tmp_path)
+    assert sum(r["status"] == "created" for r in rows) == created > 0
+    confirmed = sum(r["status"] in ("created", "updated") for r in rows)
+    stored = list((state / "web" / "files").rglob("signals*"))
+    assert any(p.name == "signals.csv" for p in stored) and any(".results." in p.name for p in stored)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#past-body button:has-text('Forget')")
+    page.wait_for_function("() => document.getElementById('past-body').textContent.includes('No runs yet.')")
+    assert "Forgot signals.csv (1 run)" in page.inner_text("#file-name")
+    assert not list((state / "web" / "files").rglob("*.csv")) and not list((state / "web" / "files").rglob("*.xlsx"))
+    assert list((state / "web" / "runs").glob("*.json")) == []
+    # the journal still knows the confirmed rows: the same file again sends none of them
+    assert f"signals.csv\tsignals\t{confirmed}\t" in page.inner_text("#sources-body")
+    sent = emulator.requests
+    page.set_input_files("#file-input", str(SAMPLES / "signals.csv"))
+    page.wait_for_selector("#to-columns:not([disabled])")
+    page.click("#to-columns")
+    page.click("#to-preview")
+    page.wait_for_selector("#start-upload:not([disabled])")
+    upload(page)
+    assert f"{confirmed} skipped" in page.inner_text("#progress-text")
+    assert len(emulator.signals()) == created and emulator.requests - sent < confirmed
+
+
+# ------------------------------------------------------------ every width, every step
+
+
+@pytest.mark.parametrize("width", [390, 1920])
+def test_every_step_fits_the_window_and_passes_axe(tmp_path, emulator, start_page, browser, width):
+    """A phone-sized window and a wide screen; each step's picture for the README (make screenshots)."""
+    context = browser.new_context(timezone_id=TZ, accept_downloads=True, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    folder = SHOTS if os.environ.get("SIGNAL_UPLOADER_SCREENSHOTS") else tmp_path
+    folder.mkdir(exist_ok=True)
+
+    def step(name: str) -> None:
+        fits(page)
+        accessible(page, f"{name} at {width} px")
+        page.screenshot(path=str(folder / f"{width}-{name}.png"), full_page=True)
+
+    try:
+        page.goto(served.url)
+        step("1-file")
+        page.set_input_files("#file-input", str(SAMPLES / "signals.xlsx"))
+        page.wait_for_selector("#to-columns:not([disabled])")
+        page.click("#to-columns")
+        page.wait_for_selector("#columns-body tr")
+        step("2-columns")
+        page.click("#to-preview")
+        page.wait_for_selector("#preview-busy:has-text('Checked in')")
+        step("3-preview")
+        upload(page)
+        step("5-report")
+        assert len(emulator.signals()) == 4  # the sample's valid rows whose calls are there
+    finally:
+        context.close()
