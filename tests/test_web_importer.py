@@ -51,8 +51,10 @@ def download(page, selector: str, folder: Path) -> list[dict]:
     return report_rows(path)
 
 
-def to_preview(page, url: str, file: Path, *, token: str | None = None) -> None:
-    page.goto(url)
+def to_preview(page, url: str | None, file: Path, *, token: str | None = None) -> None:
+    """Choose a file and go to its preview (on the page at ``url``, or the page already open)."""
+    if url is not None:
+        page.goto(url)
     page.set_input_files("#file-input", str(file))
     page.wait_for_selector("#to-columns:not([disabled])")
     if token:
@@ -517,11 +519,7 @@ def test_files_are_kept_for_the_set_time_and_can_be_forgotten_while_the_journal_
     assert not old_file.exists() and not old_run.exists()  # older than 30 days: forgotten at start
     page.wait_for_function("() => document.getElementById('past-body').textContent.includes('No runs yet.')")
 
-    page.set_input_files("#file-input", str(SAMPLES / "signals.csv"))
-    page.wait_for_selector("#to-columns:not([disabled])")
-    page.click("#to-columns")
-    page.click("#to-preview")
-    page.wait_for_selector("#start-upload:not([disabled])")
+    to_preview(page, None, SAMPLES / "signals.csv")
     upload(page)
     created = len(emulator.signals())
     rows = download(page, "#download-xlsx", tmp_path)
@@ -539,11 +537,7 @@ def test_files_are_kept_for_the_set_time_and_can_be_forgotten_while_the_journal_
     # the journal still knows the confirmed rows: the same file again sends none of them
     assert f"signals.csv\tsignals\t{confirmed}\t" in page.inner_text("#sources-body")
     sent = emulator.requests
-    page.set_input_files("#file-input", str(SAMPLES / "signals.csv"))
-    page.wait_for_selector("#to-columns:not([disabled])")
-    page.click("#to-columns")
-    page.click("#to-preview")
-    page.wait_for_selector("#start-upload:not([disabled])")
+    to_preview(page, None, SAMPLES / "signals.csv")
     upload(page)
     assert f"{confirmed} skipped" in page.inner_text("#progress-text")
     assert len(emulator.signals()) == created and emulator.requests - sent < confirmed
@@ -562,24 +556,28 @@ def test_every_step_fits_the_window_and_passes_axe(tmp_path, emulator, start_pag
     folder = SHOTS if os.environ.get("SIGNAL_UPLOADER_SCREENSHOTS") else tmp_path
     folder.mkdir(exist_ok=True)
 
-    def step(name: str) -> None:
+    def step(name: str, section: str) -> None:
         fits(page)
         accessible(page, f"{name} at {width} px")
-        page.screenshot(path=str(folder / f"{width}-{name}.png"), full_page=True)
+        picture = str(folder / f"{width}-{name}.png")
+        if width < 600:  # a phone: the whole page, as it scrolls
+            page.screenshot(path=picture, full_page=True)
+        else:
+            page.locator(section).screenshot(path=picture)
 
     try:
         page.goto(served.url)
-        step("1-file")
+        step("1-file", "#step-file")
         page.set_input_files("#file-input", str(SAMPLES / "signals.xlsx"))
         page.wait_for_selector("#to-columns:not([disabled])")
         page.click("#to-columns")
         page.wait_for_selector("#columns-body tr")
-        step("2-columns")
+        step("2-columns", "#step-columns")
         page.click("#to-preview")
         page.wait_for_selector("#preview-busy:has-text('Checked in')")
-        step("3-preview")
+        step("3-preview", "#step-preview")
         upload(page)
-        step("5-report")
+        step("5-report", "#step-report")
         assert len(emulator.signals()) == 4  # the sample's valid rows whose calls are there
     finally:
         context.close()

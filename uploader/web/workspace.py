@@ -595,10 +595,7 @@ class Preview:
         self.undo_stack: list[dict] = []  # bulk fixes, newest last: what each changed, to put back
         self._lock = threading.Lock()
         problems = validation.problems.frame()
-        errors = problems[problems["severity"] == ERROR]
-        self.errors: dict[int, list[dict]] = {}
-        for row, group in errors.groupby("row", sort=True):
-            self.errors[int(row)] = _records(group)
+        self.errors: dict[int, list[dict]] = _by_row(problems[problems["severity"] == ERROR])
         self.warned = set(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
 
     def counts(self) -> dict:
@@ -665,11 +662,11 @@ class Preview:
         frame = self.table.frame
         problems = self.validation.problems.frame()
         warnings = problems[(problems["severity"] == WARNING) & problems["row"].isin(shown)]
-        warned = {int(row): _records(group) for row, group in warnings.groupby("row", sort=False)}
+        warned = _by_row(warnings)
         out = []
         for row in shown:
             cells = {str(k): ("" if pd.isna(v) else str(v)) for k, v in frame.loc[row].items()}
-            corrected = {h: [self.original.get((row, h), ""), v] for h, v in self.edits.get(row, {}).items()}
+            corrected = self._corrected(row)
             out.append(
                 {
                     "row": row,
@@ -686,6 +683,12 @@ class Preview:
             "total": len(rows),
             "headers": [str(c) for c in frame.columns],
             "rows": out,
+        }
+
+    def _corrected(self, row: int) -> dict[str, list[str]]:
+        """A row's corrected cells: header -> [the file's value, the correction]."""
+        return {
+            h: [self.original[(row, h)], v] for h, v in self.edits.get(row, {}).items() if (row, h) in self.original
         }
 
     def first_requests(self) -> list[dict]:
@@ -736,7 +739,7 @@ class Preview:
             "row": row,
             "cells": {str(k): str(v) for k, v in frame.loc[row].items()},
             "errors": self.errors.get(row, []),
-            "corrected": {h: [self.original.get((row, h), ""), v] for h, v in self.edits.get(row, {}).items()},
+            "corrected": self._corrected(row),
             **self.checked(),
         }
 
@@ -798,7 +801,8 @@ class Preview:
             last = self.undo_stack.pop()
             back: dict[int, dict[str, str]] = {}
             for (row, header), earlier in last["before"].items():
-                back.setdefault(row, {})[header] = self.original[(row, header)] if earlier is None else earlier
+                file_value = self.original.get((row, header), earlier or "")
+                back.setdefault(row, {})[header] = file_value if earlier is None else earlier
             self._set(back)
             for (row, header), earlier in last["before"].items():
                 if earlier is None:  # as in the file again: no longer a correction
@@ -811,23 +815,19 @@ class Preview:
 
     def _set(self, cells: dict[int, dict[str, str]]) -> None:
         """Correct cells and check their rows again together (under the lock)."""
-        frame = self.table.frame
+        for row, changes in apply_edits(self.table, cells).items():
+            for header, old, _ in changes:
+                self.original.setdefault((row, header), old)  # the file's value: kept from the first change
         for row, values in cells.items():
             for header, value in values.items():
-                if (row, header) not in self.original:
-                    old = frame.at[row, header]
-                    self.original[(row, header)] = "" if pd.isna(old) else str(old)
                 self.edits.setdefault(row, {})[header] = value
-        apply_edits(self.table, cells)
         rows = sorted(cells)
         validation = check_rows(self.table, rows, self.settings)
         problems = validation.problems.frame()
         for row in rows:
             self.errors.pop(row, None)
             self.warned.discard(row)
-        errors = problems[problems["severity"] == ERROR]
-        for row, group in errors.groupby("row", sort=True):
-            self.errors[int(row)] = _records(group)
+        self.errors.update(_by_row(problems[problems["severity"] == ERROR]))
         self.warned.update(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
         # The rows' new values, for the requests shown as they will be sent.
         self.validation.rows.loc[rows] = validation.rows.loc[rows]
@@ -854,16 +854,24 @@ def _in_words(top: list[dict]) -> list[dict]:
     return out
 
 
-def _records(group: pd.DataFrame) -> list[dict]:
-    return [
-        {
-            "field": str(r.field),
-            "code": str(r.code),
-            "message": str(r.message),
-            "words": in_words(str(r.code), str(r.value), str(r.message)),
+def _by_row(problems: pd.DataFrame) -> dict[int, list[dict]]:
+    """Problem records by row, each said in words too (one pass: a file may have many)."""
+    out: dict[int, list[dict]] = {}
+    for row, field, value, code, message in zip(
+        problems["row"].tolist(),
+        problems["field"].tolist(),
+        problems["value"].tolist(),
+        problems["code"].tolist(),
+        problems["message"].tolist(),
+    ):
+        record = {
+            "field": str(field),
+            "code": str(code),
+            "message": str(message),
+            "words": in_words(str(code), str(value), str(message)),
         }
-        for r in group.itertuples(index=False)
-    ]
+        out.setdefault(int(row), []).append(record)
+    return out
 
 
 class WebRun:
@@ -875,6 +883,9 @@ class WebRun:
         self.folder = folder
         self._lock = threading.Lock()
         self.total: int | None = None
+        # The reader's total counts blank rows; each checked chunk says how many it skipped. Until the
+        # first is checked (a retry has no chunks to check: its total is exact), the total is not shown.
+        self.counted = job.startswith("retry")
         self.done_counts: Counter = Counter()  # statuses of finished chunks
         self.live: Counter = Counter()  # of the chunk being sent
         self.failed_by_class: Counter = Counter()
@@ -903,6 +914,7 @@ class WebRun:
             if isinstance(event, Opened):
                 self.total = event.total
             elif isinstance(event, ChunkChecked):
+                self.counted = True
                 if self.total is not None and event.blank:  # the total counted the blank rows as rows
                     self.total = max(self.total - event.blank, 0)
             elif isinstance(event, RowAnswered):
@@ -968,7 +980,7 @@ class WebRun:
             return {
                 **self.record,
                 "version": self.version,
-                "total": self.total,
+                "total": self.total if self.counted or self.done else None,
                 "answered": answered,
                 "counts": dict(counts),
                 "shown": status_order([*shown, *counts]),

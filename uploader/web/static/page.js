@@ -462,6 +462,10 @@ function showProgress(s) {
   bar.value = Math.min(s.answered, bar.max);
   const c = s.counts;
   // The server names the statuses to show, the target's own first (created, updated, deleted...).
+  if (!total && !s.answered && s.state === "running") {
+    $("progress-text").textContent = "Checking the rows…";
+    return;
+  }
   const parts = [s.answered.toLocaleString() + " of " + (total ? total.toLocaleString() : "?") + " rows answered"]
     .concat((s.shown || STATUS_ORDER).map((k) => (c[k] || 0).toLocaleString() + " " + (k === "skipped" ? "skipped (sent before)" : k)));
   if (s.state === "running") {
