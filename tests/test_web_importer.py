@@ -148,19 +148,14 @@ def test_a_title_row_workbook_with_unfamiliar_headers_is_mapped_by_picking_its_h
     rows = download(page, "#download-xlsx", tmp_path)
     assert [(r["row"], r["status"]) for r in rows] == [("5", "created"), ("6", "created"), ("7", "created")]
 
-    # the command line reads the same workbook the same way with --header-row and the saved mapping
-    again = run_cli(
-        "validate",
-        book,
-        "--header-row",
-        "4",
-        "--mapping",
-        "March",
-        "--timezone",
-        TZ,
-        env={"SIGNAL_UPLOADER_STATE_DIR": str(served.state)},
-    )
-    assert again.code == 0, again.output
+    # the command line reads the same workbook: the saved mapping makes row 4 the header it looks for,
+    # and --header-row says it outright
+    state = {"SIGNAL_UPLOADER_STATE_DIR": str(served.state)}
+    for chosen in ((), ("--header-row", "4")):
+        again = run_cli("validate", book, "--mapping", "March", "--timezone", TZ, *chosen, env=state)
+        assert again.code == 0 and "3 row(s)" in again.output, again.output
+    refused = run_cli("validate", book, "--mapping", "March", "--timezone", TZ, "--header-row", "2", env=state)
+    assert refused.code == 2 and "row 2, chosen as the header, is blank" in refused.output
 
 
 def test_a_workbook_is_retried_from_the_page_with_both_buttons(tmp_path, make_emulator, start_page, tab):

@@ -310,6 +310,11 @@ class Workspace:
         )
         preview.edits = edits
         preview.original = original
+        if earlier_preview is not None:  # the fixes in bulk of the file stay undoable under new choices
+            preview.undo_stack = [
+                {**u, "before": {k: v for k, v in u["before"].items() if k in original}}
+                for u in earlier_preview.undo_stack
+            ]
         with self._lock:
             # One preview per file: the newest choices replace the older ones (and free their memory).
             for key in [k for k, p in self.previews.items() if p.file.id == file_id]:
