@@ -29,9 +29,7 @@ def stored(work, path):
 
 
 def test_the_header_row_is_searched_for_or_chosen_and_the_first_rows_come_with_it(tmp_path):
-    book = write_xlsx(
-        tmp_path / "t.xlsx", [["Title"], [], ["Name", "Transaction ID"], ["Sale", "00000000-00000001"]]
-    )
+    book = write_xlsx(tmp_path / "t.xlsx", [["Title"], [], ["Name", "Transaction ID"], ["Sale", "00000000-00000001"]])
     found = peek_header(book, fields=FIELDS)
     assert (found.header_row, found.headers) == (3, ["Name", "Transaction ID"])
     assert [number for number, _ in found.rows] == [1, 3, 4]  # blank rows are not offered
@@ -50,6 +48,15 @@ def test_columns_are_matched_exact_remembered_or_close_with_how_sure(tmp_path, w
     assert columns["chosen"] == {"Signal Name": "name"} and columns["missing"] == []
     left_out = work.columns(file.id, "signals", chosen={"Signal Name": ""})
     assert left_out["missing"] == ["no 'name' column (the signal's name, e.g. Sale)"]
+    # words of the same meaning are likely, never sure; and a word is matched once
+    file = stored(
+        work, write_csv(tmp_path / "crm.csv", [["Txn", "Conversion", "Revenue", "Amount"], ["x", "Sale", "1", ""]])
+    )
+    likely = work.columns(file.id, "signals")["matches"]
+    assert likely["Txn"] == {"field": "transaction_id", "how": "close", "confidence": 0.8}
+    assert likely["Conversion"]["field"] == "name" and likely["Revenue"]["field"] == "sale_amount"
+    assert likely["Amount"]["how"] == "none"  # sale_amount is taken by Revenue
+    file = stored(work, write_csv(tmp_path / "m.csv", [["Signal Name", "Transaction ID", "Memo"], ["Sale", "x", ""]]))
     work.mappings.save("mine", "signals", columns["headers"], {"Signal Name": "name", "Memo": "description"})
     again = work.columns(file.id, "signals")
     assert again["matches"]["Memo"] == {"field": "description", "how": "remembered", "confidence": 1.0}

@@ -72,6 +72,9 @@ class FieldSet:
 
     names: tuple[str, ...]
     aliases: Mapping[str, str] = field(default_factory=dict)  # other spelling -> field
+    # Words people head such a column with (revenue, txn, when): never read as the field on their
+    # own, only offered as a likely match (closest), for a person or a --map to confirm.
+    synonyms: Mapping[str, str] = field(default_factory=dict)
     needs: tuple[Need, ...] = ()  # column requirements, checked on the header
     times: tuple[str, ...] = ()  # read with the timestamp rules and --timezone
     phones: tuple[str, ...] = ()  # parsed to E.164 with --phone-region
@@ -159,14 +162,18 @@ class FieldSet:
         wanted = set(self.names if among is None else among)
         spellings = {squash(n): n for n in wanted}
         spellings.update({squash(a): n for a, n in self.aliases.items() if n in wanted})
+        # A word of the same meaning is a likely match, never a sure one: at most 0.8.
+        meanings = {squash(w): n for w, n in self.synonyms.items() if n in wanted and squash(w) not in spellings}
         best: tuple[str, float] | None = None
-        for spelled, name in spellings.items():
+        for spelled, name in [*spellings.items(), *meanings.items()]:
             score = difflib.SequenceMatcher(None, key, spelled).ratio()
             if len(spelled) >= 4 and (key.endswith(spelled) or key.startswith(spelled)):
                 score = max(score, 0.9)
             prefix = len(_common_prefix(key, spelled))
             if prefix >= 4:  # "Caller Phone" and calling_phone_number share "call"
                 score = max(score, 0.6 + 0.35 * difflib.SequenceMatcher(None, key[prefix:], spelled[prefix:]).ratio())
+            if spelled in meanings:
+                score = 0.8 if key == spelled else min(score, 0.8) * 0.9
             if best is None or score > best[1]:
                 best = (name, round(score, 2))
         return best if best is not None and best[1] >= at_least else None

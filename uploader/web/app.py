@@ -191,7 +191,15 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             if size <= workspace.max_upload_bytes + len(chunk):
                 chunks.append(chunk)  # once over the limit, the rest is read (see above) and dropped
         stored = await run_in_threadpool(workspace.add_file, name, chunks)
-        return JSONResponse({"id": stored.id, "name": stored.name, "size": stored.size, "workbook": stored.is_workbook})
+        return JSONResponse(
+            {
+                "id": stored.id,
+                "name": stored.name,
+                "size": stored.size,
+                "size_text": size_text(stored.size),
+                "workbook": stored.is_workbook,
+            }
+        )
 
     async def columns(request: Request):
         data = await body(request)

@@ -89,19 +89,13 @@ async function sendFile(file) {
     const stored = await call("/api/files", { body: file, headers: { "X-File-Name": encodeURIComponent(file.name) } });
     state.file = stored.id;
     state.workbook = stored.workbook;
-    $("file-name").textContent = stored.name + " (" + size(stored.size) + ") is ready.";
+    $("file-name").textContent = stored.name + " (" + stored.size_text + ") is ready.";
     await loadColumns(false);
     $("to-columns").disabled = false;
   } catch (e) {
     $("file-name").textContent = "";
     $("to-columns").disabled = true;
   }
-}
-
-function size(bytes) {
-  if (bytes >= 1 << 20) return (bytes / (1 << 20)).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " MB";
-  if (bytes >= 1 << 10) return Math.round(bytes / (1 << 10)).toLocaleString() + " KB";
-  return bytes.toLocaleString() + " bytes";
 }
 
 async function loadColumns(render) {
