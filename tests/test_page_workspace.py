@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -108,3 +109,13 @@ def test_what_is_older_than_the_kept_time_is_forgotten_and_a_run_can_be_forgotte
     assert work.sweep() == 1 and not folder.exists()
     with pytest.raises(UsageError, match="no such run"):
         work.forget("nope")
+
+
+def test_a_run_recorded_before_runs_named_their_file_forgets_its_file_by_its_reports_folder(tmp_path, work):
+    file = work.add_file("old.csv", [b"transaction_id,name\n00000000-00000001,Sale\n"])
+    report = file.path.parent / "old.results.csv"
+    report.write_text("row,status\n2,created\n")
+    record = {"id": "0ld0ld0ld0ld0ld0", "file": "old.csv", "state": "finished", "report": str(report)}
+    (work.root / "runs" / "0ld0ld0ld0ld0ld0.json").write_text(json.dumps(record))
+    assert work.forget("0ld0ld0ld0ld0ld0") == {"forgotten": 1, "file": "old.csv", "file_id": file.id}
+    assert not file.path.parent.exists() and work.past_runs() == []

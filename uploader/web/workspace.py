@@ -475,8 +475,12 @@ class Workspace:
             raise UsageError("no such run on this page")
         if record.get("state") == "running":
             raise UsageError("this run is still going", hint="cancel it first, or wait for it to finish")
-        file_id = record.get("file_id")
-        gone = [r for r in records.values() if r is record or (file_id and r.get("file_id") == file_id)]
+        file_id = record.get("file_id") or _file_id_of(record, self.reports_folder)
+        gone = [
+            r
+            for r in records.values()
+            if r is record or (file_id and (r.get("file_id") or _file_id_of(r, self.reports_folder)) == file_id)
+        ]
         if any(r.get("state") == "running" for r in gone):
             raise UsageError("a run of this file is still going", hint="cancel it first, or wait for it to finish")
         for r in gone:
@@ -524,6 +528,14 @@ class Workspace:
                 self.files.pop(folder.name, None)
                 gone += 1
         return gone
+
+
+def _file_id_of(record: dict, files: Path) -> str | None:
+    """The uploaded file of a run recorded before runs named it: its report lies in the file's folder."""
+    report = record.get("report")
+    if report and _inside(Path(report), files):
+        return Path(report).resolve().parent.name
+    return None
 
 
 def _inside(path: Path, folder: Path) -> bool:
