@@ -576,3 +576,118 @@ def test_every_step_fits_the_window_and_passes_axe(tmp_path, emulator, start_pag
         assert len(emulator.signals()) == 4  # the sample's valid rows whose calls are there
     finally:
         context.close()
+
+
+# ------------------------------------------------- every API's own settings (issue 29's first part)
+
+
+def choose_api(page, api: str, settings: dict[str, str], address: str | None = None) -> None:
+    page.select_option("#api", api)
+    if address is not None:
+        page.fill("#base-url-input", address)
+        page.dispatch_event("#base-url-input", "change")
+    for name, value in settings.items():
+        page.fill(f"#own-{name}", value)
+
+
+def test_a_calls_in_progress_bulk_update_with_an_ended_call_from_the_page(tmp_path, start_page, tab):
+    from test_calls_in_progress import LIVE_CALLS, ORIGIN, LiveEmulator
+
+    calls_file = tmp_path / "live_calls.json"
+    calls_file.write_text(json.dumps(LIVE_CALLS), encoding="utf-8")
+    emulator = LiveEmulator(live_calls_file=calls_file, clock_start=ORIGIN, clock_speed=0.0)
+    try:
+        updates = write_csv(
+            tmp_path / "dispositions.csv",
+            [
+                ["transaction_id", "external_unique_id", "Five9 Disposition"],
+                ["T-1", "crm-1", "SALE"],
+                ["T-3", "", "SALE"],  # the call is over
+            ],
+        )
+        served = start_page(emulator.base_url)
+        page = tab
+        page.goto(served.url)
+        # only the chosen API's own settings are shown, from its declaration
+        assert page.is_hidden("#own-organization_id") and page.is_hidden("#own-account_id")
+        choose_api(page, "calls_in_progress", {"organization_type": "Advertiser", "organization_id": "1234"})
+        assert page.is_visible("#own-organization_id") and page.is_hidden("#own-account_id")
+        assert page.is_hidden("#refresh-token")  # the platform's token is renewed by nobody
+        page.fill("#token", TOKEN)
+        accessible(page, "the first step with a Calls In Progress organization")
+        page.set_input_files("#file-input", str(updates))
+        page.wait_for_selector("#to-columns:not([disabled])")
+        page.click("#to-columns")
+        page.wait_for_selector("#columns-body tr")
+        assert "custom data: Five9 Disposition" in page.inner_text("#columns-body")
+        page.click("#to-preview")
+        page.wait_for_selector("#start-upload:not([disabled])")
+        upload(page)
+        assert "1 failed: the call had ended (CallEnded)" in page.inner_text("#failed-classes")
+        rows = download(page, "#download-csv", tmp_path)
+        assert [(r["status"], r["failure_kind"]) for r in rows] == [("updated", ""), ("failed", "call-ended")]
+        calls = emulator.calls()
+        assert calls["T-1"]["external_unique_id"] == "crm-1" and calls["T-3"]["updates"] == 0
+        assert {c["name"]: c["value"] for c in calls["T-1"]["custom_data"]}["Five9 Disposition"] == "SALE"
+        assert TOKEN not in page.content() and TOKEN not in served.stop()
+    finally:
+        emulator.stop()
+
+
+def test_an_engage_voice_disposition_file_with_a_callback_time_from_the_page(tmp_path, start_page, tab):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from test_engage import ACCESS, ACCOUNT, ENDED, KIM_1, PACO_1, REFRESH, EngageEmulator
+
+    engage = EngageEmulator(engage_rate_limit=100_000)
+    try:
+        callback = (dt.datetime.now(ZoneInfo("America/New_York")) + dt.timedelta(days=2)).replace(
+            hour=10, minute=30, second=0, microsecond=0
+        )
+        rows = write_csv(
+            tmp_path / "dispositions.csv",
+            [
+                ["uii", "disposition", "callback", "callBackDTS"],
+                [PACO_1, "SALE", "false", ""],
+                [KIM_1, "CALLBACK", "true", callback.strftime("%Y/%m/%d %H:%M:%S")],
+                [ENDED, "NO ANSWER", "", ""],
+            ],
+        )
+        served = start_page(engage.base_url)  # started with the platform's address, not Engage's
+        page = tab
+        page.goto(served.url)
+        page.fill("#timezone", "America/New_York")
+        page.select_option("#api", "engage_disposition")
+        assert "This API's address looks like https://engage.ringcentral.com/voice" in page.inner_text(
+            "#base-url-example"
+        )
+        choose_api(page, "engage_disposition", {"account_id": ACCOUNT}, address=engage.voice)
+        assert page.inner_text("#base-url-example") == ""
+        assert page.is_visible("#refresh-token") and page.is_hidden("#own-organization_id")
+        page.fill("#token", ACCESS)
+        page.fill("#refresh-token", REFRESH)
+        page.set_input_files("#file-input", str(rows))
+        page.wait_for_selector("#to-columns:not([disabled])")
+        page.click("#to-columns")
+        page.wait_for_selector("#columns-body tr")
+        page.click("#to-preview")
+        page.wait_for_selector("#start-upload:not([disabled])")
+        assert numbers(page.inner_text("#counts"))[:3] == [3, 3, 0]
+        assert callback.strftime("%Y-%m-%d 10:30:00 E") in page.inner_text("#clocks-body")  # EST or EDT
+        upload(page)
+        assert "1 failed: the call had ended (CallEnded)" in page.inner_text("#failed-classes")
+        report = {r["uii"]: r for r in download(page, "#download-xlsx", tmp_path)}
+        assert report[PACO_1]["status"] == report[KIM_1]["status"] == "updated"
+        assert report[ENDED]["failure_kind"] == "call-ended"
+        calls = engage.calls()
+        assert calls[KIM_1]["disposition"]["callBackDTS"] == callback.strftime("%Y%m%d%H%M%S")
+        assert calls[PACO_1]["disposition"]["disposition"] == "SALE"
+        log = served.stop()
+        for secret in (ACCESS, REFRESH):
+            assert secret not in page.content() and secret not in log
+            for path in served.state.rglob("*"):
+                if path.is_file():
+                    assert secret.encode() not in path.read_bytes(), path
+    finally:
+        engage.stop()

@@ -121,6 +121,16 @@ class Target:
         """The failure kinds of this target that are final (never sent again unasked)."""
         return frozenset({self.not_found.kind}) if self.not_found else frozenset()
 
+    def failure_words(self, error_class: str) -> str:
+        """What a failure of this error class means, in the target's own words ('' when it has none).
+
+        >>> from uploader.targets import TARGETS
+        >>> TARGETS["calls_in_progress"].failure_words("CallEnded"), TARGETS["signals"].failure_words("X")
+        ('the call had ended', '')
+        """
+        final = self.not_found
+        return final.words if final is not None and final.error_class == error_class else ""
+
     @property
     def id_columns(self) -> tuple[str, ...]:
         """The ids a success carries, as the report's columns (declared with the fields)."""

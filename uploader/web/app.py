@@ -149,13 +149,37 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     async def page(request: Request):
         template = _templates.get_template("index.html")
-        apis = [{"name": name, "title": target.title} for name, target in TARGETS.items()]
+        apis = [
+            {
+                "name": name,
+                "title": target.title,
+                "refresh": bool(target.refresh_token_env),
+                "example": target.base_url_example,
+            }
+            for name, target in TARGETS.items()
+        ]
+        # Each target's own settings, from its declaration: a field each, shown for the APIs that declare it.
+        own: dict[str, dict] = {}
+        for name, target in TARGETS.items():
+            for option in target.options:
+                if option.cli:
+                    field = own.setdefault(option.name, {"option": option, "apis": []})
+                    field["apis"].append(name)
         regions = sorted((r, phonenumbers.country_code_for_region(r)) for r in phonenumbers.SUPPORTED_REGIONS)
         html = template.render(
             apis=apis,
             timezones=sorted(zoneinfo.available_timezones()),
             regions=regions,
             default_api=workspace.settings.api,
+            own=[
+                {
+                    "name": name,
+                    "help": f["option"].help.split(": ", 1)[-1],
+                    "value": workspace.settings.option(name) or "",
+                    "apis": " ".join(f["apis"]),
+                }
+                for name, f in own.items()
+            ],
             default_region=workspace.settings.phone_region,
             base_url=workspace.settings.base_url or "",
             version=__version__,
@@ -217,7 +241,7 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     async def token(request: Request):
         data = await body(request)
-        workspace.set_token(str(data["api"]), str(data.get("token", "")))
+        workspace.set_token(str(data["api"]), str(data.get("token", "")), str(data.get("kind") or "token"))
         return JSONResponse({"ok": True})
 
     async def preview(request: Request):

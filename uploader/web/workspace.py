@@ -141,12 +141,19 @@ class Workspace:
         REDACT.add_secret(token.reveal())
         self._tokens[env] = token
 
-    def set_token(self, api: str, value: str) -> None:
-        """The token the page's password field gave, for ``api``'s kind of token."""
+    def set_token(self, api: str, value: str, kind: str = "token") -> None:
+        """A token the page's password field gave, for ``api``: its access token, or (``kind="refresh"``)
+        the refresh token that renews it (Engage Voice)."""
         value = value.strip()
         if not value:
             raise UsageError("the token is empty")
-        self._remember(_target(api).token_env, Secret(value))
+        target = _target(api)
+        if kind == "refresh":
+            if not target.refresh_token_env:
+                raise UsageError(f"the {target.title} takes no refresh token")
+            self._remember(target.refresh_token_env, Secret(value))
+        else:
+            self._remember(target.token_env, Secret(value))
 
     def has_token(self, api: str) -> bool:
         target = _target(api)
@@ -254,6 +261,8 @@ class Workspace:
         """The server's settings with the page's choices (API, timezone, region, sheet, mapping, a target's own)."""
         mapping = options.get("mapping") or {}
         flags = {
+            # The API's address, when the page gives one (Engage Voice's differs from the platform's).
+            "base_url": str(options.get("base_url") or "").strip() or self.settings.base_url,
             "api": options.get("api") or self.settings.api,
             "timezone": options.get("timezone") or None,
             "phone_region": options.get("phone_region") or None,
@@ -1002,6 +1011,8 @@ class WebRun:
                 "counts": dict(counts),
                 "shown": status_order([*shown, *counts]),
                 "failed_by_class": {k: v for k, v in self.failed_by_class.items() if k != NOT_SENT_CLASS},
+                # what each failure means, in the target's words ("the call had ended"), where it has some
+                "failed_words": {k: target.failure_words(k) for k in self.failed_by_class if target} if target else {},
                 "rate": round(rate, 1),
                 "seconds_left": None if left is None else round(left),
                 "elapsed": round(elapsed, 1),

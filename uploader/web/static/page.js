@@ -120,12 +120,34 @@ async function loadColumns(render) {
 // The token field is handed to the server whenever it holds something: before the columns,
 // before an upload or a retry, so a token typed after the "no API token" message is the one used.
 async function handToken() {
-  const token = $("token").value;
-  if (!token) return;
-  await call("/api/token", { json: { api: $("api").value, token } });
-  $("token").value = "";
-  state.tokens[$("api").value] = true;
+  for (const [id, kind] of [["token", "token"], ["refresh-token", "refresh"]]) {
+    const token = $(id).value;
+    if (!token) continue;
+    await call("/api/token", { json: { api: $("api").value, token, kind } });
+    $(id).value = "";
+    state.tokens[$("api").value] = true;
+  }
   tokenState();
+}
+
+// The chosen API's own settings (from its declaration: an organization, an account), its kind of
+// token, and what its address looks like.
+function apiChanged() {
+  const api = $("api").value;
+  for (const node of document.querySelectorAll("[data-apis]")) node.hidden = !node.dataset.apis.split(" ").includes(api);
+  const option = $("api").selectedOptions[0];
+  for (const node of document.querySelectorAll(".refresh")) node.hidden = option.dataset.refresh !== "1";
+  const example = option.dataset.example;
+  let same = false;
+  try { same = new URL($("base-url-input").value).pathname.split("/")[1] === new URL(example).pathname.split("/")[1]; } catch (e) { /* not an address yet */ }
+  $("base-url-example").textContent = same ? "" : "This API's address looks like " + example;
+  tokenState();
+}
+
+function ownSettings() {
+  const out = {};
+  for (const input of document.querySelectorAll("input.own")) if (!input.hidden && input.value.trim()) out[input.dataset.name] = input.value.trim();
+  return out;
 }
 
 function tokenState() {
@@ -216,6 +238,7 @@ async function runPreview() {
     const preview = await call("/api/preview", { json: {
       file: state.file, api: $("api").value, sheet: $("sheet").value || null, timezone: $("timezone").value.trim(),
       phone_region: $("region").value, mapping: chosen, header_row: state.headerRow,
+      base_url: $("base-url-input").value.trim(), ...ownSettings(),
       mapping_name: Object.keys(chosen).length ? $("mapping-name").value : "" } });
     state.preview = preview.id;
     state.page = 0;
@@ -489,8 +512,9 @@ function showReport(s) {
   drawChart(statuses);
   $("report-whole").textContent = retry && s.report_statuses ? "The report now holds: "
     + Object.entries(s.report_statuses).map(([k, v]) => v.toLocaleString() + " " + k).join(", ") + "." : "";
+  const words = s.failed_words || {};
   $("failed-classes").replaceChildren(...Object.entries(s.failed_by_class || {}).map(([k, v]) =>
-    el("li", { text: v.toLocaleString() + " failed: " + k })));
+    el("li", { text: v.toLocaleString() + " failed: " + (words[k] ? words[k] + " (" + k + ")" : k) })));
   const hasReport = Boolean(s.report);
   for (const [id, ext] of [["download-xlsx", "xlsx"], ["download-csv", "csv"]]) {
     const link = $(id);
@@ -606,7 +630,10 @@ async function begin() {
     try { $("file-input").files = files; } catch (e) { /* an old browser: the name below still says it */ }
     sendFile(files[0]);
   });
-  $("api").addEventListener("change", () => { tokenState(); state.chosen = null; if (state.file) loadColumns(!$("step-columns").hidden); });
+  apiChanged();
+  $("api").addEventListener("change", () => { apiChanged(); state.chosen = null; if (state.file) loadColumns(!$("step-columns").hidden); });
+  $("base-url-input").addEventListener("change", apiChanged);
+  $("refresh-token").addEventListener("change", () => { handToken().catch(() => {}); });
   $("sheet").addEventListener("change", () => { state.headerRow = null; state.chosen = null; loadColumns(!$("step-columns").hidden); });
   $("header-row").addEventListener("change", () => { state.headerRow = Number($("header-row").value); state.chosen = null; loadColumns(true); });
   $("token").addEventListener("change", () => { handToken().catch(() => {}); });
