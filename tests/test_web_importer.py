@@ -691,3 +691,83 @@ def test_an_engage_voice_disposition_file_with_a_callback_time_from_the_page(tmp
                     assert secret.encode() not in path.read_bytes(), path
     finally:
         engage.stop()
+
+
+def live_page(tmp_path, start_page):
+    from test_calls_in_progress import LIVE_CALLS, ORIGIN, LiveEmulator
+
+    calls_file = tmp_path / "live_calls.json"
+    calls_file.write_text(json.dumps(LIVE_CALLS), encoding="utf-8")
+    emulator = LiveEmulator(live_calls_file=calls_file, clock_start=ORIGIN, clock_speed=0.0)
+    served = start_page(emulator.base_url)
+    return emulator, served
+
+
+def test_a_lookups_file_from_the_page(tmp_path, start_page, tab):
+    emulator, served = live_page(tmp_path, start_page)
+    try:
+        crm = write_csv(
+            tmp_path / "crm.csv",
+            [
+                ["CRM Id", "transaction_id", "external_unique_id"],
+                ["A1", "T-1", ""],
+                ["A2", "T-404", ""],
+                ["A3", "", "crm-2"],
+            ],
+        )
+        page = tab
+        page.goto(served.url)
+        choose_api(page, "calls_in_progress", {"organization_type": "Advertiser", "organization_id": "1234"})
+        page.fill("#token", TOKEN)
+        page.set_input_files("#file-input", str(crm))
+        page.wait_for_selector("#to-columns:not([disabled])")
+        page.select_option("#calls-format", "xlsx")
+        page.click("#calls-lookups")
+        page.wait_for_selector("#calls-export:not([hidden])")
+        assert page.inner_text("#calls-status") == "3 lookup(s): 2 found, 1 not-found"
+        accessible(page, "the calls view after lookups")
+        rows = {r["CRM Id"]: r for r in download(page, "#calls-export", tmp_path)}
+        assert {k: r["lookup_status"] for k, r in rows.items()} == {"A1": "found", "A2": "not-found", "A3": "found"}
+        assert "T-2" in rows["A3"].values(), rows["A3"]  # found by its external id
+        assert all(c["updates"] == 0 for c in emulator.calls().values())  # a lookup changes nothing
+    finally:
+        emulator.stop()
+
+
+def test_a_watch_keeps_a_call_that_started_and_ended_between_two_looks_of_the_page(tmp_path, start_page, tab):
+    emulator, served = live_page(tmp_path, start_page)
+    try:
+        page = tab
+        page.goto(served.url)
+        page.select_option("#api", "calls_in_progress")
+        page.fill("#own-organization_type", "Advertiser")
+        page.fill("#own-organization_id", "1234")
+        page.fill("#token", TOKEN)
+        page.fill("#calls-every", "0.2")
+        page.select_option("#calls-format", "jsonl")
+        page.click("#calls-watch")
+        page.wait_for_selector("#calls-body tr[data-call='T-1']")
+        # T-5 starts 100 s after the clock's start and lasts 40 s: it comes and goes while the page waits
+        page.evaluate(
+            "() => { window.shown = new Set(); new MutationObserver(() => { for (const r of "
+            "document.querySelectorAll('#calls-body tr')) window.shown.add(r.dataset.call + ':' + "
+            "r.lastChild.textContent); }).observe(document.getElementById('calls-body'), {childList: true}); }"
+        )
+        emulator.move_clock(120)
+        time.sleep(0.6)  # three looks of the watch
+        emulator.move_clock(60)
+        page.wait_for_function("() => [...window.shown].includes('T-5:ended')")
+        row = page.inner_text("#calls-body tr[data-call='T-5']")
+        assert "+17185550142" in row and row.endswith("ended")
+        assert page.inner_text("#calls-body tr[data-call='T-1']").endswith("on")
+        page.click("#calls-stop")
+        page.wait_for_selector("#calls-export:not([hidden])")
+        assert page.inner_text("#calls-status").startswith("captured 4 call(s) in ")
+        with page.expect_download() as done:
+            page.click("#calls-export")
+        path = tmp_path / done.value.suggested_filename
+        done.value.save_as(path)
+        exported = {json.loads(line)["transaction_id"] for line in path.read_text().splitlines()}
+        assert {"T-1", "T-2", "T-5", "T-6"} <= exported and "T-3" not in exported
+    finally:
+        emulator.stop()

@@ -114,7 +114,8 @@ class LookupAnswered:
 
 @dataclass(frozen=True)
 class CallSeen:
-    """A watch saw a call for the first time (``new``) or saw it change (``changed``): the call's row."""
+    """A watch saw a call for the first time (``new``), saw it change (``changed``) or no longer listed
+    (``gone``: the call ended): the call's row."""
 
     kind: str
     row: dict

@@ -366,6 +366,7 @@ def _watch(
                     calls[row[key]] = merged
                 for gone in listed - now:
                     changes.write("gone", stamp, {key: gone, "last_seen_utc": calls[gone]["last_seen_utc"]})
+                    emit(CallSeen("gone", calls[gone]))
                 listed = now
                 changes.flush()
             emit(Polled(result.polls, None if found is None else len(found), len(calls), max(late, 0.0)))

@@ -28,7 +28,7 @@ from .._version import __version__
 from ..errors import UploaderError
 from ..messages import size_text, told
 from ..report import report_as
-from ..targets import TARGETS
+from ..targets import LISTINGS, TARGETS
 from .workspace import FileTooLarge, Workspace, journal_sources
 
 COOKIE = "signal_uploader_key"
@@ -171,6 +171,7 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
             timezones=sorted(zoneinfo.available_timezones()),
             regions=regions,
             default_api=workspace.settings.api,
+            listings=LISTINGS,
             own=[
                 {
                     "name": name,

@@ -406,7 +406,8 @@ class Workspace:
         kind = options.get("format") or "csv"
         if kind not in ("csv", "xlsx", "jsonl"):
             raise UsageError(f"calls export as csv, xlsx or jsonl, not {kind!r}")
-        settings = self._with_tokens(self.settings_for({"api": LISTINGS[listing]}))
+        chosen = {k: v for k, v in options.items() if k == "base_url" or k in TARGET_OPTIONS}
+        settings = self._with_tokens(self.settings_for({**chosen, "api": LISTINGS[listing]}))
         suffix = "." + kind
         job_id = secrets.token_hex(8)
         out = self.root / "calls" / f"{job_id}{suffix}"
@@ -1048,10 +1049,14 @@ class WebCalls:
     def progress(self, event) -> None:
         with self._lock:
             if isinstance(event, CallSeen):
-                key = event.row.get("transaction_id") or json.dumps(event.row, sort_keys=True)
+                row = event.row
+                key = row.get("transaction_id") or row.get("uii") or json.dumps(row, sort_keys=True)
                 now = datetime.now(UTC).isoformat(timespec="seconds")
-                first = self.seen.get(key, {}).get("first_seen", now)
-                self.seen[key] = {**event.row, "first_seen": first, "last_seen": now, "sighting": event.kind}
+                if event.kind == "gone":  # kept, with when it was last listed: the call has ended
+                    self.seen[key] = {**self.seen.get(key, row), "sighting": "ended"}
+                else:
+                    first = self.seen.get(key, {}).get("first_seen", now)
+                    self.seen[key] = {**row, "first_seen": first, "last_seen": now, "sighting": event.kind}
             elif isinstance(event, LookupAnswered):
                 self.lookups[event.status] += 1
             elif isinstance(event, Polled):

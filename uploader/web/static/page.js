@@ -119,13 +119,14 @@ async function loadColumns(render) {
 
 // The token field is handed to the server whenever it holds something: before the columns,
 // before an upload or a retry, so a token typed after the "no API token" message is the one used.
-async function handToken() {
+async function handToken(api) {
+  api = api || $("api").value;
   for (const [id, kind] of [["token", "token"], ["refresh-token", "refresh"]]) {
     const token = $(id).value;
     if (!token) continue;
-    await call("/api/token", { json: { api: $("api").value, token, kind } });
+    await call("/api/token", { json: { api, token, kind } });
     $(id).value = "";
-    state.tokens[$("api").value] = true;
+    state.tokens[api] = true;
   }
   tokenState();
 }
@@ -144,9 +145,12 @@ function apiChanged() {
   tokenState();
 }
 
-function ownSettings() {
+function ownSettings(api) {
+  api = api || $("api").value;
   const out = {};
-  for (const input of document.querySelectorAll("input.own")) if (!input.hidden && input.value.trim()) out[input.dataset.name] = input.value.trim();
+  for (const input of document.querySelectorAll("input.own")) {
+    if (input.dataset.apis.split(" ").includes(api) && input.value.trim()) out[input.dataset.name] = input.value.trim();
+  }
   return out;
 }
 
@@ -581,6 +585,65 @@ async function loadRuns() {
     : [el("tr", {}, el("td", { colspan: "5", text: "Nothing uploaded yet." }))]));
 }
 
+// ---- calls on now -------------------------------------------------------------
+
+const CALL_COLUMNS = ["transaction_id", "uii", "calling_phone_number", "destination_phone_number", "external_unique_id",
+                      "ani", "dnis", "agent", "product", "first_seen", "last_seen", "sighting"];
+
+function callsListingChanged() {
+  const listing = $("calls-listing").value;
+  for (const node of document.querySelectorAll("[data-listing]")) node.hidden = node.dataset.listing !== listing;
+}
+
+async function startCalls(kind) {
+  const listing = $("calls-listing").value;
+  const api = $("calls-listing").selectedOptions[0].dataset.api;
+  await handToken(api);
+  const body = { listing, format: $("calls-format").value, base_url: $("base-url-input").value.trim(), ...ownSettings(api) };
+  for (const input of document.querySelectorAll(".calls-filter")) if (!input.hidden && input.value.trim()) body[input.dataset.name] = input.value.trim();
+  if (kind === "watch") body.watch = Number($("calls-every").value) || 5;
+  if (kind === "lookups") {
+    if (!state.file) { say("choose a file in step 1 first", "its rows are looked up one by one"); return; }
+    body.file = state.file;
+  }
+  const started = await call("/api/calls", { json: body });
+  state.calls = started.calls;
+  $("calls-export").hidden = true;
+  $("calls-stop").disabled = false;
+  $("calls-status").textContent = kind === "watch" ? "Watching…" : "Asking the API…";
+  followCalls(started.calls);
+}
+
+function followCalls(id) {
+  clearTimeout(state.callsTimer);
+  const tick = async () => {
+    let snapshot;
+    try { snapshot = await call("/api/calls/" + id); } catch (e) { return; }
+    if (state.calls !== id) return;
+    showCalls(snapshot);
+    if (snapshot.state === "running") state.callsTimer = setTimeout(tick, 700);
+  };
+  tick();
+}
+
+function showCalls(s) {
+  const lookups = Object.entries(s.lookups || {}).map(([k, v]) => v.toLocaleString() + " " + k).join(", ");
+  const running = s.state === "running";
+  let status = s.headline || (s.job === "watch" ? "Watching: " + s.polls.toLocaleString() + " looks, "
+    + s.captured.toLocaleString() + " calls seen" : lookups ? "Looked up so far: " + lookups : "Asking the API…");
+  if (!running && s.message) status += " — " + s.message;
+  if (!running && s.state === "cancelled") status = "Stopped. " + status;
+  $("calls-status").textContent = status;
+  const shown = CALL_COLUMNS.filter((c) => s.calls.some((row) => row[c] !== undefined && row[c] !== ""));
+  $("calls-head").replaceChildren(el("tr", {}, ...shown.map((c) => el("th", { scope: "col", text: c.replaceAll("_", " ") }))));
+  $("calls-body").replaceChildren(...s.calls.map((row) => el("tr", { "data-call": row.transaction_id || row.uii || "" },
+    ...shown.map((c) => el("td", { text: c === "sighting" ? ({ ended: "ended", new: "on", changed: "on (changed)" }[row[c]] || row[c] || "") : (row[c] || "") })))));
+  $("calls-stop").disabled = !running;
+  const link = $("calls-export");
+  link.hidden = !s.export;
+  link.href = s.export ? "/api/calls/" + s.id + "/export" : "#";
+}
+
 function when(iso) {
   return (iso || "").replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC");
 }
@@ -631,6 +694,12 @@ async function begin() {
     sendFile(files[0]);
   });
   apiChanged();
+  callsListingChanged();
+  $("calls-listing").addEventListener("change", callsListingChanged);
+  $("calls-list").addEventListener("click", () => quietly(startCalls("list")));
+  $("calls-watch").addEventListener("click", () => quietly(startCalls("watch")));
+  $("calls-lookups").addEventListener("click", () => quietly(startCalls("lookups")));
+  $("calls-stop").addEventListener("click", () => quietly(call("/api/calls/" + state.calls + "/cancel", { json: {} })));
   $("api").addEventListener("change", () => { apiChanged(); state.chosen = null; if (state.file) loadColumns(!$("step-columns").hidden); });
   $("base-url-input").addEventListener("change", apiChanged);
   $("refresh-token").addEventListener("change", () => { handToken().catch(() => {}); });
