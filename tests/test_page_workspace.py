@@ -98,6 +98,10 @@ def test_command_line_words_are_said_in_the_pages_own():
     assert "--" not in said and "command" not in said and "/home" not in said
     assert "the report is below" in said and "uploading the file again" in said
     assert size_text(10 << 10) == "10 KB" and size_text(200 << 20) == "200 MB"
+    renewal = page_words(
+        "check ENGAGE_VOICE_REFRESH_TOKEN (or --refresh-token-file): it may have expired or been used already"
+    )
+    assert renewal.startswith("check the refresh token given on this page:") and "--" not in renewal
 
 
 def test_what_is_older_than_the_kept_time_is_forgotten_and_a_run_can_be_forgotten(tmp_path):

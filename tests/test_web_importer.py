@@ -630,6 +630,9 @@ def test_a_calls_in_progress_bulk_update_with_an_ended_call_from_the_page(tmp_pa
         assert calls["T-1"]["external_unique_id"] == "crm-1" and calls["T-3"]["updates"] == 0
         assert {c["name"]: c["value"] for c in calls["T-1"]["custom_data"]}["Five9 Disposition"] == "SALE"
         assert TOKEN not in page.content() and TOKEN not in served.stop()
+        for path in served.state.rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path
     finally:
         emulator.stop()
 
@@ -730,6 +733,13 @@ def test_a_lookups_file_from_the_page(tmp_path, start_page, tab):
         assert {k: r["lookup_status"] for k, r in rows.items()} == {"A1": "found", "A2": "not-found", "A3": "found"}
         assert "T-2" in rows["A3"].values(), rows["A3"]  # found by its external id
         assert all(c["updates"] == 0 for c in emulator.calls().values())  # a lookup changes nothing
+
+        # the listing's filters, as the command line's: one call by its transaction id
+        page.fill("#calls-transaction_id", "T-2")
+        page.click("#calls-list")
+        page.wait_for_function("() => document.getElementById('calls-status').textContent.includes('in progress')")
+        assert page.locator("#calls-body tr").count() == 1
+        assert page.get_attribute("#calls-body tr", "data-call") == "T-2"
     finally:
         emulator.stop()
 
@@ -771,3 +781,126 @@ def test_a_watch_keeps_a_call_that_started_and_ended_between_two_looks_of_the_pa
         assert {"T-1", "T-2", "T-5", "T-6"} <= exported and "T-3" not in exported
     finally:
         emulator.stop()
+
+
+def engage_page(tmp_path, start_page, page, **config):
+    from test_engage import ACCESS, ACCOUNT, EngageEmulator
+
+    engage = EngageEmulator(**{"engage_rate_limit": 100_000, **config})
+    served = start_page(engage.base_url)
+    page.goto(served.url)
+    page.fill("#base-url-input", engage.voice)
+    page.dispatch_event("#base-url-input", "change")
+    page.select_option("#api", "engage_recording")
+    page.fill("#own-account_id", ACCOUNT)
+    page.fill("#token", ACCESS)
+    return engage, served
+
+
+def test_a_recording_toggle_chosen_from_the_engage_listing(tmp_path, start_page, tab):
+    from test_engage import ACCESS, KIM_1, PACO_1, REFRESH
+
+    page = tab
+    engage, served = engage_page(tmp_path, start_page, page)
+    page.fill("#token", "an-expired-access-token")  # renewed with the refresh token on the first 401
+    page.fill("#refresh-token", REFRESH)
+    try:
+        before = {u: c["recording"] for u, c in engage.calls().items()}
+        page.select_option("#calls-listing", "engage")
+        assert page.is_visible("#calls-product") and page.is_hidden("#calls-transaction_id")
+        page.click("#calls-list")
+        page.wait_for_selector(f"#calls-body tr[data-call='{PACO_1}']")
+        accessible(page, "the Engage listing")
+        for uii in (PACO_1, KIM_1):
+            page.check(f"#calls-body input[value='{uii}']")
+        assert page.inner_text("#calls-ticked") == "2 calls ticked"
+        page.select_option("#calls-action", label="Turn recording off")
+        page.click("#calls-make-file")
+        page.wait_for_selector("#step-columns:not([hidden])")
+        assert page.input_value("#api") == "engage_recording"
+        assert page.locator("#columns-body th").all_inner_texts() == ["uii", "record"]
+        page.click("#to-preview")
+        page.wait_for_selector("#start-upload:not([disabled])")
+        assert numbers(page.inner_text("#counts"))[:3] == [2, 2, 0]
+        assert engage.requests_log() == [] or all("toggle" not in str(r) for r in engage.requests_log())
+        upload(page)
+        assert "access token renewed once" in page.inner_text("#progress-text")  # said, never shown
+        after = {u: c["recording"] for u, c in engage.calls().items()}
+        assert after[PACO_1] is False and after[KIM_1] is False
+        assert {u: v for u, v in after.items() if u not in (PACO_1, KIM_1)} == {
+            u: v for u, v in before.items() if u not in (PACO_1, KIM_1)
+        }
+        report = {r["uii"]: r for r in download(page, "#download-csv", tmp_path)}
+        assert report[PACO_1]["status"] == report[KIM_1]["status"] == "updated"
+        log = served.stop()
+        for secret in (ACCESS, REFRESH, "an-expired-access-token", "engage-access-", "engage-refresh-"):
+            assert secret not in page.content() and secret not in log
+            for path in served.state.rglob("*"):
+                if path.is_file():
+                    assert secret.encode() not in path.read_bytes(), path
+    finally:
+        engage.stop()
+
+
+def test_manual_calls_under_lost_answers_are_dialled_once_and_the_unknown_sent_only_when_confirmed(
+    tmp_path, start_page, tab
+):
+    from test_engage import AGENTS
+
+    page = tab
+    engage, served = engage_page(tmp_path, start_page, page, lost_answer_rate=0.5, seed=7)
+    try:
+        rows = [["username", "destination", "ringDuration", "callerId"]]
+        rows += [[AGENTS[i % 3], f"(650) 555-{1000 + i}", "20", "866-123-4567"] for i in range(12)]
+        page.select_option("#api", "engage_manual_call")
+        page.set_input_files("#file-input", str(write_csv(tmp_path / "dial.csv", rows)))
+        page.wait_for_selector("#to-columns:not([disabled])")
+        page.click("#to-columns")
+        page.click("#to-preview")
+        page.wait_for_selector("#start-upload:not([disabled])")
+        asked = []
+
+        def answer(dialog, accept: bool) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda d: answer(d, False))
+        page.click("#start-upload")
+        page.wait_for_timeout(300)
+        assert asked and asked[0].startswith("Send 12 Engage Voice manual call") and engage.state()["dials"] == []
+        page.evaluate(
+            "() => { window.seen = []; new MutationObserver(() => window.seen.push("
+            "document.getElementById('progress-text').textContent)).observe("
+            "document.getElementById('progress-text'), {childList: true, characterData: true, subtree: true}); }"
+        )
+        page.once("dialog", lambda d: answer(d, True))
+        page.click("#start-upload")
+        page.wait_for_selector("#step-report:not([hidden])")
+        # the Engage pace, shown while it runs, against the documented limit
+        assert any("requests a minute (the API allows 120)" in text for text in page.evaluate("window.seen"))
+        dials = [d["destination"] for d in engage.state()["dials"]]
+        assert sorted(dials) == sorted(f"650555{1000 + i}" for i in range(12))  # each once
+        report = download(page, "#download-csv", tmp_path)
+        unknown = [r for r in report if r["status"] == "unknown"]
+        assert unknown and {r["status"] for r in report} == {"created", "unknown"}
+        assert f"unknown {len(unknown)}" in page.inner_text("#chart-caption")
+        assert page.is_visible("#retry-unknown")
+
+        # the analyst is asked, with the count; refused, nothing is dialled
+        page.once("dialog", lambda d: answer(d, False))
+        page.click("#retry-unknown")
+        page.wait_for_timeout(300)
+        assert f"Send again the {len(unknown)} row" in asked[-1] and len(engage.state()["dials"]) == 12
+        engage.control("faults", {"lost_answer_rate": 0})
+        page.once("dialog", lambda d: answer(d, True))
+        page.click("#retry-unknown")
+        page.wait_for_function(
+            "() => document.getElementById('report-headline').textContent.startsWith('The retry is')"
+        )
+        assert len(engage.state()["dials"]) == 12 + len(unknown)
+        assert f"created {len(unknown)}" in page.inner_text("#chart-caption")
+        from test_engage import ACCESS
+
+        assert ACCESS not in served.stop()
+    finally:
+        engage.stop()

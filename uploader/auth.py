@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -80,7 +81,9 @@ class RefreshingToken:
         timeout: float = 30.0,
         ca_bundle: str | None = None,
         attempts: int = 3,
+        on_renew: Callable[[int], None] | None = None,
     ):
+        self.on_renew = on_renew  # told the count after each renewal (a run's TokenRenewed event)
         self._access = access
         self._refresh = refresh
         self.url = url
@@ -159,12 +162,14 @@ class RefreshingToken:
                 self._refresh = Secret(renewed)
             self.refreshes += 1
             log.info("renewed the access token (%d so far)", self.refreshes)
+            if self.on_renew is not None:
+                self.on_renew(self.refreshes)
             return
         raise TransportError(f"could not renew the access token: {last}", hint="check the network and try again")
 
 
-def token_source(settings) -> StaticToken | RefreshingToken:
-    """The run's token source: refreshing when the settings hold a refresh token."""
+def token_source(settings, on_renew: Callable[[int], None] | None = None) -> StaticToken | RefreshingToken:
+    """The run's token source: refreshing when the settings hold a refresh token (``on_renew`` hears of each)."""
     refresh = getattr(settings, "refresh_token", None)
     if refresh is None or settings.base_url is None:
         return StaticToken(settings.token)
@@ -174,4 +179,5 @@ def token_source(settings) -> StaticToken | RefreshingToken:
         settings.option("auth_url") or refresh_url_for(settings.base_url),
         timeout=settings.timeout,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        on_renew=on_renew,
     )

@@ -122,6 +122,13 @@ class CallSeen:
 
 
 @dataclass(frozen=True)
+class TokenRenewed:
+    """The access token was renewed with the refresh token (Engage Voice): how many times so far."""
+
+    count: int
+
+
+@dataclass(frozen=True)
 class Polled:
     """A watch's poll is done: how many calls it listed (None: it failed), how many are captured so far,
     and how late it began against its schedule (seconds)."""

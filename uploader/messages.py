@@ -84,6 +84,10 @@ _PAGE_WORDS: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"--header-row"), "the header row choice"),
     (re.compile(r"--map '([^']*)'"), r"the column step (\1)"),
     (re.compile(r"--phone-region"), "the country of phone numbers"),
+    (
+        re.compile(r"(?:check )?[A-Z_]+_REFRESH_TOKEN \(or --refresh-token-file\)"),
+        "check the refresh token given on this page",
+    ),
     (re.compile(r"(?:check )?[A-Z_]+_TOKEN \(or --token-file\)"), "check the API token given on this page"),
     (re.compile(r"[A-Z_]+_TOKEN or --token-file"), "the API token given on this page"),
     (re.compile(r"--include-not-found"), "'Send again, including calls not found yet'"),

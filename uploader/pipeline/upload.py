@@ -19,7 +19,7 @@ from ..auth import token_source
 from ..cancel import Cancellation
 from ..config import Settings
 from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError, UploaderError
-from ..events import Listener, RowAnswered, Summarised, nobody
+from ..events import Listener, RowAnswered, Summarised, TokenRenewed, nobody
 from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..locking import ContentLock, SourceLock
 from ..outcome import FAILED, NOT_SENT_CLASS, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
@@ -374,7 +374,7 @@ class _Upload:
             sender = Sender(
                 self.target,
                 settings.base_url,
-                token_source(settings),
+                token_source(settings, on_renew=lambda count: self.emit(TokenRenewed(count))),
                 policy,
                 ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
                 emit=self.emit,

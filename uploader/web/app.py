@@ -154,6 +154,8 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
                 "name": name,
                 "title": target.title,
                 "refresh": bool(target.refresh_token_env),
+                "once": not target.idempotent,  # an action that must not happen twice: confirmed first
+                "pace": round(target.documented_rate * 60) if target.documented_rate else 0,
                 "example": target.base_url_example,
             }
             for name, target in TARGETS.items()
@@ -293,7 +295,11 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
 
     async def retry(request: Request):
         data = await body(request)
-        run = workspace.retry(request.path_params["run"], include_not_found=bool(data.get("include_not_found")))
+        run = workspace.retry(
+            request.path_params["run"],
+            include_not_found=bool(data.get("include_not_found")),
+            include_unknown=bool(data.get("include_unknown")),
+        )
         return JSONResponse({"run": run.id})
 
     async def events(request: Request):
@@ -318,6 +324,26 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
     async def find_calls(request: Request):
         calls = workspace.find_calls(await body(request))
         return JSONResponse({"calls": calls.id})
+
+    async def calls_actions(request: Request):
+        data = await body(request)
+        values = data.get("values") or {}
+        stored = await run_in_threadpool(
+            workspace.action_file,
+            request.path_params["calls"],
+            str(data["api"]),
+            [str(u) for u in data.get("calls") or []],
+            {str(k): str(v) for k, v in values.items()},
+        )
+        return JSONResponse(
+            {
+                "id": stored.id,
+                "name": stored.name,
+                "size": stored.size,
+                "size_text": size_text(stored.size),
+                "workbook": False,
+            }
+        )
 
     async def calls_state(request: Request):
         return JSONResponse(workspace.get_calls(request.path_params["calls"]).snapshot())
@@ -367,6 +393,7 @@ def create_app(workspace: Workspace, *, key: str, hosts: set[str]) -> Guard:
         Route("/api/calls/{calls}", api(calls_state)),
         Route("/api/calls/{calls}/cancel", api(cancel_calls), methods=["POST"]),
         Route("/api/calls/{calls}/export", api(calls_export)),
+        Route("/api/calls/{calls}/actions", api(calls_actions), methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("uploader.web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -22,6 +22,8 @@ requests and shapes what the page shows.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import secrets
@@ -48,6 +50,7 @@ from ..events import (
     Polled,
     RowAnswered,
     RowRejected,
+    TokenRenewed,
 )
 from ..fields import squash
 from ..logs import REDACT
@@ -370,20 +373,57 @@ class Workspace:
         )
         return self._start(run, "upload", preview.file.name, settings.api, file_id=preview.file.id)
 
-    def retry(self, run_id: str, *, include_not_found: bool = False) -> WebRun:
-        """Send again the failed rows of a finished run's report (``retry``), updating that report."""
+    def retry(self, run_id: str, *, include_not_found: bool = False, include_unknown: bool = False) -> WebRun:
+        """Send again the failed rows of a finished run's report (``retry``), updating that report.
+
+        ``include_unknown``: also the rows whose outcome is unknown (an action that must not
+        happen twice, sent without an answer): the page asks the analyst first.
+        """
         earlier = self.get_run(run_id)
         report = earlier.record.get("report")
         if not report or not Path(report).is_file():
             raise UsageError("that run left no report to retry from")
         # The report is a file of its own: its one sheet and its header on row 1, not the original's.
-        chosen = replace(earlier.settings, include_not_found=include_not_found, sheet=None, header_row=None)
+        chosen = replace(
+            earlier.settings,
+            include_not_found=include_not_found,
+            include_unknown=include_unknown,
+            sheet=None,
+            header_row=None,
+        )
         settings = self._with_tokens(chosen)
         run = Run(report, settings, job="retry")
-        what = "retry (not-found rows included)" if include_not_found else "retry"
+        what = (
+            "retry (unknown rows included)"
+            if include_unknown
+            else ("retry (not-found rows included)" if include_not_found else "retry")
+        )
         return self._start(run, what, earlier.record["file"], settings.api, file_id=earlier.record.get("file_id"))
 
     # -- calls: listed, watched, looked up ------------------------------------------
+
+    def action_file(self, calls_id: str, api: str, chosen: list[str], values: dict[str, str]) -> StoredFile:
+        """A file of rows for an Engage Voice action, one per chosen call of a listing (by uii).
+
+        It goes through the page's columns, preview and upload like any file: nothing of it
+        bypasses the checks, the journal or the never-twice rule.
+        """
+        calls = self.get_calls(calls_id)
+        target = _target(api)
+        names = target.fields.names
+        if "uii" not in names:
+            raise UsageError(f"the {target.title} does not act on a listed call")
+        listed = {str(c.get("uii")) for c in calls.snapshot(limit=100_000)["calls"]}
+        unknown = [u for u in chosen if u not in listed]
+        if not chosen or unknown:
+            raise UsageError("choose calls from the listing", hint="list the calls again, then tick the ones to act on")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(names)
+        for uii in chosen:
+            writer.writerow([uii if n == "uii" else str(values.get(n, "")) for n in names])
+        stamp = datetime.now().strftime("%Y-%m-%d %H%M%S")
+        return self.add_file(f"{api} {len(chosen)} calls {stamp}.csv", [out.getvalue().encode("utf-8")])
 
     def find_calls(self, options: dict) -> WebCalls:
         """List or watch the calls on now, or look up a stored file's rows: a calls job of :class:`Run`.
@@ -954,6 +994,8 @@ class WebRun:
             elif isinstance(event, ChunkDone):
                 self.done_counts.update(event.statuses)
                 self.live.clear()
+            elif isinstance(event, TokenRenewed):
+                self.record["renewals"] = event.count
             elif isinstance(event, Finished):
                 self._finish(event)
             self.version += 1

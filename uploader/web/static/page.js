@@ -257,6 +257,7 @@ async function runPreview() {
 }
 
 function renderCounts(counts) {
+  state.counts = counts;
   const box = $("counts");
   box.replaceChildren(
     el("span", { class: "count", text: counts.rows.toLocaleString() + " rows" }),
@@ -476,6 +477,12 @@ async function poll(runId) {
   showReport(snapshot);
 }
 
+// Each API's documented pace (requests a minute), from the API list the server rendered.
+const TARGET_PACE = {};
+document.addEventListener("DOMContentLoaded", () => {
+  for (const option of $("api").options) TARGET_PACE[option.value] = Number(option.dataset.pace || 0);
+});
+
 function showProgress(s) {
   const total = s.total || 0;
   const bar = $("progress");
@@ -489,6 +496,9 @@ function showProgress(s) {
   }
   const parts = [s.answered.toLocaleString() + " of " + (total ? total.toLocaleString() : "?") + " rows answered"]
     .concat((s.shown || STATUS_ORDER).map((k) => (c[k] || 0).toLocaleString() + " " + (k === "skipped" ? "skipped (sent before)" : k)));
+  const pace = Number((TARGET_PACE[s.api] || 0));
+  if (s.state === "running" && pace) parts.push("pace " + Math.round(s.rate * 60).toLocaleString() + " requests a minute (the API allows " + pace + ")");
+  if (s.renewals) parts.push("access token renewed " + (s.renewals === 1 ? "once" : s.renewals + " times"));
   if (s.state === "running") {
     parts.push(s.rate.toLocaleString() + " rows/s");
     if (s.seconds_left !== null) parts.push("about " + duration(s.seconds_left) + " left");
@@ -527,6 +537,9 @@ function showReport(s) {
     link.hidden = !hasReport;
   }
   const failed = (statuses.failed || 0) + (statuses["not sent"] || 0) > 0;
+  state.unknown = statuses.unknown || 0;
+  $("retry-unknown").hidden = !state.unknown;
+  $("retry-unknown").textContent = "Send the " + state.unknown.toLocaleString() + " row" + (state.unknown === 1 ? "" : "s") + " whose outcome is unknown…";
   $("retry-failed").disabled = !failed;
   $("retry-not-found").disabled = !failed;
   show("step-report");
@@ -636,12 +649,51 @@ function showCalls(s) {
   $("calls-status").textContent = status;
   const shown = CALL_COLUMNS.filter((c) => s.calls.some((row) => row[c] !== undefined && row[c] !== ""));
   $("calls-head").replaceChildren(el("tr", {}, ...shown.map((c) => el("th", { scope: "col", text: c.replaceAll("_", " ") }))));
-  $("calls-body").replaceChildren(...s.calls.map((row) => el("tr", { "data-call": row.transaction_id || row.uii || "" },
-    ...shown.map((c) => el("td", { text: c === "sighting" ? ({ ended: "ended", new: "on", changed: "on (changed)" }[row[c]] || row[c] || "") : (row[c] || "") })))));
+  const engage = s.calls.some((row) => row.uii);
+  const ticked = new Set([...document.querySelectorAll("#calls-body input.tick:checked")].map((box) => box.value));
+  $("calls-head").firstChild.prepend(el("th", { scope: "col", text: engage ? "Choose" : "" }));
+  $("calls-body").replaceChildren(...s.calls.map((row) => {
+    const first = el("td");
+    if (row.uii) {
+      const box = el("input", { type: "checkbox", class: "tick", value: row.uii, "aria-label": "Choose the call " + row.uii });
+      box.checked = ticked.has(row.uii);
+      box.addEventListener("change", tickedCount);
+      first.append(box);
+    }
+    return el("tr", { "data-call": row.transaction_id || row.uii || "" }, first,
+      ...shown.map((c) => el("td", { text: c === "sighting" ? ({ ended: "ended", new: "on", changed: "on (changed)" }[row[c]] || row[c] || "") : (row[c] || "") })));
+  }));
+  $("calls-actions").hidden = !engage;
+  tickedCount();
   $("calls-stop").disabled = !running;
   const link = $("calls-export");
   link.hidden = !s.export;
   link.href = s.export ? "/api/calls/" + s.id + "/export" : "#";
+}
+
+function tickedCount() {
+  const n = document.querySelectorAll("#calls-body input.tick:checked").length;
+  $("calls-ticked").textContent = n.toLocaleString() + " call" + (n === 1 ? "" : "s") + " ticked";
+  $("calls-make-file").disabled = n === 0;
+}
+
+// The ticked calls become a file for the chosen action, checked and sent as any file is (step 2 on).
+async function makeActionFile() {
+  const option = $("calls-action").selectedOptions[0];
+  const chosen = [...document.querySelectorAll("#calls-body input.tick:checked")].map((box) => box.value);
+  const stored = await call("/api/calls/" + state.calls + "/actions",
+    { json: { api: option.value, calls: chosen, values: JSON.parse(option.dataset.values) } });
+  hideSteps("step-columns", "step-preview", "step-upload", "step-report");
+  state.file = stored.id;
+  state.workbook = false;
+  state.headerRow = null;
+  state.chosen = null;
+  $("api").value = option.value;
+  apiChanged();
+  $("file-name").textContent = stored.name + " (" + stored.size_text + ") is ready: " + option.textContent.trim() + ".";
+  $("to-columns").disabled = false;
+  await loadColumns(true);
+  show("step-columns");
 }
 
 function when(iso) {
@@ -699,6 +751,7 @@ async function begin() {
   $("calls-list").addEventListener("click", () => quietly(startCalls("list")));
   $("calls-watch").addEventListener("click", () => quietly(startCalls("watch")));
   $("calls-lookups").addEventListener("click", () => quietly(startCalls("lookups")));
+  $("calls-make-file").addEventListener("click", () => quietly(makeActionFile()));
   $("calls-stop").addEventListener("click", () => quietly(call("/api/calls/" + state.calls + "/cancel", { json: {} })));
   $("api").addEventListener("change", () => { apiChanged(); state.chosen = null; if (state.file) loadColumns(!$("step-columns").hidden); });
   $("base-url-input").addEventListener("change", apiChanged);
@@ -723,7 +776,13 @@ async function begin() {
   $("back-columns").addEventListener("click", () => show("step-columns"));
   $("prev-page").addEventListener("click", () => turnPage(-1));
   $("next-page").addEventListener("click", () => turnPage(1));
-  $("start-upload").addEventListener("click", () => quietly(startRun("/api/preview/" + state.preview + "/upload")));
+  $("start-upload").addEventListener("click", () => {
+    const option = $("api").selectedOptions[0];
+    const valid = state.counts ? state.counts.valid : 0;
+    if (option.dataset.once === "1" && !window.confirm("Send " + valid.toLocaleString() + " " + option.textContent.trim()
+      + " request" + (valid === 1 ? "" : "s") + "? Each is done once: a row whose answer is lost is not sent again unless you ask.")) return;
+    quietly(startRun("/api/preview/" + state.preview + "/upload"));
+  });
   $("cancel").addEventListener("click", async () => {
     $("cancel").disabled = true;
     $("progress-text").textContent = "Cancelling: nothing more is sent; waiting for the answers in flight…";
@@ -731,6 +790,12 @@ async function begin() {
   });
   $("retry-failed").addEventListener("click", () => quietly(startRun("/api/runs/" + state.run + "/retry", { include_not_found: false })));
   $("retry-not-found").addEventListener("click", () => quietly(startRun("/api/runs/" + state.run + "/retry", { include_not_found: true })));
+  $("retry-unknown").addEventListener("click", () => {
+    const unknown = state.unknown || 0;
+    if (!window.confirm("Send again the " + unknown.toLocaleString() + " row" + (unknown === 1 ? "" : "s")
+      + " whose outcome is unknown? Their first request may have been done already: check each one first.")) return;
+    quietly(startRun("/api/runs/" + state.run + "/retry", { include_unknown: true }));
+  });
   $("start-over").addEventListener("click", () => startOver(true));
 }
 
