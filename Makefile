@@ -79,7 +79,7 @@ web: install
 
 ## screenshots: run the browser tests, keeping each step's screenshot in tests/screenshots/ (for the README)
 screenshots: install browser
-	SIGNAL_UPLOADER_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_web.py tests/test_web_importer.py -q -k "every_step or cancel"
+	SIGNAL_UPLOADER_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_web.py tests/test_web_importer.py -q -k "every_step or cancel or recording_toggle"
 
 ## readme: regenerate the README's table of APIs (from uploader/targets) and its command reference (from the CLI)
 readme: install

@@ -814,6 +814,9 @@ def test_a_recording_toggle_chosen_from_the_engage_listing(tmp_path, start_page,
         for uii in (PACO_1, KIM_1):
             page.check(f"#calls-body input[value='{uii}']")
         assert page.inner_text("#calls-ticked") == "2 calls ticked"
+        folder = SHOTS if os.environ.get("SIGNAL_UPLOADER_SCREENSHOTS") else tmp_path
+        folder.mkdir(exist_ok=True)
+        page.locator("#calls").screenshot(path=str(folder / "1920-calls.png"))
         page.select_option("#calls-action", label="Turn recording off")
         page.click("#calls-make-file")
         page.wait_for_selector("#step-columns:not([hidden])")

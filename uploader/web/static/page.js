@@ -600,8 +600,9 @@ async function loadRuns() {
 
 // ---- calls on now -------------------------------------------------------------
 
-const CALL_COLUMNS = ["transaction_id", "uii", "calling_phone_number", "destination_phone_number", "external_unique_id",
-                      "ani", "dnis", "agent", "product", "first_seen", "last_seen", "sighting"];
+// A watch's own columns, after the API's (whose fields and order come with the rows, as the library flattens them).
+const SEEN_COLUMNS = ["first_seen", "last_seen", "sighting"];
+const MOST_COLUMNS = 9;
 
 function callsListingChanged() {
   const listing = $("calls-listing").value;
@@ -647,7 +648,11 @@ function showCalls(s) {
   if (!running && s.message) status += " — " + s.message;
   if (!running && s.state === "cancelled") status = "Stopped. " + status;
   $("calls-status").textContent = status;
-  const shown = CALL_COLUMNS.filter((c) => s.calls.some((row) => row[c] !== undefined && row[c] !== ""));
+  const own = [];
+  for (const row of s.calls) for (const [c, v] of Object.entries(row)) {
+    if (v !== "" && !SEEN_COLUMNS.includes(c) && !c.endsWith("_utc") && !own.includes(c)) own.push(c);
+  }
+  const shown = own.slice(0, MOST_COLUMNS).concat(SEEN_COLUMNS.filter((c) => s.calls.some((row) => row[c])));
   $("calls-head").replaceChildren(el("tr", {}, ...shown.map((c) => el("th", { scope: "col", text: c.replaceAll("_", " ") }))));
   const engage = s.calls.some((row) => row.uii);
   const ticked = new Set([...document.querySelectorAll("#calls-body input.tick:checked")].map((box) => box.value));
