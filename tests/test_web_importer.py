@@ -581,6 +581,16 @@ def test_every_step_fits_the_window_and_passes_axe(tmp_path, emulator, start_pag
 # ------------------------------------------------- every API's own settings (issue 29's first part)
 
 
+def nowhere(page, served, *secrets: str) -> None:
+    """No token (access or refresh) in the page, the server's output or any file of its state folder."""
+    log = served.stop()
+    for secret in secrets:
+        assert secret not in page.content() and secret not in log
+        for path in served.state.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
 def choose_api(page, api: str, settings: dict[str, str], address: str | None = None) -> None:
     page.select_option("#api", api)
     if address is not None:
@@ -629,10 +639,7 @@ def test_a_calls_in_progress_bulk_update_with_an_ended_call_from_the_page(tmp_pa
         calls = emulator.calls()
         assert calls["T-1"]["external_unique_id"] == "crm-1" and calls["T-3"]["updates"] == 0
         assert {c["name"]: c["value"] for c in calls["T-1"]["custom_data"]}["Five9 Disposition"] == "SALE"
-        assert TOKEN not in page.content() and TOKEN not in served.stop()
-        for path in served.state.rglob("*"):
-            if path.is_file():
-                assert TOKEN.encode() not in path.read_bytes(), path
+        nowhere(page, served, TOKEN)
     finally:
         emulator.stop()
 
@@ -686,12 +693,7 @@ def test_an_engage_voice_disposition_file_with_a_callback_time_from_the_page(tmp
         calls = engage.calls()
         assert calls[KIM_1]["disposition"]["callBackDTS"] == callback.strftime("%Y%m%d%H%M%S")
         assert calls[PACO_1]["disposition"]["disposition"] == "SALE"
-        log = served.stop()
-        for secret in (ACCESS, REFRESH):
-            assert secret not in page.content() and secret not in log
-            for path in served.state.rglob("*"):
-                if path.is_file():
-                    assert secret.encode() not in path.read_bytes(), path
+        nowhere(page, served, ACCESS, REFRESH)
     finally:
         engage.stop()
 
@@ -835,12 +837,7 @@ def test_a_recording_toggle_chosen_from_the_engage_listing(tmp_path, start_page,
         }
         report = {r["uii"]: r for r in download(page, "#download-csv", tmp_path)}
         assert report[PACO_1]["status"] == report[KIM_1]["status"] == "updated"
-        log = served.stop()
-        for secret in (ACCESS, REFRESH, "an-expired-access-token", "engage-access-", "engage-refresh-"):
-            assert secret not in page.content() and secret not in log
-            for path in served.state.rglob("*"):
-                if path.is_file():
-                    assert secret.encode() not in path.read_bytes(), path
+        nowhere(page, served, ACCESS, REFRESH, "an-expired-access-token", "engage-access-", "engage-refresh-")
     finally:
         engage.stop()
 
