@@ -3,7 +3,8 @@
 The real ``signal-uploader serve`` in a subprocess, driven over HTTP with its
 access key as the page's own script does, against the emulator's calls in
 progress. What a supervisor would check: the calls the page shows, the
-lookups' answers, the exported file. (The views that show them are issue 29's.)
+lookups' answers, the exported file. The views that show them are driven in a browser in
+test_web_importer.py.
 """
 
 from __future__ import annotations
