@@ -1113,7 +1113,7 @@ class WebCalls:
                 self.headline = result.headline() if result is not None else ""
                 cancelled = isinstance(event.error, (Cancelled, Interrupted))
                 self.state = "cancelled" if cancelled else ("stopped" if event.error is not None else "finished")
-                self.message = told(event.error).line() if event.error is not None and not cancelled else ""
+                self.message = told(event.error, page=True).line() if event.error is not None and not cancelled else ""
             self.version += 1
 
     def cancel(self) -> None:
