@@ -96,7 +96,7 @@ def check_report(rows):
     assert rows[6]["error_class"] == "RecordNotFound"
     assert rows[6]["error"] == "No call found. Please refer to the documentation."
     # then the original columns, as read
-    assert list(rows[0].keys())[10:] == HEADER
+    assert list(rows[0].keys())[12:] == HEADER
     assert rows[1]["Name"] == "sale" and rows[2]["Sale Amount"] == "15.5"
 
 
@@ -183,7 +183,7 @@ def test_failed_rows_of_a_report_are_a_valid_input(tmp_path, emulator):
     assert "ignored column" not in result.stderr  # the report's own columns are recognised
     new = report_rows(tmp_path / "fixed.results.csv")
     assert [r["status"] for r in new] == ["created", "failed"]
-    assert list(new[0].keys())[10:] == HEADER  # no doubled status columns
+    assert list(new[0].keys())[12:] == HEADER  # no doubled status columns
 
 
 def test_rerunning_the_same_file_skips_what_was_confirmed(tmp_path, emulator):

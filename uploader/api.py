@@ -66,8 +66,9 @@ class RowsResult:
 
     ``rows`` is the report as a DataFrame of text: ``index`` (the row's
     position in the iterable, or its label in the DataFrame given), then the
-    report's columns (``row``, ``status``, ``http_status``, ``error_class``,
-    ``failure_kind``, ``error``, ``warning``, the ids the API answered), then
+    report's columns (``row``, ``status``, ``plan``, ``http_status``,
+    ``error_class``, ``failure_kind``, ``error``, ``warning``, ``plan_note``,
+    the ids the API answered), then
     the row's own columns as sent. Statuses are those of the report:
     ``created``, ``updated``, ``skipped`` (confirmed by an earlier run),
     ``invalid`` (never sent), ``failed``, ``unknown``, ``dry-run``; or, for
@@ -124,6 +125,12 @@ def upload_rows(
     (``INVOCA_API_TOKEN``). Other keyword options are the CLI's, by name:
     ``concurrency``, ``rate``, ``timeout``, ``max_attempts``, ``phone_region``,
     ``force``, ``dry_run``, ``include_not_found``, ``organization_id``, ...
+
+    With ``dry_run=True`` nothing is sent, and each row's ``plan`` says what
+    a real run would do with it, asked of the source's journal: ``new``,
+    ``correction`` (``plan_note`` names the fields that differ),
+    ``unchanged`` or ``unknown`` (:mod:`uploader.plan`); ``summary.plan``
+    counts them.
 
     ``on_event`` hears every :mod:`~uploader.events` event of the
     :class:`~uploader.run.Run`; ``cancellation`` stops it from another thread.

@@ -24,6 +24,7 @@ from .errors import Interrupted, UploaderError, UsageError, WebExtraMissing
 from .logs import REDACT, setup_logging
 from .messages import Told, told
 from .outcome import status_order
+from .plan import plan_lines
 from .targets import LISTINGS, TARGETS
 
 EXIT_USAGE = 2
@@ -522,7 +523,12 @@ def send_options(func):
             help="PEM file of certificate authorities to trust (or REQUESTS_CA_BUNDLE). "
             "Certificates are always verified.",
         ),
-        click.option("--dry-run", is_flag=True, help="Validate and build every request, send nothing."),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Validate, ask the journal what a real run would do with each row (new, correction, "
+            "unchanged, unknown), send nothing.",
+        ),
         *target_options()(),
     ]
     for option in reversed(options):
@@ -573,6 +579,8 @@ def upload(file, verbose, watch, **params):
     one line per input row: created, updated, skipped, invalid, failed or
     dry-run. A journal remembers confirmed rows, so running the same command
     again sends only what is not confirmed yet (--force sends everything).
+    Each valid row's plan (new, correction, unchanged, unknown) is in the
+    report's plan column and the summary; --dry-run shows it before sending.
 
     \b
     FILE may be a folder (nightly imports): every CSV/XLSX in it is uploaded,
@@ -1364,6 +1372,8 @@ def _print_summary(result) -> None:
     if summary.match_rate is not None:
         found = summary.matched + summary.failed_by_class.get("RecordNotFound", 0)
         echo(f"  match rate {summary.match_rate:.1%} ({summary.matched} of {found} rows found their call)")
+    for line in plan_lines(summary):
+        echo(line)
     if summary.top_problems:
         echo("most common problems:")
         for problem in summary.top_problems:

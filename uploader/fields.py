@@ -34,7 +34,17 @@ TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 # reports, in order; the target's id columns follow them. A report fed back in
 # as input (the way failed rows are reprocessed) carries them; they are dropped
 # silently rather than warned about and copied into the next report again.
-OUTCOME_COLUMNS = ("row", "status", "http_status", "error_class", "failure_kind", "error", "warning")
+OUTCOME_COLUMNS = (
+    "row",
+    "status",
+    "plan",  # what the journal said of the row before it was sent (uploader.plan)
+    "http_status",
+    "error_class",
+    "failure_kind",
+    "error",
+    "warning",
+    "plan_note",
+)
 
 # What Excel shows for a long number in a General-format cell: 1.23457E+15.
 SCIENTIFIC_NOTATION = r"[-+]?\d(?:[.,]\d+)?[eE][-+]?\d+"

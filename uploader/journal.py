@@ -41,16 +41,19 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 
 import numpy as np
+import pandas as pd
 
+from . import plan
 from .locking import content_hash as file_sha256
-from .outcome import FAILED, UNKNOWN, Outcome, Prepared, lanes
+from .outcome import FAILED, UNKNOWN, Outcome, Prepared, lanes, mix64
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,9 +68,20 @@ CREATE TABLE IF NOT EXISTS confirmed (
     corrects_transaction_id TEXT,
     call_transaction_id TEXT,
     confirmed_at REAL NOT NULL,
-    ids TEXT  -- JSON: the ids the target names, e.g. {"signal_transaction_id": "..."}
+    ids TEXT,  -- JSON: the ids the target names, e.g. {"signal_transaction_id": "..."}
+    twin_hash TEXT  -- the row but for its own id (Target.twin): finds a second signal made by mistake
 );
-CREATE TABLE IF NOT EXISTS last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL);
+-- How a rerun recognises confirmed rows without building their requests (Journal.sift), appended with
+-- each commit as packed 64-bit integers, read whole in one go (a later page wins): `fingerprints`, per
+-- row (fingerprint with which of the file's equal rows it was, pair, the pair's occurrence, key hash,
+-- payload hash, identity); `applied`, per key in the order applied (key hash, payload hash). An
+-- accelerator only: what it does not hold is asked of the tables above.
+CREATE TABLE IF NOT EXISTS recognition (page INTEGER PRIMARY KEY AUTOINCREMENT, fingerprints BLOB, applied BLOB);
+-- Per key, the content the API holds now: what a later row of the key corrects (the plan's `correction`).
+-- `fields`: a keyed digest of each field's value (never the value), so a plan can say which fields differ:
+-- per field, its number in the meta list `field_names` (2 bytes) and its digest (4 bytes).
+CREATE TABLE IF NOT EXISTS last_applied (key_hash TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,
+                                         confirmed_at REAL, row INTEGER, fields BLOB, ids TEXT);
 -- Requests of a target that may not be sent twice, marked before they go out and
 -- kept while what happened is unknown: a rerun never sends them again unasked.
 CREATE TABLE IF NOT EXISTS pending (identity TEXT PRIMARY KEY, row INTEGER NOT NULL, since REAL NOT NULL,
@@ -295,6 +309,14 @@ class Entry:
     identity: str
     key_hash: str
     payload_hash: str
+    # Set by Journal.describe for the rows a run sends, and recorded with their confirmation:
+    twin: str | None = None  # the row but for its own id (Target.twin), hashed
+    fields: dict[str, str] | None = None  # a keyed digest of each field's value (see field_digests)
+    # How a rerun recognises the row without building its request (Journal.sift): its fingerprint
+    # (with which of the file's equal rows it is), its pair and the pair's occurrence.
+    fp: int | None = None
+    pair: int | None = None
+    occ: int | None = None
 
 
 @dataclass
@@ -343,23 +365,26 @@ class Occurrences:
             if len(self._once)
             else np.zeros(len(hashes), dtype=bool)
         )
-        seen_before = found.tolist()
-        here: dict[int, int] = {}  # this list's count so far, by pair
-        earlier: dict[int, int] = {}  # the earlier lists' count, by pair
-        out = []
-        for pair, before in zip(pairs, seen_before):
-            if pair not in earlier:
-                earlier[pair] = self._repeated.get(pair, 1) if before else 0
-            count = here.get(pair, 0)
-            out.append(earlier[pair] + count)
-            here[pair] = count + 1
-        for pair, count in here.items():
-            if earlier[pair] + count > 1:
-                self._repeated[pair] = earlier[pair] + count
-        new = np.sort(hashes[~found])
-        new = new[np.r_[True, new[1:] != new[:-1]]] if len(new) else new
+        # Within this list: how many of each pair came before (a stable sort, then a count per group).
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, dtype=bool)
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(ordered)), 0)) if len(ordered) else starts
+        within = np.empty(len(hashes), dtype=np.int64)
+        within[order] = np.arange(len(ordered)) - group_start
+        # Before this list: a pair of an earlier list counts once, or as often as it repeated.
+        before = np.zeros(len(hashes), dtype=np.int64)
+        for i in np.flatnonzero(found).tolist():
+            before[i] = self._repeated.get(int(hashes[i]), 1)
+        out = before + within
+        # Pairs that now occur more than once, with their count so far (the last of each in this list).
+        last = np.r_[ordered[1:] != ordered[:-1], True] if len(ordered) else np.zeros(0, dtype=bool)
+        totals = out[order[last]] + 1
+        for pair, total in zip(ordered[last][totals > 1].tolist(), totals[totals > 1].tolist()):
+            self._repeated[pair] = total
+        new = ordered[starts & ~found[order]]
         self._once = np.insert(self._once, np.searchsorted(self._once, new), new)
-        return out
+        return out.tolist()
 
 
 def entries(prepared: list[Prepared], seen: Occurrences | None = None) -> dict[int, Entry]:
@@ -370,36 +395,248 @@ def entries(prepared: list[Prepared], seen: Occurrences | None = None) -> dict[i
     chunk of a file to the next.
     """
     seen = Occurrences() if seen is None else seen
-    hashes = []
-    for item in prepared:
-        key_hash = _digest(item.key)
-        content = payload_hash(item.payload)
-        hashes.append((key_hash, content, int(_digest(key_hash, content)[:16], 16)))
+    hashes = entry_parts(prepared)
     occurrences = seen.number([pair for _, _, pair in hashes])
     return {
-        item.row: Entry(_digest(key_hash, content, str(occurrence)), key_hash, content)
-        for item, (key_hash, content, _), occurrence in zip(prepared, hashes, occurrences)
+        item.row: Entry(_digest(key_hash, content, str(occurrence)), key_hash, content, pair=pair, occ=occurrence)
+        for item, (key_hash, content, pair), occurrence in zip(prepared, hashes, occurrences)
     }
 
 
-class Journal:
-    """The SQLite journal of one input, API and base URL."""
+def entry_parts(prepared: list[Prepared]) -> list[tuple[str, str, int]]:
+    """Each request's key hash, payload hash and pair (the 64-bit hash of both), before occurrences are counted."""
+    out = []
+    for item in prepared:
+        key_hash = _digest(item.key)
+        content = payload_hash(item.payload)
+        out.append((key_hash, content, int(_digest(key_hash, content)[:16], 16)))
+    return out
 
-    def __init__(self, path: Path):
+
+def _int64(hex_digest: str) -> int:
+    """A hex digest's first 64 bits as SQLite's signed integer.
+
+    >>> _int64("ffffffffffffffff00"), _int64("0000000000000001")
+    (-1, 1)
+    """
+    return int.from_bytes(bytes.fromhex(hex_digest[:16]), "big", signed=True)
+
+
+def _latest(packed: bytes, width: int) -> np.ndarray:
+    """Packed little-endian int64 records, the last one per first column kept, sorted by it.
+
+    >>> _latest(np.array([[5, 1], [3, 2], [5, 9]], dtype="<i8").tobytes(), 2).tolist()
+    [[3, 2], [5, 9]]
+    """
+    records = np.frombuffer(packed, dtype="<i8").astype(np.int64).reshape(-1, width)
+    if not len(records):
+        return records
+    backwards = records[::-1]
+    _, first = np.unique(backwards[:, 0], return_index=True)  # sorted by the first column, latest record
+    return backwards[first]
+
+
+def _signed(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.uint64).view(np.int64)
+
+
+@dataclass
+class _Cache:
+    """A journal's fingerprints (sorted by ``fp``) and its keys' last applied contents (sorted by key)."""
+
+    fp: np.ndarray
+    pair: np.ndarray
+    occ: np.ndarray
+    key_int: np.ndarray
+    payload_int: np.ndarray
+    identity_int: np.ndarray
+    applied_key: np.ndarray
+    applied_payload: np.ndarray
+
+
+@dataclass
+class Described:
+    """The plan of a chunk's valid rows (:meth:`Journal.describe`), by row number."""
+
+    plans: dict[int, str] = field(default_factory=dict)  # new, correction, unchanged, unknown, final
+    notes: dict[int, str] = field(default_factory=dict)  # a correction's earlier confirmation; an unknown's story
+    twins: dict[int, tuple] = field(default_factory=dict)  # (row, confirmed at, ids) of a confirmed look-alike
+
+
+def field_digests(payload: dict | None, salt: str) -> dict[str, str]:
+    """Each field of a request's body as a short keyed digest, never its value: which fields differ, later.
+
+    Nested fields are named by their own name (``sale_amount``), or by their
+    path when two blocks share it.
+
+    >>> field_digests({"search": {"transaction_id": "T1"}, "signal": {"name": "Sale"}}, "k")
+    {'transaction_id': '2bc4c80e', 'name': 'e7a90651'}
+    """
+    flat: dict[str, str] = {}
+
+    def walk(value, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                walk(inner, (*path, str(name)))
+            return
+        name = path[-1] if path else "body"
+        if name in flat:
+            name = ".".join(path)
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        flat[name] = hashlib.blake2b(text.encode(), key=salt.encode()[:64], digest_size=4).hexdigest()
+
+    walk(payload, ())
+    return flat
+
+
+def _correction_note(earlier: tuple, before: dict[str, str] | None, now: dict[str, str] | None) -> str:
+    """What a correction's ``plan_note`` says: when the content it replaces was confirmed, which fields differ."""
+    _payload, confirmed_at, row, _fields, _ids = earlier
+    when = _when(confirmed_at)
+    where = f" (row {row})" if row else ""
+    if not before or not now:
+        return f"confirmed {when}{where} with other content"
+    differ = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+    return f"confirmed {when}{where} with another {', '.join(differ)}"
+
+
+def _when(epoch: float | None) -> str:
+    """A journal's time as people read it: ``on 2026-12-07 09:15 UTC``."""
+    if not epoch:
+        return "earlier"
+    return "on " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+class Journal:
+    """The SQLite journal of one input, API and base URL.
+
+    ``readonly`` (a dry run, the page's preview): the journal is asked, never
+    written, and a run writing it at the same moment is not disturbed.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # WAL: a commit is durable once written, so kill -9 loses nothing
-        # committed; NORMAL sync is enough for a process crash.
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.readonly = readonly
         # Pending marks are written from the sender's workers while answers are recorded here.
         self._lock = threading.RLock()
-        self._has_final = self.db.execute("SELECT EXISTS (SELECT 1 FROM final)").fetchone()[0] == 1
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(confirmed)")}
-        if "ids" not in columns:  # a journal from before targets named their ids
-            self.db.execute("ALTER TABLE confirmed ADD COLUMN ids TEXT")
+        if readonly:
+            self.db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(last_applied)")}
+            if "key_int" not in have:  # written by an earlier version: brought up to date (as a real run would) first
+                self.db.close()
+                Journal(self.path).close()
+                self.db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # WAL: a commit is durable once written, so kill -9 loses nothing
+            # committed; NORMAL sync is enough for a process crash.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+        self._has_final = self._exists("final")
+        self._cached: _Cache | None = None
+        self._names_changed = False
+        self._applied_here: dict[int, int] = {}  # what this run's answers made the API hold, by key
+        self._tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        self._columns = {
+            table: {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for table in ("confirmed", "last_applied")
+        }
+        meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        self.salt = meta.get("salt", "")
+        self._field_names: list[str] = json.loads(meta.get("field_names", "[]"))  # a field's number in `fields`
+
+    def _migrate(self) -> None:
+        """Bring a journal an earlier version wrote up to this one's tables (columns are only ever added)."""
+        added = {
+            "confirmed": (("ids", "TEXT"), ("twin_hash", "TEXT"), ("identity_int", "INTEGER")),
+            "last_applied": (
+                ("confirmed_at", "REAL"),
+                ("row", "INTEGER"),
+                ("fields", "BLOB"),
+                ("ids", "TEXT"),
+                ("key_int", "INTEGER"),
+                ("payload_int", "INTEGER"),
+            ),
+        }
+        fresh = False
+        for table, columns in added.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    fresh = True
+        if fresh:  # a journal an earlier version wrote: the integer forms of its hashes, once
+            self._fill_integers()
+        self.db.execute("CREATE INDEX IF NOT EXISTS confirmed_twin ON confirmed (twin_hash)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS confirmed_identity_int ON confirmed (identity_int)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS last_applied_key_int ON last_applied (key_int)")
+        # The key of the field digests: a journal's own, so its digests say nothing outside it.
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
+
+    def _fill_integers(self) -> None:
+        """The 64-bit forms of the hashes of rows written without them (an earlier version, a take-over)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE confirmed SET identity_int = ? WHERE identity = ?",
+                [
+                    (_int64(i), i)
+                    for (i,) in self.db.execute("SELECT identity FROM confirmed WHERE identity_int IS NULL").fetchall()
+                ],
+            )
+            # When and on which row each key's content was confirmed: what a correction of it says.
+            when = {
+                (k, p): (at, row)
+                for k, p, at, row in self.db.execute(
+                    "SELECT key_hash, payload_hash, max(confirmed_at), row FROM confirmed GROUP BY key_hash, payload_hash"
+                )
+            }
+            self.db.executemany(
+                "UPDATE last_applied SET key_int = ?, payload_int = ?, confirmed_at = ?, row = ? WHERE key_hash = ?",
+                [
+                    (_int64(k), _int64(p), *when.get((k, p), (None, None)), k)
+                    for k, p in self.db.execute(
+                        "SELECT key_hash, payload_hash FROM last_applied WHERE key_int IS NULL"
+                    ).fetchall()
+                ],
+            )
+
+    def _pack(self, fields: dict[str, str] | None) -> bytes | None:
+        """Field digests as stored: per field, its number (2 bytes) and its digest (4 bytes). Names new here are added."""
+        if fields is None:
+            return None
+        numbers = {name: i for i, name in enumerate(self._field_names)}
+        out = bytearray()
+        for name, digest in fields.items():
+            if name not in numbers:
+                numbers[name] = len(self._field_names)
+                self._field_names.append(name)
+                self._names_changed = True
+            out += numbers[name].to_bytes(2, "big") + bytes.fromhex(digest)
+        return bytes(out)
+
+    def _unpack(self, packed: bytes | None) -> dict[str, str] | None:
+        if not packed or not isinstance(packed, bytes):
+            return None
+        names = self._field_names
+        return {
+            names[int.from_bytes(packed[i : i + 2], "big")]: packed[i + 2 : i + 6].hex()
+            for i in range(0, len(packed), 6)
+            if int.from_bytes(packed[i : i + 2], "big") < len(names)
+        }
+
+    def _exists(self, table: str) -> bool:
+        try:
+            return self.db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0] == 1
+        except sqlite3.OperationalError:  # a journal from before the table existed (read only: not added)
+            return False
 
     @classmethod
     def open(
@@ -462,12 +699,16 @@ class Journal:
                     "SELECT identity, key_hash, payload_hash, row, status, http_status, signal_transaction_id, "
                     f"corrects_transaction_id, call_transaction_id, confirmed_at, {ids} FROM old.confirmed"
                 )
-                self.db.execute("INSERT OR IGNORE INTO last_applied SELECT * FROM old.last_applied")
+                self.db.execute(
+                    "INSERT OR IGNORE INTO last_applied (key_hash, payload_hash) "
+                    "SELECT key_hash, payload_hash FROM old.last_applied"
+                )
                 if "pending" in tables:
                     self.db.execute("INSERT OR IGNORE INTO pending SELECT * FROM old.pending")
                 self.db.execute("COMMIT")
             finally:
                 self.db.execute("DETACH DATABASE old")
+        self._fill_integers()
         for suffix in ("", "-wal", "-shm"):
             part = old.with_name(old.name + suffix)
             if part.exists():
@@ -522,9 +763,9 @@ class Journal:
             first_new = next((i for i, item in enumerate(lane) if ids[item.row].identity not in done), None)
             last = ids[lane[-1].row]
             if deferred is not None:
-                deferred.pop(last.key_hash, None)  # this chunk has the key's later rows
+                deferred.pop(lane[-1].key, None)  # this chunk has the key's later rows
                 if first_new is None and applied.get(last.key_hash) != last.payload_hash:
-                    deferred[last.key_hash] = (lane[-1], last)
+                    deferred[lane[-1].key] = (lane[-1], last)
             elif first_new is None and applied.get(last.key_hash) != last.payload_hash:
                 first_new = len(lane) - 1  # reordered since: make the last row win again
             cut = len(lane) if first_new is None else first_new
@@ -533,6 +774,246 @@ class Journal:
             if cut < len(lane):
                 to_send.append(lane[cut:])
         return to_send, skipped, ids
+
+    # -- the rows a rerun recognises without building them ------------------
+
+    def can_sift(self) -> bool:
+        """Whether :meth:`sift` may plan this journal's rows (a journal this version wrote or upgraded)."""
+        return "key_int" in self._columns["last_applied"] and not self._has_final
+
+    def sift(
+        self,
+        rows: pd.DataFrame,
+        target,
+        *,
+        seen: Occurrences,
+        fingerprints_seen: Occurrences,
+        deferred: dict[str, tuple[Prepared, Entry]] | None = None,
+    ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+        """:meth:`plan` for valid rows not yet built into requests, for a target that may be sent twice.
+
+        A row whose fingerprint (:meth:`Target.fingerprints`) the journal
+        knows, at the same occurrence of its pair as when it was confirmed,
+        is that confirmed row: it is neither built nor hashed. The others are
+        built and planned as :meth:`plan` plans them, lane by lane, with the
+        same identities; only the rows to send come back as requests. A
+        rerun of a million confirmed rows costs their fingerprints and a few
+        array look-ups, not a million JSON bodies and hashes.
+        """
+        if rows.empty:
+            return [], {}, {}
+        n = len(rows)
+        numbers = rows.index.to_numpy(dtype=np.int64)
+        keys = target.keys(rows)
+        fps = target.fingerprints(rows, keys)
+        fp_occ = _signed(mix64(fps, np.asarray(fingerprints_seen.number(fps.tolist()), dtype=np.uint64)))
+        cache = self._cache()
+        pos = np.minimum(np.searchsorted(cache.fp, fp_occ), max(len(cache.fp) - 1, 0))
+        hit = cache.fp[pos] == fp_occ if len(cache.fp) else np.zeros(n, dtype=bool)
+
+        parts: dict[int, tuple[str, str, int]] = {}
+        built: dict[int, Prepared] = {}
+
+        def build(positions: np.ndarray) -> None:
+            if len(positions):
+                prepared = target.prepare(rows.iloc[positions])
+                for item, part in zip(prepared, entry_parts(prepared)):
+                    built[item.row], parts[item.row] = item, part
+
+        build(np.flatnonzero(~hit))
+        pairs = np.zeros(n, dtype=np.uint64)
+        pairs[hit] = cache.pair[pos[hit]].view(np.uint64)
+        for i in np.flatnonzero(~hit).tolist():
+            pairs[i] = parts[int(numbers[i])][2]
+        occ = np.asarray(seen.number(pairs.tolist()), dtype=np.int64)
+        exact = hit & (cache.occ[pos] == occ) if len(cache.fp) else hit
+        build(np.flatnonzero(hit & ~exact))  # recognised, but at another occurrence than when confirmed
+
+        ids: dict[int, Entry] = {}
+
+        def identify(i: int) -> None:  # a built row's entry, at its occurrence in this file
+            row = int(numbers[i])
+            key_hash, content, pair = parts[row]
+            ids[row] = Entry(
+                _digest(key_hash, content, str(occ[i])),
+                key_hash,
+                content,
+                fp=int(fp_occ[i]),
+                pair=pair,
+                occ=int(occ[i]),
+            )
+
+        for i in np.flatnonzero(~exact).tolist():
+            identify(i)
+        done = self._confirmed([entry.identity for entry in ids.values()]) if ids else {}
+        confirmed = exact.copy()
+        key_int = np.zeros(n, dtype=np.int64)
+        payload_int = np.zeros(n, dtype=np.int64)
+        key_int[exact] = cache.key_int[pos[exact]]
+        payload_int[exact] = cache.payload_int[pos[exact]]
+        for i in np.flatnonzero(~exact).tolist():
+            entry = ids[int(numbers[i])]
+            confirmed[i] = entry.identity in done
+            key_int[i], payload_int[i] = _int64(entry.key_hash), _int64(entry.payload_hash)
+        applied = self._applied_now(key_int, payload_int)  # the key's last row is what the API holds
+
+        # Lanes: rows sharing a key, in file order. Most keys have one row: those are decided at once.
+        key_list = keys.tolist()
+        shared = keys.duplicated(keep=False).to_numpy()
+        if deferred:
+            for key in set(deferred) & set(key_list):
+                del deferred[key]  # this chunk has the key's later rows
+        send_lanes: list[tuple[int, list[int]]] = []  # (where the key first appears, the rows to send)
+        skipped_at: list[int] = []
+        later: list[int] = []  # a lane's confirmed last row that must win again (reordered since)
+        alone = np.flatnonzero(~shared)
+        for i in alone[~confirmed[alone]].tolist():
+            send_lanes.append((i, [i]))
+        settled = alone[confirmed[alone]]
+        skipped_at.extend(settled[applied[settled]].tolist())
+        for i in settled[~applied[settled]].tolist():
+            if deferred is not None:
+                later.append(i)
+                skipped_at.append(i)
+            else:
+                send_lanes.append((i, [i]))
+        lanes_of: dict[str, list[int]] = {}
+        for i in np.flatnonzero(shared).tolist():
+            lanes_of.setdefault(key_list[i], []).append(i)
+        for lane in lanes_of.values():
+            first_new = next((j for j, i in enumerate(lane) if not confirmed[i]), None)
+            if first_new is None and not applied[lane[-1]]:
+                if deferred is not None:
+                    later.append(lane[-1])
+                else:
+                    first_new = len(lane) - 1
+            cut = len(lane) if first_new is None else first_new
+            skipped_at.extend(lane[:cut])
+            if cut < len(lane):
+                send_lanes.append((lane[0], lane[cut:]))
+
+        # Only what is sent is built: the rows to send, and the last rows that must win again.
+        wanted = sorted({i for _, lane in send_lanes for i in lane} | set(later))
+        build(np.array([i for i in wanted if int(numbers[i]) not in built], dtype=np.int64))
+        for i in wanted:
+            if int(numbers[i]) not in ids:
+                identify(i)
+        if deferred is not None:
+            for i in later:
+                row = int(numbers[i])
+                deferred[key_list[i]] = (built[row], ids[row])
+        # In the order of the keys' first rows, as lanes() orders them.
+        work = [[built[int(numbers[i])] for i in lane] for _, lane in sorted(send_lanes)]
+
+        skipped: dict[int, Earlier] = {}
+        recognised = [i for i in skipped_at if exact[i]]
+        if recognised:
+            skipped.update(self._earlier_of(numbers[recognised], cache.identity_int[pos[recognised]]))
+        learnt = []
+        for i in skipped_at:
+            row = int(numbers[i])
+            if not exact[i]:
+                skipped[row] = done.get(ids[row].identity) or Earlier(row, plan.UNCHANGED, None, {})
+                learnt.append(ids[row])
+        if learnt and not self.readonly:  # recognised by its fingerprint next time
+            with self._lock, self.db:
+                self.db.execute("BEGIN")
+                self._remember(learnt, applied=False)
+        return work, skipped, ids
+
+    def _earlier_of(self, rows: np.ndarray, identity_ints: np.ndarray) -> dict[int, Earlier]:
+        """The earlier answers of rows recognised by their fingerprint (a dry run needs only that they were)."""
+        rows_ = rows.tolist()
+        if self.readonly:
+            confirmed = Earlier(0, plan.UNCHANGED, None, {})  # one for all: a dry run reports no ids
+            return dict.fromkeys(rows_, confirmed)
+        query = (
+            "SELECT identity_int, status, http_status, ids FROM confirmed "
+            "JOIN temp.wanted_int ON confirmed.identity_int = temp.wanted_int.value"
+        )
+        found = {
+            identity: (status, http_status, json.loads(ids) if ids else {})
+            for identity, status, http_status, ids in self._lookup_ints(query, identity_ints.tolist())
+        }
+        out = {}
+        for row, identity in zip(rows_, identity_ints.tolist()):
+            status, http_status, ids = found.get(identity, (plan.UNCHANGED, None, {}))
+            out[row] = Earlier(row, status, http_status, ids)
+        return out
+
+    def _applied_now(self, key_int: np.ndarray, payload_int: np.ndarray) -> np.ndarray:
+        """Whether each row's content is what the API holds for its key now (this run's answers included)."""
+        cache = self._cache()
+        known = np.zeros(len(key_int), dtype=bool)
+        held = np.zeros(len(key_int), dtype=np.int64)
+        if len(cache.applied_key):
+            pos = np.minimum(np.searchsorted(cache.applied_key, key_int), len(cache.applied_key) - 1)
+            known = cache.applied_key[pos] == key_int
+            held = np.where(known, cache.applied_payload[pos], np.int64(0))
+        missing = np.flatnonzero(~known)
+        if len(missing) and "key_int" in self._columns["last_applied"]:  # not in the pages: ask the table
+            query = (
+                "SELECT key_int, payload_int FROM last_applied "
+                "JOIN temp.wanted_int ON last_applied.key_int = temp.wanted_int.value"
+            )
+            found = dict(self._lookup_ints(query, key_int[missing].tolist()))
+            for i in missing.tolist():
+                if int(key_int[i]) in found:
+                    held[i], known[i] = found[int(key_int[i])], True
+        if self._applied_here:
+            for i, key in enumerate(key_int.tolist()):
+                if key in self._applied_here:
+                    held[i], known[i] = self._applied_here[key], True
+        return known & (held == payload_int)
+
+    def _cache(self) -> _Cache:
+        """The journal's fingerprints (sorted) and its keys' last applied contents (sorted), read once per run."""
+        if self._cached is None:
+            try:
+                pages = self.db.execute("SELECT fingerprints, applied FROM recognition ORDER BY page").fetchall()
+            except sqlite3.OperationalError:  # a journal an earlier version wrote, read only
+                pages = []
+            rows = _latest(b"".join(p or b"" for p, _ in pages), 6)
+            held = _latest(b"".join(a or b"" for _, a in pages), 2)
+            self._cached = _Cache(
+                fp=rows[:, 0].copy(),
+                pair=rows[:, 1].copy(),
+                occ=rows[:, 2].copy(),
+                key_int=rows[:, 3].copy(),
+                payload_int=rows[:, 4].copy(),
+                identity_int=rows[:, 5].copy(),
+                applied_key=held[:, 0].copy(),
+                applied_payload=held[:, 1].copy(),
+            )
+        return self._cached
+
+    def _remember(self, entries_: list[Entry], applied: bool) -> None:
+        """Append a page of what recognises these confirmed rows (inside the caller's transaction)."""
+        if "recognition" not in self._tables:
+            return
+        known = [e for e in entries_ if e.fp is not None and e.pair is not None and e.occ is not None]
+        fingerprints = np.array(
+            [
+                (
+                    e.fp,
+                    e.pair - (1 << 64) if e.pair >= 1 << 63 else e.pair,  # type: ignore[operator]
+                    e.occ,
+                    _int64(e.key_hash),
+                    _int64(e.payload_hash),
+                    _int64(e.identity),
+                )
+                for e in known
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 6)
+        held = np.array(
+            [(_int64(e.key_hash), _int64(e.payload_hash)) for e in entries_] if applied else [], dtype=np.int64
+        ).reshape(-1, 2)
+        if len(fingerprints) or len(held):
+            self.db.execute(
+                "INSERT INTO recognition (fingerprints, applied) VALUES (?, ?)",
+                (fingerprints.astype("<i8").tobytes(), held.astype("<i8").tobytes()),
+            )
 
     def _plan_once_only(
         self, prepared: list[Prepared], ids: dict[int, Entry], *, force: bool, release_unknown: bool
@@ -553,6 +1034,84 @@ class Journal:
                 to_send.append(item)
         return lanes(to_send), skipped, ids
 
+    def describe(
+        self, work: list[list[Prepared]], settled: dict[int, Earlier], ids: dict[int, Entry], target
+    ) -> Described:
+        """What :meth:`plan` decided, row by row, in the plan's words (see :mod:`uploader.plan`).
+
+        Rows it settled are ``unchanged``, ``unknown`` or ``final``. A row to
+        send is a ``correction`` when its key was confirmed with other
+        content (for a target that may be sent twice: sending updates it),
+        ``unchanged`` when with the same (``--force``), else ``new``. A row
+        to send that matches a confirmed row of another key on everything but
+        its own id (:meth:`Target.twin`) is warned about: it would make a
+        second signal. The entries of the rows to send gain what their
+        confirmation records (their twin, their fields' digests).
+        """
+        out = Described()
+        for row, earlier in settled.items():
+            if earlier.status == UNKNOWN:
+                out.plans[row] = plan.UNKNOWN
+                out.notes[row] = f"sent before; no answer said what happened ({earlier.error or 'no answer'})"
+            elif earlier.status == FAILED:
+                out.plans[row] = plan.FINAL
+            else:
+                out.plans[row] = plan.UNCHANGED
+        items = [item for lane in work for item in lane]
+        if not items:
+            return out
+        twins: dict[int, str] = {}
+        for item in items:
+            entry = ids[item.row]
+            fields = field_digests(item.payload, self.salt) if self.salt else None
+            shape = target.twin(item.payload) if item.payload is not None else None
+            if shape is not None:
+                twins[item.row] = _digest("twin", shape)[:16]  # 64 bits: a look-alike among a file's rows
+            ids[item.row] = replace(entry, twin=twins.get(item.row), fields=fields)
+        applied = self._applied([ids[item.row].key_hash for item in items])
+        for item in items:
+            entry = ids[item.row]
+            earlier_ = applied.get(entry.key_hash)
+            if earlier_ is None:
+                out.plans[item.row] = plan.NEW
+            elif earlier_[0] == entry.payload_hash:
+                out.plans[item.row] = plan.UNCHANGED
+            elif not target.idempotent:
+                out.plans[item.row] = plan.NEW  # another action of the same key: it happens again, it replaces nothing
+            else:
+                out.plans[item.row] = plan.CORRECTION
+                out.notes[item.row] = _correction_note(earlier_, self._unpack(earlier_[3]), entry.fields)
+        if twins:
+            found = self._twins(sorted(set(twins.values())))
+            for row, shape in twins.items():
+                others = [o for o in found.get(shape, ()) if o[0] != ids[row].key_hash]
+                if others:
+                    out.twins[row] = others[-1][1:]
+        return out
+
+    def _applied(self, key_hashes: list[str]) -> dict[str, tuple]:
+        """Per key: (payload hash, confirmed at, row, field digests, ids) of the content the API holds."""
+        have = self._columns["last_applied"]
+        extra = ", ".join(c if c in have else "NULL" for c in ("confirmed_at", "row", "fields", "ids"))
+        query = (
+            f"SELECT key_hash, payload_hash, {extra} FROM last_applied "
+            "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value"
+        )
+        return {key: tuple(rest) for key, *rest in self._lookup(query, key_hashes)}
+
+    def _twins(self, shapes: list[str]) -> dict[str, list[tuple]]:
+        """Per twin hash: the confirmed rows that have it, as (key hash, row, confirmed at, ids), oldest first."""
+        if "twin_hash" not in self._columns["confirmed"]:
+            return {}
+        query = (
+            "SELECT twin_hash, key_hash, row, confirmed_at, ids FROM confirmed "
+            "JOIN temp.wanted ON confirmed.twin_hash = temp.wanted.value ORDER BY confirmed_at"
+        )
+        out: dict[str, list[tuple]] = {}
+        for shape, key_hash, row, confirmed_at, found in self._lookup(query, shapes):
+            out.setdefault(shape, []).append((key_hash, row, confirmed_at, json.loads(found) if found else {}))
+        return out
+
     def _final(self, identities: list[str]) -> dict[str, Earlier]:
         """Rows whose earlier answer was final, as that answer."""
         if not self._has_final:
@@ -570,6 +1129,8 @@ class Journal:
 
     def pending(self, identities: list[str]) -> dict[str, str]:
         """The identities marked pending, with what happened when they were sent."""
+        if not self._has_pending:
+            return {}
         query = "SELECT identity, error FROM pending JOIN temp.wanted ON pending.identity = temp.wanted.value"
         return {identity: error or "" for identity, error in self._lookup(query, identities)}
 
@@ -613,6 +1174,15 @@ class Journal:
             self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((v,) for v in values))
             return self.db.execute(query).fetchall()
 
+    def _lookup_ints(self, query: str, values: list[int]) -> list[tuple]:
+        """:meth:`_lookup` for integers (a temporary table of its own)."""
+        with self._lock, self.db:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_int (value INTEGER PRIMARY KEY)")
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM temp.wanted_int")
+            self.db.executemany("INSERT OR IGNORE INTO temp.wanted_int VALUES (?)", ((v,) for v in values))
+            return self.db.execute(query).fetchall()
+
     def record(self, entry: Entry, outcome: Outcome) -> None:
         """Commit one confirmed answer (a no-op for anything else)."""
         self.record_many([(entry, outcome)])
@@ -638,27 +1208,33 @@ class Journal:
         now = time.time()
         with self._lock, self.db:  # one transaction: every table or none
             self.db.execute("BEGIN")
+            ids = [json.dumps(o.ids, separators=(",", ":")) for _, o in confirmed]
             self.db.executemany(
                 "INSERT OR REPLACE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
-                "confirmed_at, ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "confirmed_at, ids, twin_hash, identity_int) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (
-                        e.identity,
-                        e.key_hash,
-                        e.payload_hash,
-                        o.row,
-                        o.status,
-                        o.http_status,
-                        now,
-                        json.dumps(o.ids, separators=(",", ":")),
-                    )
-                    for e, o in confirmed
+                    (e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, now, i, e.twin)
+                    + (_int64(e.identity),)
+                    for (e, o), i in zip(confirmed, ids)
                 ],
             )
             self.db.executemany(
-                "INSERT OR REPLACE INTO last_applied VALUES (?, ?)",
-                [(e.key_hash, e.payload_hash) for e, _ in confirmed],
+                "INSERT OR REPLACE INTO last_applied (key_hash, payload_hash, confirmed_at, row, fields, ids, "
+                "key_int, payload_int) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.key_hash, e.payload_hash, now, o.row, self._pack(e.fields), i)
+                    + (_int64(e.key_hash), _int64(e.payload_hash))
+                    for (e, o), i in zip(confirmed, ids)
+                ],
             )
+            if self._names_changed:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('field_names', ?)", (json.dumps(self._field_names),)
+                )
+                self._names_changed = False
+            self._remember([e for e, _ in confirmed], applied=True)
+            for e, _ in confirmed:  # answers arrive in lane order: the last one per key is what the API holds
+                self._applied_here[_int64(e.key_hash)] = _int64(e.payload_hash)
             if self._has_pending:
                 self.db.executemany("UPDATE pending SET error = ? WHERE identity = ?", unknown)
                 self.db.executemany("DELETE FROM pending WHERE identity = ?", settled)
@@ -673,7 +1249,7 @@ class Journal:
 
     @property
     def _has_pending(self) -> bool:
-        return self.db.execute("SELECT EXISTS (SELECT 1 FROM pending)").fetchone()[0] == 1
+        return self._exists("pending")
 
     # -- the reports written from this source -------------------------------
 

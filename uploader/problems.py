@@ -92,6 +92,13 @@ class Problems:
         merged._parts = [frame[~frame["row"].isin(list(rows))].reset_index(drop=True), *new._parts]
         return merged
 
+    def without(self, code: str) -> Problems:
+        """These problems less every one of ``code`` (a check about to be made again)."""
+        frame = self.frame()
+        kept = Problems()
+        kept._parts = [frame[frame["code"] != code].reset_index(drop=True)]
+        return kept
+
     def top(self, severity: str = ERROR, limit: int | None = 5, mask=None, mask_fields=()) -> list[dict]:
         """The most common problem codes: ``{"code", "rows", "example"}``, the most rows first.
 
@@ -234,6 +241,9 @@ WORDS = {
     "notes-too-long": "Notes too long",
     "too-long": "Text too long",
     "duplicate-without-id": "Rows replace each other (same call and name, no id)",
+    "duplicate-across-runs": "Would make a second signal (only its partner id differs from one sent before)",
+    "timezone-contradicts-file": "The file's own UTC offsets contradict the chosen timezone",
+    "occurred-before-call": "Conversion time before the call started",
     "field-count": "Row has more or fewer cells than the header",
     "duration-format": "Duration is not a number of seconds",
     "disposition-required": "Disposition missing",

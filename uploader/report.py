@@ -497,6 +497,9 @@ class Summary:
     failed_by_kind: dict[str, int] = field(default_factory=dict)  # failed and unknown rows by failure_kind
     state_dir: str | None = None  # a state folder other than the default: a retry must be told it
     searches: bool = False  # the target finds each row's call by a search: a match rate means something
+    # What the journal said of the valid rows before anything was sent (uploader.plan): new, correction, ...
+    plan: dict[str, int] = field(default_factory=dict)
+    confirmed_plan: dict[str, int] = field(default_factory=dict)  # of the rows confirmed by this run
 
     def next_steps(self) -> list[NextStep]:
         """The commands that finish what this run left: failed rows to send again, and how.
@@ -579,6 +582,8 @@ class Summary:
             "top_problems": self.top_problems,
             "report": self.report,
             "failed_by_kind": self.failed_by_kind,
+            "plan": self.plan,
+            "confirmed_by_plan": self.confirmed_plan,
             "next_steps": [step.as_dict() for step in self.next_steps()],
         }
 

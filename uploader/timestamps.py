@@ -29,6 +29,8 @@ change skips or repeats is refused, because either answer would be a guess.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from dataclasses import field as _field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -123,6 +125,7 @@ def parse_times(
     label: str | None = None,
     date1904: bool = False,
     now: float | None = None,
+    forms: TimeForms | None = None,
 ) -> pd.Series:
     """Parse a column of timestamp text into UTC instants.
 
@@ -162,7 +165,7 @@ def parse_times(
             + "; its hundredths of a second may have been rounded (format the column as text to keep them)",
             severity=WARNING,
         )
-    out = _parse(text, field, timezone, problems, label, date1904)
+    out = _parse(text, field, timezone, problems, label, date1904, forms)
     return _plausible(out, text, field, problems, now)
 
 
@@ -198,7 +201,13 @@ def _plausible(out: pd.Series, text: pd.Series, field: str, problems: Problems, 
 
 
 def _parse(
-    text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None, date1904: bool
+    text: pd.Series,
+    field: str,
+    timezone: str | None,
+    problems: Problems,
+    label: str | None,
+    date1904: bool,
+    forms: TimeForms | None = None,
 ) -> pd.Series:
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
     present = (text != "").to_numpy()
@@ -239,6 +248,8 @@ def _parse(
             ok = parsed.notna().to_numpy()
             out[iso_like.index[ok]] = parsed[ok]
             rest[index.get_indexer(iso_like.index[ok])] = False
+            if forms is not None:
+                forms.offsets.append(iso_like[ok])
         wall_like = candidates[candidates.str.fullmatch(_EXCEL_PLAIN).to_numpy(dtype=bool)]
         if len(wall_like):
             if timezone is None:
@@ -249,9 +260,104 @@ def _parse(
             rows = wall_like.index[ok]
             out[rows] = _localize(naive[ok], text[rows], timezone, field, problems, timezone)
             rest[index.get_indexer(rows)] = False
+            if forms is not None:
+                forms.wall.append(text[rows])
     if rest.any():
-        out[rest] = _parse_slow(text[rest], field, timezone, problems, label, date1904)
+        out[rest] = _parse_slow(text[rest], field, timezone, problems, label, date1904, forms)
     return out
+
+
+@dataclass
+class TimeForms:
+    """Which values of a time column carried their own offset (ISO 8601), and which were wall-clock times."""
+
+    offsets: list[pd.Series] = _field(default_factory=list)  # ISO 8601 text, by row
+    wall: list[pd.Series] = _field(default_factory=list)  # wall-clock text (read in --timezone), by row
+
+
+_OFFSET = r"(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+
+
+class ZoneWitness:
+    """Whether a file's own offsets contradict the timezone its wall-clock times are read in, across its chunks.
+
+    A file that holds ISO 8601 times with offsets beside wall-clock times tells
+    which zone its author was in: when the chosen timezone's offset on those
+    dates is not the one the file carries, every wall-clock time is warned
+    about, naming both. UTC offsets (``Z``, ``+00:00``) are not evidence:
+    systems export UTC whatever their users' zone. The first contradiction
+    found is kept for the rest of the file.
+
+    >>> import pandas as pd
+    >>> p, forms = Problems(), TimeForms()
+    >>> times = parse_times(pd.Series(["2026-06-01T10:00:00+02:00", "2026/06/01 10:00:00 AM"], index=[2, 3]),
+    ...                     "occurred_at_time", "America/Chicago", p, forms=forms)
+    >>> ZoneWitness("America/Chicago").look({"occurred_at_time": (forms, times)}, p, {})
+    >>> p.frame()["message"].tolist()[0][:70]
+    "is read as a wall-clock time in America/Chicago, but the file's own ti"
+    """
+
+    def __init__(self, timezone: str | None):
+        self.timezone = timezone
+        self.evidence: str | None = None
+
+    def look(self, columns: dict[str, tuple[TimeForms, pd.Series]], problems: Problems, labels: dict[str, str]) -> None:
+        """One checked chunk's time columns (field -> (forms, instants)); warns its wall-clock values."""
+        if self.timezone is None:
+            return
+        walls = [(f, pd.concat(forms.wall)) for f, (forms, _) in columns.items() if forms.wall]
+        if not walls:
+            return
+        if self.evidence is None:
+            for f, (forms, instants) in columns.items():
+                if forms.offsets and self.evidence is None:
+                    self.evidence = self._contradiction(pd.concat(forms.offsets), instants, labels.get(f, f))
+        if self.evidence is None:
+            return
+        for f, wall in walls:
+            problems.add(
+                wall.index,
+                f,
+                wall,
+                ZONE_CONTRADICTS_FILE,
+                f"is read as a wall-clock time in {self.timezone}, but the file's own times say otherwise: "
+                f"{self.evidence}; if the file's times are all in one timezone, choose that one",
+                severity=WARNING,
+            )
+
+    def _contradiction(self, text: pd.Series, instants: pd.Series, label: str) -> str | None:
+        offsets = text.str.extract(_OFFSET, expand=False).str.upper()
+        carried = offsets[
+            (offsets.notna() & ~offsets.isin(["Z", "+00", "-00", "+00:00", "-00:00", "+0000"])).to_numpy()
+        ]
+        if carried.empty:
+            return None
+        sign = np.where(carried.str.startswith("-"), -1, 1)
+        digits = carried.str.replace(r"[^0-9]", "", regex=True)
+        minutes = sign * (digits.str.slice(0, 2).astype(int) * 60 + digits.str.slice(2, 4).replace("", "0").astype(int))
+        when = instants[carried.index]
+        local = when.dt.tz_convert(self.timezone)
+        zone = ((local.dt.tz_localize(None) - when.dt.tz_localize(None)).dt.total_seconds() // 60).astype(int)
+        differ = (zone.to_numpy() != minutes.to_numpy()) & when.notna().to_numpy()
+        if not differ.any():
+            return None
+        row = carried.index[differ][0]
+        theirs = _offset_text(int(minutes.to_numpy()[differ][0]))
+        ours = _offset_text(int(zone.to_numpy()[differ][0]))
+        return (
+            f"row {row}'s {label} {text[row]!r} carries {theirs}, where {self.timezone} is {ours} "
+            f"on {local[row]:%Y-%m-%d}"
+        )
+
+
+def _offset_text(minutes: int) -> str:
+    """``-300`` -> ``UTC-05:00``."""
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
+
+
+ZONE_CONTRADICTS_FILE = "timezone-contradicts-file"
 
 
 def _no_timezone(field: str, label: str | None, row: int, value: str) -> UsageError:
@@ -262,7 +368,13 @@ def _no_timezone(field: str, label: str | None, row: int, value: str) -> UsageEr
 
 
 def _parse_slow(
-    text: pd.Series, field: str, timezone: str | None, problems: Problems, label: str | None, date1904: bool = False
+    text: pd.Series,
+    field: str,
+    timezone: str | None,
+    problems: Problems,
+    label: str | None,
+    date1904: bool = False,
+    forms: TimeForms | None = None,
 ) -> pd.Series:
     """The reference parser: one regular expression per form, every refusal explained."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ms, UTC]")
@@ -296,10 +408,14 @@ def _parse_slow(
         parsed = pd.to_datetime(normal, format="ISO8601", utc=True, errors="coerce")
         _bad_dates(parsed, text[iso], field, problems)
         out[iso] = parsed
+        if forms is not None:
+            forms.offsets.append(text[iso][parsed.notna().to_numpy()])
 
     excel = take(_EXCEL)
     serial = take(_SERIAL)
     wall = excel | serial
+    if forms is not None and wall.any():
+        forms.wall.append(text[wall])
     if wall.any() and timezone is None:
         first = int(text.index[wall.to_numpy()][0])
         raise _no_timezone(field, label, first, text[first])

@@ -36,7 +36,7 @@ from .fields import SCIENTIFIC_NOTATION, TEXT
 from .problems import ERROR, WARNING, Problems
 from .read import EXCEL_ERRORS, Table
 from .schemas.checks import failures
-from .timestamps import parse_times
+from .timestamps import TimeForms, ZoneWitness, parse_times
 
 CHUNK_ROWS = 100_000
 _SCIENTIFIC = re.compile(SCIENTIFIC_NOTATION)
@@ -91,18 +91,22 @@ def validate_table(
     progress: Callable[[int], None] | None = None,
     phonebook: _PhoneBook | None = None,
     now: float | None = None,
+    zones: ZoneWitness | None = None,
 ) -> Validation:
     """Validate and normalise every row of ``table``.
 
     ``progress`` is called with the number of rows done after each chunk.
     Raises :class:`~uploader.errors.UsageError` when wall-clock times are
-    present and ``timezone`` is None.
+    present and ``timezone`` is None. ``zones`` (a file read in chunks: one
+    for the whole run) remembers offsets that contradict ``timezone`` from
+    one chunk to the next.
     """
     canonical = table.canonical()
     fields = table.fieldset
     problems = Problems()
     schema = fields.rules([f for f in canonical.columns if f in table.fields]) if fields.rules else None
     phones = phonebook or _PhoneBook(phone_region)
+    zones = zones or ZoneWitness(timezone)
 
     _shape_problems(table, problems)
     _spreadsheet_damage(table, canonical, problems)
@@ -111,10 +115,22 @@ def validate_table(
         chunk = canonical.iloc[start : start + CHUNK_ROWS].copy()
         if schema is not None:
             problems.add_records(failures(schema, chunk))
+        forms: dict[str, tuple[TimeForms, pd.Series]] = {}
         for field in fields.times:
+            seen = TimeForms()
             chunk[field] = parse_times(
-                chunk[field], field, timezone, problems, label=table.fields.get(field), date1904=table.date1904, now=now
+                chunk[field],
+                field,
+                timezone,
+                problems,
+                label=table.fields.get(field),
+                date1904=table.date1904,
+                now=now,
+                forms=seen,
             )
+            forms[field] = (seen, chunk[field])
+        zones.look(forms, problems, table.fields)
+        _occurred_before_call(chunk, problems, table.fields)
         for field in fields.phones:
             chunk[field] = phones.normalise(chunk[field], problems, field)
         for field, empty in fields.booleans.items():
@@ -127,6 +143,43 @@ def validate_table(
     rows = pd.concat(parts) if parts else canonical
     problems = _with_headers(problems, table)
     return Validation(table=table, rows=rows, problems=problems)
+
+
+# How far before its call's start a conversion may be logged without a warning: clocks of two systems differ.
+CLOCK_GRACE = pd.Timedelta(minutes=1)
+OCCURRED_BEFORE_CALL = "occurred-before-call"
+
+
+def _occurred_before_call(chunk: pd.DataFrame, problems: Problems, labels: dict[str, str]) -> None:
+    """Warn about a conversion that happened before its call started, on the same row (a date or zone mixed up).
+
+    >>> p = Problems()
+    >>> rows = pd.DataFrame({"call_start_time": pd.to_datetime(["2026-06-01T10:00:00Z"] * 2),
+    ...                      "occurred_at_time": pd.to_datetime(["2026-06-01T09:00:00Z", "2026-06-01T09:59:30Z"])})
+    >>> _occurred_before_call(rows, p, {}); p.frame()["row"].tolist()
+    [0]
+    """
+    if "call_start_time" not in chunk or "occurred_at_time" not in chunk:
+        return
+    start, occurred = chunk["call_start_time"], chunk["occurred_at_time"]
+    if not pd.api.types.is_datetime64_any_dtype(start) or not pd.api.types.is_datetime64_any_dtype(occurred):
+        return
+    early = (occurred < start - CLOCK_GRACE).to_numpy(dtype=bool)  # NaT compares False: both must be there
+    if not early.any():
+        return
+    rows = chunk.index[early]
+    start_label = labels.get("call_start_time", "call_start_time")
+    problems.add(
+        rows,
+        "occurred_at_time",
+        occurred[early].dt.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        OCCURRED_BEFORE_CALL,
+        "is before the call started ("
+        + start[early].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+        + f", the row's {start_label}): a conversion happens on or after its call; check the two times' "
+        "dates and timezones",
+        severity=WARNING,
+    )
 
 
 def _boolean_text(values: pd.Series, empty: str = "true") -> pd.Series:

@@ -24,10 +24,12 @@ from ..errors import FileFormatError, InputChanged, StorageError, UsageError
 from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
 from ..fields import squash
 from ..logs import mask_phone
-from ..outcome import is_ok, shown_request
+from ..outcome import confirms, is_ok, shown_request
+from ..plan import PLANS
 from ..problems import ERROR, WARNING, top_records
 from ..read import Table, open_table, read_table
 from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_cell_types, report_frame
+from ..timestamps import ZoneWitness
 from ..validate import Validation, _PhoneBook, validate_table
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,9 @@ class JobResult:
         return self.summary.as_dict()
 
 
-def check_table(table: Table, settings: Settings, *, progress=None, phonebook=None, checks=None) -> Validation:
+def check_table(
+    table: Table, settings: Settings, *, progress=None, phonebook=None, checks=None, zones=None
+) -> Validation:
     """Validate a table, adding the target's cross-row warnings.
 
     With ``checks`` (a file read in chunks: the target's
@@ -66,7 +70,12 @@ def check_table(table: Table, settings: Settings, *, progress=None, phonebook=No
     the end. Without, the table is the whole file and they are added here.
     """
     validation = validate_table(
-        table, timezone=settings.timezone, phone_region=settings.phone_region, progress=progress, phonebook=phonebook
+        table,
+        timezone=settings.timezone,
+        phone_region=settings.phone_region,
+        progress=progress,
+        phonebook=phonebook,
+        zones=zones,
     )
     labels = _labels(table)
     whole = checks is None
@@ -81,6 +90,18 @@ def check_table(table: Table, settings: Settings, *, progress=None, phonebook=No
 def _labels(table: Table) -> dict[str, str]:
     """Each field by the file's own header for it (its own name when the file has none)."""
     return {f: table.fields.get(f, f) for f in table.fieldset.names}
+
+
+def open_input(path: str | Path, settings: Settings):
+    """The reader of an input file, with the run's sheet, encoding, fields, hidden rows and header row."""
+    return open_table(
+        path,
+        sheet=settings.sheet,
+        encoding=settings.encoding,
+        fields=settings.target.fields,
+        skip_hidden=settings.skip_hidden_rows,
+        header_row=settings.header_row,
+    )
 
 
 def check_file(path: str | Path, settings: Settings) -> tuple[Table, Validation, list[str]]:
@@ -143,14 +164,7 @@ def validate_file(
     The file is read, checked and reported on chunk by chunk, so memory does
     not grow with it. Exit code 0 when every row is valid, 1 when some are not.
     """
-    reader = open_table(
-        path,
-        sheet=settings.sheet,
-        encoding=settings.encoding,
-        fields=settings.target.fields,
-        skip_hidden=settings.skip_hidden_rows,
-        header_row=settings.header_row,
-    )
+    reader = open_input(path, settings)
     shown: list[dict] = []
 
     def statuses(validation: Validation) -> pd.DataFrame:
@@ -217,6 +231,7 @@ def _stream_file(
     """
     tally = _Tally()
     phonebook = _PhoneBook(settings.phone_region)
+    zones = ZoneWitness(settings.timezone)  # offsets that contradict --timezone, from one chunk to the next
     checks = settings.target.row_checks()
     writer = None
     first = None
@@ -240,7 +255,7 @@ def _stream_file(
             tally.blank += chunk.blank_rows
             if not len(chunk.frame):
                 continue
-            validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
+            validation = check_table(chunk, settings, phonebook=phonebook, checks=checks, zones=zones)
             if emit is not nobody:
                 _emit_rejected(validation, emit)
             emit(
@@ -443,6 +458,8 @@ class _Tally:
         self.warned = 0
         self.failed_by_class: Counter = Counter()
         self.failed_by_kind: Counter = Counter()
+        self.plans: Counter = Counter()  # what the journal said of each valid row (uploader.plan)
+        self.confirmed_plans: Counter = Counter()  # the same, of the rows this run's answers confirmed
         self._warned: list[np.ndarray] = []
 
     def add(self, validation: Validation, meta: pd.DataFrame, settings: Settings, table: Table) -> None:
@@ -454,6 +471,14 @@ class _Tally:
         if "failure_kind" in meta:
             kinds = meta.loc[meta["status"].isin(("failed", "unknown")), "failure_kind"]
             self.failed_by_kind.update({str(k): int(v) for k, v in kinds.value_counts().items() if k})
+        if "plan" in meta:
+            planned = meta["plan"].fillna("")
+            self.plans.update({str(k): int(v) for k, v in planned[planned != ""].value_counts().items()})
+            # A real run: of the rows the API confirmed now, which were new and which corrections.
+            statuses = meta["status"]
+            done = statuses.isin([s for s in statuses.unique() if confirms(str(s))]).to_numpy()
+            if done.any():
+                self.confirmed_plans.update({str(k): int(v) for k, v in planned[done].value_counts().items() if k})
         counts = validation.problems.counts(ERROR)
         self.code_rows.update({str(k): int(v) for k, v in counts.items()})
         mask = mask_phone if settings.mask_pii else None
@@ -492,6 +517,8 @@ class _Tally:
             failed_by_kind=dict(self.failed_by_kind.most_common()),
             state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
             searches=settings.target.searches,
+            plan={p: self.plans[p] for p in PLANS if self.plans[p] > 0},
+            confirmed_plan={p: self.confirmed_plans[p] for p in PLANS if self.confirmed_plans[p] > 0},
         )
 
 

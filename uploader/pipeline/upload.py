@@ -10,6 +10,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ from ..cancel import Cancellation
 from ..config import Settings
 from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError, UploaderError
 from ..events import Listener, RowAnswered, Summarised, TokenRenewed, nobody
-from ..journal import Journal, Occurrences, _display_name, entries, find_report_run, locate
-from ..locking import ContentLock, SourceLock
+from ..journal import Described, Earlier, Entry, Journal, Occurrences, _display_name, entries, find_report_run, locate
+from ..journal import _when as journal_when
+from ..locking import ContentLock, SourceLock, content_hash
 from ..outcome import FAILED, NOT_SENT_CLASS, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
-from ..read import open_table
+from ..plan import CORRECTION, DUPLICATE_ACROSS_RUNS, NEW, UNCHANGED
+from ..problems import WARNING
 from ..report import Summary, default_report_path
 from ..sender import Sender, SendPolicy
 from ..validate import Validation
@@ -36,6 +39,7 @@ from .stream import (
     _Tally,
     all_ok,
     file_warnings,
+    open_input,
 )
 
 log = logging.getLogger(__name__)
@@ -74,14 +78,7 @@ def upload_file(
     _require_base_url(settings)
     cancellation = cancellation or Cancellation()
     with ContentLock(path) as content:
-        reader = open_table(
-            path,
-            sheet=settings.sheet,
-            encoding=settings.encoding,
-            fields=settings.target.fields,
-            skip_hidden=settings.skip_hidden_rows,
-            header_row=settings.header_row,
-        )
+        reader = open_input(path, settings)
         source, legacy, note = source_of(path, reader, settings, name)
         if note:
             reader.notes.append(note)
@@ -114,9 +111,37 @@ def upload_file(
                 requests=upload.shown,
                 journal=journal.path if journal is not None else None,
             )
-            if journal is not None:
+            if journal is not None and not journal.readonly:
                 journal.remember_report(result.report_path, job="upload", settings=settings.recorded())
             return upload.finish(result, summary)
+
+
+def plan_table(
+    path: str | Path, validation: Validation, settings: Settings, *, name: str | None = None
+) -> pd.DataFrame:
+    """The plan of a file checked whole (the page's preview), as :func:`upload_file` with ``--dry-run`` makes it.
+
+    The report's ``plan`` and ``plan_note`` columns and its ``warning``
+    column (with any cross-run duplicate), by row, for the file at ``path``
+    sent under ``name``. The journal is read, never written; without one,
+    every valid row is new and no request is even built.
+    """
+    path = Path(path)
+    settings = replace(settings, dry_run=True)
+    source, _legacy, _note = source_of(path, open_input(path, settings), settings, name)
+    located = locate(settings.state_folder, source, settings.api, settings.base_url or "", content=content_hash(path))
+    if not located.exists():
+        return pd.DataFrame({"plan": np.where(validation.valid.to_numpy(), NEW, "")}, index=validation.rows.index)
+    journal = Journal(located, readonly=True)
+    try:
+        upload = _Upload(settings, journal, chunked=True)
+        meta = upload.send(validation)
+        for row, cells in upload.send_deferred(_Tally()).items():
+            for column, value in cells.items():
+                meta.loc[row, column] = value
+    finally:
+        journal.close()
+    return meta
 
 
 def require_file(path: Path) -> None:
@@ -145,13 +170,18 @@ def source_of(path: Path, reader, settings: Settings, name: str | None) -> tuple
 
 @contextlib.contextmanager
 def source_journal(settings: Settings, source: str, *, content: str | None = None, legacy: tuple[Path, ...] = ()):
-    """The source's lock, then its journal (None for a dry run), for the length of one run."""
+    """The source's lock, then its journal, for the length of one run.
+
+    A dry run reads the journal (None when the source was never sent), and writes nothing.
+    """
     state = settings.state_folder
     located = locate(state, source, settings.api, settings.base_url or "", content=content)
     with SourceLock(state, located, _display_name(source)):
         journal = None
         if not settings.dry_run:
             journal = Journal.open(state, source, settings.api, settings.base_url or "", content=content, legacy=legacy)
+        elif located.exists():  # a dry run asks the journal what a real run would do, and writes nothing
+            journal = Journal(located, readonly=True)
         try:
             yield journal
         finally:
@@ -204,6 +234,7 @@ class _Upload:
         self.shown: list[dict] = []  # the first requests as they are sent (--show-requests)
         self.sender: Sender | None = None
         self.seen = Occurrences()  # the journal's occurrence counts, across chunks
+        self.fingerprints_seen = Occurrences()  # the same, of the rows' fingerprints (Journal.sift)
         # Reordered keys whose resend waits for the file's end (see Journal.plan); None: not chunked.
         self.deferred: dict | None = {} if chunked else None
         self.sent = 0  # requests that got an answer or gave up (not counting retries)
@@ -230,33 +261,38 @@ class _Upload:
         upload of the whole file did, but only these rows are sent.
         """
         settings = self.settings
-        prepared = prepare(validation, self.target)
         meta = _problem_columns(validation)
         meta["status"] = np.where(validation.valid.to_numpy(), "", "invalid")
+        rows = validation.rows[validation.valid.to_numpy()]
         ids = None
-        if only is not None:
-            ids = entries(prepared, self.seen) if self.journal is not None else None
-            if self.target.idempotent:
-                only = _with_later_rows_of_their_keys(prepared, only)
-            prepared = [item for item in prepared if item.row in only]
-        self._show(prepared)
-        if not prepared:
+        prepared: list[Prepared] | None = None
+        if self._sifts(only):  # the journal recognises confirmed rows without their requests being built
+            wanted = max(settings.show_requests - len(self.shown), 0)
+            self._show(self.target.prepare(rows.head(wanted)) if wanted else [])
+            numbers = rows.index.tolist()
+        else:
+            prepared = self.target.prepare(rows)
+            if only is not None:
+                ids = entries(prepared, self.seen) if self.journal is not None else None
+                if self.target.idempotent:
+                    only = _with_later_rows_of_their_keys(prepared, only)
+                prepared = [item for item in prepared if item.row in only]
+            self._show(prepared)
+            numbers = [item.row for item in prepared]
+        if not numbers:
             return meta
         if settings.dry_run:
-            meta.loc[[p.row for p in prepared], "status"] = "dry-run"
+            meta.loc[numbers, "status"] = "dry-run"
+            if self.journal is None:  # never sent before: every row is new
+                meta.loc[numbers, "plan"] = NEW
+            else:
+                work, skipped, entries_ = self._plan(rows, prepared, ids)
+                self._note_plan(meta, validation, self.journal.describe(work, skipped, entries_, self.target))
             return meta
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
-            idempotent = self.target.idempotent
-            work, skipped, entries_ = self.sending_journal.plan(
-                prepared,
-                force=settings.force,
-                seen=self.seen,
-                deferred=self.deferred if idempotent else None,
-                idempotent=idempotent,
-                release_unknown=settings.include_unknown,
-                ids=ids,
-            )
+            work, skipped, entries_ = self._plan(rows, prepared, ids)
+            self._note_plan(meta, validation, self.sending_journal.describe(work, skipped, entries_, self.target))
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
@@ -281,12 +317,12 @@ class _Upload:
                     self.emit(RowAnswered(outcomes[row]))
             if work:
                 outcomes.update(self._send(work, entries_))
-        for item in prepared:
-            if item.row in outcomes:
+        for row in numbers:
+            if row in outcomes:
                 continue
-            if item.row in self.started:  # in flight when the run stopped: it may have been applied
-                outcomes[item.row] = Outcome(
-                    item.row,
+            if row in self.started:  # in flight when the run stopped: it may have been applied
+                outcomes[row] = Outcome(
+                    row,
                     UNKNOWN,
                     error_class="NoAnswer",
                     error=(
@@ -296,11 +332,57 @@ class _Upload:
                     ),
                 )
             else:  # left unsent when the run stopped
-                outcomes[item.row] = Outcome(
-                    item.row, FAILED, error_class=NOT_SENT_CLASS, attempts=0, error=self._not_sent_reason()
+                outcomes[row] = Outcome(
+                    row, FAILED, error_class=NOT_SENT_CLASS, attempts=0, error=self._not_sent_reason()
                 )
         _apply_outcomes(meta, outcomes, self.target.id_columns)
         return meta
+
+    def _sifts(self, only: set[int] | None) -> bool:
+        """Whether the journal may recognise this chunk's confirmed rows by their fingerprints (Journal.sift)."""
+        return (
+            only is None
+            and self.journal is not None
+            and self.target.idempotent
+            and not self.settings.force
+            and self.journal.can_sift()
+        )
+
+    def _plan(
+        self, rows: pd.DataFrame, prepared: list[Prepared] | None, ids: dict | None
+    ) -> tuple[list[list[Prepared]], dict[int, Earlier], dict[int, Entry]]:
+        """Ask the journal what to send (the same question for a dry run and a real one)."""
+        assert self.journal is not None
+        if prepared is None:
+            return self.journal.sift(
+                rows, self.target, seen=self.seen, fingerprints_seen=self.fingerprints_seen, deferred=self.deferred
+            )
+        idempotent = self.target.idempotent
+        return self.journal.plan(
+            prepared,
+            force=self.settings.force,
+            seen=self.seen,
+            deferred=self.deferred if idempotent else None,
+            idempotent=idempotent,
+            release_unknown=self.settings.include_unknown,
+            ids=ids,
+        )
+
+    def _note_plan(self, meta: pd.DataFrame, validation: Validation, described: Described) -> None:
+        """The report's plan columns, and a warning on each row that would make a second signal."""
+        if described.plans:
+            plans = pd.Series(described.plans)
+            meta.loc[plans.index, "plan"] = plans
+        if described.notes:
+            notes = pd.Series(described.notes)
+            meta.loc[notes.index, "plan_note"] = notes
+        if described.twins:
+            labels = {f: validation.table.fields.get(f, f) for f in validation.table.fieldset.names}
+            for row, (earlier_row, confirmed_at, earlier_ids) in described.twins.items():
+                text = twin_warning(earlier_row, confirmed_at, earlier_ids, labels)
+                validation.problems.add([row], None, None, DUPLICATE_ACROSS_RUNS, text, severity=WARNING)
+                before = meta.at[row, "warning"]
+                meta.at[row, "warning"] = f"{before}; {text}" if before else text
 
     def _not_sent_reason(self) -> str:
         if self.cancellation.reason is not None:
@@ -341,15 +423,24 @@ class _Upload:
         """
         if not self.deferred or self.fatal is not None or self.journal is None or self.cancellation.requested:
             return {}
+        reordered = {item.row: {"plan": CORRECTION, "plan_note": REORDERED} for item, _ in self.deferred.values()}
+        tally.plans[UNCHANGED] -= len(reordered)
+        tally.plans[CORRECTION] += len(reordered)
+        if self.settings.dry_run:
+            self.deferred.clear()
+            return reordered
         entries = {item.row: entry for item, entry in self.deferred.values()}
         outcomes = self._send([[item] for item, _ in self.deferred.values()], entries)
         updates = {}
         for row, outcome in outcomes.items():
             tally.statuses[SKIPPED] -= 1
             tally.statuses[outcome.status] += 1
+            if outcome.confirmed:
+                tally.confirmed_plans[CORRECTION] += 1
             if outcome.status == FAILED:
                 tally.failed_by_class[outcome.error_class] += 1
             updates[row] = {
+                **reordered[row],
                 "status": outcome.status,
                 "error": outcome.error,
                 "http_status": "" if outcome.http_status is None else str(outcome.http_status),
@@ -446,6 +537,24 @@ class _Upload:
 
 
 _OUTCOME_COLUMNS = ("status", "http_status", "error_class", "failure_kind")
+# A key whose rows were all confirmed, but not in this order: its last row is sent again, so that it wins.
+REORDERED = "this key's rows were confirmed in another order: its last row is sent again so that it wins"
+
+
+def twin_warning(row: int | None, confirmed_at: float | None, ids: dict[str, str], labels: dict[str, str]) -> str:
+    """The cross-run duplicate: a row to send that only its own id tells apart from a confirmed one.
+
+    >>> twin_warning(7, 0, {"signal_transaction_id": "S-9"}, {})[:88]
+    'the same call, name, amount and time as the signal confirmed earlier (row 7, S-9) under '
+    """
+    when = journal_when(confirmed_at)
+    which = ", ".join(str(x) for x in (f"row {row}" if row else "", ids.get("signal_transaction_id", "")) if x)
+    id_label = labels.get("partner_unique_id", "partner_unique_id")
+    return (
+        f"the same call, {labels.get('name', 'name')}, amount and time as the signal "
+        f"confirmed {when}{f' ({which})' if which else ''} under another {id_label}: sending it makes a "
+        f"second signal; give it that row's {id_label} to correct that one instead"
+    )
 
 
 def _still_final(earlier) -> str:

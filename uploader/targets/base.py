@@ -11,11 +11,13 @@ and reports are shared machinery that reads these declarations and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from ..fields import FieldSet
@@ -29,6 +31,7 @@ from ..outcome import (
     Request,
     confirms,
     failure_kind,
+    mix64,
 )
 from ..pacing import RETRYABLE_STATUS
 
@@ -194,6 +197,42 @@ class Target:
         if not isinstance(transaction_id, (str, int)) or isinstance(transaction_id, bool) or not str(transaction_id):
             return None
         return self.ids(body, record, str(transaction_id))
+
+    def fingerprints(self, rows: pd.DataFrame, keys: pd.Series) -> np.ndarray:
+        """A 64-bit fingerprint of each row's request, from its columns, without building it (uint64).
+
+        Everything :meth:`prepare` reads goes in: the rows' columns, their
+        keys and paths, and what the target took from the run's settings
+        (an account, an organization). Equal fingerprints mean equal
+        requests, so the journal recognises a row it confirmed before
+        without its body being built and hashed (a rerun of a million rows).
+        """
+        state = repr(
+            (
+                type(self).__name__,
+                self.method,
+                sorted(
+                    (k, v) for k, v in vars(self).items() if isinstance(v, (str, int, float, bool, tuple, type(None)))
+                ),
+            )
+        )
+        seed = np.frombuffer(hashlib.sha256(state.encode()).digest()[:8], dtype=np.uint64).copy()
+        out = pd.util.hash_pandas_object(rows, index=False).to_numpy(dtype=np.uint64)
+        out = mix64(out, pd.util.hash_array(keys.to_numpy(dtype=object)))
+        paths = self.paths(rows)
+        if paths:
+            out = mix64(out, pd.util.hash_array(np.asarray(paths, dtype=object)))
+        return mix64(out, np.repeat(seed, len(out)))
+
+    def twin(self, payload: dict) -> str | None:
+        """A request but for the row's own id, or None: a confirmed row of another key with the same is a look-alike.
+
+        The plan warns about a row to send whose twin was confirmed under
+        another key (the Signal API: the same call, name, amount and time
+        under another ``partner_unique_id`` makes a second signal). The
+        default has none.
+        """
+        return None
 
     def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
         """The report's id columns from a proven answer."""

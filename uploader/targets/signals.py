@@ -20,6 +20,7 @@ the API minutes after they end). Idempotent by call + name +
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,22 @@ class SignalTarget(Target):
         for field in NARROWING_FIELDS:
             _fill(searches, field, by_time[field], positions=rows.index.get_indexer(by_time.index))
         return searches
+
+    def twin(self, payload: dict) -> str | None:
+        """The call, the name (any case), the amount and the time: a second ``partner_unique_id`` of these is a second signal.
+
+        None when the row has neither an amount nor a time: two signals of
+        one name on one call (two quotes) are then told apart by their id alone.
+
+        >>> SIGNALS.twin({"search": {"transaction_id": "T1"}, "signal": {"name": "Sale", "sale_amount": "10"}})
+        '[{"transaction_id":"T1"},"sale","10",""]'
+        """
+        record = payload.get(self.record_key) or {}
+        amount, when = record.get("sale_amount", ""), record.get(self.occurred_key, "")
+        if not amount and not when:
+            return None
+        name = str(record.get(self.name_key, "")).casefold()
+        return json.dumps([payload.get("search"), name, amount, when], sort_keys=True, separators=(",", ":"))
 
     def ids(self, body: dict, record: dict, transaction_id: str) -> dict[str, str]:
         call = body.get("call")
