@@ -325,6 +325,45 @@ def test_the_preview_never_goes_stale_after_corrections(tmp_path, emulator, star
     assert report[6]["status"] == "invalid" and report[2]["sale_amount"] == "1.50"
 
 
+def test_the_preview_plans_against_the_journal_as_the_cli_does(tmp_path, emulator, start_page, tab):
+    """The CLI uploaded a file; its next export on the page shows the counts the CLI's dry run gives."""
+    from uploader.plan import plan_line
+
+    header = ["Transaction ID", "Name", "Partner Unique ID", "Sale Amount"]
+    first = [["00000000-00000001", "Sale", "P-1", "100.00"], ["00000000-00000002", "Sale", "P-2", "50.00"]]
+    first += [["00000000-00000003", "Quote", "P-3", ""]]
+    path = write_csv(tmp_path / "june.csv", [header, *first])
+    served = start_page(emulator.base_url, env={"INVOCA_API_TOKEN": TOKEN})
+    cli = ("--base-url", emulator.base_url, "--state-dir", served.state)
+    assert run_cli("upload", path, *cli).code == 0
+    edited = [first[0], ["00000000-00000002", "Sale", "P-2", "55.00"], first[2]]
+    edited += [["00000000-00000004", "Sale", "P-4", "20.00"], ["00000000-00000001", "Sale", "P-1b", "100.00"]]
+    write_csv(path, [header, *edited])
+    dry = run_cli("upload", path, *cli, "--dry-run", "--summary-json", tmp_path / "dry.json")
+    plan = json.loads((tmp_path / "dry.json").read_text())["plan"]
+    assert plan == {"new": 2, "correction": 1, "unchanged": 2}, dry.output
+
+    page = tab
+    sent = emulator.requests
+    to_preview(page, served.url, path)
+    assert page.inner_text("#plan-line") == plan_line(plan) == "2 new, 1 correction, 2 unchanged"
+    listed = page.inner_text("#plan-list")
+    assert "1 correction — confirmed before with other content: sending it updates what the API holds" in listed
+    assert "2 unchanged — confirmed before with the same content: skipped" in listed
+    # The row that only its new partner id tells apart from a confirmed signal is warned about here too.
+    assert "duplicate-across-runs" in page.inner_text("#warnings")
+    assert numbers(page.inner_text("#counts")) == [5, 5, 0, 1]
+    accessible(page, "the preview with its plan")
+
+    # A correction on the page plans again: P-2 back to the amount the API holds is unchanged.
+    assert bulk(page, "Sale Amount", "same", find="55.00", value="50.00").startswith("This changes 1 cell")
+    page.click("#bulk-apply")
+    page.wait_for_function("() => document.getElementById('plan-line').textContent === '2 new, 3 unchanged'")
+    assert emulator.requests == sent  # planning sends nothing
+    upload(page)
+    assert emulator.requests == sent + 2  # the two new rows; the unchanged ones are skipped
+
+
 # -------------------------------------------------------------- words and numbers
 
 

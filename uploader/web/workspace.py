@@ -69,6 +69,8 @@ from ..outcome import (
 )
 from ..pipeline import check_table, file_warnings
 from ..pipeline.stream import apply_edits, check_rows
+from ..pipeline.upload import plan_table
+from ..plan import DUPLICATE_ACROSS_RUNS, PLAN_WORDS, PLANS, SENDS, plan_line
 from ..problems import ERROR, WARNING, in_words
 from ..read import CSV_EXTENSIONS, XLSX_EXTENSIONS, peek_header, read_table
 from ..run import Run
@@ -320,6 +322,7 @@ class Workspace:
             file_warnings(table),
             seconds=time.perf_counter() - started,
         )
+        preview.replan()
         preview.edits = edits
         preview.original = original
         if earlier_preview is not None:  # the fixes in bulk of the file stay undoable under new choices
@@ -664,6 +667,21 @@ class Preview:
         problems = validation.problems.frame()
         self.errors: dict[int, list[dict]] = _by_row(problems[problems["severity"] == ERROR])
         self.warned = set(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
+        self.plan: dict[str, int] = {}  # what an upload would do with the valid rows, asked of the journal
+
+    def replan(self) -> None:
+        """Ask the source's journal what an upload would do with each valid row, as ``upload --dry-run`` does.
+
+        Made again after every correction: a corrected row may now be a
+        correction of a confirmed one, or a second signal.
+        """
+        self.validation.problems = self.validation.problems.without(DUPLICATE_ACROSS_RUNS)
+        meta = plan_table(self.file.path, self.validation, self.settings, name=self.file.name)
+        planned = meta["plan"].fillna("")
+        self.plan = {p: int(n) for p, n in planned[planned != ""].value_counts().items()}
+        self.plan_notes = {int(r): str(n) for r, n in meta.get("plan_note", pd.Series(dtype=str)).dropna().items() if n}
+        problems = self.validation.problems.frame()
+        self.warned = set(problems.loc[problems["severity"] == WARNING, "row"].astype(int).tolist())
 
     def counts(self) -> dict:
         rows = len(self.table.frame)
@@ -679,6 +697,13 @@ class Preview:
             "top_problems": _in_words(self.validation.problems.top(ERROR, 8)),
             "warnings": _in_words(self.validation.problems.top(WARNING, 8)),
             "first_requests": self.first_requests(),
+            # The journal's plan, in the library's order and words (uploader.plan), as the CLI's summary says it.
+            "plan": [
+                {"plan": p, "rows": self.plan[p], "words": PLAN_WORDS[p], "sent": p in SENDS}
+                for p in PLANS
+                if self.plan.get(p)
+            ],
+            "plan_line": plan_line(self.plan),
             "undo": [u["what"] for u in self.undo_stack],
             # how many rows each choice of the grid shows now
             "totals": {
@@ -899,6 +924,7 @@ class Preview:
         # The rows' new values, for the requests shown as they will be sent.
         self.validation.rows.loc[rows] = validation.rows.loc[rows]
         self.validation.problems = self.validation.problems.replace_rows(rows, validation.problems)
+        self.replan()
 
 
 BULK_WORDS = {

@@ -273,9 +273,20 @@ function problemItem(p) {
     " ", el("span", { class: "code", title: p.example, text: p.code }), el("div", { class: "muted small", text: p.example }));
 }
 
+// The journal's plan of the valid rows, in the library's words (uploader.plan), as the CLI's summary says it.
+function renderPlan(plan, line) {
+  $("plan-line").textContent = line;
+  const skipped = plan.filter((p) => !p.sent).reduce((n, p) => n + p.rows, 0);
+  if (skipped && state.counts) $("start-upload").textContent = "Upload the " + state.counts.valid.toLocaleString()
+    + " valid rows (" + skipped.toLocaleString() + " sent before are not sent again)";
+  $("plan-list").replaceChildren(...plan.map((p) => el("li", {},
+    el("strong", { text: p.rows.toLocaleString() + " " + p.plan }), " — " + p.words)));
+}
+
 // Everything the preview says of the whole file, as it is now (after every correction).
 function renderChecked(checked) {
   renderCounts(checked.counts);
+  renderPlan(checked.plan || [], checked.plan_line || "");
   $("top-problems").replaceChildren(...(checked.top_problems.length ? checked.top_problems.map(problemItem)
     : [el("li", { text: "none" })]));
   const warnings = [...(state.notes || []).map((n) => el("li", { text: n })), ...checked.warnings.map(problemItem)];
