@@ -93,6 +93,7 @@ bench: install browser
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/watch.py
 	$(BIN)/python bench/turns.py
+	$(BIN)/python bench/plan.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

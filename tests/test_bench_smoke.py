@@ -73,3 +73,16 @@ def test_turns_bench_script_smoke_run(tmp_path):
     assert "| upload, emulator at once, concurrency 32 | 100 |" in process.stdout
     assert "round 1 before upload" in process.stdout and "round 1 after  upload" in process.stdout
     assert not (tmp_path / "tree-HEAD").exists()  # the checkout is removed afterwards
+
+
+def test_plan_bench_script_smoke_run(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "bench/plan.py", "--smoke", "--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| upload --dry-run with the plan |" in process.stdout
+    assert " unchanged |" in process.stdout
