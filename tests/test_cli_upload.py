@@ -245,8 +245,9 @@ def test_dry_run_sends_nothing(tmp_path, emulator):
     assert result.code == 1  # one row is invalid
     assert "dry run: nothing sent" in result.stdout
     assert emulator.requests == 0
-    statuses = [r["status"] for r in report_rows(tmp_path / "in.results.csv")]
+    statuses = [r["status"] for r in report_rows(tmp_path / "in.plan.csv")]  # the plan, not a run's report
     assert statuses == ["dry-run"] * 5 + ["invalid", "dry-run"]
+    assert not (tmp_path / "in.results.csv").exists()
 
 
 def test_rejected_token_stops_the_run_and_a_rerun_sends_the_rest(tmp_path, emulator):

@@ -65,8 +65,13 @@ def read_summary(path: Path) -> dict:
     return json.loads(summary(path).read_text(encoding="utf-8"))
 
 
-def report_of(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.results{'.xlsx' if path.suffix == '.xlsx' else '.csv'}")
+def report_of(path: Path, kind: str = "results") -> Path:
+    return path.with_name(f"{path.stem}.{kind}{'.xlsx' if path.suffix == '.xlsx' else '.csv'}")
+
+
+def plan_of(path: Path) -> Path:
+    """A dry run's report: the file's plan, beside the report of the last real run."""
+    return report_of(path, "plan")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
@@ -85,7 +90,7 @@ def test_a_file_uploaded_edited_and_planned_again_says_what_each_row_will_do(emu
     assert dry.code == 0, dry.output
     assert emulator.requests == sent
     assert read_summary(path)["plan"] == {"new": 1, "correction": 1, "unchanged": 2}
-    report = rows_of(report_of(path))
+    report = rows_of(plan_of(path))
     assert [r["status"] for r in report] == ["dry-run"] * 4
     assert [r["plan"] for r in report] == ["unchanged", "correction", "unchanged", "new"]
     assert report[1]["plan_note"].startswith("confirmed on 20")
@@ -134,13 +139,13 @@ def test_a_manual_call_file_planned_again_shows_new_unchanged_and_unknown(tmp_pa
         dry = run_cli("upload", path, *args, "--dry-run", "--summary-json", tmp_path / "s.json", env=ENV, token=None)
         assert_no_traceback(dry)
         assert len(engage.state()["dials"]) == dials  # a dry run dials nobody
-        plan = [r["plan"] for r in read_report(tmp_path / "dial.results.csv")]
+        plan = [r["plan"] for r in read_report(tmp_path / "dial.plan.csv")]
         expected = ["unknown" if s == "unknown" else "unchanged" for s in statuses]
         expected[edited] = "new"
         assert plan == expected
         counts = json.loads((tmp_path / "s.json").read_text())["plan"]
         assert counts == {"new": 1, "unchanged": len(created) - 1, "unknown": statuses.count("unknown")}
-        unknown_note = read_report(tmp_path / "dial.results.csv")[statuses.index("unknown")]["plan_note"]
+        unknown_note = read_report(tmp_path / "dial.plan.csv")[statuses.index("unknown")]["plan_note"]
         assert unknown_note.startswith("sent before; no answer said what happened")
         assert "  unknown   " in dry.output and "only retry --include-unknown sends it" in dry.output
     finally:
@@ -161,7 +166,7 @@ def test_a_new_partner_id_for_a_confirmed_signal_is_warned_about_before_it_makes
         ],
     )
     dry = upload(emulator, path, "--dry-run")
-    report = rows_of(report_of(path))
+    report = rows_of(plan_of(path))
     assert [r["plan"] for r in report] == ["new", "new"]
     warning = report[0]["warning"]
     assert warning.startswith("the same call, Name, amount and time as the signal confirmed on 20")
@@ -177,7 +182,7 @@ def test_the_sample_files_uploaded_then_planned_again_raise_no_new_warning(emula
         path.write_bytes((SAMPLES / name).read_bytes())
         upload(emulator, path)
         upload(emulator, path, "--dry-run")
-        report = rows_of(report_of(path))
+        report = rows_of(plan_of(path))
         assert not [r["warning"] for r in report if any(w in r["warning"] for w in ("second signal", "started"))]
         assert {r["plan"] for r in report} <= {"unchanged", "new", ""}
         checked = run_cli("validate", path, "--timezone", TZ, "--report", tmp_path / "v.csv")
@@ -419,7 +424,7 @@ def test_a_journal_an_earlier_version_wrote_is_planned_and_then_kept_up_to_date(
     write(path, EDITED)
     dry = upload(emulator, path, "--state-dir", state, "--dry-run")
     assert read_summary(path)["plan"] == {"new": 1, "correction": 1, "unchanged": 2}, dry.output
-    report = rows_of(report_of(path))
+    report = rows_of(plan_of(path))
     assert report[1]["plan_note"].endswith("(row 3) with other content")  # no field digests then
     sent = emulator.requests
     real = upload(emulator, path, "--state-dir", state)
@@ -427,4 +432,45 @@ def test_a_journal_an_earlier_version_wrote_is_planned_and_then_kept_up_to_date(
     # From now on the journal has what the plan needs: a later edit names its fields.
     write(path, [*EDITED[:3], ["00000000-00000004", "Sale", "P-4", "fourth", "21.00", WHEN]])
     upload(emulator, path, "--state-dir", state, "--dry-run")
-    assert rows_of(report_of(path))[3]["plan_note"].endswith("(row 5) with another sale_amount")
+    assert rows_of(plan_of(path))[3]["plan_note"].endswith("(row 5) with another sale_amount")
+
+
+def test_a_dry_run_between_an_upload_and_its_retry_leaves_the_report_to_retry(make_emulator, tmp_path):
+    from test_reliability import HEADER as ORDERS
+    from test_reliability import many_calls
+
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 12), fail_rate=0.5, seed=3)
+    path = write_csv(
+        tmp_path / "orders.csv", [ORDERS] + [[f"CALL-{i:05d}", "Sale", str(i), "o", "1.00"] for i in range(12)]
+    )
+    once = ("--max-attempts", "1", "--stop-after-failures", "0")
+    first = upload(emulator, path, *once)
+    failed = [r for r in rows_of(report_of(path)) if r["status"] == "failed"]
+    assert failed, first.output
+    emulator.control("faults", {"fail_rate": 0})
+    dry = upload(emulator, path, "--dry-run")
+    assert read_summary(path)["plan"] == {"new": len(failed), "unchanged": 12 - len(failed)}, dry.output
+    assert "report: " + str(plan_of(path)) in dry.output
+    # The report of the real run is untouched: its retry sends exactly the failed rows.
+    assert [r for r in rows_of(report_of(path)) if r["status"] == "failed"] == failed
+    sent = emulator.requests
+    retried = run_cli("retry", report_of(path), "--base-url", emulator.base_url)
+    assert retried.code == 0, retried.output
+    assert emulator.requests == sent + len(failed) and len(emulator.signals()) == 12
+    assert "the journal's plan" in retried.output
+
+
+def test_a_folder_dry_run_plans_each_file_and_leaves_it_for_the_real_run(emulator, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write(inbox / "orders.csv", FIRST)
+    args = ("upload", inbox, "--timezone", TZ, "--base-url", emulator.base_url)
+    dry = run_cli(*args, "--dry-run", "--summary-json", tmp_path / "dry.json")
+    assert dry.code == 0, dry.output
+    (planned,) = json.loads((tmp_path / "dry.json").read_text())["files"]
+    assert planned["outcome"] == "planned, nothing sent: the file stays" and planned["summary"]["plan"] == {"new": 3}
+    assert (inbox / "orders.csv").exists() and (inbox / "orders.plan.csv").exists() and emulator.requests == 0
+    real = run_cli(*args)
+    assert real.code == 0, real.output
+    assert (inbox / "done" / "orders.csv").exists() and len(emulator.signals()) == 3
+    assert not (inbox / "done" / "orders.plan.csv").exists()  # the plan was not taken for a file to send

@@ -235,7 +235,7 @@ class ReportRun:
     found_by: str  # "path", "content" or "name" (a report of an earlier version, by its file name)
 
 
-_REPORT_NAME = re.compile(r"(?P<stem>.+?)\.results(?:\.\d{8}-\d{6})?\.(?:csv|xlsx|xlsm)", re.IGNORECASE)
+_REPORT_NAME = re.compile(r"(?P<stem>.+?)\.(?:results|plan)(?:\.\d{8}-\d{6})?\.(?:csv|xlsx|xlsm)", re.IGNORECASE)
 
 
 def find_report_run(

@@ -38,18 +38,21 @@ VALIDATE_COLUMNS = ("row", "status", "error", "warning")
 HIGHLIGHT = {"failed": "FFC7CE", "invalid": "FFEB9C"}  # Excel's "bad" red, "neutral" yellow
 
 
-def default_report_path(input_path: Path) -> Path:
+def default_report_path(input_path: Path, *, dry_run: bool = False) -> Path:
     """``<stem>.results.<ext>`` beside the input: a workbook in, a workbook out.
 
-    >>> default_report_path(Path("/data/march.xlsx"))
-    PosixPath('/data/march.results.xlsx')
+    A dry run's report is the file's plan, ``<stem>.plan.<ext>``: it does not
+    replace the report of the last real run, whose failed rows ``retry`` sends.
+
+    >>> default_report_path(Path("/data/march.xlsx")), default_report_path(Path("/data/m.csv"), dry_run=True)
+    (PosixPath('/data/march.results.xlsx'), PosixPath('/data/m.plan.csv'))
     """
     suffix = input_path.suffix.lower()
     stem = input_path.stem
     if suffix == ".gz":  # march.csv.gz -> march.results.csv
         stem, suffix = Path(stem).stem, Path(stem).suffix.lower()
     ext = ".xlsx" if suffix in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods") else ".csv"
-    return input_path.with_name(f"{stem}.results{ext}")
+    return input_path.with_name(f"{stem}.{'plan' if dry_run else 'results'}{ext}")
 
 
 def report_frame(table: Table, meta: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -106,6 +106,7 @@ def _one_pass(
             if p.is_file()
             and not p.name.startswith(".")
             and ".results." not in p.name
+            and ".plan." not in p.name  # a dry run's report
             and (
                 p.suffix.lower() in CSV_EXTENSIONS | XLSX_EXTENSIONS
                 or p.name.lower().endswith(tuple(e + ".gz" for e in CSV_EXTENSIONS))
@@ -122,6 +123,17 @@ def _one_pass(
             continue
         digest = _file_hash(path)
         earlier = seen.get(digest)
+        if settings.dry_run:  # the plan of each file beside it; nothing moved, nothing noted as imported
+            try:
+                planned = upload_file(path, replace(settings, report=None), cancellation, emit)
+            except (AuthenticationError, TransportError, StoppedEarly):
+                raise
+            except UploaderError as exc:
+                done(path, told(exc).lines()[0], exc.exit_code)
+                continue
+            already = f"; its content was imported as {earlier}, so a real run moves it to done/" if earlier else ""
+            done(path, f"planned, nothing sent: the file stays{already}", planned.exit_code, planned)
+            continue
         if earlier is not None:
             moved = _move(path, folder / "done")
             done(moved, f"already imported as {earlier}: not sent again", 0)

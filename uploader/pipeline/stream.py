@@ -557,6 +557,10 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
     if "failure_kind" in report:
         kinds = report.loc[status.isin(("failed", "unknown")), "failure_kind"]
         failed_by_kind = {str(k): int(v) for k, v in kinds.value_counts().items() if k}
+    plans: dict[str, int] = {}
+    if "plan" in report:  # what the journal said of each row when it was last sent (uploader.plan)
+        counted = report["plan"].fillna("").astype(str).value_counts()
+        plans = {p: int(counted[p]) for p in PLANS if p in counted.index}
     top, warned = [], 0
     if validation is not None:
         # Phone numbers are personal data: with --mask-pii, examples show the last 4 digits only.
@@ -577,6 +581,7 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         failed_by_kind=failed_by_kind,
         state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
         searches=settings.target.searches,
+        plan=plans,
     )
 
 

@@ -82,7 +82,7 @@ def upload_file(
         source, legacy, note = source_of(path, reader, settings, name)
         if note:
             reader.notes.append(note)
-        report_path = settings.report or default_report_path(reader.path)
+        report_path = settings.report or default_report_path(reader.path, dry_run=settings.dry_run)
         with source_journal(settings, source, content=content.digest, legacy=legacy) as journal:
             upload = _Upload(settings, journal, chunked=True, cancellation=cancellation, emit=emit)
             first, tally, summary = _stream_file(
