@@ -232,3 +232,29 @@ def test_a_time_at_midnight_written_by_a_real_program_is_read_as_the_program_sho
         assert result.code == 1 and not got, result.output
         report = report_rows(workbook.with_name(workbook.name + ".results.csv"))
         assert "has a date but no time of day" in report[0]["error"]
+
+
+NEW_WARNINGS = ("would make a second signal", "the file's own times say otherwise", "is before the call started")
+
+
+@pytest.mark.parametrize(
+    "program,form", [("csv", ""), *WORKBOOKS], ids=["csv", *[f"{p}-{f.rsplit(':', 1)[-1]}" for p, f in WORKBOOKS]]
+)
+def test_the_genuine_files_raise_no_false_alarm_when_planned_again(tmp_path, programs, corpus_csv, program, form):
+    """Issue 30's warnings (second signal, timezone, conversion before its call) on the corpus, sent then planned."""
+    path = corpus_csv if program == "csv" else programs.write(program, corpus_csv, form)
+    server = Emulator()
+    try:
+        args = ("--timezone", TZ, "--base-url", server.base_url, "--state-dir", tmp_path / "state")
+        sent = run_cli("upload", path, *args, "--report", tmp_path / "sent.csv")
+        assert_no_traceback(sent)
+        planned = run_cli("upload", path, *args, "--dry-run", "--report", tmp_path / "plan.csv")
+        assert_no_traceback(planned)
+    finally:
+        server.stop()
+    for report in ("sent.csv", "plan.csv"):
+        rows = report_rows(tmp_path / report)
+        assert not [r["warning"] for r in rows if any(w in r["warning"] for w in NEW_WARNINGS)], report
+    plans = [r["plan"] for r in report_rows(tmp_path / "plan.csv")]
+    # Every row the first run confirmed is unchanged; the one whose call does not exist is still new.
+    assert plans.count("new") == 1 and plans.count("unchanged") == len(plans) - 1, plans
