@@ -350,6 +350,7 @@ def test_the_preview_plans_against_the_journal_as_the_cli_does(tmp_path, emulato
     listed = page.inner_text("#plan-list")
     assert "1 correction — confirmed before with other content: sending it updates what the API holds" in listed
     assert "2 unchanged — confirmed before with the same content: skipped" in listed
+    assert "--" not in page.inner_text("#plan")  # the page's words, never a flag
     # The row that only its new partner id tells apart from a confirmed signal is warned about here too.
     assert "duplicate-across-runs" in page.inner_text("#warnings")
     assert numbers(page.inner_text("#counts")) == [5, 5, 0, 1]

@@ -91,6 +91,8 @@ _PAGE_WORDS: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"(?:check )?[A-Z_]+_TOKEN \(or --token-file\)"), "check the API token given on this page"),
     (re.compile(r"[A-Z_]+_TOKEN or --token-file"), "the API token given on this page"),
     (re.compile(r"--include-not-found"), "'Send again, including calls not found yet'"),
+    (re.compile(r"only retry --include-unknown sends it"), "only 'Send the rows whose outcome is unknown' sends it"),
+    (re.compile(r" \(--force sends it\)"), ""),  # the page sends no row whose answer cannot change
     (re.compile(r"--force"), "a new upload of the file"),
     (re.compile(r"\s*\((?:on the command line|signal-uploader|--)[^)]*\)"), ""),
 ]
@@ -105,6 +107,9 @@ def page_words(text: str) -> str:
     "say which timezone they are in in the field 'Timezone of the file's times' (e.g. America/New_York)"
     >>> page_words("check INVOCA_API_TOKEN (or --token-file) and that the token may use this API")
     'check the API token given on this page and that the token may use this API'
+    >>> from uploader.plan import PLAN_WORDS
+    >>> page_words(PLAN_WORDS["unknown"])
+    "sent before and its answer never came: only 'Send the rows whose outcome is unknown' sends it"
     """
     for pattern, words in _PAGE_WORDS:
         text = pattern.sub(words, text)

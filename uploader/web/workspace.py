@@ -55,7 +55,7 @@ from ..events import (
 from ..fields import squash
 from ..logs import REDACT
 from ..mappings import MappingStore
-from ..messages import size_text, told
+from ..messages import page_words, size_text, told
 from ..outcome import (
     FAILED,
     INVALID,
@@ -699,7 +699,7 @@ class Preview:
             "first_requests": self.first_requests(),
             # The journal's plan, in the library's order and words (uploader.plan), as the CLI's summary says it.
             "plan": [
-                {"plan": p, "rows": self.plan[p], "words": PLAN_WORDS[p], "sent": p in SENDS}
+                {"plan": p, "rows": self.plan[p], "words": page_words(PLAN_WORDS[p]), "sent": p in SENDS}
                 for p in PLANS
                 if self.plan.get(p)
             ],
