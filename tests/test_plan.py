@@ -268,6 +268,7 @@ def test_a_nightly_folder_run_says_what_changed_per_file(emulator, tmp_path):
     assert only["summary"]["plan"] == {"new": 1, "correction": 1, "unchanged": 2}
     assert only["summary"]["confirmed_by_plan"] == {"new": 1, "correction": 1}
     assert "  unchanged       2   confirmed before with the same content: skipped" in second.output
+    assert ".csv: done (1 new, 1 correction, 2 unchanged)" in second.output  # the nightly log's line (done/ has one)
 
 
 def test_upload_rows_dry_run_plans_against_the_rows_source(emulator, tmp_path):
@@ -474,3 +475,35 @@ def test_a_folder_dry_run_plans_each_file_and_leaves_it_for_the_real_run(emulato
     assert real.code == 0, real.output
     assert (inbox / "done" / "orders.csv").exists() and len(emulator.signals()) == 3
     assert not (inbox / "done" / "orders.plan.csv").exists()  # the plan was not taken for a file to send
+
+
+def test_a_contradicted_timezone_is_said_before_any_row_is_sent(emulator, tmp_path):
+    from uploader.config import resolve
+    from uploader.events import Warned
+    from uploader.run import Run
+
+    path = zone_file(tmp_path, "2026-06-01T10:00:00+02:00")
+    settings = resolve(
+        {"timezone": "America/Chicago", "base_url": emulator.base_url, "state_dir": str(tmp_path / "s")},
+        environ={"INVOCA_API_TOKEN": TOKEN},
+        need_token=True,
+    )
+    run = Run(path, settings, job="upload")
+    heard = []
+    run.subscribe(lambda event: heard.append((event, emulator.requests)) if isinstance(event, Warned) else None)
+    run.run()
+    ((warned, requests_then),) = heard
+    assert warned.code == "timezone-contradicts-file" and requests_then == 0
+    assert "carries UTC+02:00, where America/Chicago is UTC-05:00" in warned.message
+    result = run_cli(
+        "upload",
+        zone_file(tmp_path, "2026-06-01T10:00:00+02:00"),
+        "--timezone",
+        "America/Chicago",
+        "--base-url",
+        emulator.base_url,
+        "--dry-run",
+    )
+    assert "warning: Occurred At Time '2026/06/01 11:00:00 AM': is read as a wall-clock time in America/Chicago" in (
+        result.stderr
+    )

@@ -24,7 +24,7 @@ from .errors import Interrupted, UploaderError, UsageError, WebExtraMissing
 from .logs import REDACT, setup_logging
 from .messages import Told, told
 from .outcome import status_order
-from .plan import plan_lines
+from .plan import plan_line, plan_lines
 from .targets import LISTINGS, TARGETS
 
 EXIT_USAGE = 2
@@ -141,6 +141,7 @@ def _run(source, settings, job: str, listeners=()):
     run = Run(source, settings, job=job)
     for listener in listeners:
         run.subscribe(listener)
+    run.subscribe(_print_warned)
     if settings.progress and sys.stderr.isatty():
         run.subscribe(ProgressBar())
     writers: list[RunLog | SummaryJson] = []
@@ -157,6 +158,14 @@ def _run(source, settings, job: str, listeners=()):
             writer.error.result = result
             raise writer.error
     return result
+
+
+def _print_warned(event) -> None:
+    """A warning about the whole file, on stderr as soon as it is known (before the rows it concerns are sent)."""
+    from .events import Warned
+
+    if isinstance(event, Warned):
+        click.echo(f"warning: {event.message}", err=True)
 
 
 class ProgressBar:
@@ -1402,9 +1411,20 @@ def _print_file_done(event) -> None:
     from .events import FileDone
 
     if isinstance(event, FileDone):
-        click.echo(f"== {Path(str(event.path)).name}: {event.outcome}")
+        click.echo(_file_line(Path(str(event.path)), event.outcome, event.result))
         if event.result is not None:
             _print_summary(event.result)
+
+
+def _file_line(path: Path, outcome: str, job) -> str:
+    """A folder run's line for one file, with its plan in one line for the nightly log.
+
+    >>> from types import SimpleNamespace as N
+    >>> _file_line(Path("orders.csv"), "done", N(summary=N(plan={"new": 1204, "correction": 3, "unchanged": 98793})))
+    '== orders.csv: done (1,204 new, 3 corrections, 98,793 unchanged)'
+    """
+    plan = getattr(getattr(job, "summary", None), "plan", None)
+    return f"== {path.name}: {outcome}" + (f" ({plan_line(plan)})" if plan else "")
 
 
 def _print_folder(result) -> None:
@@ -1412,7 +1432,7 @@ def _print_folder(result) -> None:
         click.echo(f"{result.folder}: no CSV or XLSX files to upload")
         return
     for path, outcome, _code, job in result.files:
-        click.echo(f"== {path.name}: {outcome}")
+        click.echo(_file_line(path, outcome, job))
         if job is not None:
             _print_summary(job)
     click.echo(f"{result.folder}: {len(result.files)} file(s), exit code {result.exit_code}")

@@ -122,6 +122,15 @@ class CallSeen:
 
 
 @dataclass(frozen=True)
+class Warned:
+    """A warning about the file as a whole (a timezone its own offsets contradict), said once, as soon as it is
+    known: before the chunk it was found in is sent."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
 class TokenRenewed:
     """The access token was renewed with the refresh token (Engage Voice): how many times so far."""
 

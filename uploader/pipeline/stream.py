@@ -21,7 +21,7 @@ import pandas as pd
 from ..cancel import Cancellation
 from ..config import Settings
 from ..errors import FileFormatError, InputChanged, StorageError, UsageError
-from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, nobody
+from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, Warned, nobody
 from ..fields import squash
 from ..logs import mask_phone
 from ..outcome import confirms, is_ok, shown_request
@@ -29,10 +29,14 @@ from ..plan import PLANS
 from ..problems import ERROR, WARNING, top_records
 from ..read import Table, open_table, read_table
 from ..report import VALIDATE_COLUMNS, ReportWriter, Summary, report_cell_types, report_frame
-from ..timestamps import ZoneWitness
+from ..timestamps import ZONE_CONTRADICTS_FILE, ZoneWitness
 from ..validate import Validation, _PhoneBook, validate_table
 
 log = logging.getLogger(__name__)
+
+
+# Warnings about a whole file, told as soon as found (a Warned event), not only in the report at the end.
+FILE_WIDE = frozenset({ZONE_CONTRADICTS_FILE})
 
 
 def all_ok(statuses) -> bool:
@@ -232,6 +236,7 @@ def _stream_file(
     tally = _Tally()
     phonebook = _PhoneBook(settings.phone_region)
     zones = ZoneWitness(settings.timezone)  # offsets that contradict --timezone, from one chunk to the next
+    said: set[str] = set()  # the file-wide warnings already told (Warned)
     checks = settings.target.row_checks()
     writer = None
     first = None
@@ -258,6 +263,10 @@ def _stream_file(
             validation = check_table(chunk, settings, phonebook=phonebook, checks=checks, zones=zones)
             if emit is not nobody:
                 _emit_rejected(validation, emit)
+                for code in FILE_WIDE - said:  # before this chunk is sent
+                    if code in validation.problems.counts(WARNING).index:
+                        said.add(code)
+                        emit(Warned(code, validation.problems.example_message(code)))
             emit(
                 ChunkChecked(
                     int(chunk.frame.index[0]), len(chunk.frame), int(validation.valid.sum()), blank=chunk.blank_rows
