@@ -174,7 +174,7 @@ def test_watching_sees_an_action_change_the_list(engage, tmp_path):
             "--watch",
             "0.5",
             "--until",
-            "4s",
+            "8s",
             "--out",
             str(out),
         ],
@@ -184,7 +184,11 @@ def test_watching_sees_an_action_change_the_list(engage, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    changes = tmp_path / "watch.changes.jsonl"
+    for _ in range(200):  # the first poll is done (its calls logged as new): the change comes after it
+        if changes.exists() and changes.stat().st_size:
+            break
+        time.sleep(0.05)
     write_csv(tmp_path / "rec.csv", [["uii", "record"], [KIM_1, "true"]])
     assert upload(engage, tmp_path / "rec.csv", "engage_recording").code == 0
     _stdout, stderr = process.communicate(timeout=30)
