@@ -7,7 +7,12 @@ so it survives ``kill -9`` at any moment: at worst the requests that were in
 flight are sent again, which the API's idempotency makes harmless.
 
 What it stores is hashes and the API's transaction ids, never the token and
-never the row's content (phone numbers are personal data).
+never the row's content (phone numbers are personal data). For the plan
+(:mod:`uploader.plan`) it also keeps, per confirmed row, a 64-bit hash of the
+row but for its own id (a second signal made by mistake is warned about) and
+its fingerprint (:meth:`Journal.sift` recognises it without building it), and
+per key a 4-byte digest of each field, keyed by a secret of the journal, so a
+correction can say which fields differ, never what they held.
 
 A rerun plans per *lane* (rows sharing a key, in file order): rows already
 confirmed with the same payload are skipped, and from the first row that is
