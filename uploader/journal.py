@@ -475,9 +475,10 @@ def field_digests(payload: dict | None, salt: str) -> dict[str, str]:
     path when two blocks share it.
 
     >>> field_digests({"search": {"transaction_id": "T1"}, "signal": {"name": "Sale"}}, "k")
-    {'transaction_id': '2bc4c80e', 'name': 'e7a90651'}
+    {'transaction_id': '290a708e', 'name': '2bba5db5'}
     """
     flat: dict[str, str] = {}
+    key = salt.encode()[:64]
 
     def walk(value, path: tuple[str, ...]) -> None:
         if isinstance(value, dict):
@@ -487,8 +488,9 @@ def field_digests(payload: dict | None, salt: str) -> dict[str, str]:
         name = path[-1] if path else "body"
         if name in flat:
             name = ".".join(path)
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        flat[name] = hashlib.blake2b(text.encode(), key=salt.encode()[:64], digest_size=4).hexdigest()
+        # Text as it is (most fields), anything else as JSON: the two never collide.
+        text = "s" + value if isinstance(value, str) else "j" + json.dumps(value, sort_keys=True, separators=(",", ":"))
+        flat[name] = hashlib.blake2b(text.encode(), key=key, digest_size=4).hexdigest()
 
     walk(payload, ())
     return flat
