@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_files"
 EMULATOR_DATA = ROOT / "uploader" / "emulator" / "data"  # the calls the emulator ships with
 TOKEN = "test-token-5f2c9a"
+# What every run_cli of a test needs in its environment for the journal backend it runs against (see the
+# `backend` fixture): empty for the state folder's SQLite journals.
+BACKEND_ENV: dict[str, str] = {}
 
 
 def write_csv(
@@ -96,6 +99,7 @@ def run_cli(
     user would see, so ``assert_no_traceback`` still catches it.
     """
     strip = ("INVOCA_", "SIGNAL_UPLOADER_", "ENGAGE_VOICE_")
+    env = {**BACKEND_ENV, **(env or {})}
     if process:
         environment = {k: v for k, v in os.environ.items() if not k.startswith(strip)}
         if token is not None:
@@ -223,3 +227,81 @@ def make_emulator():
     yield start
     for server in started:
         server.stop()
+
+
+# -- the journal's two backends ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session (a throwaway cluster), stopped and removed after."""
+    import pg_server
+
+    if not pg_server.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing: `make test` installs Debian's postgresql package")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed: apt-get install postgresql")
+    server = pg_server.PostgresServer()
+    yield server
+    server.remove()
+
+
+@dataclass
+class Backend:
+    """Where a test's journals live: ``sqlite`` (the state folder) or ``postgresql`` (a fresh database)."""
+
+    name: str
+    url: str | None = None
+    server: object = None
+
+    @property
+    def env(self) -> dict:
+        """What a run needs in its environment to use this backend (the password as PGPASSWORD)."""
+        if self.url is None:
+            return {}
+        import pg_server
+
+        return {"SIGNAL_UPLOADER_JOURNAL": self.url, "PGPASSWORD": pg_server.PASSWORD}
+
+    def confirmed(self, state: Path | None = None) -> int:
+        """Rows confirmed in every journal of this backend (of ``state``'s journals for SQLite)."""
+        import sqlite3
+
+        if self.url is None:
+            total = 0
+            for path in (Path(state) / "journals").glob("*.sqlite") if state else ():
+                try:
+                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+                        total += db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]
+                except sqlite3.Error:
+                    pass
+            return total
+        schemas = self.server.query(  # type: ignore[attr-defined]
+            self.url,
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'j\\_%' AND to_regclass(nspname || '.confirmed') IS NOT NULL",
+        )
+        return sum(
+            self.server.query(self.url, f"SELECT count(*) FROM {schema}.confirmed")[0][0]  # type: ignore[attr-defined]
+            for (schema,) in schemas
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    """Each journal test twice: with journals in the state folder, and in a real PostgreSQL database.
+
+    Every ``run_cli`` of the test runs with the backend's environment
+    (``SIGNAL_UPLOADER_JOURNAL``, ``PGPASSWORD``), as a worker of an
+    orchestrator would be given it.
+    """
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    server = request.getfixturevalue("postgres_server")
+    chosen = Backend("postgresql", server.database(), server)
+    BACKEND_ENV.update(chosen.env)
+    request.getfixturevalue("monkeypatch").setenv("PGPASSWORD", chosen.env["PGPASSWORD"])  # the library's calls
+    try:
+        yield chosen
+    finally:
+        BACKEND_ENV.clear()

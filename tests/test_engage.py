@@ -310,7 +310,7 @@ def test_each_action_from_a_file(engage, tmp_path):
     assert "no failed rows to send again" in retried.output and len(engage.requests_log()) == before
 
 
-def test_manual_calls_under_lost_answers_are_never_dialled_twice(make_engage, tmp_path):
+def test_manual_calls_under_lost_answers_are_never_dialled_twice(make_engage, tmp_path, backend):
     engage = make_engage(engage_rate_limit=100_000, lost_answer_rate=0.5, seed=7)
     rows = [["username", "destination", "ringDuration", "callerId"]]
     rows += [[AGENTS[i % 3], f"(650) 555-{1000 + i}", "20", "866-123-4567"] for i in range(12)]

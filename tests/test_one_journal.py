@@ -23,7 +23,7 @@ def orders(tmp_path, count, name="june bulk.csv"):
     return write_csv(tmp_path / name, [HEADER] + rows)
 
 
-def test_rows_confirmed_by_retry_are_skipped_by_the_next_upload_of_the_original(tmp_path, make_emulator):
+def test_rows_confirmed_by_retry_are_skipped_by_the_next_upload_of_the_original(tmp_path, make_emulator, backend):
     emulator = make_emulator(calls_file=many_calls(tmp_path, 40), fail_rate=0.5, seed=3)
     path = orders(tmp_path, 40)
     first = run_cli(
@@ -117,7 +117,7 @@ def test_a_copy_elsewhere_and_an_edited_copy_of_the_same_name_meet_the_same_jour
     assert len(emulator.signals()) == 3
 
 
-def test_a_refused_manual_call_retried_then_the_file_dropped_again_dials_each_destination_once(tmp_path):
+def test_a_refused_manual_call_retried_then_the_file_dropped_again_dials_each_destination_once(tmp_path, backend):
     engage = EngageEmulator(engage_rate_limit=100_000)
     try:
         rows = [

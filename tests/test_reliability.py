@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -64,7 +63,7 @@ def upload(emulator, path, *args):
     return run_cli("upload", path, "--base-url", emulator.base_url, *args)
 
 
-def test_every_fault_at_once_and_the_state_is_exactly_the_file(tmp_path, make_emulator):
+def test_every_fault_at_once_and_the_state_is_exactly_the_file(tmp_path, make_emulator, backend):
     calls = many_calls(tmp_path, 200)
     emulator = make_emulator(
         calls_file=calls,
@@ -105,7 +104,7 @@ def test_long_fault_run(tmp_path, make_emulator):
     assert actual_state(emulator) == expected_state(data)
 
 
-def test_giving_up_reports_retryable_failures_and_retry_finishes_them(tmp_path, make_emulator):
+def test_giving_up_reports_retryable_failures_and_retry_finishes_them(tmp_path, make_emulator, backend):
     calls = many_calls(tmp_path, 20)
     broken = make_emulator(calls_file=calls, fail_rate=1.0, seed=1)
     path, data = signals_file(tmp_path, 20, 20)
@@ -155,13 +154,14 @@ def test_retry_leaves_not_found_rows_unless_asked(tmp_path, make_emulator):
 
 
 @pytest.mark.posix
-def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_path, make_emulator):
+def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_path, make_emulator, backend):
     calls = many_calls(tmp_path, 400)
     emulator = make_emulator(calls_file=calls, latency_ms=15)
     path, data = signals_file(tmp_path, 400, 400)
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNAL_UPLOADER_")}
     env["INVOCA_API_TOKEN"] = TOKEN
+    env.update(backend.env)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -181,19 +181,12 @@ def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_pat
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    journal = None
     deadline = time.time() + 60
-    while time.time() < deadline:
-        found = list((state / "journals").glob("*.sqlite")) if (state / "journals").exists() else []
-        if found:
-            journal = found[0]
-            if _confirmed(journal) >= 120:
-                break
+    while time.time() < deadline and backend.confirmed(state) < 120:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert journal is not None
-    confirmed = _confirmed(journal)
+    confirmed = backend.confirmed(state)
     assert 120 <= confirmed < 400, "the kill should land mid-run"
     assert not (tmp_path / "big.results.csv").exists()  # no half report: none at all
 
@@ -210,14 +203,6 @@ def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_pat
     assert all(r["signal_transaction_id"] for r in rows)  # complete: every row has its id
 
 
-def _confirmed(journal):
-    try:
-        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def _get(emulator, path):
     import urllib.request
 
@@ -226,13 +211,13 @@ def _get(emulator, path):
         return answer.read().decode()
 
 
-def test_a_second_run_over_the_same_input_is_refused(tmp_path, emulator, isolated_state):
+def test_a_second_run_over_the_same_input_is_refused(tmp_path, emulator, isolated_state, backend):
     from uploader.config import resolve
     from uploader.pipeline.upload import source_journal
 
     path = write_csv(tmp_path / "in.csv", [HEADER, ["00000000-00000001", "Sale", "1", "", ""]])
     # A run of a file of the same name in progress (the page's, say): the same source, the same journal.
-    settings = resolve({"base_url": emulator.base_url, "state_dir": isolated_state})
+    settings = resolve({"base_url": emulator.base_url, "state_dir": isolated_state, "journal": backend.url})
     with source_journal(settings, "in.csv"):
         result = upload(emulator, path)
     assert result.code == 2

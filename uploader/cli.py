@@ -448,6 +448,27 @@ def target_options(*apis: str):
     return flags
 
 
+_journal_option = click.option(
+    "--journal",
+    metavar="URL",
+    default=None,
+    help="Keep journals and the run lock in this PostgreSQL database, shared by every runner "
+    "(postgresql://USER@HOST:PORT/DATABASE; the password in PGPASSWORD or ~/.pgpass), or "
+    "SIGNAL_UPLOADER_JOURNAL. Default: SQLite files in the state folder.",
+)
+_wait_option = click.option(
+    "--wait-for-lock",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=None,
+    help="When another run is sending the same source, wait this long for it to finish (default: refuse at once).",
+)
+
+
+def journal_options() -> list:
+    return [_journal_option, _wait_option]
+
+
 def send_options(func):
     """Options of the commands that send (upload, retry), spelled the same in both."""
     options = [
@@ -518,6 +539,7 @@ def send_options(func):
             default=None,
             help="Where journals and locks live (default: the system's state folder, e.g. ~/.local/state/signal-uploader).",
         ),
+        *journal_options(),
         click.option("--force", is_flag=True, help="Send every row, even those an earlier run confirmed."),
         click.option(
             "--log-file",
@@ -1295,6 +1317,8 @@ def demo(folder):
     default=None,
     help="Where journals, saved mappings and the page's files and reports live.",
 )
+@_journal_option
+@_wait_option
 @click.option(
     "--max-upload-mb", type=float, default=200, show_default=True, help="Largest file the page accepts, in MB."
 )
@@ -1323,6 +1347,8 @@ def serve(
     config_file,
     token_file,
     state_dir,
+    journal,
+    wait_for_lock,
     max_upload_mb,
     keep_days,
     ready_file,
@@ -1344,7 +1370,10 @@ def serve(
         raise WebExtraMissing(exc.name) from None
     if max_upload_mb <= 0:
         raise UsageError("--max-upload-mb must be more than 0")
-    settings = resolve(dict(base_url=base_url, state_dir=state_dir, verbose=verbose), config_file=config_file)
+    settings = resolve(
+        dict(base_url=base_url, state_dir=state_dir, journal=journal, wait_for_lock=wait_for_lock, verbose=verbose),
+        config_file=config_file,
+    )
     serve_page(
         settings,
         host=host,

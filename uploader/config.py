@@ -53,6 +53,10 @@ class Settings:
     rate: float | None = None
     chunk_rows: int = 100_000  # rows read, validated, sent and reported per step: bounds memory
     state_dir: Path | None = None
+    # Where journals live when not in the state folder: a PostgreSQL URL (see uploader.journal_db). Its
+    # password, if the URL holds one, is never shown: repr=False, and never recorded by a report.
+    journal: str | None = field(default=None, repr=False)
+    wait_for_lock: float = 0.0  # seconds to wait for another run of the same source to finish
     log_file: Path | None = None
     force: bool = False
     include_not_found: bool = False
@@ -176,6 +180,8 @@ SHARED_OPTIONS: tuple[Option, ...] = (
     _shared("rate", float, recorded=True, server=True),
     _shared("chunk_rows", int, server=True),
     _shared("state_dir", Path, python=False, server=True),
+    _shared("journal", str, server=True),
+    _shared("wait_for_lock", float, server=True),
     _shared("log_file", Path, python=False),
     _shared("force", bool, env=False),
     _shared("include_not_found", bool, env=False),
@@ -358,6 +364,12 @@ def resolve(
             settings.target  # noqa: B018 - the mapping's fields are checked once, here
         except ValueError as exc:
             raise UsageError(f"the column mapping names {exc}") from None
+    from .journal_db import check_journal_setting
+
+    if check_journal_setting(settings.journal) != settings.journal:
+        settings = replace(settings, journal=None)  # "" (the environment's, a config file's): the state folder
+    if settings.wait_for_lock < 0:
+        raise UsageError("--wait-for-lock needs a number of seconds, 0 or more")
     if settings.concurrency < 1 or settings.concurrency > 256:
         raise UsageError("--concurrency must be between 1 and 256")
     if settings.timeout <= 0:
@@ -422,6 +434,7 @@ def _report_settings(report: str | Path, values: dict) -> dict:
         Path(report),
         api=values.get("api"),
         base_url=values.get("base_url"),
+        journal_url=values.get("journal") or None,
     )
     if run is None:
         return {}

@@ -141,6 +141,8 @@ def signal_uploader(
     mapping: dict[str, str] | None = None,
     source: str | None = None,
     state_dir: str | None = None,
+    journal: str | None = None,
+    wait_for_lock: float | None = None,
     results: str | None = None,
     phone_region: str = "US",
     concurrency: int | None = None,
@@ -152,7 +154,9 @@ def signal_uploader(
 
     ``source`` names the rows for the journal (default: ``<pipeline>.<table>``);
     ``results`` is the results database (default: ``results.sqlite`` in the
-    state folder); ``options`` holds any other of the Python API's options
+    state folder); ``journal`` a PostgreSQL URL that keeps the journal and
+    the run lock where every worker finds them (its password in ``PGPASSWORD``
+    or a password file, not in the URL); ``options`` holds any other of the Python API's options
     (``{"include_not_found": True}``). The rest are :func:`upload_rows`'s.
     """
     name = str(table["name"])
@@ -172,6 +176,8 @@ def signal_uploader(
             ("concurrency", concurrency),
             ("rate", rate),
             ("max_attempts", max_attempts),
+            ("journal", journal),
+            ("wait_for_lock", wait_for_lock),
         )
         if v is not None
     }

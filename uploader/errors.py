@@ -91,6 +91,14 @@ class StorageError(StoppedEarly):
     """The report, the journal or a state file could not be written (disk full, read-only folder)."""
 
 
+class JournalUnreachable(StorageError):
+    """The journal's database (PostgreSQL, ``--journal``) cannot be reached, or stopped answering mid-run.
+
+    Nothing is sent that the journal could not record first: a rerun once the
+    database is back finishes the job exactly.
+    """
+
+
 class Cancelled(StoppedEarly):
     """A caller of the library (the web page's cancel button, a script) stopped the run."""
 

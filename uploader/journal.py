@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from . import plan
+from .journal_db import SCHEMA_VERSION, Db, PgLocation, PgSourceLock, PostgresDb, PostgresStore, SqliteDb
 from .locking import content_hash as file_sha256
 from .outcome import FAILED, UNKNOWN, Outcome, Prepared, lanes, mix64
 
@@ -108,29 +109,54 @@ def default_state_dir() -> Path:
     return state_folder()
 
 
-def known_sources(state_dir: Path) -> list[dict]:
+def _each_journal(state_dir: Path, journal_url: str | None = None):
+    """Every journal of a state folder (or of the shared database), read-only: (where, its database)."""
+    if journal_url:
+        store = PostgresStore(journal_url)
+        conn = store.connect(readonly=True)
+        db = PostgresDb(conn, store.url)
+        try:
+            for schema, *_ in store.sources(db):
+                location = PgLocation(store.url, schema)
+                if not store.exists(db, location):
+                    continue  # being created
+                db.execute(f"SET search_path TO {schema}")
+                yield location, db
+        finally:
+            db.close()
+        return
+    for path in sorted((Path(state_dir) / "journals").glob("*.sqlite")):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        except sqlite3.Error:
+            continue
+        try:
+            yield path, SqliteDb(conn)
+        finally:
+            conn.close()
+
+
+def known_sources(state_dir: Path, journal_url: str | None = None) -> list[dict]:
     """What every journal of a state folder knows: each source's API, rows confirmed, rows pending, last answer.
 
     A source is named as its journal knows it (a file's name; a journal from
     before sources were named by their file's name shows the file's name too).
     Read-only: a run writing one of them at the same moment is not disturbed.
+    With ``journal_url``, the journals of that PostgreSQL database instead.
     """
     out = []
-    for path in sorted((Path(state_dir) / "journals").glob("*.sqlite")):
+    for where, db in _each_journal(state_dir, journal_url):
         try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-            try:
-                meta = dict(db.execute("SELECT name, value FROM meta"))
-                confirmed, last = db.execute("SELECT count(*), max(confirmed_at) FROM confirmed").fetchone()
-                pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
-                final = _count(db, "final")
-            finally:
-                db.close()
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            confirmed, last = db.execute("SELECT count(*), max(confirmed_at) FROM confirmed").fetchone()
+            pending = db.execute("SELECT count(*) FROM pending").fetchone()[0]
+            final = _count(db, "final")
         except sqlite3.Error:
             continue  # not a journal of ours, or being created
+        stem = where.stem if isinstance(where, Path) else where.schema
         out.append(
             {
-                "source": _display_name(meta.get("input", path.stem)),
+                "source": _display_name(meta.get("input", stem)),
                 "api": meta.get("api", ""),
                 "base_url": meta.get("base_url", ""),
                 "confirmed": confirmed,
@@ -149,7 +175,7 @@ def _source_stem(source: str) -> str:
     return PureWindowsPath(name).stem
 
 
-def _count(db: sqlite3.Connection, table: str) -> int:
+def _count(db: Db, table: str) -> int:
     try:
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except sqlite3.OperationalError:  # a journal from before the table existed
@@ -236,7 +262,7 @@ class ReportRun:
     api: str
     base_url: str
     settings: dict  # the run's settings that shape rows and requests (no secret)
-    journal: Path
+    journal: Path | PgLocation
     found_by: str  # "path", "content" or "name" (a report of an earlier version, by its file name)
 
 
@@ -244,7 +270,12 @@ _REPORT_NAME = re.compile(r"(?P<stem>.+?)\.(?:results|plan)(?:\.\d{8}-\d{6})?\.(
 
 
 def find_report_run(
-    state_dir: Path, report: Path, *, api: str | None = None, base_url: str | None = None
+    state_dir: Path,
+    report: Path,
+    *,
+    api: str | None = None,
+    base_url: str | None = None,
+    journal_url: str | None = None,
 ) -> ReportRun | None:
     """The run that wrote ``report``, from the journals of a state folder; None when none knows it.
 
@@ -252,7 +283,8 @@ def find_report_run(
     a report no journal noted (written before reports were noted, or moved
     and edited) is matched by its file name (``june bulk.results.csv`` is
     the report of ``june bulk.csv``), the latest such source first.
-    ``api`` and ``base_url``, when given, must match. Read-only.
+    ``api`` and ``base_url``, when given, must match. Read-only. With
+    ``journal_url``, the journals of that PostgreSQL database are asked.
     """
     report = Path(report)
     try:
@@ -261,23 +293,19 @@ def find_report_run(
         return None
     best: tuple[int, float, ReportRun] | None = None
     named = _REPORT_NAME.fullmatch(report.name)
-    for path in sorted((Path(state_dir) / "journals").glob("*.sqlite")):
+    for path, db in _each_journal(state_dir, journal_url):
         try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            if (api and meta.get("api") != api) or (base_url and meta.get("base_url") != base_url):
+                continue
             try:
-                meta = dict(db.execute("SELECT name, value FROM meta"))
-                if (api and meta.get("api") != api) or (base_url and meta.get("base_url") != base_url):
-                    continue
-                try:
-                    rows = db.execute(
-                        "SELECT path, sha256, written_at, settings FROM reports WHERE path = ? OR sha256 = ?",
-                        (wanted, digest),
-                    ).fetchall()
-                except sqlite3.OperationalError:
-                    rows = []  # a journal from before reports were noted
-                last = db.execute("SELECT max(confirmed_at) FROM confirmed").fetchone()[0] or 0.0
-            finally:
-                db.close()
+                rows = db.execute(
+                    "SELECT path, sha256, written_at, settings FROM reports WHERE path = ? OR sha256 = ?",
+                    (wanted, digest),
+                ).fetchall()
+            except sqlite3.OperationalError:
+                rows = []  # a journal from before reports were noted
+            last = db.execute("SELECT max(confirmed_at) FROM confirmed").fetchone()[0] or 0.0
         except sqlite3.Error:
             continue
         source = meta.get("input", "")
@@ -521,43 +549,71 @@ class Journal:
     written, and a run writing it at the same moment is not disturbed.
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False):
-        self.path = Path(path)
+    def __init__(self, path: Path | PgLocation, *, readonly: bool = False, db: PostgresDb | None = None):
+        self.path = path if isinstance(path, PgLocation) else Path(path)
         self.readonly = readonly
         # Pending marks are written from the sender's workers while answers are recorded here.
         self._lock = threading.RLock()
-        if readonly:
-            self.db = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
-            have = {row[1] for row in self.db.execute("PRAGMA table_info(last_applied)")}
-            if "key_int" not in have:  # written by an earlier version: brought up to date (as a real run would) first
-                self.db.close()
-                Journal(self.path).close()
-                self.db = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-                )
+        self.db: Db
+        if isinstance(path, PgLocation):
+            self._open_postgres(path, db)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # WAL: a commit is durable once written, so kill -9 loses nothing
-            # committed; NORMAL sync is enough for a process crash.
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-            self._migrate()
+            self._open_sqlite()
         self._has_final = self._exists("final")
         self._cached: _Cache | None = None
         self._names_changed = False
         self._applied_here: dict[int, int] = {}  # what this run's answers made the API hold, by key
-        self._tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        self._columns = {
-            table: {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            for table in ("confirmed", "last_applied")
-        }
-        meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        meta = dict(self.db.execute("SELECT name, value FROM meta").fetchall())
+        if int(meta.get("schema_version", SCHEMA_VERSION)) > SCHEMA_VERSION:
+            self.db.close()
+            from .errors import InputError
+
+            raise InputError(
+                f"the journal {self.path} was written by a newer signal-uploader "
+                f"(its tables are at version {meta['schema_version']}, this one knows {SCHEMA_VERSION})",
+                hint="upgrade signal-uploader (pip install -U signal-uploader) on this machine too",
+            )
         self.salt = meta.get("salt", "")
         self._field_names: list[str] = json.loads(meta.get("field_names", "[]"))  # a field's number in `fields`
+
+    def _open_sqlite(self) -> None:
+        assert isinstance(self.path, Path)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        if self.readonly:
+            self._raw = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            have = {row[1] for row in self._raw.execute("PRAGMA table_info(last_applied)")}
+            if "key_int" not in have:  # written by an earlier version: brought up to date (as a real run would) first
+                self._raw.close()
+                Journal(self.path).close()
+                self._raw = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # WAL: a commit is durable once written, so kill -9 loses nothing
+            # committed; NORMAL sync is enough for a process crash.
+            self._raw.execute("PRAGMA journal_mode=WAL")
+            self._raw.execute("PRAGMA synchronous=NORMAL")
+            self._raw.executescript(SCHEMA)
+            self._migrate()
+        self.db = SqliteDb(self._raw)
+        self._tables = {row[0] for row in self._raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        self._columns = {
+            table: {row[1] for row in self._raw.execute(f"PRAGMA table_info({table})")}
+            for table in ("confirmed", "last_applied")
+        }
+
+    def _open_postgres(self, where: PgLocation, db: PostgresDb | None) -> None:
+        """The source's schema in the shared database (created by :meth:`open`), on the run lock's connection."""
+        if db is None:
+            db = PostgresDb(PostgresStore(where.url.conninfo).connect(readonly=self.readonly), where)
+        self.db = db
+        db.execute(f"SET search_path TO {where.schema}")
+        # A PostgreSQL journal is always this version's: every table and column is there.
+        self._tables = {"meta", "confirmed", "recognition", "last_applied", "pending", "final", "reports"}
+        self._columns = {
+            "confirmed": set(_CONFIRMED_COLUMNS) | {"signal_transaction_id"},
+            "last_applied": set(_APPLIED_COLUMNS),
+        }
 
     def _migrate(self) -> None:
         """Bring a journal an earlier version wrote up to this one's tables (columns are only ever added)."""
@@ -572,44 +628,50 @@ class Journal:
                 ("payload_int", "INTEGER"),
             ),
         }
+        written = self._raw.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if written is not None and int(written[0]) > SCHEMA_VERSION:
+            return  # a newer version's journal: refused as it is read, never changed
         fresh = False
         for table, columns in added.items():
-            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            have = {row[1] for row in self._raw.execute(f"PRAGMA table_info({table})")}
             for name, kind in columns:
                 if name not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    self._raw.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                     fresh = True
         if fresh:  # a journal an earlier version wrote: the integer forms of its hashes, once
             self._fill_integers()
-        self.db.execute("CREATE INDEX IF NOT EXISTS confirmed_twin ON confirmed (twin_hash)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS confirmed_identity_int ON confirmed (identity_int)")
-        self.db.execute("CREATE INDEX IF NOT EXISTS last_applied_key_int ON last_applied (key_int)")
+        self._raw.execute("CREATE INDEX IF NOT EXISTS confirmed_twin ON confirmed (twin_hash)")
+        self._raw.execute("CREATE INDEX IF NOT EXISTS confirmed_identity_int ON confirmed (identity_int)")
+        self._raw.execute("CREATE INDEX IF NOT EXISTS last_applied_key_int ON last_applied (key_int)")
         # The key of the field digests: a journal's own, so its digests say nothing outside it.
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
+        self._raw.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
+        self._raw.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _fill_integers(self) -> None:
         """The 64-bit forms of the hashes of rows written without them (an earlier version, a take-over)."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany(
+        with self._raw:
+            self._raw.execute("BEGIN")
+            self._raw.executemany(
                 "UPDATE confirmed SET identity_int = ? WHERE identity = ?",
                 [
                     (_int64(i), i)
-                    for (i,) in self.db.execute("SELECT identity FROM confirmed WHERE identity_int IS NULL").fetchall()
+                    for (i,) in self._raw.execute(
+                        "SELECT identity FROM confirmed WHERE identity_int IS NULL"
+                    ).fetchall()
                 ],
             )
             # When and on which row each key's content was confirmed: what a correction of it says.
             when = {
                 (k, p): (at, row)
-                for k, p, at, row in self.db.execute(
+                for k, p, at, row in self._raw.execute(
                     "SELECT key_hash, payload_hash, max(confirmed_at), row FROM confirmed GROUP BY key_hash, payload_hash"
                 )
             }
-            self.db.executemany(
+            self._raw.executemany(
                 "UPDATE last_applied SET key_int = ?, payload_int = ?, confirmed_at = ?, row = ? WHERE key_hash = ?",
                 [
                     (_int64(k), _int64(p), *when.get((k, p), (None, None)), k)
-                    for k, p in self.db.execute(
+                    for k, p in self._raw.execute(
                         "SELECT key_hash, payload_hash FROM last_applied WHERE key_int IS NULL"
                     ).fetchall()
                 ],
@@ -691,30 +753,52 @@ class Journal:
             ) from None
         return journal
 
+    @classmethod
+    def open_postgres(
+        cls, lock: PgSourceLock, name: str, api: str, base_url: str, *, content: str | None = None
+    ) -> Journal:
+        """:meth:`open` in the shared database, on the connection that holds the source's run lock."""
+        db = lock.db
+        assert db is not None, "the run lock is taken first"
+        lock.store.create(db, lock.location, name, api, base_url, content=content)
+        db.execute(f"SET search_path TO {lock.location.schema}")
+        db.upsert(
+            "meta",
+            ("name", "value"),
+            [
+                ("input", name),
+                ("api", api),
+                ("base_url", base_url),
+                ("salt", secrets.token_hex(16)),
+                ("schema_version", str(SCHEMA_VERSION)),
+            ],
+        )
+        return cls(lock.location, db=db)
+
     def _take_over(self, old: Path) -> None:
         """Copy what a journal an earlier version kept by path knows into this one, then set it aside."""
-        with self._lock, self.db:
-            self.db.execute("ATTACH DATABASE ? AS old", (str(old),))
+        with self._lock, self._raw:
+            self._raw.execute("ATTACH DATABASE ? AS old", (str(old),))
             try:
-                self.db.execute("BEGIN")
-                tables = {row[0] for row in self.db.execute("SELECT name FROM old.sqlite_master WHERE type='table'")}
-                columns = {row[1] for row in self.db.execute("PRAGMA old.table_info(confirmed)")}
+                self._raw.execute("BEGIN")
+                tables = {row[0] for row in self._raw.execute("SELECT name FROM old.sqlite_master WHERE type='table'")}
+                columns = {row[1] for row in self._raw.execute("PRAGMA old.table_info(confirmed)")}
                 ids = "ids" if "ids" in columns else "NULL"
-                self.db.execute(
+                self._raw.execute(
                     "INSERT OR IGNORE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
                     "signal_transaction_id, corrects_transaction_id, call_transaction_id, confirmed_at, ids) "
                     "SELECT identity, key_hash, payload_hash, row, status, http_status, signal_transaction_id, "
                     f"corrects_transaction_id, call_transaction_id, confirmed_at, {ids} FROM old.confirmed"
                 )
-                self.db.execute(
+                self._raw.execute(
                     "INSERT OR IGNORE INTO last_applied (key_hash, payload_hash) "
                     "SELECT key_hash, payload_hash FROM old.last_applied"
                 )
                 if "pending" in tables:
-                    self.db.execute("INSERT OR IGNORE INTO pending SELECT * FROM old.pending")
-                self.db.execute("COMMIT")
+                    self._raw.execute("INSERT OR IGNORE INTO pending SELECT * FROM old.pending")
+                self._raw.execute("COMMIT")
             finally:
-                self.db.execute("DETACH DATABASE old")
+                self._raw.execute("DETACH DATABASE old")
         self._fill_integers()
         for suffix in ("", "-wal", "-shm"):
             part = old.with_name(old.name + suffix)
@@ -923,8 +1007,7 @@ class Journal:
                 skipped[row] = done.get(ids[row].identity) or Earlier(row, plan.UNCHANGED, None, {})
                 learnt.append(ids[row])
         if learnt and not self.readonly:  # recognised by its fingerprint next time
-            with self._lock, self.db:
-                self.db.execute("BEGIN")
+            with self._lock, self.db.transaction():
                 self._remember(learnt, applied=False)
         return work, skipped, ids
 
@@ -936,7 +1019,7 @@ class Journal:
             return dict.fromkeys(rows_, confirmed)
         query = (
             "SELECT identity_int, status, http_status, ids FROM confirmed "
-            "JOIN temp.wanted_int ON confirmed.identity_int = temp.wanted_int.value"
+            "JOIN {wanted} ON confirmed.identity_int = wanted.value"
         )
         found = {
             identity: (status, http_status, json.loads(ids) if ids else {})
@@ -959,10 +1042,7 @@ class Journal:
             held = np.where(known, cache.applied_payload[pos], np.int64(0))
         missing = np.flatnonzero(~known)
         if len(missing) and "key_int" in self._columns["last_applied"]:  # not in the pages: ask the table
-            query = (
-                "SELECT key_int, payload_int FROM last_applied "
-                "JOIN temp.wanted_int ON last_applied.key_int = temp.wanted_int.value"
-            )
+            query = "SELECT key_int, payload_int FROM last_applied JOIN {wanted} ON last_applied.key_int = wanted.value"
             found = dict(self._lookup_ints(query, key_int[missing].tolist()))
             for i in missing.tolist():
                 if int(key_int[i]) in found:
@@ -1102,7 +1182,7 @@ class Journal:
         extra = ", ".join(c if c in have else "NULL" for c in ("confirmed_at", "row", "fields", "ids"))
         query = (
             f"SELECT key_hash, payload_hash, {extra} FROM last_applied "
-            "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value"
+            "JOIN {wanted} ON last_applied.key_hash = wanted.value"
         )
         return {key: tuple(rest) for key, *rest in self._lookup(query, key_hashes)}
 
@@ -1112,7 +1192,7 @@ class Journal:
             return {}
         query = (
             "SELECT twin_hash, key_hash, row, confirmed_at, ids FROM confirmed "
-            "JOIN temp.wanted ON confirmed.twin_hash = temp.wanted.value ORDER BY confirmed_at"
+            "JOIN {wanted} ON confirmed.twin_hash = wanted.value ORDER BY confirmed_at"
         )
         out: dict[str, list[tuple]] = {}
         for shape, key_hash, row, confirmed_at, found in self._lookup(query, shapes):
@@ -1125,7 +1205,7 @@ class Journal:
             return {}
         query = (
             "SELECT identity, row, http_status, error_class, error, answered_at FROM final "
-            "JOIN temp.wanted ON final.identity = temp.wanted.value"
+            "JOIN {wanted} ON final.identity = wanted.value"
         )
         return {
             identity: Earlier(
@@ -1138,22 +1218,23 @@ class Journal:
         """The identities marked pending, with what happened when they were sent."""
         if not self._has_pending:
             return {}
-        query = "SELECT identity, error FROM pending JOIN temp.wanted ON pending.identity = temp.wanted.value"
+        query = "SELECT identity, error FROM pending JOIN {wanted} ON pending.identity = wanted.value"
         return {identity: error or "" for identity, error in self._lookup(query, identities)}
 
     def mark_pending(self, entry: Entry, row: int) -> None:
         """Commit that a request which may not be sent twice is about to go out."""
-        with self._lock, self.db:
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)",
-                (entry.identity, row, time.time(), "the run stopped before its answer"),
+        with self._lock, self.db.transaction():
+            self.db.upsert(
+                "pending",
+                ("identity", "row", "since", "error"),
+                [(entry.identity, row, time.time(), "the run stopped before its answer")],
+                key=("identity",),
             )
 
     def _confirmed(self, identities: list[str]) -> dict[str, Earlier]:
         query = (
             "SELECT identity, row, status, http_status, ids, signal_transaction_id, corrects_transaction_id, "
-            "call_transaction_id FROM confirmed JOIN temp.wanted ON confirmed.identity = temp.wanted.value"
+            "call_transaction_id FROM confirmed JOIN {wanted} ON confirmed.identity = wanted.value"
         )
         found = {}
         for identity, row, status, http_status, ids, *legacy in self._lookup(query, identities):
@@ -1166,29 +1247,18 @@ class Journal:
         return found
 
     def _last_applied(self, key_hashes: list[str]) -> dict[str, str]:
-        query = (
-            "SELECT key_hash, payload_hash FROM last_applied "
-            "JOIN temp.wanted ON last_applied.key_hash = temp.wanted.value"
-        )
+        query = "SELECT key_hash, payload_hash FROM last_applied JOIN {wanted} ON last_applied.key_hash = wanted.value"
         return dict(self._lookup(query, key_hashes))
 
     def _lookup(self, query: str, values: list[str]) -> list[tuple]:
-        """Rows for just these values (a chunk's), not the whole journal: a join with a temporary table."""
-        with self._lock, self.db:
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (value TEXT PRIMARY KEY)")
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM temp.wanted")
-            self.db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((v,) for v in values))
-            return self.db.execute(query).fetchall()
+        """Rows for just these values (a chunk's), not the whole journal: ``query`` joins ``{wanted}``."""
+        with self._lock:
+            return self.db.lookup(query, values)
 
     def _lookup_ints(self, query: str, values: list[int]) -> list[tuple]:
-        """:meth:`_lookup` for integers (a temporary table of its own)."""
-        with self._lock, self.db:
-            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_int (value INTEGER PRIMARY KEY)")
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM temp.wanted_int")
-            self.db.executemany("INSERT OR IGNORE INTO temp.wanted_int VALUES (?)", ((v,) for v in values))
-            return self.db.execute(query).fetchall()
+        """:meth:`_lookup` for integers."""
+        with self._lock:
+            return self.db.lookup(query, values, kind="int")
 
     def record(self, entry: Entry, outcome: Outcome) -> None:
         """Commit one confirmed answer (a no-op for anything else)."""
@@ -1213,30 +1283,31 @@ class Journal:
         if not confirmed and not unknown and not final and not self._has_pending and not self._has_final:
             return
         now = time.time()
-        with self._lock, self.db:  # one transaction: every table or none
-            self.db.execute("BEGIN")
+        with self._lock, self.db.transaction():  # one transaction: every table or none
             ids = [json.dumps(o.ids, separators=(",", ":")) for _, o in confirmed]
-            self.db.executemany(
-                "INSERT OR REPLACE INTO confirmed (identity, key_hash, payload_hash, row, status, http_status, "
-                "confirmed_at, ids, twin_hash, identity_int) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.upsert(
+                "confirmed",
+                _CONFIRMED_COLUMNS,
                 [
                     (e.identity, e.key_hash, e.payload_hash, o.row, o.status, o.http_status, now, i, e.twin)
                     + (_int64(e.identity),)
                     for (e, o), i in zip(confirmed, ids)
                 ],
+                key=("identity",),
             )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO last_applied (key_hash, payload_hash, confirmed_at, row, fields, ids, "
-                "key_int, payload_int) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.upsert(
+                "last_applied",
+                _APPLIED_COLUMNS,
                 [
                     (e.key_hash, e.payload_hash, now, o.row, self._pack(e.fields), i)
                     + (_int64(e.key_hash), _int64(e.payload_hash))
                     for (e, o), i in zip(confirmed, ids)
                 ],
+                key=("key_hash",),
             )
             if self._names_changed:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('field_names', ?)", (json.dumps(self._field_names),)
+                self.db.upsert(
+                    "meta", ("name", "value"), [("field_names", json.dumps(self._field_names))], key=("name",)
                 )
                 self._names_changed = False
             self._remember([e for e, _ in confirmed], applied=True)
@@ -1246,9 +1317,11 @@ class Journal:
                 self.db.executemany("UPDATE pending SET error = ? WHERE identity = ?", unknown)
                 self.db.executemany("DELETE FROM pending WHERE identity = ?", settled)
             if final:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO final VALUES (?, ?, ?, ?, ?, ?)",
+                self.db.upsert(
+                    "final",
+                    ("identity", "row", "http_status", "error_class", "error", "answered_at"),
                     [(e.identity, o.row, o.http_status, o.error_class, o.error, now) for e, o in final],
+                    key=("identity",),
                 )
                 self._has_final = True
             elif confirmed and self._has_final:  # sent again with --force, and confirmed this time
@@ -1269,24 +1342,39 @@ class Journal:
         """
         report = Path(report)
         digest = file_sha256(report)
-        with self._lock, self.db:
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?, ?)",
-                (str(report.resolve()), digest, time.time(), job, json.dumps(settings, sort_keys=True, default=str)),
+        with self._lock, self.db.transaction():
+            self.db.upsert(
+                "reports",
+                ("path", "sha256", "written_at", "job", "settings"),
+                [(str(report.resolve()), digest, time.time(), job, json.dumps(settings, sort_keys=True, default=str))],
+                key=("path",),
             )
 
     def report_moved(self, old: Path, new: Path) -> None:
         """A report was moved (folder mode files it under done/ or failed/): it is known at its new place."""
-        with self._lock, self.db:
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "UPDATE OR REPLACE reports SET path = ? WHERE path = ?",
-                (str(Path(new).resolve()), str(Path(old).resolve())),
-            )
+        new_path, old_path = str(Path(new).resolve()), str(Path(old).resolve())
+        with self._lock, self.db.transaction():
+            if new_path != old_path:  # a note of another report at the new place is replaced
+                self.db.execute("DELETE FROM reports WHERE path = ?", (new_path,))
+            self.db.execute("UPDATE reports SET path = ? WHERE path = ?", (new_path, old_path))
 
     def confirmed_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
+
+
+_CONFIRMED_COLUMNS = (
+    "identity",
+    "key_hash",
+    "payload_hash",
+    "row",
+    "status",
+    "http_status",
+    "confirmed_at",
+    "ids",
+    "twin_hash",
+    "identity_int",
+)
+_APPLIED_COLUMNS = ("key_hash", "payload_hash", "confirmed_at", "row", "fields", "ids", "key_int", "payload_int")

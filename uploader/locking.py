@@ -44,6 +44,8 @@ class _FileLock:
     path: Path
     target: str
 
+    wait: float = 0.0  # seconds to wait for the holder to finish before refusing
+
     def __init__(self) -> None:
         self._lock: Any = None
 
@@ -57,16 +59,19 @@ class _FileLock:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(self.path, timeout=0)
+            lock = FileLock(self.path, timeout=max(self.wait, 0))
             lock.acquire()
         except Timeout:
             try:
                 holder = self._holder.read_text(encoding="utf-8").strip()
             except OSError:
                 holder = ""
+            waited = f" (waited {self.wait:g} s)" if self.wait else ""
             raise AlreadyRunning(
-                f"another signal-uploader run ({holder or 'another process'}) is already working on {self.target}",
-                hint="wait for it to finish; two runs over the same input would send rows twice",
+                f"another signal-uploader run ({holder or 'another process'}) is already working on "
+                f"{self.target}{waited}",
+                hint="wait for it to finish (or give --wait-for-lock SECONDS); two runs over the same input "
+                "would send rows twice",
             ) from None
         except OSError as exc:
             raise InputError(
@@ -104,8 +109,9 @@ class RunLock(_FileLock):
 class SourceLock(_FileLock):
     """One run at a time per source (its journal), whichever command or front end sends it."""
 
-    def __init__(self, state_dir: Path, journal: Path, name: str):
+    def __init__(self, state_dir: Path, journal: Path, name: str, *, wait: float = 0.0):
         super().__init__()
+        self.wait = wait
         self.target = name
         self.path = Path(state_dir) / "locks" / f"{Path(journal).stem}.lock"
 

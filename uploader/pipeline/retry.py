@@ -169,7 +169,7 @@ def _report_source(report_path: Path, settings: Settings) -> tuple[str, tuple[Pa
         if given.is_file():
             return given.name, (given, report_path), ""
         return settings.source, (report_path,), ""
-    run = find_report_run(settings.state_folder, report_path, api=settings.api)
+    run = find_report_run(settings.state_folder, report_path, api=settings.api, journal_url=settings.journal)
     if run is None:
         raise UsageError(
             f"{report_path}: no journal in {settings.state_folder} knows which upload wrote this report",

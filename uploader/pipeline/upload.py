@@ -23,6 +23,7 @@ from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, Stora
 from ..events import Listener, RowAnswered, Summarised, TokenRenewed, nobody
 from ..journal import Described, Earlier, Entry, Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..journal import _when as journal_when
+from ..journal_db import PgSourceLock, PostgresDb, PostgresStore
 from ..locking import ContentLock, SourceLock, content_hash
 from ..outcome import FAILED, NOT_SENT_CLASS, SKIPPED, UNKNOWN, Outcome, Prepared, shown_request
 from ..plan import CORRECTION, DUPLICATE_ACROSS_RUNS, NEW, UNCHANGED
@@ -129,10 +130,9 @@ def plan_table(
     path = Path(path)
     settings = replace(settings, dry_run=True)
     source, _legacy, _note = source_of(path, open_input(path, settings), settings, name)
-    located = locate(settings.state_folder, source, settings.api, settings.base_url or "", content=content_hash(path))
-    if not located.exists():
+    journal = read_journal(settings, source, content=content_hash(path))
+    if journal is None:
         return pd.DataFrame({"plan": np.where(validation.valid.to_numpy(), NEW, "")}, index=validation.rows.index)
-    journal = Journal(located, readonly=True)
     try:
         upload = _Upload(settings, journal, chunked=True)
         meta = upload.send(validation)
@@ -159,7 +159,9 @@ def source_of(path: Path, reader, settings: Settings, name: str | None) -> tuple
     confirmed are skipped, not sent again under the report's own name.
     """
     if reader.layout.report_positions:
-        run = find_report_run(settings.state_folder, path, api=settings.api, base_url=settings.base_url)
+        run = find_report_run(
+            settings.state_folder, path, api=settings.api, base_url=settings.base_url, journal_url=settings.journal
+        )
         if run is not None:
             shown = _display_name(run.source)
             return run.source, (), f"{path.name} is the report of {shown}: the rows its upload confirmed are skipped"
@@ -172,14 +174,36 @@ def source_of(path: Path, reader, settings: Settings, name: str | None) -> tuple
 def source_journal(settings: Settings, source: str, *, content: str | None = None, legacy: tuple[Path, ...] = ()):
     """The source's lock, then its journal, for the length of one run.
 
-    A dry run reads the journal (None when the source was never sent), and writes nothing.
+    In the state folder (SQLite, a file lock) or, with ``settings.journal``,
+    in the shared PostgreSQL database (an advisory lock on the journal's own
+    connection). ``settings.wait_for_lock`` seconds are spent waiting for
+    another run of the source to finish. A dry run reads the journal (None
+    when the source was never sent), and writes nothing.
     """
+    api, base_url = settings.api, settings.base_url or ""
+    shown = _display_name(source)
+    if settings.journal:
+        store = PostgresStore(settings.journal)
+        probe = PostgresDb(store.connect(), store.url)
+        try:
+            location = store.locate(probe, source, api, base_url, content=content)
+        finally:
+            probe.close()
+        with PgSourceLock(store, location, shown, wait=settings.wait_for_lock) as lock:
+            assert lock.db is not None
+            journal = None
+            if not settings.dry_run:
+                journal = Journal.open_postgres(lock, source, api, base_url, content=content)
+            elif store.exists(lock.db, location):
+                journal = Journal(location, readonly=True, db=lock.db)
+            yield journal  # closed with the lock: its connection is the lock's
+        return
     state = settings.state_folder
-    located = locate(state, source, settings.api, settings.base_url or "", content=content)
-    with SourceLock(state, located, _display_name(source)):
+    located = locate(state, source, api, base_url, content=content)
+    with SourceLock(state, located, shown, wait=settings.wait_for_lock):
         journal = None
         if not settings.dry_run:
-            journal = Journal.open(state, source, settings.api, settings.base_url or "", content=content, legacy=legacy)
+            journal = Journal.open(state, source, api, base_url, content=content, legacy=legacy)
         elif located.exists():  # a dry run asks the journal what a real run would do, and writes nothing
             journal = Journal(located, readonly=True)
         try:
@@ -187,6 +211,22 @@ def source_journal(settings: Settings, source: str, *, content: str | None = Non
         finally:
             if journal is not None:
                 journal.close()
+
+
+def read_journal(settings: Settings, source: str, *, content: str | None = None) -> Journal | None:
+    """The source's journal, to be read only (the page's preview); None when it was never sent. No lock."""
+    api, base_url = settings.api, settings.base_url or ""
+    if settings.journal:
+        store = PostgresStore(settings.journal)
+        db = PostgresDb(store.connect(readonly=True), store.url)
+        location = store.locate(db, source, api, base_url, content=content)
+        if not store.exists(db, location):
+            db.close()
+            return None
+        db.where = location
+        return Journal(location, readonly=True, db=db)
+    located = locate(settings.state_folder, source, api, base_url, content=content)
+    return Journal(located, readonly=True) if located.exists() else None
 
 
 def _with_later_rows_of_their_keys(prepared: list, only: set[int]) -> set[int]:

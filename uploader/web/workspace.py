@@ -602,7 +602,7 @@ def journal_sources(settings: Settings) -> list[dict]:
     """Every source the journals know (page and command-line uploads alike), newest first."""
     from ..journal import known_sources
 
-    sources = known_sources(settings.state_folder)
+    sources = known_sources(settings.state_folder, settings.journal)
     for source in sources:
         when = source.pop("last_confirmed")
         source["last_confirmed"] = datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds") if when else ""
