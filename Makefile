@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TZ := America/Los_Angeles
 
-.PHONY: install programs browser desktop check test test-all demo web screenshots bench readme clean
+.PHONY: install programs browser desktop postgres check test test-all demo web screenshots bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ desktop:
 	      --no-install-recommends xvfb xdotool >/dev/null; \
 	  else echo "note: Xvfb or xdotool missing and apt-get unavailable: the launcher window's test will fail"; fi; }
 
+## postgres: Debian's PostgreSQL server, for the tests of the shared journal (--journal postgresql://...);
+## the tests start a throwaway cluster of their own in a temporary folder and remove it afterwards
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing PostgreSQL (apt-get) for the shared journal's tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends postgresql >/dev/null; \
+	  else echo "note: PostgreSQL missing and apt-get unavailable: the shared journal's tests will be skipped"; fi; }
+
 ## check: the linter and the formatter (ruff) over the whole tree and the type checker (mypy) over the library;
 ## settings in pyproject.toml (`ruff format .` formats)
 check: install
@@ -52,11 +62,11 @@ check: install
 	$(BIN)/mypy
 
 ## test: the linter, then the default suite (long fault-injection runs are marked slow and left out)
-test: check programs browser desktop
+test: check programs browser desktop postgres
 	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 ## test-all: everything, slow runs included
-test-all: install programs browser desktop
+test-all: install programs browser desktop postgres
 	$(BIN)/python -m pytest
 
 ## demo: the bundled sample CSV and XLSX uploaded to the embedded emulator, then the CSV again

@@ -75,14 +75,15 @@ def run_pipeline(tmp_path, emulator, monkeypatch, *, token=TOKEN, secrets_toml=F
         monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__API_TOKEN", token)
         monkeypatch.setenv("DESTINATION__SIGNAL_UPLOADER__BASE_URL", emulator.base_url)
     settings = {"timezone": TZ, "mapping": MAPPING, "state_dir": str(tmp_path / "state"), **settings}
+    pipelines = settings.pop("pipelines_dir", tmp_path / "pipelines")
     destination = signal_uploader(**settings)
-    pipeline = dlt.pipeline("crm_signals", destination=destination, pipelines_dir=str(tmp_path / "pipelines"))
+    pipeline = dlt.pipeline("crm_signals", destination=destination, pipelines_dir=str(pipelines))
     source = sql_database(f"sqlite:///{tmp_path / 'orders.db'}", table_names=["orders"])
     return pipeline.run(source)
 
 
-def results(tmp_path) -> list[dict]:
-    db = sqlite3.connect(tmp_path / "state" / "results.sqlite")
+def results(tmp_path, state="state") -> list[dict]:
+    db = sqlite3.connect(tmp_path / state / "results.sqlite")
     db.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in db.execute("SELECT * FROM orders ORDER BY _dlt_load_id, CAST(order_id AS INTEGER)")]
@@ -242,3 +243,36 @@ def test_the_results_table_keeps_a_rows_own_column_that_shares_a_name_with_its_o
         ("a", "shop.orders", "web", "valid"),
         ("b", "shop.orders", "phone", "invalid"),
     ]
+
+
+def test_two_workers_with_empty_disks_and_one_shared_journal_land_each_row_once(
+    tmp_path, emulator, monkeypatch, postgres_server
+):
+    """An orchestrator's retry on another worker: no dlt state, no state folder, only the database URL."""
+    import pg_server
+
+    monkeypatch.setenv("PGPASSWORD", pg_server.PASSWORD)
+    journal = postgres_server.database()
+    orders_db(tmp_path / "orders.db")
+    for worker in ("worker-a", "worker-b"):
+        info = run_pipeline(
+            tmp_path,
+            emulator,
+            monkeypatch,
+            state_dir=str(tmp_path / worker),
+            pipelines_dir=tmp_path / worker / "pipelines",
+            journal=journal,
+        )
+        assert not info.has_failed_jobs
+    assert emulator.requests == 5  # each valid row once, though both workers read the whole table
+    assert set(landed(emulator)) == {"1", "2", "3", "4", "6"}
+    second = results(tmp_path, "worker-b")
+    assert [(r["order_id"], r["status"]) for r in second] == [
+        ("1", "skipped"),
+        ("2", "skipped"),
+        ("3", "skipped"),
+        ("4", "skipped"),
+        ("5", "invalid"),
+        ("6", "skipped"),
+    ]
+    assert not (tmp_path / "worker-b" / "journals").exists()

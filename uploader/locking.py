@@ -149,8 +149,9 @@ def _user() -> str:
 class ContentLock(_FileLock):
     """Locks a file's content, wherever it lies and whichever state folder is used."""
 
-    def __init__(self, path: str | Path, digest: str | None = None):
+    def __init__(self, path: str | Path, digest: str | None = None, *, wait: float = 0.0):
         super().__init__()
+        self.wait = wait
         self.target = f"the same content as {path}"
         self.digest = digest or content_hash(path)
         self.path = lock_folder() / f"{self.digest[:32]}.lock"

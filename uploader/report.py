@@ -499,6 +499,7 @@ class Summary:
     blank_rows: int = 0
     failed_by_kind: dict[str, int] = field(default_factory=dict)  # failed and unknown rows by failure_kind
     state_dir: str | None = None  # a state folder other than the default: a retry must be told it
+    journal: str | None = None  # the shared journal's database, without its password: a retry must be told it
     searches: bool = False  # the target finds each row's call by a search: a match rate means something
     # What the journal said of the valid rows before anything was sent (uploader.plan): new, correction, ...
     plan: dict[str, int] = field(default_factory=dict)
@@ -514,7 +515,9 @@ class Summary:
         kinds = self.failed_by_kind
         if self.dry_run or not self.report or not kinds:
             return []
-        extra = ("--state-dir", self.state_dir) if self.state_dir else ()
+        extra = (("--state-dir", self.state_dir) if self.state_dir else ()) + (
+            ("--journal", self.journal) if self.journal else ()
+        )
         report = self.report
         steps = []
         why = []

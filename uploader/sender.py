@@ -33,6 +33,7 @@ from .outcome import (
     INVALID_ANSWER,
     NO_ENDPOINT,
     NOT_RESOLVED,
+    NOT_SENT_CLASS,
     REFUSED,
     TOO_LARGE,
     UNKNOWN,
@@ -305,7 +306,17 @@ class Sender:
         renewed = False
         uncertain = False  # an earlier attempt may have been applied (its answer was lost)
         if self.on_send is not None and not self.target.idempotent:
-            self.on_send(item)
+            try:
+                self.on_send(item)
+            except Exception as exc:  # the mark could not be written: the request must not leave unmarked
+                self._stop.set()
+                return Outcome(
+                    item.row,
+                    FAILED,
+                    error_class=NOT_SENT_CLASS,
+                    error=f"not sent: the journal could not note it first ({getattr(exc, 'message', exc)})",
+                    attempts=0,
+                )
         while True:
             attempt += 1
             outcome, retry_after, token = self._attempt(item)

@@ -18,7 +18,7 @@ from ..outcome import UNKNOWN
 from ..read import read_table
 from ..report import report_cell_types, report_frame, write_report
 from .stream import JobResult, _require_base_url, _storage, _summary, all_ok, check_table
-from .upload import _Upload, require_file, source_journal
+from .upload import _Upload, remember_report, require_file, source_journal
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def retry_report(
                     types=report_cell_types(table, settings.target.fields.report_columns),
                 )
             if journal is not None:
-                journal.remember_report(written, job="retry", settings=settings.recorded())
+                remember_report(journal, written, "retry", settings, upload)
         summary = _summary(subset, validation, settings, frame.set_index("row", drop=False))
         summary.report = str(written)
         exit_code = 0 if all_ok(frame["status"].unique()) else 1

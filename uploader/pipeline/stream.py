@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import FileFormatError, InputChanged, StorageError, UsageError
 from ..events import ChunkChecked, ChunkDone, Listener, Opened, RowRejected, Summarised, Warned, nobody
 from ..fields import squash
+from ..journal_db import PgUrl
 from ..logs import mask_phone
 from ..outcome import confirms, is_ok, shown_request
 from ..plan import PLANS
@@ -525,6 +526,7 @@ class _Tally:
             blank_rows=self.blank,
             failed_by_kind=dict(self.failed_by_kind.most_common()),
             state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
+            journal=PgUrl(settings.journal).shown() if settings.journal else None,
             searches=settings.target.searches,
             plan={p: self.plans[p] for p in PLANS if self.plans[p] > 0},
             confirmed_plan={p: self.confirmed_plans[p] for p in PLANS if self.confirmed_plans[p] > 0},
@@ -589,6 +591,7 @@ def _summary(table: Table, validation: Validation | None, settings: Settings, re
         blank_rows=table.blank_rows,
         failed_by_kind=failed_by_kind,
         state_dir=str(settings.state_dir) if settings.state_dir is not None else None,
+        journal=PgUrl(settings.journal).shown() if settings.journal else None,
         searches=settings.target.searches,
         plan=plans,
     )

@@ -19,7 +19,15 @@ import pandas as pd
 from ..auth import token_source
 from ..cancel import Cancellation
 from ..config import Settings
-from ..errors import ApiUnavailable, AuthenticationError, FileFormatError, StorageError, TransportError, UploaderError
+from ..errors import (
+    ApiUnavailable,
+    AuthenticationError,
+    FileFormatError,
+    JournalUnreachable,
+    StorageError,
+    TransportError,
+    UploaderError,
+)
 from ..events import Listener, RowAnswered, Summarised, TokenRenewed, nobody
 from ..journal import Described, Earlier, Entry, Journal, Occurrences, _display_name, entries, find_report_run, locate
 from ..journal import _when as journal_when
@@ -78,7 +86,7 @@ def upload_file(
     require_file(path)
     _require_base_url(settings)
     cancellation = cancellation or Cancellation()
-    with ContentLock(path) as content:
+    with ContentLock(path, wait=settings.wait_for_lock) as content:
         reader = open_input(path, settings)
         source, legacy, note = source_of(path, reader, settings, name)
         if note:
@@ -113,8 +121,18 @@ def upload_file(
                 journal=journal.path if journal is not None else None,
             )
             if journal is not None and not journal.readonly:
-                journal.remember_report(result.report_path, job="upload", settings=settings.recorded())
+                remember_report(journal, result.report_path, "upload", settings, upload)
             return upload.finish(result, summary)
+
+
+def remember_report(journal: Journal, report: Path | None, job: str, settings: Settings, upload: _Upload) -> None:
+    """Note the report in the source's journal (so ``retry REPORT`` finds it); a journal gone stops the run."""
+    if report is None:
+        return
+    try:
+        journal.remember_report(report, job=job, settings=settings.recorded())
+    except (sqlite3.Error, OSError, JournalUnreachable) as exc:
+        upload._journal_failed(exc, "note the report")
 
 
 def plan_table(
@@ -331,8 +349,13 @@ class _Upload:
             return meta
         outcomes: dict[int, Outcome] = {}
         if self.fatal is None:
-            work, skipped, entries_ = self._plan(rows, prepared, ids)
-            self._note_plan(meta, validation, self.sending_journal.describe(work, skipped, entries_, self.target))
+            try:
+                work, skipped, entries_ = self._plan(rows, prepared, ids)
+                self._note_plan(meta, validation, self.sending_journal.describe(work, skipped, entries_, self.target))
+            except (sqlite3.Error, JournalUnreachable) as exc:
+                # Without the journal nothing can be skipped or recorded: this chunk's rows are not sent.
+                self._journal_failed(exc, "read the journal")
+                work, skipped, entries_ = [], {}, {}
             if self.cancellation.requested:
                 work = []  # confirmed rows are still reported as skipped; the rest as not sent
             for row, earlier in skipped.items():
@@ -441,14 +464,10 @@ class _Upload:
             # committed before anything else is done with these answers
             try:
                 self.sending_journal.record_many([(entries[o.row], o) for o in batch])
-            except (sqlite3.Error, OSError) as exc:
-                # Answers not recorded are sent again by a rerun: harmless for an idempotent API.
-                self.cancellation.cancel(
-                    StorageError(
-                        f"could not record answers in the journal {self.sending_journal.path} ({exc}): the run stopped",
-                        hint="free some space (or choose another --state-dir) and run the same command again",
-                    )
-                )
+            except (sqlite3.Error, OSError, JournalUnreachable) as exc:
+                # Answers not recorded are sent again by a rerun: harmless for an idempotent API (a target
+                # that may not be sent twice left a pending mark first: its rows stay unknown).
+                self._journal_failed(exc, "record answers")
             for outcome in batch:
                 outcomes[outcome.row] = outcome
                 self.emit(RowAnswered(outcome))
@@ -516,9 +535,30 @@ class _Upload:
         return self.sender
 
     def _mark_pending(self, item: Prepared) -> None:
-        """Before a request that may not be sent twice goes out: committed, so no rerun sends it unasked."""
-        self.sending_journal.mark_pending(self._entries[item.row], item.row)
+        """Before a request that may not be sent twice goes out: committed, so no rerun sends it unasked.
+
+        A mark that cannot be written stops the run, and the request does not leave (the sender says so).
+        """
+        try:
+            self.sending_journal.mark_pending(self._entries[item.row], item.row)
+        except (sqlite3.Error, OSError, JournalUnreachable) as exc:
+            self._journal_failed(exc, "note a request before it left")
+            raise
         self.started.add(item.row)
+
+    def _journal_failed(self, exc: Exception, doing: str) -> None:
+        """The journal could not be read or written: the run stops, nothing more is sent."""
+        if isinstance(exc, JournalUnreachable):
+            stop: StorageError = JournalUnreachable(
+                f"{exc.message}: could not {doing}, so the run stopped", hint=exc.hint
+            )
+        else:
+            stop = StorageError(
+                f"could not {doing} in the journal {self.sending_journal.path} ({exc}): the run stopped",
+                hint="free some space (or choose another --state-dir) and run the same command again",
+            )
+        if self.cancellation.reason is None:
+            self.cancellation.cancel(stop)
 
     def _show(self, prepared: list[Prepared]) -> None:
         """Keep the first --show-requests requests as they will go out (the token masked)."""
