@@ -42,7 +42,8 @@ class PostgresServer:
 
     _numbers = itertools.count(1)
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # fsync on, as a real server runs (the benchmark); the tests need not wait for disks
         self.folder = Path(tempfile.mkdtemp(prefix="signal-uploader-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
@@ -67,7 +68,9 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(command)} failed: {completed.stdout}{completed.stderr}")
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(_binary("pg_ctl"), "-D", self.data, "-l", self.folder / "log", "-o", options, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:

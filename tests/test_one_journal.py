@@ -325,11 +325,11 @@ def test_a_fixed_report_uploaded_as_a_file_skips_what_its_upload_confirmed(tmp_p
     assert [r["status"] for r in report_rows(tmp_path / "fixed.csv")] == ["skipped", "created"]
 
 
-def test_upload_rows_and_a_file_of_that_name_share_a_journal(tmp_path, emulator, isolated_state):
+def test_upload_rows_and_a_file_of_that_name_share_a_journal(tmp_path, emulator, isolated_state, backend):
     from uploader import upload_rows
 
     rows = [{"transaction_id": "00000000-00000001", "name": "Sale", "partner_unique_id": "P-1"}]
-    result = upload_rows(rows, source="crm.csv", base_url=emulator.base_url, token=TOKEN)
+    result = upload_rows(rows, source="crm.csv", base_url=emulator.base_url, token=TOKEN, journal=backend.url)
     assert result.summary.statuses == {"created": 1}
     path = write_csv(
         tmp_path / "crm.csv", [["transaction_id", "name", "partner_unique_id"], ["00000000-00000001", "Sale", "P-1"]]
@@ -361,7 +361,7 @@ def test_a_journal_of_the_earlier_layout_keyed_by_path_is_taken_over(tmp_path, e
     assert not old.exists() and list(journals.glob("legacy-*.taken-over"))
 
 
-def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, isolated_state):
+def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, isolated_state, backend):
     """The page's library (its Workspace) stores an upload as a copy; the CLI then uploads the analyst's file."""
     from uploader.config import resolve
     from uploader.web.workspace import Workspace, journal_sources
@@ -374,7 +374,9 @@ def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, i
             ["00000000-00000002", "Sale", "J-2", 20],
         ],
     )
-    settings = resolve({"base_url": emulator.base_url, "state_dir": isolated_state}, environ={})
+    settings = resolve(
+        {"base_url": emulator.base_url, "state_dir": isolated_state, "journal": backend.url}, environ={}
+    )  # `serve --journal URL`
     work = Workspace(settings, environ={"INVOCA_API_TOKEN": TOKEN})
     stored = work.add_file(book.name, [book.read_bytes()])
     preview = work.preview(stored.id, {"api": "signals", "timezone": "America/New_York"})
@@ -389,3 +391,23 @@ def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, i
     assert emulator.requests == 2  # the CLI upload of the same workbook sends nothing
     assert [r["status"] for r in report_rows(tmp_path / "June Bulk.results.xlsx")] == ["skipped", "skipped"]
     assert [s["source"] for s in journal_sources(settings)] == ["June Bulk.xlsx"]
+
+
+def test_a_journal_written_by_a_newer_version_is_refused_not_misread(tmp_path, emulator, isolated_state, backend):
+    import sqlite3
+
+    path = orders(tmp_path, 3)
+    assert run_cli("upload", path, "--base-url", emulator.base_url).code == 0
+    if backend.url:
+        (schema,) = backend.server.query(backend.url, "SELECT schema_name FROM signal_uploader.sources")[0]
+        backend.server.query(backend.url, f"UPDATE {schema}.meta SET value = '99' WHERE name = 'schema_version'")
+    else:
+        (journal,) = (isolated_state / "journals").glob("*.sqlite")
+        with sqlite3.connect(journal) as db:
+            db.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
+    before = emulator.requests
+    result = run_cli("upload", path, "--base-url", emulator.base_url)
+    assert result.code == 2, result.output
+    assert "written by a newer signal-uploader" in result.stderr and "upgrade signal-uploader" in result.stderr
+    assert_no_traceback(result)
+    assert emulator.requests == before

@@ -203,6 +203,17 @@ def test_kill_9_mid_run_then_rerun_completes_without_resending_confirmed(tmp_pat
     assert all(r["signal_transaction_id"] for r in rows)  # complete: every row has its id
 
 
+def _confirmed(journal):
+    """Rows confirmed in one SQLite journal file (read-only, while a run may be writing it)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def _get(emulator, path):
     import urllib.request
 

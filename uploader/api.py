@@ -124,7 +124,10 @@ def upload_rows(
     ``token``, ``token_file`` or the target's environment variable
     (``INVOCA_API_TOKEN``). Other keyword options are the CLI's, by name:
     ``concurrency``, ``rate``, ``timeout``, ``max_attempts``, ``phone_region``,
-    ``force``, ``dry_run``, ``include_not_found``, ``organization_id``, ...
+    ``force``, ``dry_run``, ``include_not_found``, ``organization_id``, ...;
+    ``journal="postgresql://…"`` keeps the journal and the run lock in a
+    database every runner shares (``wait_for_lock=SECONDS`` waits for
+    another runner of the same source instead of refusing).
 
     With ``dry_run=True`` nothing is sent, and each row's ``plan`` says what
     a real run would do with it, asked of the source's journal: ``new``,
