@@ -96,7 +96,7 @@ readme: install
 	$(BIN)/python -c "from uploader.targets import update_readme; print('README.md: APIs updated' if update_readme('README.md') else 'README.md: APIs up to date')"
 	$(BIN)/python -c "from uploader.cli import update_readme_commands as u; print('README.md: commands updated' if u('README.md') else 'README.md: commands up to date')"
 
-bench: install browser
+bench: install browser postgres
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/workbooks.py
 	$(BIN)/python bench/web.py
@@ -104,6 +104,7 @@ bench: install browser
 	$(BIN)/python bench/watch.py
 	$(BIN)/python bench/turns.py
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/journal.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache build *.egg-info sample_files/*.results.*

@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import pg_server  # noqa: E402
+from plan import SEED  # noqa: E402
 from run import (  # noqa: E402
     PYTHON,
     TZ,
@@ -45,35 +46,6 @@ from run import (  # noqa: E402
     start_emulator,
     update_results,
 )
-
-_SEED = """
-import sys
-from pathlib import Path
-from uploader.config import resolve
-from uploader.journal import Occurrences
-from uploader.outcome import Outcome
-from uploader.pipeline.stream import check_table
-from uploader.pipeline.upload import source_journal
-from uploader.read import open_table
-from uploader.validate import _PhoneBook
-
-path, state, journal_url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[5] or None
-settings = resolve({"timezone": sys.argv[3], "base_url": sys.argv[4], "state_dir": str(state), "journal": journal_url})
-target = settings.target
-seen, fingerprints, phonebook, checks, confirmed = Occurrences(), Occurrences(), _PhoneBook("US"), target.row_checks(), 0
-with source_journal(settings, path.name) as journal:
-    reader = open_table(path, fields=target.fields)
-    for chunk in reader.chunks(settings.chunk_rows):
-        validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
-        rows = validation.rows[validation.valid.to_numpy()]
-        work, settled, ids = journal.sift(rows, target, seen=seen, fingerprints_seen=fingerprints, deferred={})
-        journal.describe(work, settled, ids, target)
-        answers = [(ids[item.row], Outcome(item.row, "created", 201, signal_transaction_id=f"S-{item.row}"))
-                   for lane in work for item in lane]
-        journal.record_many(answers)
-        confirmed += len(answers)
-print(confirmed)
-"""
 
 
 def main() -> int:
@@ -125,7 +97,7 @@ def main() -> int:
         for name, url in backends.items():
             state = work / f"state-rerun-{name}"
             print(f"confirming {rerun_n:,} rows in the {name} journal ...", flush=True)
-            seed = run_child([PYTHON, "-c", _SEED, signals, state, TZ, base_url, url or ""], env=base)
+            seed = run_child([PYTHON, "-c", SEED, signals, state, TZ, base_url, url or ""], env=base)
             assert seed["code"] == 0, seed["stderr"]
             confirmed = int(seed["stdout"].strip().splitlines()[-1])
             flags = ["--journal", url] if url else []

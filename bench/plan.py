@@ -32,32 +32,34 @@ from run import PYTHON, TZ, generate_signals, run_child, update_results  # noqa:
 
 BASE_URL = "https://invoca.net/api/2020-10-01"
 
-_SEED = """
+# Fills a source's journal as an upload of every valid row would (argv: file, state folder, timezone, base URL,
+# and a PostgreSQL URL or ""); prints how many rows it confirmed. bench/journal.py fills both backends with it.
+SEED = """
 import sys
 from pathlib import Path
 from uploader.config import resolve
-from uploader.journal import Journal, Occurrences
+from uploader.journal import Occurrences
 from uploader.outcome import Outcome
 from uploader.pipeline.stream import check_table
+from uploader.pipeline.upload import source_journal
 from uploader.read import open_table
 from uploader.validate import _PhoneBook
 
-path, state = Path(sys.argv[1]), Path(sys.argv[2])
-settings = resolve({"timezone": sys.argv[3], "base_url": sys.argv[4], "state_dir": str(state)})
+path, state, journal_url = Path(sys.argv[1]), Path(sys.argv[2]), (sys.argv[5:] or [""])[0] or None
+settings = resolve({"timezone": sys.argv[3], "base_url": sys.argv[4], "state_dir": str(state), "journal": journal_url})
 target = settings.target
-journal = Journal.open(state, path.name, "signals", settings.base_url)
 seen, fingerprints, phonebook, checks, confirmed = Occurrences(), Occurrences(), _PhoneBook("US"), target.row_checks(), 0
-reader = open_table(path, fields=target.fields)
-for chunk in reader.chunks(settings.chunk_rows):
-    validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
-    rows = validation.rows[validation.valid.to_numpy()]
-    work, settled, ids = journal.sift(rows, target, seen=seen, fingerprints_seen=fingerprints, deferred={})
-    journal.describe(work, settled, ids, target)
-    answers = [(ids[item.row], Outcome(item.row, "created", 201, signal_transaction_id=f"S-{item.row}"))
-               for lane in work for item in lane]
-    journal.record_many(answers)
-    confirmed += len(answers)
-journal.close()
+with source_journal(settings, path.name) as journal:
+    reader = open_table(path, fields=target.fields)
+    for chunk in reader.chunks(settings.chunk_rows):
+        validation = check_table(chunk, settings, phonebook=phonebook, checks=checks)
+        rows = validation.rows[validation.valid.to_numpy()]
+        work, settled, ids = journal.sift(rows, target, seen=seen, fingerprints_seen=fingerprints, deferred={})
+        journal.describe(work, settled, ids, target)
+        answers = [(ids[item.row], Outcome(item.row, "created", 201, signal_transaction_id=f"S-{item.row}"))
+                   for lane in work for item in lane]
+        journal.record_many(answers)
+        confirmed += len(answers)
 print(confirmed)
 """
 
@@ -81,7 +83,7 @@ def main() -> int:
 
     print("filling the journal as an upload of every valid row would ...", flush=True)
     started = time.perf_counter()
-    seed = run_child([PYTHON, "-c", _SEED, signals, state, TZ, BASE_URL])
+    seed = run_child([PYTHON, "-c", SEED, signals, state, TZ, BASE_URL])
     assert seed["code"] == 0, seed["stderr"]
     confirmed = int(seed["stdout"].strip().splitlines()[-1])
     print(f"  {confirmed:,} rows confirmed in {time.perf_counter() - started:.1f} s", flush=True)

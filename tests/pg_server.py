@@ -100,4 +100,5 @@ class PostgresServer:
         import psycopg
 
         with psycopg.connect(url, password=PASSWORD, autocommit=True) as conn:
-            return conn.execute(sql, params or None).fetchall()
+            cursor = conn.execute(sql, params or None)
+            return cursor.fetchall() if cursor.description is not None else []

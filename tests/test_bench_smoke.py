@@ -86,3 +86,18 @@ def test_plan_bench_script_smoke_run(tmp_path):
     assert process.returncode == 0, process.stdout + process.stderr
     assert "| upload --dry-run with the plan |" in process.stdout
     assert " unchanged |" in process.stdout
+
+
+def test_journal_bench_script_smoke_run(tmp_path, postgres_server):
+    """The journal bench starts a PostgreSQL cluster of its own (postgres_server: only where one can start)."""
+    process = subprocess.run(
+        [sys.executable, "bench/journal.py", "--smoke", "--work", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "| upload, 10 ms API, concurrency 8 | PostgreSQL | 300 |" in process.stdout
+    assert "| rerun, every row confirmed | PostgreSQL |" in process.stdout
+    assert "PostgreSQL ÷ SQLite" in process.stdout

@@ -279,3 +279,19 @@ def test_the_password_is_never_printed_logged_or_written(tmp_path, make_emulator
     )
     assert dump.returncode == 0, dump.stderr
     assert "confirmed" in dump.stdout and pg_server.PASSWORD not in dump.stdout
+
+
+def test_the_password_from_a_password_file(tmp_path, make_emulator, postgres_server):
+    """libpq's password file (PGPASSFILE, the ~/.pgpass format), as a mounted secret would provide it."""
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 5))
+    path, _ = signals_file(tmp_path, 5, 5)
+    database = postgres_server.database()
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{postgres_server.port}:*:{pg_server.USER}:{pg_server.PASSWORD}\n")
+    passfile.chmod(0o600)
+    environment = {"PGPASSWORD": "", "PGPASSFILE": str(passfile), "SIGNAL_UPLOADER_JOURNAL": database}
+    result = run_cli("upload", path, "--base-url", emulator.base_url, env=environment)
+    assert result.code == 0, result.output
+    assert pg_server.PASSWORD not in result.output
+    journal = postgres_server.query(database, "SELECT name FROM signal_uploader.sources")
+    assert journal == [("big.csv",)]

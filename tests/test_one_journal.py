@@ -393,9 +393,10 @@ def test_the_page_and_the_command_line_meet_in_one_journal(tmp_path, emulator, i
     assert [s["source"] for s in journal_sources(settings)] == ["June Bulk.xlsx"]
 
 
-def test_a_journal_written_by_a_newer_version_is_refused_not_misread(tmp_path, emulator, isolated_state, backend):
+def test_a_journal_written_by_a_newer_version_is_refused_not_misread(tmp_path, make_emulator, isolated_state, backend):
     import sqlite3
 
+    emulator = make_emulator(calls_file=many_calls(tmp_path, 3))
     path = orders(tmp_path, 3)
     assert run_cli("upload", path, "--base-url", emulator.base_url).code == 0
     if backend.url:
