@@ -98,6 +98,7 @@ def test_journal_bench_script_smoke_run(tmp_path, postgres_server):
         timeout=300,
     )
     assert process.returncode == 0, process.stdout + process.stderr
-    assert "| upload, 10 ms API, concurrency 8 | PostgreSQL | 300 |" in process.stdout
+    assert "| upload (the command), 10 ms API, concurrency 8 | PostgreSQL | 300 |" in process.stdout
+    assert "| its sending phase (first request to last answer) | PostgreSQL | 300 |" in process.stdout
     assert "| rerun, every row confirmed | PostgreSQL |" in process.stdout
     assert "PostgreSQL ÷ SQLite" in process.stdout
